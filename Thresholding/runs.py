@@ -1,0 +1,39 @@
+"""Vectorised detection of runs of consecutive ``True`` samples.
+
+Both threshold calibration (observed run lengths) and scoring (sustained
+alert/error runs) need the same primitive, so it lives here once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["run_bounds", "run_lengths"]
+
+
+def run_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the start and end indices of every maximal run of ``True`` in ``mask``.
+
+    Parameters
+    ----------
+    mask:
+        One-dimensional boolean array.
+
+    Returns
+    -------
+    (starts, ends):
+        Two int64 arrays of equal length; run ``i`` covers ``mask[starts[i]:ends[i]]``
+        (``ends`` is exclusive).
+    """
+    flags = np.asarray(mask, dtype=bool)
+    if flags.ndim != 1:
+        raise ValueError(f"run_bounds expects a 1-D mask, got shape {flags.shape}")
+    padded = np.concatenate(([False], flags, [False])).view(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
+
+
+def run_lengths(mask: np.ndarray) -> np.ndarray:
+    """Return the length of every maximal run of ``True`` in ``mask``, in order."""
+    starts, ends = run_bounds(mask)
+    return ends - starts
