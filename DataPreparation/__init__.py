@@ -1,0 +1,21 @@
+"""Preparation stage: validation, optional interpolation and the time origin ``t0``."""
+
+from .preprocessor import (
+    PreparationError,
+    PreparedData,
+    PrepConfig,
+    prepare,
+    t0_from_stats,
+    time_since,
+    validate_frame,
+)
+
+__all__ = [
+    "PrepConfig",
+    "PreparationError",
+    "PreparedData",
+    "prepare",
+    "t0_from_stats",
+    "time_since",
+    "validate_frame",
+]

@@ -1,0 +1,198 @@
+"""Preparation: validate a window, optionally interpolate gaps, add ``time_s`` since ``t0``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "PrepConfig",
+    "PreparationError",
+    "PreparedData",
+    "prepare",
+    "t0_from_stats",
+    "time_since",
+    "validate_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class PrepConfig(BaseModel):
+    """The ``prep`` section of config.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interpolate: bool = Field(
+        False,
+        description="false: values exactly as extracted (NaN stays NaN and is left out of "
+        "fits); true: interior NaN gaps are filled linearly in time (leading/trailing NaN stay).",
+    )
+
+
+class PreparationError(ValueError):
+    """The window is not usable: too short, unsorted, duplicated, non-finite or empty axes."""
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The prepared frame (input columns + ``time_s``) and what scoring needs to repeat it."""
+
+    frame: pd.DataFrame
+    t0: pd.Timestamp | float
+    dt_seconds: float
+    interpolated: dict[str, int] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, object]:
+        """Contents of ``prep_stats.json``: the time origin and sampling interval."""
+        is_time = isinstance(self.t0, pd.Timestamp)
+        return {
+            "t0": self.t0.isoformat() if is_time else float(self.t0),
+            "t0_kind": "datetime" if is_time else "epoch",
+            "dt_seconds": self.dt_seconds,
+            "rows": len(self.frame),
+            "interpolated": dict(self.interpolated),
+        }
+
+
+def t0_from_stats(stats: Mapping[str, object]) -> pd.Timestamp | float:
+    """Rebuild ``t0`` from ``prep_stats.json`` (inverse of :meth:`PreparedData.stats`)."""
+    if stats.get("t0_kind") == "epoch":
+        return float(stats["t0"])  # type: ignore[arg-type]
+    return pd.Timestamp(str(stats["t0"])).tz_convert("UTC")
+
+
+def time_since(ts: pd.Series, t0: pd.Timestamp | float) -> np.ndarray:
+    """Seconds from ``t0`` to each sample, float64 (negative before ``t0``).
+
+    Raises:
+        PreparationError: ``t0`` and ``ts`` are of different kinds (timestamp vs epoch).
+    """
+    if isinstance(t0, pd.Timestamp):
+        if not pd.api.types.is_datetime64_any_dtype(ts):
+            raise PreparationError("t0 is a timestamp but the ts column holds numbers")
+        origin = t0.tz_convert("UTC").tz_localize(None).to_datetime64()
+        delta = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]") - origin
+        return delta.astype("timedelta64[ns]").astype("int64") / 1e9
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        raise PreparationError("t0 is epoch seconds but the ts column holds timestamps")
+    return ts.to_numpy(dtype="float64") - float(t0)
+
+
+def validate_frame(
+    frame: pd.DataFrame, axes: list[str], *, min_samples: int = 2, allow_empty_axes: bool = False
+) -> None:
+    """Check the frame contract; every problem names the column and the fix.
+
+    Args:
+        frame: ``ts`` plus the axis columns.
+        axes: axis columns to check.
+        min_samples: fewest rows accepted.
+        allow_empty_axes: accept an axis whose values are all NaN (scoring a short window).
+
+    Raises:
+        PreparationError: a missing column, too few samples, unsorted or duplicated
+            timestamps, non-numeric or infinite values, or an all-NaN axis.
+    """
+    missing = [col for col in ["ts", *axes] if col not in frame.columns]
+    if missing:
+        raise PreparationError(
+            f"columns {missing} are missing; available columns: {list(frame.columns)}"
+        )
+    if len(frame) < min_samples:
+        raise PreparationError(
+            f"the window holds {len(frame)} samples; at least {min_samples} are needed. "
+            "Widen the window (data.train_start/data.train_end)"
+        )
+    ts = frame["ts"]
+    if ts.isna().any():
+        raise PreparationError(f"ts has {int(ts.isna().sum())} missing timestamps")
+    steps = np.diff(time_since(ts, ts.iloc[0]))
+    if (steps < 0).any():
+        position = int(np.argmax(steps < 0)) + 1
+        raise PreparationError(
+            f"timestamps are not sorted: row {position} ({ts.iloc[position]}) comes before the "
+            "row above it; sort the frame by ts"
+        )
+    if (steps == 0).any():
+        position = int(np.argmax(steps == 0)) + 1
+        raise PreparationError(
+            f"{int((steps == 0).sum())} duplicated timestamps (first: {ts.iloc[position]}); "
+            "set data.duplicates to 'first', 'last' or 'mean', or de-duplicate the source"
+        )
+    for axis in axes:
+        values = frame[axis]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise PreparationError(f"axis {axis!r} is not numeric (dtype {values.dtype})")
+        array = values.to_numpy(dtype="float64")
+        infinite = np.isinf(array)
+        if infinite.any():
+            raise PreparationError(
+                f"axis {axis!r} holds {int(infinite.sum())} infinite values (first at "
+                f"{ts.iloc[int(np.argmax(infinite))]}); clean the source or store NULL instead"
+            )
+        if not allow_empty_axes and np.isnan(array).all():
+            raise PreparationError(
+                f"axis {axis!r} has no values in the window (all NaN); remove it from data.axes "
+                "or choose a window where it was recorded"
+            )
+
+
+def _interpolate(frame: pd.DataFrame, axes: list[str], time_s: np.ndarray) -> dict[str, int]:
+    """Fill interior NaN linearly in time, in place on ``frame`` (a copy owned by the caller)."""
+    filled: dict[str, int] = {}
+    for axis in axes:
+        values = frame[axis].to_numpy(dtype="float64", copy=True)
+        present = ~np.isnan(values)
+        if present.all() or present.sum() < 2:
+            continue
+        first, last = np.flatnonzero(present)[[0, -1]]
+        interior = ~present
+        interior[:first] = False
+        interior[last + 1 :] = False
+        values[interior] = np.interp(time_s[interior], time_s[present], values[present])
+        frame[axis] = values
+        filled[axis] = int(interior.sum())
+    return filled
+
+
+def prepare(
+    frame: pd.DataFrame,
+    axes: list[str],
+    config: PrepConfig,
+    *,
+    dt_seconds: float,
+    t0: pd.Timestamp | float | None = None,
+) -> PreparedData:
+    """Validate the window and add ``time_s``; the input frame is not modified.
+
+    Args:
+        frame: extracted window (``ts`` + axes).
+        axes: axis columns.
+        config: the ``prep`` section.
+        dt_seconds: the median sampling interval from the profile.
+        t0: time origin; None = the first sample (training). Scoring passes the trained t0.
+
+    Returns:
+        The prepared data with ``t0`` and ``dt_seconds`` for ``prep_stats.json``.
+
+    Raises:
+        PreparationError: see :func:`validate_frame`.
+    """
+    validate_frame(frame, axes)
+    origin = frame["ts"].iloc[0] if t0 is None else t0
+    prepared = frame.copy()
+    time_s = time_since(prepared["ts"], origin)
+    filled = _interpolate(prepared, axes, time_s) if config.interpolate else {}
+    if filled:
+        logger.info("interpolated NaN gaps: %s", filled)
+    prepared["time_s"] = time_s
+    origin_value = origin if isinstance(origin, pd.Timestamp) else float(origin)
+    return PreparedData(
+        frame=prepared, t0=origin_value, dt_seconds=float(dt_seconds), interpolated=filled
+    )

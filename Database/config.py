@@ -1,0 +1,45 @@
+"""Configuration of the database connection (the ``database`` section of config.yaml)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["DatabaseConfig"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DatabaseConfig(BaseModel):
+    """Where the data lives. The URL itself is a secret and is never part of the config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url_env: str = Field(
+        "DB_URL",
+        description="Name of the environment variable (or .env entry) holding the SQLAlchemy "
+        "database URL. Unset or empty: the embedded SQLite demo database is used.",
+    )
+    embedded_path: str = Field(
+        "out/demo.sqlite",
+        description="SQLite file of the embedded demo database, relative to the config file.",
+    )
+    fast_path: bool = Field(
+        True,
+        description="On PostgreSQL, read through the Arrow-native ADBC driver (binary COPY) "
+        "instead of row-by-row DB-API fetching.",
+    )
+    connect_timeout_s: int = Field(
+        10, ge=1, le=600, description="Seconds to wait for a connection before giving up."
+    )
+
+    @field_validator("url_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(
+                f"must be an environment variable name (letters, digits, _), got {value!r}; "
+                "put the URL itself in .env, never in config.yaml"
+            )
+        return value
