@@ -1,0 +1,39 @@
+"""Model registry stage: versioned, checksummed artifacts with an atomic ``latest`` pointer.
+
+See :mod:`ModelRegistry.registry` for the folder layout and the crash-safety and concurrency
+guarantees, and :mod:`ModelRegistry.errors` for the exception tree.
+"""
+
+from .config import RegistryConfig
+from .errors import (
+    ArtifactNotFoundError,
+    ChecksumError,
+    InvalidArtifactError,
+    InvalidTagError,
+    MetadataError,
+    RegistryError,
+    RegistryLockError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
+from .naming import validate_version_tag
+from .registry import ModelRegistry
+from .versions import LoadedVersion, PublishedVersion, VersionSummary
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ChecksumError",
+    "InvalidArtifactError",
+    "InvalidTagError",
+    "LoadedVersion",
+    "MetadataError",
+    "ModelRegistry",
+    "PublishedVersion",
+    "RegistryConfig",
+    "RegistryError",
+    "RegistryLockError",
+    "VersionExistsError",
+    "VersionNotFoundError",
+    "VersionSummary",
+    "validate_version_tag",
+]

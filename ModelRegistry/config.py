@@ -1,0 +1,50 @@
+"""Typed configuration of the registry stage (the ``registry:`` block of config.yaml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .naming import validate_version_tag
+
+__all__ = ["RegistryConfig"]
+
+
+class RegistryConfig(BaseModel):
+    """Where versions are published and which tag the next one gets.
+
+    Unknown keys are errors and instances are immutable. Validation errors are ``ValueError``
+    sentences; the caller's config loader prefixes them with the key path.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root_dir: str = Field(
+        default="out/registry",
+        description=(
+            "Folder that holds one sub-folder per published version and the `latest` pointer. "
+            "Relative paths are resolved against the working directory."
+        ),
+    )
+    version_tag: str = Field(
+        default="auto",
+        description=(
+            "'auto' publishes the next v<N> (v1, v2, ..., v10 in numeric order); any other value "
+            "is an explicit tag of 1-64 letters, digits, '.', '_', '-', not starting with '.', "
+            "not 'latest'. An explicit tag that already exists is refused, never overwritten."
+        ),
+    )
+
+    @field_validator("root_dir")
+    @classmethod
+    def _check_root_dir(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "root_dir is empty; set it to the folder that should hold the model versions, "
+                "e.g. 'out/registry'."
+            )
+        return value
+
+    @field_validator("version_tag")
+    @classmethod
+    def _check_version_tag(cls, value: str) -> str:
+        return validate_version_tag(value, allow_auto=True)

@@ -1,0 +1,674 @@
+"""Versioned, file-based model registry with crash-safe publishing and an atomic ``latest``.
+
+Layout under ``root_dir``::
+
+    .lock                      inter-process lock, held only while choosing and committing a version
+    .staging/<run>-<random>/   one folder per publish in progress
+        .writer.lock           held by the publishing process for as long as it runs
+        version/               the version being written, renamed to <root>/<tag> when complete
+    v1/  v2/  ...  <tag>/      published versions, never modified afterwards
+        meta.yaml  models.json  models.pkl  prep_stats.json  thresholds.json  metrics.csv  plots/
+    latest -> v2               relative symlink to the newest complete version
+    LATEST                     only where symlinks are unavailable: the newest version's name,
+                               and ``latest`` is then a full copy of that version
+
+How the guarantees are achieved:
+
+* A version appears all at once: it is written and fsynced in its staging folder, then moved into
+  place with one ``os.rename`` on the same filesystem. A crash at any earlier point leaves only a
+  staging folder, which is not a version.
+* ``latest`` moves atomically: a temporary relative symlink is created and ``os.replace``-d onto
+  ``latest``, after the version it names is complete, so it never dangles.
+* Version numbers and the pointer are chosen under ``.lock`` (``filelock``, released by the OS if
+  its holder dies), so concurrent publishers get distinct versions; the slow part, writing the
+  artifacts, runs outside the lock.
+* A later publish removes staging folders whose writer lock it can take without waiting: their
+  writer is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock, Timeout
+
+from ._fs import copy_synced, fsync_dir, replace_text_synced, write_bytes_synced
+from .errors import (
+    InvalidArtifactError,
+    InvalidTagError,
+    MetadataError,
+    RegistryError,
+    RegistryLockError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
+from .naming import (
+    AUTO_TAG,
+    LATEST_FILE,
+    LATEST_NAME,
+    META_FILE,
+    validate_artifact_name,
+    validate_version_tag,
+    version_number,
+)
+from .versions import (
+    TRAIN_HINT,
+    LoadedVersion,
+    PublishedVersion,
+    VersionSummary,
+    read_meta,
+    summarize,
+    summary_order,
+    verify_artifacts,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ModelRegistry"]
+
+LOCK_FILE = ".lock"
+STAGING_DIR = ".staging"
+WRITER_LOCK = ".writer.lock"
+PAYLOAD_DIR = "version"
+RESERVED_META_KEYS = ("version", "run_id", "created_at", "artifacts")
+
+_POINTER_LEFTOVER = re.compile(r"\.(?:latest|LATEST)\.(?:tmp|old)-[0-9a-f]{32}")
+_MAX_LISTED = 10
+# scheme://user:password@ with a password that is not masked as '***'
+_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?!\*+@)[^/\s@]+@")
+
+
+class ModelRegistry:
+    """A folder of immutable, checksummed model versions and an atomic ``latest`` pointer.
+
+    Parameters
+    ----------
+    root_dir:
+        Registry folder; created by the first :meth:`publish`. Made absolute against the current
+        working directory at construction.
+    lock_timeout:
+        Seconds to wait for the inter-process registry lock before raising
+        :class:`RegistryLockError`. Default 60.
+
+    Raises
+    ------
+    ValueError
+        If ``lock_timeout`` is not a positive, finite number.
+    """
+
+    def __init__(self, root_dir: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, (int, float))
+            or not 0 < lock_timeout < float("inf")
+        ):
+            raise ValueError(
+                f"lock_timeout must be a positive, finite number of seconds, got {lock_timeout!r}; "
+                f"use e.g. 60."
+            )
+        self.root_dir = Path(root_dir).absolute()
+        self.lock_timeout = float(lock_timeout)
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry(root_dir={str(self.root_dir)!r})"
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(
+        self,
+        files: Mapping[str, bytes | os.PathLike[str]],
+        *,
+        meta: Mapping[str, Any],
+        version_tag: str = AUTO_TAG,
+        run_id: str,
+        _before_commit: Callable[[Path], None] | None = None,
+    ) -> PublishedVersion:
+        """Publish ``files`` and ``meta`` as a new, complete version and point ``latest`` at it.
+
+        All inputs are checked before anything is written. The artifacts are written and hashed
+        in a staging folder; then, under the registry lock, the version is named, ``meta.yaml``
+        is added, the folder is renamed into place and ``latest`` is re-pointed.
+
+        Parameters
+        ----------
+        files:
+            Artifact name (relative POSIX path such as ``"models.json"`` or
+            ``"plots/axis1_fit.png"``) → ``bytes`` to write, or a path-like of a file to copy.
+            Must not be empty.
+        meta:
+            Caller metadata written to ``meta.yaml`` as given (YAML ``safe_dump``, key order
+            kept), preceded by ``version``, ``run_id`` and ``created_at`` and followed by
+            ``artifacts`` (name → sha256 hex); those four keys are reserved.
+        version_tag:
+            ``"auto"`` (default) for the next ``v<N>``, or an explicit tag that must not exist.
+        run_id:
+            Identifier of the producing run, recorded in ``meta.yaml``.
+        _before_commit:
+            Test hook, not public API: called with the staging folder once the artifacts are
+            written and before the registry lock is taken.
+
+        Returns
+        -------
+        PublishedVersion
+
+        Raises
+        ------
+        InvalidTagError
+            Bad ``version_tag``.
+        InvalidArtifactError
+            Empty ``files``, an unsafe name, a name that is both a file and a folder, or a
+            source that is not a readable regular file.
+        MetadataError
+            Reserved keys in ``meta``, a value YAML cannot store, something that looks like a
+            secret (a ``*password*`` key with a value, or a URL with an unmasked password), or
+            an empty ``run_id``.
+        VersionExistsError
+            The explicit tag is already published; the existing version is left untouched.
+        RegistryLockError
+            The registry lock was not acquired within ``lock_timeout``.
+        """
+        tag = validate_version_tag(version_tag, allow_auto=True)
+        run_id = _check_run_id(run_id)
+        sources = _check_files(files)
+        caller_meta = _check_meta(meta)
+        if tag != AUTO_TAG and os.path.lexists(self.root_dir / tag):
+            raise self._exists_error(tag)  # fail before writing; re-checked under the lock
+        staging_root = self.root_dir / STAGING_DIR
+        staging_root.mkdir(parents=True, exist_ok=True)
+
+        staging, writer_lock = self._open_staging(staging_root, run_id)
+        try:
+            payload = staging / PAYLOAD_DIR
+            payload.mkdir()
+            checksums = _write_artifacts(payload, sources)
+            if _before_commit is not None:
+                _before_commit(staging)
+            with self._registry_lock():
+                published = self._commit(payload, tag, run_id, caller_meta, checksums)
+        finally:
+            _discard_staging(staging, writer_lock)
+        logger.info(
+            "Published model version %s at %s (run %s, %d artifacts); latest -> %s",
+            published.version,
+            published.path,
+            run_id,
+            len(checksums),
+            published.version,
+        )
+        return published
+
+    def _open_staging(self, staging_root: Path, run_id: str) -> tuple[Path, FileLock]:
+        # Under the registry lock, so a cleaner never sees a staging folder whose writer lock is
+        # not yet held.
+        with self._registry_lock():
+            self._remove_abandoned(staging_root)
+            safe_run = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40]
+            staging = Path(tempfile.mkdtemp(prefix=f"{safe_run}-", dir=staging_root))
+            writer_lock = FileLock(staging / WRITER_LOCK)
+            try:
+                writer_lock.acquire(blocking=False)
+            except Timeout as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise RegistryError(
+                    f"could not lock the new staging folder {staging}; the filesystem under "
+                    f"{self.root_dir} may not support file locks. Put registry.root_dir on a "
+                    f"local disk."
+                ) from exc
+        return staging, writer_lock
+
+    def _remove_abandoned(self, staging_root: Path) -> None:
+        for entry in sorted(staging_root.iterdir()):
+            if not entry.is_dir() or entry.is_symlink():
+                continue
+            probe = FileLock(entry / WRITER_LOCK)
+            try:
+                probe.acquire(blocking=False)
+            except Timeout:
+                continue
+            except OSError as exc:
+                logger.debug("Skipping staging folder %s: %s", entry, exc)
+                continue
+            probe.release()
+            shutil.rmtree(entry, ignore_errors=True)
+            logger.warning(
+                "Removed abandoned staging folder %s: the publish that wrote it stopped before "
+                "committing (crash or kill), so it never became a version.",
+                entry,
+            )
+        for entry in self.root_dir.iterdir():
+            if _POINTER_LEFTOVER.fullmatch(entry.name):
+                _remove_entry(entry)
+                logger.warning("Removed leftover of an interrupted `latest` update: %s", entry)
+
+    def _commit(
+        self,
+        payload: Path,
+        tag: str,
+        run_id: str,
+        caller_meta: dict[str, Any],
+        checksums: dict[str, str],
+    ) -> PublishedVersion:
+        version = self._next_version() if tag == AUTO_TAG else tag
+        target = self.root_dir / version
+        if os.path.lexists(target):
+            raise self._exists_error(version)
+        created_at = datetime.now(timezone.utc)
+        document = {
+            "version": version,
+            "run_id": run_id,
+            "created_at": created_at.isoformat(timespec="microseconds"),
+            **caller_meta,
+            "artifacts": checksums,
+        }
+        text = yaml.safe_dump(
+            document, sort_keys=False, allow_unicode=True, default_flow_style=False
+        )
+        write_bytes_synced(payload / META_FILE, text.encode("utf-8"))
+        fsync_dir(payload)
+        try:
+            os.rename(payload, target)
+        except OSError as exc:
+            if os.path.lexists(target):
+                raise self._exists_error(version) from exc
+            raise
+        fsync_dir(self.root_dir)
+        try:
+            self._point_latest(version)
+        except OSError as exc:
+            raise RegistryError(
+                f"model version {version} was published completely at {target}, but moving "
+                f"`latest` to it failed ({exc}); `latest` still names the previous version. Fix "
+                f"the cause and load {version} explicitly, or publish again."
+            ) from exc
+        return PublishedVersion(version=version, path=target, run_id=run_id, created_at=created_at)
+
+    def _next_version(self) -> str:
+        numbers = (version_number(name) for name in os.listdir(self.root_dir))
+        return f"v{max((n for n in numbers if n is not None), default=0) + 1}"
+
+    def _exists_error(self, version: str) -> VersionExistsError:
+        return VersionExistsError(
+            f"model version {version!r} already exists at {self.root_dir / version}; published "
+            f"versions are never overwritten. Use another registry.version_tag, or 'auto' for "
+            f"the next v<N>."
+        )
+
+    def _point_latest(self, version: str) -> None:
+        link = self.root_dir / f".latest.tmp-{uuid.uuid4().hex}"
+        try:
+            os.symlink(version, link, target_is_directory=True)
+        except (OSError, NotImplementedError) as exc:
+            logger.info(
+                "Symlinks are unavailable in %s (%s); `latest` becomes a copy of %s and the "
+                "LATEST file names it.",
+                self.root_dir,
+                exc,
+                version,
+            )
+            self._copy_latest(version)
+            return
+        self._swap_latest(link)
+        # A LATEST file left by an earlier copy-mode publish would now be stale.
+        with contextlib.suppress(FileNotFoundError):
+            (self.root_dir / LATEST_FILE).unlink()
+            fsync_dir(self.root_dir)
+
+    def _copy_latest(self, version: str) -> None:
+        source = self.root_dir / version
+        copy = self.root_dir / f".latest.tmp-{uuid.uuid4().hex}"
+        copy.mkdir()
+        for item in sorted(source.rglob("*")):
+            destination = copy / item.relative_to(source)
+            if item.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                copy_synced(item, destination)
+        fsync_dir(copy)
+        # LATEST is the authoritative pointer in copy mode; it names a complete version folder
+        # before the copy is swapped in, so `resolve()` never sees a gap.
+        replace_text_synced(self.root_dir / LATEST_FILE, f"{version}\n")
+        self._swap_latest(copy)
+
+    def _swap_latest(self, staged: Path) -> None:
+        latest = self.root_dir / LATEST_NAME
+        if os.path.lexists(latest) and (_is_real_dir(latest) or _is_real_dir(staged)):
+            # rename(2) cannot put a folder over a link or a non-empty folder: move the old
+            # pointer aside first. Only reached in copy mode or when switching modes.
+            aside = self.root_dir / f".latest.old-{uuid.uuid4().hex}"
+            os.rename(latest, aside)
+            os.rename(staged, latest)
+            _remove_entry(aside)
+        else:
+            os.replace(staged, latest)
+        fsync_dir(self.root_dir)
+
+    @contextlib.contextmanager
+    def _registry_lock(self) -> Iterator[None]:
+        path = self.root_dir / LOCK_FILE
+        lock = FileLock(path, timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise RegistryLockError(
+                f"could not take the registry lock {path} within {self.lock_timeout:g} s: another "
+                f"process is committing a version to {self.root_dir}. The lock is released "
+                f"automatically when its holder exits; if no other run is active, look for a hung "
+                f"`python main.py` process, or retry with a longer lock_timeout."
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # ------------------------------------------------------------------ reading
+
+    def list_versions(self) -> list[VersionSummary]:
+        """Return a summary of every published version, in version order.
+
+        Numbered tags ``v<N>`` come first in numeric order (``v2`` before ``v10``), then other
+        tags by ``created_at``, then name. A version whose ``meta.yaml`` cannot be read is still
+        listed, with empty fields, and a warning is logged.
+
+        Returns
+        -------
+        list[VersionSummary]
+            Empty when the registry folder is missing or holds no versions.
+        """
+        latest = self._latest_name()
+        summaries = []
+        for name in self._version_names():
+            try:
+                meta = read_meta(self.root_dir / name)
+            except MetadataError as exc:
+                logger.warning("Listing %s without details: %s", name, exc)
+                meta = {}
+            summaries.append(summarize(name, meta, is_latest=name == latest))
+        return sorted(summaries, key=summary_order)
+
+    def resolve(self, version: str = LATEST_NAME) -> Path:
+        """Return the absolute folder of ``version``, following ``latest`` to a concrete version.
+
+        Parameters
+        ----------
+        version:
+            A tag such as ``"v3"``, or ``"latest"`` (default).
+
+        Returns
+        -------
+        pathlib.Path
+            ``<root_dir>/<tag>``, never the ``latest`` link itself, so the result stays valid
+            while later publishes move ``latest``.
+
+        Raises
+        ------
+        InvalidTagError
+            If ``version`` is not a valid tag.
+        VersionNotFoundError
+            If the registry is missing or empty, the version does not exist, or ``latest`` does
+            not name a version; the message lists the available versions.
+        """
+        if version == LATEST_NAME:
+            name = self._latest_name()
+            if name is None or not self._is_version_dir(name):
+                raise self._not_found(version, latest_target=name)
+            return self.root_dir / name
+        validate_version_tag(version, allow_auto=False)
+        if not self._is_version_dir(version):
+            raise self._not_found(version)
+        return self.root_dir / version
+
+    def load(self, version: str = LATEST_NAME, *, verify: bool = True) -> LoadedVersion:
+        """Resolve ``version``, read its ``meta.yaml`` and (by default) verify every artifact.
+
+        Parameters
+        ----------
+        version:
+            A tag or ``"latest"`` (default).
+        verify:
+            Recompute the sha256 of every artifact listed in ``meta.yaml`` and compare. Default
+            ``True``; then reads through the returned object are checked too.
+
+        Returns
+        -------
+        LoadedVersion
+
+        Raises
+        ------
+        InvalidTagError, VersionNotFoundError
+            As :meth:`resolve`.
+        MetadataError
+            If ``meta.yaml`` is missing, unreadable, or its ``artifacts`` table is malformed.
+        ChecksumError
+            If any artifact is modified or missing; the message names every one of them.
+        """
+        path = self.resolve(version)
+        meta = read_meta(path)
+        if verify:
+            verify_artifacts(path, meta)
+        return LoadedVersion(version=path.name, path=path, meta=meta, verified=verify)
+
+    def _version_names(self) -> list[str]:
+        if not self.root_dir.is_dir():
+            return []
+        return [name for name in os.listdir(self.root_dir) if self._is_version_dir(name)]
+
+    def _is_version_dir(self, name: str) -> bool:
+        try:
+            validate_version_tag(name, allow_auto=False)
+        except InvalidTagError:
+            return False
+        path = self.root_dir / name
+        return path.is_dir() and not path.is_symlink() and (path / META_FILE).is_file()
+
+    def _latest_name(self) -> str | None:
+        try:
+            return os.readlink(self.root_dir / LATEST_NAME)
+        except OSError:
+            pass
+        try:
+            return (self.root_dir / LATEST_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
+    def _not_found(self, version: str, latest_target: str | None = None) -> VersionNotFoundError:
+        available = [summary.version for summary in self.list_versions()]
+        where = f"the registry at {self.root_dir}"
+        if not available:
+            state = "does not exist" if not self.root_dir.exists() else "holds no versions"
+            return VersionNotFoundError(
+                f"no model version {version!r}: {where} {state}. Train and publish a first "
+                f"version with `python main.py` (it writes to registry.root_dir), or set "
+                f"registry.root_dir to the folder that holds your versions."
+            )
+        listed = ", ".join(available[-_MAX_LISTED:])
+        if len(available) > _MAX_LISTED:
+            listed = f"... ({len(available) - _MAX_LISTED} older), {listed}"
+        if version == LATEST_NAME:
+            problem = (
+                "has no `latest` pointer"
+                if latest_target is None
+                else f"has a `latest` pointer naming {latest_target!r}, which is not a version"
+            )
+            return VersionNotFoundError(
+                f"{where} {problem}. Available versions: {listed}. Pass one of them explicitly, "
+                f"or {TRAIN_HINT}, which re-points `latest`."
+            )
+        return VersionNotFoundError(
+            f"model version {version!r} not found in {where}. Available versions: {listed}. "
+            f"Use one of those, or {TRAIN_HINT}."
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise MetadataError(
+            f"run_id must be a non-empty string identifying the producing run, got {run_id!r}; "
+            f"pass e.g. the orchestrator's run id."
+        )
+    return run_id
+
+
+def _check_files(files: object) -> dict[str, bytes | bytearray | Path]:
+    if not isinstance(files, Mapping) or not files:
+        raise InvalidArtifactError(
+            f"files must be a non-empty mapping of artifact name to bytes or a file path, got "
+            f"{files!r:.80}; pass e.g. {{'models.json': b'...', 'plots/fit.png': Path('fit.png')}}."
+        )
+    sources: dict[str, bytes | bytearray | Path] = {}
+    for name, value in files.items():
+        validate_artifact_name(name)
+        if isinstance(value, (bytes, bytearray)):
+            sources[name] = value
+        elif isinstance(value, os.PathLike):
+            path = Path(value)
+            if not path.is_file():
+                raise InvalidArtifactError(
+                    f"source file {path} for artifact {name!r} does not exist or is not a regular "
+                    f"file; write it first, or pass the content as bytes."
+                )
+            sources[name] = path
+        else:
+            hint = " (a str is ambiguous: encode text, or wrap a path in pathlib.Path)"
+            raise InvalidArtifactError(
+                f"artifact {name!r} has a value of type {type(value).__name__}"
+                f"{hint if isinstance(value, str) else ''}; pass bytes to write or a "
+                f"pathlib.Path of a file to copy."
+            )
+    for name in sources:
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in sources:
+                raise InvalidArtifactError(
+                    f"artifact {folder!r} is a file but {name!r} needs it to be a folder; "
+                    f"rename one of them."
+                )
+    return dict(sorted(sources.items()))
+
+
+def _check_meta(meta: object) -> dict[str, Any]:
+    if not isinstance(meta, Mapping):
+        raise MetadataError(
+            f"meta must be a mapping (dict) of metadata, got {type(meta).__name__}; pass e.g. "
+            f"{{'config': {{...}}, 'data': {{'rows': 100}}}}."
+        )
+    reserved = [key for key in RESERVED_META_KEYS if key in meta]
+    if reserved:
+        raise MetadataError(
+            f"meta keys {reserved} are reserved: the registry writes version, run_id, created_at "
+            f"and artifacts itself; remove them from meta (pass run_id as its own argument)."
+        )
+    plain = _plain(meta)
+    try:
+        yaml.safe_dump(plain)
+    except yaml.YAMLError as exc:
+        where, value = _find_unrepresentable(plain, "meta") or ("meta", meta)
+        raise MetadataError(
+            f"{where} has type {type(value).__name__} ({value!r:.60}), which meta.yaml cannot "
+            f"store; convert it to str, int, float, bool, None, a list or a dict first (e.g. "
+            f"float(x), x.isoformat(), str(x))."
+        ) from exc
+    secret = _find_secret(plain, "meta")
+    if secret is not None:
+        # The value itself is deliberately not repeated in the message.
+        raise MetadataError(
+            f"{secret} looks like a password or a URL with credentials; meta.yaml must never "
+            f"hold secrets. Record the database dialect and table instead of the URL, mask the "
+            f"password as '***', and drop password keys from the config you pass."
+        )
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _find_unrepresentable(value: Any, where: str) -> tuple[str, Any] | None:
+    """Return (location, value) of the first key or value YAML safe_dump cannot write."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) not in yaml.SafeDumper.yaml_representers:
+                return f"key {key!r} of {where}", key
+            if found := _find_unrepresentable(item, f"{where}.{key}"):
+                return found
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _find_unrepresentable(item, f"{where}[{index}]"):
+                return found
+        return None
+    return None if type(value) in yaml.SafeDumper.yaml_representers else (where, value)
+
+
+def _find_secret(value: Any, where: str) -> str | None:
+    """Return the location of the first password key or credential-bearing URL, if any."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            masked = item is None or (isinstance(item, str) and not item.strip("*"))
+            if isinstance(key, str) and "password" in key.lower() and not masked:
+                return f"{where}.{key}"
+            if found := _find_secret(item, f"{where}.{key}"):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _find_secret(item, f"{where}[{index}]"):
+                return found
+    elif isinstance(value, str) and _URL_CREDENTIALS.search(value):
+        return where
+    return None
+
+
+def _write_artifacts(
+    payload: Path, sources: Mapping[str, bytes | bytearray | Path]
+) -> dict[str, str]:
+    checksums = {}
+    folders = {payload}
+    for name, source in sources.items():
+        destination = payload / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(destination.parent)
+        if isinstance(source, Path):
+            checksums[name] = copy_synced(source, destination)
+        else:
+            checksums[name] = write_bytes_synced(destination, source)
+    for folder in sorted(folders, reverse=True):
+        fsync_dir(folder)
+    return checksums
+
+
+def _discard_staging(staging: Path, writer_lock: FileLock) -> None:
+    # Release first: Windows cannot delete a locked file. A cleaner that grabs the lock in
+    # between only removes the same folder.
+    writer_lock.release()
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _remove_entry(path: Path) -> None:
+    if _is_real_dir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
