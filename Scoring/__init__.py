@@ -1,0 +1,31 @@
+"""Scoring stage (pure core): per-sample levels, the worst level across axes, and events.
+
+Levels follow the rules in ``thresholds.json`` (``MinC``/``MaxC`` with ``T_long_steps`` /
+``T_short_steps``); windows are scored with :func:`lookback_samples` rows of look-back so that
+runs crossing a window start keep their full length. Nothing here touches a database.
+"""
+
+from .config import EventsConfig
+from .errors import ScoringInputError
+from .events import EVENT_COLUMNS, SEVERITIES, extract_events
+from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
+from .rules import AxisRule, parse_thresholds
+from .scorer import ScoreResult, lookback_samples, score_frame
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "LEVEL_DTYPE",
+    "LEVEL_NAMES",
+    "SEVERITIES",
+    "AxisRule",
+    "EventsConfig",
+    "Level",
+    "ScoreResult",
+    "ScoringInputError",
+    "assign_levels",
+    "extract_events",
+    "level_labels",
+    "lookback_samples",
+    "parse_thresholds",
+    "score_frame",
+]

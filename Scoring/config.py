@@ -1,0 +1,36 @@
+"""Typed configuration of event extraction (the ``scoring.events`` config section)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["EventsConfig"]
+
+
+class EventsConfig(BaseModel):
+    """How maximal alert/error runs are turned into rows of the events table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str = Field(
+        "anomaly_events",
+        description="Name of the events table, written in the same database as the data.",
+    )
+    merge_gap_seconds: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "Join consecutive events of the same axis and severity whose gap (next start minus "
+            "previous end) is at most this many seconds; 0 turns merging off."
+        ),
+    )
+    cooldown_seconds: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "Drop an event that starts at most this many seconds after the end of the previous "
+            "kept event of the same axis and severity; 0 turns the cooldown off."
+        ),
+    )
