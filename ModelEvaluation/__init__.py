@@ -1,0 +1,26 @@
+"""Model evaluation: fit metrics per axis and the fit/residual plots."""
+
+from .config import PlotConfig
+from .evaluator import EvaluationError, evaluate
+from .plots import (
+    plot_file_stems,
+    plot_fit,
+    plot_residuals,
+    render_plots,
+    safe_file_stem,
+    save_figure,
+    subsample_extremes,
+)
+
+__all__ = [
+    "EvaluationError",
+    "PlotConfig",
+    "evaluate",
+    "plot_file_stems",
+    "plot_fit",
+    "plot_residuals",
+    "render_plots",
+    "safe_file_stem",
+    "save_figure",
+    "subsample_extremes",
+]

@@ -1,0 +1,339 @@
+"""One model per axis: fit on usable rows, predict ``{axis}_pred`` and ``{axis}_res``.
+
+Usable rows
+    A row is usable for an axis when its value is neither NaN (missing) nor exactly 0.0
+    (the machine is idle). Idle and missing rows are excluded from fitting, and their
+    residual is NaN, so a run of high residuals always breaks at an idle sample.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import NotFittedError
+
+from ModelSelection import AxisModel, ModelConfig, ModelError, UnknownModelError, select_model
+
+__all__ = ["AxisModelSet", "TrainingError"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "ml-box/axis-model-set"
+FORMAT_VERSION = 1
+TIME_COLUMN = "time_s"
+SHORT_AXIS_POLICIES = ("error", "skip")
+
+
+class TrainingError(ValueError):
+    """Training or prediction input is unusable (missing column, too few rows, bad dict)."""
+
+
+def _missing_columns_error(frame: pd.DataFrame, missing: Sequence[str], purpose: str) -> str:
+    available = ", ".join(repr(str(c)) for c in frame.columns) or "(none)"
+    wanted = ", ".join(repr(c) for c in missing)
+    return (
+        f"{purpose} needs column(s) {wanted}, missing from the frame; "
+        f"available columns: {available}. Check the axis names in the config "
+        "and that preparation added 'time_s'"
+    )
+
+
+def _column_as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
+    try:
+        return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(
+            f"column {column!r} must be numeric (float64); could not convert it: {exc}"
+        ) from exc
+
+
+class AxisModelSet:
+    """A fitted model of one family for each axis column.
+
+    Parameters
+    ----------
+    factory:
+        Model family class (see :class:`ModelSelection.AxisModel`), usually
+        ``select_model(config.type)``. It must be a module-level class so the set pickles.
+    axes:
+        Axis column names, in output order.
+    on_short_axis:
+        ``"error"`` (default) raises :class:`TrainingError` for an axis with fewer than
+        ``min_rows`` usable rows; ``"skip"`` logs a warning and leaves it out of ``models_``.
+    min_rows:
+        Minimum usable rows per axis (default 2, at least 2).
+
+    Attributes
+    ----------
+    models_ : dict[str, AxisModel]
+        Fitted model per fitted axis, in ``axes`` order.
+    fit_report_ : dict[str, dict[str, int]]
+        Per axis ``rows_fitted``, ``rows_excluded_zero``, ``rows_excluded_nan``; skipped axes
+        are included with ``rows_fitted`` 0.
+    skipped_axes_ : list[str]
+        Axes left out because they had too few usable rows.
+    """
+
+    def __init__(
+        self,
+        factory: type[AxisModel],
+        axes: Sequence[str],
+        *,
+        on_short_axis: Literal["error", "skip"] = "error",
+        min_rows: int = 2,
+    ) -> None:
+        self.factory = factory
+        self.axes = axes
+        self.on_short_axis = on_short_axis
+        self.min_rows = min_rows
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, axes: Sequence[str]) -> AxisModelSet:
+        """Build an unfitted set from the ``model:`` config section."""
+        return cls(
+            select_model(config.type),
+            axes,
+            on_short_axis=config.on_short_axis,
+            min_rows=config.min_rows,
+        )
+
+    def _validated_axes(self) -> list[str]:
+        if isinstance(self.axes, str) or not isinstance(self.axes, Sequence):
+            raise TrainingError(
+                f"axes must be a list of column names, got {type(self.axes).__name__}"
+            )
+        axes = list(self.axes)
+        if not axes:
+            raise TrainingError("axes is empty; list at least one axis column to model")
+        duplicates = sorted({a for a in axes if axes.count(a) > 1})
+        if duplicates:
+            raise TrainingError(f"axes lists {duplicates} more than once; list each axis once")
+        if TIME_COLUMN in axes:
+            raise TrainingError(f"{TIME_COLUMN!r} is the time column and cannot be an axis")
+        return axes
+
+    def _validate_params(self) -> None:
+        if self.on_short_axis not in SHORT_AXIS_POLICIES:
+            raise TrainingError(
+                f"on_short_axis must be one of {list(SHORT_AXIS_POLICIES)}, "
+                f"got {self.on_short_axis!r}"
+            )
+        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int):
+            raise TrainingError(f"min_rows must be an integer, got {self.min_rows!r}")
+        if self.min_rows < 2:
+            raise TrainingError(f"min_rows must be at least 2, got {self.min_rows}")
+        if not callable(self.factory):
+            raise TrainingError(f"factory must be a model family class, got {self.factory!r}")
+
+    def fit(self, frame: pd.DataFrame) -> AxisModelSet:
+        """Fit one model per axis on that axis's usable rows.
+
+        Parameters
+        ----------
+        frame:
+            Time-ordered frame with ``time_s`` and every axis column. Not modified.
+
+        Returns
+        -------
+        AxisModelSet
+            ``self``, fitted.
+
+        Raises
+        ------
+        TrainingError
+            If a column is missing or non-numeric, ``time_s`` has NaN/inf, an axis has fewer
+            than ``min_rows`` usable rows and ``on_short_axis`` is ``"error"``, every axis
+            was skipped, or the family rejects an axis's data.
+        """
+        self._validate_params()
+        axes = self._validated_axes()
+        if not isinstance(frame, pd.DataFrame):
+            raise TrainingError(f"fit expects a pandas DataFrame, got {type(frame).__name__}")
+        missing = [c for c in (TIME_COLUMN, *axes) if c not in frame.columns]
+        if missing:
+            raise TrainingError(_missing_columns_error(frame, missing, "training"))
+        times = _column_as_float(frame, TIME_COLUMN)
+        bad_times = int(np.count_nonzero(~np.isfinite(times)))
+        if bad_times:
+            raise TrainingError(
+                f"column {TIME_COLUMN!r} has {bad_times} NaN or infinite value(s); "
+                "every row needs a time, check the 'ts' column and preparation"
+            )
+
+        models: dict[str, AxisModel] = {}
+        report: dict[str, dict[str, int]] = {}
+        skipped: list[str] = []
+        for axis in axes:
+            values = _column_as_float(frame, axis)
+            is_nan = np.isnan(values)
+            is_zero = values == 0.0
+            usable = ~(is_nan | is_zero)
+            counts = {
+                "rows_fitted": int(np.count_nonzero(usable)),
+                "rows_excluded_zero": int(np.count_nonzero(is_zero)),
+                "rows_excluded_nan": int(np.count_nonzero(is_nan)),
+            }
+            n_usable = counts["rows_fitted"]
+            if n_usable < self.min_rows:
+                report[axis] = {**counts, "rows_fitted": 0}
+                detail = (
+                    f"axis {axis!r} has {n_usable} usable row(s) "
+                    f"(of {values.size}: {counts['rows_excluded_zero']} idle zeros, "
+                    f"{counts['rows_excluded_nan']} NaN), fewer than min_rows={self.min_rows}"
+                )
+                if self.on_short_axis == "error":
+                    raise TrainingError(
+                        f"{detail}; widen the training window, remove the axis, "
+                        "or set model.on_short_axis: skip"
+                    )
+                logger.warning("%s; skipping it (model.on_short_axis=skip)", detail)
+                skipped.append(axis)
+                continue
+            try:
+                models[axis] = self.factory().fit(times[usable], values[usable])
+            except ModelError as exc:
+                raise TrainingError(f"cannot fit axis {axis!r}: {exc}") from exc
+            report[axis] = counts
+            logger.debug("fitted axis %r on %d rows", axis, counts["rows_fitted"])
+        if not models:
+            raise TrainingError(
+                f"every axis was skipped for too few usable rows ({skipped}); "
+                "widen the training window or check that the machine was running"
+            )
+        self.models_ = models
+        self.fit_report_ = report
+        self.skipped_axes_ = skipped
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "models_"):
+            raise NotFittedError(
+                "this AxisModelSet is not fitted yet; call fit(frame) or "
+                "AxisModelSet.from_dict(...) first"
+            )
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Return a new frame with ``{axis}_pred`` and ``{axis}_res`` for every fitted axis.
+
+        ``{axis}_pred`` is filled for every row; ``{axis}_res`` = value − prediction, NaN
+        where the value is 0 (idle) or NaN. Skipped axes get no columns.
+
+        Parameters
+        ----------
+        frame:
+            Frame with ``time_s`` (seconds since the training ``t0``) and every fitted axis.
+            Not modified.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy of ``frame`` plus the new columns (existing ones of the same name are
+            replaced).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the set is not fitted.
+        TrainingError
+            If ``time_s`` or a fitted axis column is missing or non-numeric.
+        """
+        self._check_fitted()
+        if not isinstance(frame, pd.DataFrame):
+            raise TrainingError(f"predict expects a pandas DataFrame, got {type(frame).__name__}")
+        missing = [c for c in (TIME_COLUMN, *self.models_) if c not in frame.columns]
+        if missing:
+            raise TrainingError(_missing_columns_error(frame, missing, "prediction"))
+        times = _column_as_float(frame, TIME_COLUMN)
+        new_columns: dict[str, np.ndarray] = {}
+        for axis, model in self.models_.items():
+            values = _column_as_float(frame, axis)
+            predicted = np.asarray(model.predict(times), dtype=np.float64)
+            residual = values - predicted
+            residual[np.isnan(values) | (values == 0.0)] = np.nan
+            new_columns[f"{axis}_pred"] = predicted
+            new_columns[f"{axis}_res"] = residual
+        return frame.assign(**new_columns)
+
+    @property
+    def family_(self) -> str:
+        """Name of the fitted family, as stored in ``models.json``."""
+        self._check_fitted()
+        return str(self.factory.family)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fitted set as readable JSON-serialisable data (``models.json``).
+
+        Keys: ``format``, ``format_version``, ``family``, ``axes`` (fitted, in order),
+        ``skipped_axes``, ``on_short_axis``, ``min_rows``, ``models`` (axis → family dict),
+        ``fit_report``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the set is not fitted.
+        """
+        self._check_fitted()
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "family": self.family_,
+            "axes": list(self.models_),
+            "skipped_axes": list(self.skipped_axes_),
+            "on_short_axis": self.on_short_axis,
+            "min_rows": int(self.min_rows),
+            "models": {axis: model.to_dict() for axis, model in self.models_.items()},
+            "fit_report": {axis: dict(counts) for axis, counts in self.fit_report_.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AxisModelSet:
+        """Rebuild a fitted set from :meth:`to_dict` output (e.g. a loaded ``models.json``).
+
+        Raises
+        ------
+        TrainingError
+            If the dict is not in this format, names an unknown family, or a model entry
+            is malformed.
+        """
+        if not isinstance(data, Mapping):
+            raise TrainingError(f"models data must be a mapping, got {type(data).__name__}")
+        if data.get("format") != FORMAT_NAME or data.get("format_version") != FORMAT_VERSION:
+            raise TrainingError(
+                f"models data has format {data.get('format')!r} version "
+                f"{data.get('format_version')!r}; expected {FORMAT_NAME!r} version "
+                f"{FORMAT_VERSION}. Re-train to write a current models.json"
+            )
+        try:
+            factory = select_model(data["family"])
+            axes = [str(a) for a in data["axes"]]
+            entries = data["models"]
+            models = {axis: factory.from_dict(entries[axis]) for axis in axes}
+            model_set = cls(
+                factory,
+                [*axes, *data.get("skipped_axes", [])],
+                on_short_axis=data.get("on_short_axis", "error"),
+                min_rows=int(data.get("min_rows", 2)),
+            )
+            report = {
+                str(axis): {str(k): int(v) for k, v in counts.items()}
+                for axis, counts in data.get("fit_report", {}).items()
+            }
+        except (KeyError, TypeError, AttributeError, ModelError, UnknownModelError) as exc:
+            raise TrainingError(
+                f"models data is malformed ({type(exc).__name__}: {exc}); "
+                "re-train to write a current models.json"
+            ) from exc
+        model_set._validate_params()
+        model_set.models_ = models
+        model_set.fit_report_ = report
+        model_set.skipped_axes_ = [str(a) for a in data.get("skipped_axes", [])]
+        return model_set
+
+    def __repr__(self) -> str:
+        family = getattr(self.factory, "family", self.factory)
+        state = f", fitted={list(self.models_)}" if hasattr(self, "models_") else ""
+        return f"AxisModelSet({family!r}, axes={list(self.axes)!r}{state})"

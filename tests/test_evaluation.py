@@ -1,0 +1,306 @@
+"""Model evaluation: metrics, subsampling, file stems and the fit/residual plots."""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from pydantic import ValidationError
+from sklearn.metrics import r2_score
+
+from ModelEvaluation import (
+    EvaluationError,
+    PlotConfig,
+    evaluate,
+    plot_file_stems,
+    plot_fit,
+    plot_residuals,
+    render_plots,
+    safe_file_stem,
+    save_figure,
+    subsample_extremes,
+)
+from ModelSelection import LinearTrend
+from ModelTraining import AxisModelSet
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _predicted_frame(value, pred) -> pd.DataFrame:
+    value = np.asarray(value, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    residual = np.where(np.isnan(value) | (value == 0), np.nan, value - pred)
+    return pd.DataFrame(
+        {
+            "time_s": np.arange(value.size, dtype=float),
+            "a": value,
+            "a_pred": pred,
+            "a_res": residual,
+        }
+    )
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture
+def predicted() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    n = 3000
+    t = np.arange(n) * 1.891
+    frame = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(1_700_000_000 + t, unit="s", utc=True),
+            "time_s": t,
+            "axis1": 10 + 0.002 * t + rng.normal(0, 1, n),
+            "Axis #1": 5 - 0.001 * t + rng.normal(0, 0.5, n),
+        }
+    )
+    frame.loc[100:200, "axis1"] = 0.0
+    frame.loc[300:310, "Axis #1"] = np.nan
+    return AxisModelSet(LinearTrend, ["axis1", "Axis #1"]).fit(frame).predict(frame)
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "pred", "n", "mae", "rmse"),
+    [
+        ([2.0, 1.0, 4.0, 3.0], [1.0, 2.0, 3.0, 4.0], 4, 1.0, 1.0),
+        ([3.0, 0.0, 5.0, np.nan], [1.0, 1.0, 1.0, 1.0], 2, 3.0, np.sqrt(10.0)),
+        ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], 3, 0.0, 0.0),
+    ],
+)
+def test_metrics_hand_checked(value, pred, n, mae, rmse):
+    metrics = evaluate(_predicted_frame(value, pred), ["a"])
+    row = metrics.iloc[0]
+    assert row["n"] == n
+    assert row["mae"] == pytest.approx(mae)
+    assert row["rmse"] == pytest.approx(rmse)
+
+
+@pytest.mark.parametrize(
+    ("value", "pred"),
+    [
+        ([2.0, 1.0, 4.0, 3.0], [1.0, 2.0, 3.0, 4.0]),
+        ([3.0, 3.0, 3.0], [3.0, 3.0, 3.0]),
+        ([3.0, 3.0, 3.0], [2.0, 3.0, 3.0]),
+        ([1.0, 5.0, 2.0, 8.0, 0.0], [1.5, 4.0, 2.5, 7.0, 9.0]),
+    ],
+)
+def test_r2_matches_sklearn_on_rows_with_residuals(value, pred):
+    frame = _predicted_frame(value, pred)
+    keep = frame["a_res"].notna()
+    expected = r2_score(frame.loc[keep, "a"], frame.loc[keep, "a_pred"])
+    assert evaluate(frame, ["a"]).loc[0, "r2"] == pytest.approx(expected)
+
+
+def test_metrics_frame_layout(predicted):
+    metrics = evaluate(predicted, ["Axis #1", "axis1"])
+    assert list(metrics.columns) == ["axis", "n", "r2", "mae", "rmse"]
+    assert list(metrics["axis"]) == ["Axis #1", "axis1"]
+    assert metrics["n"].tolist() == [3000 - 11, 3000 - 101]
+    assert metrics["n"].dtype == np.int64
+    residual = predicted["axis1_res"].dropna().to_numpy()
+    assert metrics.loc[1, "rmse"] == pytest.approx(np.sqrt(np.mean(residual**2)))
+    assert 0.9 < metrics.loc[1, "r2"] <= 1.0
+
+
+def test_axis_without_residuals_gets_nan_metrics(caplog):
+    frame = _predicted_frame([0.0, np.nan], [1.0, 1.0])
+    with caplog.at_level(logging.WARNING, logger="ModelEvaluation.evaluator"):
+        row = evaluate(frame, ["a"]).iloc[0]
+    assert row["n"] == 0
+    assert np.isnan([row["r2"], row["mae"], row["rmse"]]).all()
+    assert "axis 'a' has no finite residuals" in caplog.text
+
+
+def test_evaluate_names_missing_columns(predicted):
+    with pytest.raises(EvaluationError, match=r"'axis2', 'axis2_pred', 'axis2_res', missing"):
+        evaluate(predicted, ["axis1", "axis2"])
+
+
+# --- config -----------------------------------------------------------------------------
+
+
+def test_plot_config():
+    config = PlotConfig()
+    assert (config.dir, config.enabled, config.max_points, config.workers) == (
+        "out/plots",
+        True,
+        20000,
+        2,
+    )
+    with pytest.raises(ValidationError, match="greater than or equal to 100"):
+        PlotConfig(max_points=50)
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        PlotConfig(workers=0)
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        PlotConfig(format="svg")
+
+
+# --- subsampling and file names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 100])
+def test_short_series_are_not_subsampled(n):
+    np.testing.assert_array_equal(subsample_extremes(np.arange(n, dtype=float), 100), np.arange(n))
+
+
+@pytest.mark.parametrize(("n", "max_points"), [(1001, 100), (10_000, 100), (123_457, 2000)])
+def test_subsampling_keeps_extremes_and_is_deterministic(n, max_points):
+    rng = np.random.default_rng(n)
+    values = rng.normal(0, 1, n)
+    values[n // 3] = 50.0
+    values[n // 3 + 1] = -50.0
+    picked = subsample_extremes(values, max_points)
+    assert picked.size <= max_points
+    assert np.all(np.diff(picked) > 0)
+    assert values[picked].max() == values.max() == 50.0
+    assert values[picked].min() == values.min() == -50.0
+    np.testing.assert_array_equal(picked, subsample_extremes(values.copy(), max_points))
+
+
+def test_subsampling_rejects_tiny_budget():
+    with pytest.raises(EvaluationError, match="max_points must be at least 4, got 3"):
+        subsample_extremes(np.arange(10.0), 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("axis1", "axis1"),
+        ("Axis #1", "Axis_1"),
+        ("Joint current (A) #3", "Joint_current_A_3"),
+        ("../../etc/passwd", "etc_passwd"),
+        (".hidden", "hidden"),
+        ("###", "axis"),
+        ("Motor-2.temp", "Motor-2.temp"),
+        ("x" * 200, "x" * 80),
+    ],
+)
+def test_safe_file_stem(name, stem):
+    assert safe_file_stem(name) == stem
+
+
+def test_plot_file_stems_resolve_collisions_order_independently():
+    stems = plot_file_stems(["Axis #1", "Axis_1", "axis 2", "AXIS_2", "axis3"])
+    assert stems["axis3"] == "axis3"
+    assert len({s.lower() for s in stems.values()}) == 5
+    assert stems["Axis #1"].startswith("Axis_1-") and len(stems["Axis #1"]) == len("Axis_1-") + 8
+    assert stems == plot_file_stems(["axis3", "AXIS_2", "axis 2", "Axis_1", "Axis #1"])
+    assert plot_file_stems(["Axis #1", "Axis #2"]) == {"Axis #1": "Axis_1", "Axis #2": "Axis_2"}
+
+
+# --- figures ----------------------------------------------------------------------------
+
+
+def _legend_labels(fig: Figure) -> list[str]:
+    return [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+
+
+def test_plot_fit_draws_points_and_line(predicted):
+    fig = plot_fit(predicted, "axis1", max_points=20000)
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure)
+    assert "axis1" in ax.get_title(loc="left")
+    assert ax.get_xlabel() == "time (UTC)"
+    assert ax.get_ylabel() == "axis1"
+    points, line = ax.get_lines()
+    assert points.get_linestyle() == "None" and points.get_marker() == "o"
+    assert len(points.get_ydata()) == 3000 - 101  # idle rows are not drawn
+    assert line.get_linestyle() == "-"
+    assert to_rgba(points.get_color()) != to_rgba(line.get_color())
+    assert _legend_labels(fig) == ["data (idle and missing rows hidden)", "fitted model"]
+
+
+def test_plot_fit_uses_time_since_t0_without_datetime_ts(predicted):
+    frame = predicted.assign(ts=predicted["time_s"] + 1.7e9)
+    assert plot_fit(frame, "axis1").axes[0].get_xlabel() == "time since t0 [s]"
+    assert plot_fit(frame.drop(columns="ts"), "axis1").axes[0].get_xlabel() == "time since t0 [s]"
+
+
+def test_plot_residuals_draws_threshold_lines(predicted):
+    fig = plot_residuals(predicted, "Axis #1", minc=0.4, maxc=1.2)
+    ax = fig.axes[0]
+    points, zero, minc, maxc = ax.get_lines()
+    assert points.get_marker() == "o"
+    assert list(zero.get_ydata()) == [0.0, 0.0]
+    assert list(minc.get_ydata()) == [0.4, 0.4] and list(maxc.get_ydata()) == [1.2, 1.2]
+    assert all(line.get_linestyle() == "--" for line in (zero, minc, maxc))
+    colours = {to_rgba(line.get_color()) for line in (points, zero, minc, maxc)}
+    assert len(colours) == 4
+    assert _legend_labels(fig) == ["residual", "zero", "MinC = 0.4", "MaxC = 1.2"]
+    assert ax.get_ylabel() == "Axis #1 residual"
+    assert len(plot_residuals(predicted, "Axis #1").axes[0].get_lines()) == 2
+
+
+def test_subsampled_plot_says_so(predicted):
+    fig = plot_residuals(predicted, "axis1", max_points=400)
+    notes = [text.get_text() for text in fig.texts]
+    assert notes == [
+        f"subsampled: {len(fig.axes[0].get_lines()[0].get_ydata())} of 2899 points "
+        "(bucket min, max, first, middle)"
+    ]
+    assert plot_residuals(predicted, "axis1").texts == []
+
+
+def test_plot_of_an_all_idle_axis(tmp_path):
+    frame = _predicted_frame([0.0, 0.0, np.nan], [1.0, 1.0, 1.0])
+    fig = plot_fit(frame, "a")
+    assert "no usable samples" in [t.get_text() for t in fig.axes[0].texts]
+    assert save_figure(fig, tmp_path / "idle.png").stat().st_size > 1000
+
+
+def test_plot_names_missing_columns(predicted):
+    with pytest.raises(EvaluationError, match=r"the fit plot needs column\(s\) 'axis9'"):
+        plot_fit(predicted, "axis9")
+    with pytest.raises(EvaluationError, match="datetime 'ts' column or a 'time_s' column"):
+        plot_residuals(predicted.drop(columns=["ts", "time_s"]), "axis1")
+
+
+def test_save_figure_writes_png(tmp_path, predicted):
+    path = save_figure(plot_fit(predicted, "axis1"), tmp_path / "nested" / "fit.png")
+    assert path == tmp_path / "nested" / "fit.png"
+    assert _png_size(path) == (1000, 450)
+
+
+def test_render_plots_writes_every_file(tmp_path, predicted):
+    thresholds = {"axis1": {"MinC": 0.7, "MaxC": 1.6}}
+    paths = render_plots(
+        predicted, ["axis1", "Axis #1"], thresholds, tmp_path, max_points=1000, workers=2
+    )
+    assert [p.name for p in paths] == [
+        "axis1_fit.png",
+        "axis1_residual.png",
+        "Axis_1_fit.png",
+        "Axis_1_residual.png",
+    ]
+    for path in paths:
+        assert path.parent == tmp_path
+        assert _png_size(path) == (1000, 450)
+        assert 10_000 < path.stat().st_size < 2_000_000
+
+
+def test_render_plots_is_deterministic_across_worker_counts(tmp_path, predicted):
+    axes = ["axis1", "Axis #1"]
+    serial = render_plots(predicted, axes, None, tmp_path / "one", max_points=500, workers=1)
+    threaded = render_plots(predicted, axes, None, tmp_path / "two", max_points=500, workers=2)
+    assert [p.read_bytes() for p in serial] == [p.read_bytes() for p in threaded]
+
+
+def test_render_plots_checks_columns_before_writing(tmp_path, predicted):
+    with pytest.raises(EvaluationError, match=r"'axis2_pred'"):
+        render_plots(
+            predicted, ["axis1", "axis2"], None, tmp_path / "out", max_points=500, workers=1
+        )
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,161 @@
+"""Model selection: the family table, LinearTrend and ModelConfig."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
+
+from ModelSelection import (
+    MODEL_FAMILIES,
+    AxisModel,
+    LinearTrend,
+    ModelConfig,
+    ModelError,
+    UnknownModelError,
+    select_model,
+)
+
+
+@pytest.mark.parametrize(
+    ("t", "y", "coef", "intercept"),
+    [
+        ([0.0, 1.0], [1.0, 3.0], 2.0, 1.0),
+        ([0.0, 1.0, 2.0, 3.0], [5.0, 5.0, 5.0, 5.0], 0.0, 5.0),
+        ([0.0, 2.0, 4.0, 6.0], [3.0, 2.0, 1.0, 0.0], -0.5, 3.0),
+        ([10.0, 20.0, 30.0], [-1.0, 1.0, 3.0], 0.2, -3.0),
+        ([1e9, 1e9 + 1, 1e9 + 2], [4.0, 7.0, 10.0], 3.0, 4.0 - 3e9),
+    ],
+)
+def test_linear_trend_recovers_exact_line(t, y, coef, intercept):
+    model = LinearTrend().fit(t, y)
+    assert model.coef_ == pytest.approx(coef, rel=1e-12, abs=1e-12)
+    assert model.intercept_ == pytest.approx(intercept, rel=1e-12, abs=1e-9)
+    np.testing.assert_allclose(model.predict(t), y, rtol=1e-12, atol=1e-6)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1.7e9])
+def test_linear_trend_matches_sklearn(offset):
+    rng = np.random.default_rng(7)
+    t = offset + np.sort(rng.uniform(0, 5000, 500))
+    y = 0.003 * (t - offset) + 12.0 + rng.normal(0, 2, t.size)
+    ours = LinearTrend().fit(t, y)
+    reference = LinearRegression().fit(t.reshape(-1, 1), y)
+    assert ours.coef_ == pytest.approx(reference.coef_[0], rel=1e-9)
+    assert ours.intercept_ == pytest.approx(reference.intercept_, rel=1e-9)
+
+
+def test_constant_time_gives_flat_line_like_sklearn():
+    t = np.array([3.0, 3.0, 3.0])
+    y = np.array([1.0, 2.0, 6.0])
+    ours = LinearTrend().fit(t, y)
+    reference = LinearRegression().fit(t.reshape(-1, 1), y)
+    assert ours.coef_ == 0.0
+    assert ours.intercept_ == pytest.approx(3.0)
+    np.testing.assert_allclose(ours.predict(t), reference.predict(t.reshape(-1, 1)))
+
+
+def test_fit_returns_self_and_does_not_mutate_inputs():
+    t = np.array([0.0, 1.0, 2.0])
+    y = np.array([1.0, 2.0, 3.0])
+    model = LinearTrend()
+    assert model.fit(t, y) is model
+    np.testing.assert_array_equal(t, [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(y, [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    ("t", "y", "message"),
+    [
+        ([0.0, 1.0, 2.0], [1.0, 2.0], "same length, got 3 and 2"),
+        ([0.0], [1.0], "at least 2 samples, got 1"),
+        ([0.0, np.nan], [1.0, 2.0], "t contains 1 NaN or infinite"),
+        ([0.0, 1.0], [np.inf, 2.0], "y contains 1 NaN or infinite"),
+        ([0.0, 1.0], ["a", "b"], "y must be numeric"),
+        ([[0.0, 1.0]], [[1.0, 2.0]], "t must be one-dimensional"),
+    ],
+)
+def test_fit_rejects_bad_input(t, y, message):
+    with pytest.raises(ModelError, match=message):
+        LinearTrend().fit(t, y)
+
+
+@pytest.mark.parametrize("method", ["predict", "to_dict"])
+def test_use_before_fit_raises_not_fitted(method):
+    model = LinearTrend()
+    call = getattr(model, method)
+    args = ([1.0],) if method == "predict" else ()
+    with pytest.raises(NotFittedError, match="LinearTrend is not fitted yet; call fit"):
+        call(*args)
+    assert issubclass(NotFittedError, ValueError)
+    assert issubclass(NotFittedError, AttributeError)
+
+
+def test_to_dict_shape_and_json_round_trip():
+    model = LinearTrend().fit([0.0, 1.0, 2.0], [1.0, 3.5, 6.0])
+    data = model.to_dict()
+    assert data == {"family": "linear", "coef": 2.5, "intercept": 1.0}
+    assert all(type(v) is float for k, v in data.items() if k != "family")
+    restored = LinearTrend.from_dict(json.loads(json.dumps(data)))
+    t = np.linspace(-10, 10, 7)
+    np.testing.assert_array_equal(restored.predict(t), model.predict(t))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"family": "other", "coef": 1.0, "intercept": 0.0}, "expected family 'linear'"),
+        ({"family": "linear", "intercept": 0.0}, "key 'coef' must be a number, got None"),
+        ({"family": "linear", "coef": "1", "intercept": 0.0}, "key 'coef' must be a number"),
+        ({"family": "linear", "coef": 1.0, "intercept": float("nan")}, "must be finite"),
+        ({"family": "linear", "coef": True, "intercept": 0.0}, "must be a number"),
+        (["linear", 1.0, 0.0], "must be a mapping, got list"),
+    ],
+)
+def test_from_dict_rejects_malformed(data, message):
+    with pytest.raises(ModelError, match=message):
+        LinearTrend.from_dict(data)
+
+
+def test_family_table_and_selection():
+    assert select_model("linear") is LinearTrend
+    assert dict(MODEL_FAMILIES) == {"linear": LinearTrend}
+    assert isinstance(LinearTrend(), AxisModel)
+    with pytest.raises(TypeError):
+        MODEL_FAMILIES["mine"] = LinearTrend  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ["foo", "Linear", "", None])
+def test_unknown_family_lists_valid_names(name):
+    with pytest.raises(UnknownModelError, match=r"unknown model family .*; valid families: linear"):
+        select_model(name)
+    assert issubclass(UnknownModelError, ValueError)
+
+
+def test_model_config_defaults():
+    config = ModelConfig()
+    assert (config.type, config.on_short_axis, config.min_rows) == ("linear", "error", 2)
+    assert all(field.description for field in ModelConfig.model_fields.values())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"type": "foo"}, "unknown model family 'foo'; valid families: linear"),
+        ({"on_short_axis": "ignore"}, "on_short_axis"),
+        ({"min_rows": 1}, "greater than or equal to 2"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_model_config_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValidationError, match=message):
+        ModelConfig(**kwargs)
+
+
+def test_model_config_is_frozen():
+    with pytest.raises(ValidationError, match="frozen"):
+        ModelConfig().min_rows = 5
