@@ -1,0 +1,395 @@
+"""Command line of ``main.py`` and ``orchestrate.py``: parsing, logging, output, exit codes.
+
+Logs go to stderr (and ``--log-file``); results go to stdout, as readable tables or, with
+``--json``, as one JSON object with a ``status`` member. Every status code has its own exit
+code (see :class:`ExitCode`), so cron can tell failures apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from dotenv import load_dotenv
+
+from .config import DEFAULT_CONFIG_PATH, LoadedConfig, load_config
+from .status import ExitCode, Status, status_for
+
+__all__ = ["main", "main_train"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_CODES_HELP = """exit codes:
+  0  ok              the run succeeded
+  1  error           an unexpected error (see the log)
+  2  invalid-config  config.yaml, --set or the command line is invalid
+  3  invalid-input   the data cannot be used (missing column, NaN-only axis, duplicates, ...)
+  4  missing-model   no registry or no such version (train one with: python main.py)
+  5  db-error        the database is unreachable or refused a statement
+  6  alert events    score --fail-on alert found alert events (and no error events)
+  7  error events    score --fail-on alert|error found error events
+"""
+
+
+class _RedactingFilter(logging.Filter):
+    """Replaces every occurrence of the given secrets in log records (defence in depth)."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def _setup_logging(log_file: str | None, verbose: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    for noisy in ("matplotlib", "PIL", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _protect_secrets(url_env: str) -> None:
+    raw = os.environ.get(url_env, "")
+    if not raw:
+        return
+    try:
+        password = sa.make_url(raw).password
+    except sa.exc.ArgumentError:
+        password = None
+    secrets = [str(password)] if password else []
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter(secrets))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _print_json(payload: dict[str, Any]) -> None:
+    print(json.dumps(_jsonable(payload), indent=2, allow_nan=False))
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """Options accepted both before and after the command.
+
+    Subcommands declare them with ``SUPPRESS`` defaults, so a value given before the command
+    (``orchestrate.py --set a=b registry list``) is not overwritten by the subcommand's default.
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default(None),
+        help=f"config file (default: {DEFAULT_CONFIG_PATH} in the working directory)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=default([]),
+        metavar="KEY=VALUE",
+        help="override one config key, value parsed as YAML (repeatable), "
+        "e.g. --set data.table=robot_a",
+    )
+    parser.add_argument(
+        "--log-file", default=default(None), help="also append the log to this file (for cron)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="debug logging"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print one JSON object on stdout",
+    )
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time, e.g. 2026-01-05T12:00:00Z"
+        ) from None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
+    """The argument parser of ``orchestrate.py`` (``main.py`` uses the ``train`` part)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="ML box: per-axis baselines and thresholds from SQL telemetry, a versioned "
+        "model registry, and scoring. Without a command, runs 'train'.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _common(sub)
+        return sub
+
+    command("train", "train, evaluate, threshold and register a version")
+    command("profile", "profile the training window")
+    score = command("score", "score new data against a registered version")
+    score.add_argument("--version", default="latest", help="registry version (default: latest)")
+    score.add_argument(
+        "--start",
+        type=_timestamp,
+        help="window start, ISO-8601 (default: "
+        "continue where the last score run for this table and version ended)",
+    )
+    score.add_argument("--end", type=_timestamp, help="window end, exclusive (default: now)")
+    score.add_argument("--output", type=Path, help="write one row per sample to this CSV")
+    score.add_argument(
+        "--fail-on",
+        choices=["alert", "error"],
+        help="exit 6/7 when events of this severity (or worse) were found",
+    )
+
+    ingest = command("ingest", "load a CSV export into the configured database")
+    ingest.add_argument("csv", type=Path, help="CSV file with a header row")
+    ingest.add_argument("--table", required=True, help="table to create (or append to)")
+    ingest.add_argument(
+        "--schema",
+        choices=["wide", "long"],
+        default="wide",
+        help="wide: time + one column per axis; long: time, axis_id, value",
+    )
+    ingest.add_argument("--time-col", default=None, help="time column (default: data.time_col)")
+    ingest.add_argument(
+        "--if-exists",
+        choices=["fail", "append"],
+        default="fail",
+        help="what to do when the table exists (default: fail)",
+    )
+
+    demo = command("demo-db", "(re)build the embedded SQLite demo database")
+    demo.add_argument("--rows", type=int, default=100_000, help="samples (default 100000)")
+    demo.add_argument(
+        "--schema",
+        choices=["wide", "long"],
+        default="wide",
+        help="long also writes robot_samples_long (ts, axis_id, value)",
+    )
+
+    registry = command("registry", "list or show registered versions")
+    registry_commands = registry.add_subparsers(dest="registry_command", metavar="ACTION")
+    registry_commands.required = True
+    registry_commands.add_parser("list", help="all versions, newest last")
+    show = registry_commands.add_parser("show", help="thresholds and metrics of a version")
+    show.add_argument("version", nargs="?", default="latest")
+    return parser
+
+
+def _run(
+    args: argparse.Namespace, handler: Callable[[argparse.Namespace, LoadedConfig], int]
+) -> int:
+    _setup_logging(args.log_file, args.verbose)
+    try:
+        config_dir = (args.config or DEFAULT_CONFIG_PATH).resolve().parent
+        load_dotenv(config_dir / ".env", override=False)
+        loaded = load_config(args.config, args.overrides)
+        _protect_secrets(loaded.config.database.url_env)
+        return handler(args, loaded)
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return int(ExitCode.ERROR)
+    except Exception as exc:  # every failure becomes a status, never a traceback for cron
+        status = status_for(exc)
+        if status.code == "error":
+            logger.exception("unexpected failure")
+        else:
+            logger.error("%s", status.detail)
+        if getattr(args, "json", False):
+            _print_json({"status": status.to_dict()})
+        return int(status.exit_code)
+
+
+def _ok(detail: str) -> dict[str, str]:
+    return Status("ok", detail).to_dict()
+
+
+def _cmd_profile(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .orchestrator import run_profile
+    from .report import format_profile
+
+    result = run_profile(loaded)
+    if args.json:
+        _print_json({"status": _ok(f"profiled {result.rows} rows"), "profile": result.to_dict()})
+    else:
+        print(format_profile(result, loaded.config.data.table))
+    return int(ExitCode.OK)
+
+
+def _cmd_demo_db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from Database import DEMO_LONG_TABLE, build_demo_database
+
+    path = build_demo_database(
+        loaded.path(loaded.config.database.embedded_path), rows=args.rows, schema=args.schema
+    )
+    detail = f"built the demo database {path} with {args.rows} samples"
+    if args.schema == "long":
+        detail += (
+            f"; to use the LONG table: --set data.table={DEMO_LONG_TABLE} "
+            "--set 'data.axes=[1,2,3,4,5,6,7,8]'"
+        )
+    if args.json:
+        _print_json({"status": _ok(detail), "path": str(path)})
+    else:
+        print(detail)
+    return int(ExitCode.OK)
+
+
+def _cmd_ingest(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from Database import ingest_csv
+
+    from .context import open_database
+
+    data = loaded.config.data
+    session = open_database(loaded)
+    try:
+        result = ingest_csv(
+            session.engine,
+            session.target,
+            args.csv,
+            args.table,
+            layout=args.schema,
+            time_col=args.time_col or data.time_col,
+            axis_id_col=data.axis_id_col,
+            value_col=data.value_col,
+            if_exists=args.if_exists,
+        )
+    finally:
+        session.close()
+    if args.schema == "wide":
+        hint = f"--set data.table={result.table} --set 'data.axes={json.dumps(result.axes)}'"
+    else:
+        hint = f"--set data.table={result.table} --set 'data.axes=[<axis ids>]'"
+    if args.time_col:
+        hint += f" --set data.time_col={args.time_col}"
+    detail = f"loaded {result.rows} rows into {result.table}; use it with {hint}"
+    if args.json:
+        _print_json(
+            {"status": _ok(detail), "table": result.table, "rows": result.rows, "axes": result.axes}
+        )
+    else:
+        print(detail)
+    return int(ExitCode.OK)
+
+
+def _cmd_train(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .orchestrator import run_training
+    from .report import format_training
+
+    result = run_training(loaded)
+    if args.json:
+        _print_json({"status": _ok(f"registered {result.version}"), **result.to_dict()})
+    else:
+        print(format_training(result))
+    return int(ExitCode.OK)
+
+
+def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .report import format_scoring
+    from .scoring import run_scoring
+
+    report = run_scoring(
+        loaded, version=args.version, start=args.start, end=args.end, output=args.output
+    )
+    if args.json:
+        _print_json({"status": _ok(report.detail), **report.to_dict()})
+    else:
+        print(format_scoring(report))
+    return int(report.exit_code(args.fail_on))
+
+
+def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .report import registry_list, registry_show
+
+    root = loaded.path(loaded.config.registry.root_dir)
+    if args.registry_command == "list":
+        payload, text = registry_list(root)
+    else:
+        payload, text = registry_show(root, args.version)
+    if args.json:
+        _print_json({"status": _ok(f"registry {root}"), **payload})
+    else:
+        print(text)
+    return int(ExitCode.OK)
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
+    "train": _cmd_train,
+    "profile": _cmd_profile,
+    "score": _cmd_score,
+    "ingest": _cmd_ingest,
+    "demo-db": _cmd_demo_db,
+    "registry": _cmd_registry,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``orchestrate.py``; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    return _run(args, _HANDLERS[args.command or "train"])
+
+
+def main_train(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``main.py``: the ``train`` command only."""
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Nightly training: extract the window, fit per-axis models, evaluate, "
+        "compute thresholds and register a new version.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser, top=True)
+    return _run(parser.parse_args(argv), _cmd_train)

@@ -1,0 +1,399 @@
+"""The training pipeline as an explicit, ordered list of named steps, each timed.
+
+extract → analyze → prepare → select → train → evaluate → threshold → plot → register.
+Every step reads what earlier steps produced from one run state; nothing is registered
+unless every step before ``register`` succeeded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+import platform
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from DataExtractionAnalysis import Extraction, Profile, extract_window, profile
+from DataPreparation import PreparedData, prepare
+from ModelEvaluation import evaluate, render_plots
+from ModelRegistry import ModelRegistry
+from ModelSelection import select_model
+from ModelTraining import AxisModelSet
+from Thresholding import ThresholdCalibrator
+
+from .config import LoadedConfig
+from .context import DatabaseSession, open_database
+
+__all__ = [
+    "STEPS",
+    "OrchestrationResult",
+    "Step",
+    "TrainingRun",
+    "run_profile",
+    "run_training",
+]
+
+logger = logging.getLogger(__name__)
+
+_LIBRARIES = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "SQLAlchemy",
+    "matplotlib",
+    "pydantic",
+    "pyarrow",
+    "adbc-driver-postgresql",
+    "psycopg2-binary",
+    "PyYAML",
+)
+
+
+@dataclass
+class _RunState:
+    """What the steps of one run have produced so far."""
+
+    loaded: LoadedConfig
+    session: DatabaseSession
+    run_id: str
+    extraction: Extraction | None = None
+    profile: Profile | None = None
+    prepared: PreparedData | None = None
+    factory: Callable[..., Any] | None = None
+    models: AxisModelSet | None = None
+    predicted: pd.DataFrame | None = None
+    metrics: pd.DataFrame | None = None
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plot_paths: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    version: str | None = None
+    artifact_dir: Path | None = None
+
+    @property
+    def axes(self) -> list[str]:
+        return self.loaded.config.data.axis_columns
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named pipeline step: a function of the run state."""
+
+    name: str
+    run: Callable[[_RunState], None]
+
+
+@dataclass(frozen=True)
+class OrchestrationResult:
+    """Outcome of a training run."""
+
+    version: str
+    run_id: str
+    artifact_dir: Path
+    rows: int
+    axes: list[str]
+    metrics: pd.DataFrame
+    thresholds: dict[str, dict[str, Any]]
+    timings: dict[str, float]
+    profile: Profile
+    fit_report: dict[str, dict[str, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` payload of ``train`` (without ``status``)."""
+        return {
+            "version": self.version,
+            "run_id": self.run_id,
+            "artifact_dir": str(self.artifact_dir),
+            "rows": self.rows,
+            "axes": self.axes,
+            "metrics": self.metrics.to_dict(orient="records"),
+            "thresholds": self.thresholds,
+            "timings": self.timings,
+        }
+
+
+def _extract(state: _RunState) -> None:
+    config = state.loaded.config
+    state.extraction = extract_window(
+        state.session.engine,
+        state.session.target,
+        config.data,
+        start=config.data.train_start,
+        end=config.data.train_end,
+        fast_path=config.database.fast_path,
+    )
+
+
+def _analyze(state: _RunState) -> None:
+    assert state.extraction is not None
+    state.profile = profile(state.extraction.frame, state.axes)
+    logger.info(
+        "window: %d rows from %s to %s, dt_seconds %.6g, %d gaps",
+        state.profile.rows,
+        state.profile.start,
+        state.profile.end,
+        state.profile.dt_seconds,
+        state.profile.gaps,
+    )
+
+
+def _prepare(state: _RunState) -> None:
+    assert state.extraction is not None and state.profile is not None
+    state.prepared = prepare(
+        state.extraction.frame,
+        state.axes,
+        state.loaded.config.prep,
+        dt_seconds=state.profile.dt_seconds,
+    )
+
+
+def _select(state: _RunState) -> None:
+    state.factory = select_model(state.loaded.config.model.type)
+
+
+def _train(state: _RunState) -> None:
+    assert state.prepared is not None and state.factory is not None
+    model_config = state.loaded.config.model
+    state.models = AxisModelSet(
+        state.factory,
+        state.axes,
+        on_short_axis=model_config.on_short_axis,
+        min_rows=model_config.min_rows,
+    ).fit(state.prepared.frame)
+    state.predicted = state.models.predict(state.prepared.frame)
+
+
+def _fitted_axes(state: _RunState) -> list[str]:
+    assert state.models is not None
+    return [axis for axis in state.axes if axis in state.models.models_]
+
+
+def _evaluate(state: _RunState) -> None:
+    assert state.predicted is not None
+    state.metrics = evaluate(state.predicted, _fitted_axes(state))
+
+
+def _threshold(state: _RunState) -> None:
+    assert state.predicted is not None and state.profile is not None
+    residuals = {axis: state.predicted[f"{axis}_res"].to_numpy() for axis in _fitted_axes(state)}
+    calibrator = ThresholdCalibrator(state.loaded.config.thresholds).fit(
+        residuals, state.profile.dt_seconds
+    )
+    state.thresholds = calibrator.to_dict()
+
+
+def _plot(state: _RunState) -> None:
+    plots = state.loaded.config.plots
+    if not plots.enabled:
+        return
+    assert state.predicted is not None
+    state.plot_paths = render_plots(
+        state.predicted,
+        _fitted_axes(state),
+        state.thresholds,
+        state.loaded.path(plots.dir),
+        max_points=plots.max_points,
+        workers=plots.workers,
+    )
+
+
+def _code_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _meta(state: _RunState) -> dict[str, Any]:
+    assert state.extraction is not None and state.profile is not None
+    config = state.loaded.config
+    return {
+        "config": config.model_dump(mode="json"),
+        "database": {
+            "dialect": state.session.target.dialect,
+            "embedded": state.session.target.embedded,
+            "table": config.data.table,
+            "layout": state.extraction.source.layout,
+            "reader": state.extraction.source.reader,
+        },
+        "data": {
+            "rows": state.profile.rows,
+            "start": state.profile.start,
+            "end": state.profile.end,
+            "requested_start": config.data.train_start,
+            "requested_end": config.data.train_end,
+            "duplicates_resolved": state.extraction.duplicates_resolved,
+        },
+        "axes": _fitted_axes(state),
+        "dt_seconds": state.profile.dt_seconds,
+        "libraries": _library_versions(),
+        "code_revision": _code_revision(),
+        "timings_s": dict(state.timings),
+    }
+
+
+def _register(state: _RunState) -> None:
+    assert state.models is not None and state.prepared is not None
+    assert state.metrics is not None
+    metrics_csv = io.StringIO()
+    state.metrics.to_csv(metrics_csv, index=False)
+    files: dict[str, bytes | Path] = {
+        "models.json": json.dumps(state.models.to_dict(), indent=2).encode(),
+        "models.pkl": pickle.dumps(state.models),
+        "prep_stats.json": json.dumps(state.prepared.stats(), indent=2).encode(),
+        "thresholds.json": json.dumps(state.thresholds, indent=2).encode(),
+        "metrics.csv": metrics_csv.getvalue().encode(),
+    }
+    files.update({f"plots/{path.name}": path for path in state.plot_paths})
+    registry = ModelRegistry(state.loaded.path(state.loaded.config.registry.root_dir))
+    published = registry.publish(
+        files,
+        meta=_meta(state),
+        version_tag=state.loaded.config.registry.version_tag,
+        run_id=state.run_id,
+    )
+    state.version, state.artifact_dir = published.version, published.path
+
+
+STEPS: tuple[Step, ...] = (
+    Step("extract", _extract),
+    Step("analyze", _analyze),
+    Step("prepare", _prepare),
+    Step("select", _select),
+    Step("train", _train),
+    Step("evaluate", _evaluate),
+    Step("threshold", _threshold),
+    Step("plot", _plot),
+    Step("register", _register),
+)
+
+
+class TrainingRun:
+    """One training run, step by step: what ``run_training`` does, open for inspection.
+
+    ``main.py`` runs all steps at once; the notebook calls :meth:`run_step` for each name in
+    :attr:`step_names` and looks at :attr:`state` in between (``state.profile``,
+    ``state.predicted``, ``state.metrics``, ``state.thresholds``, ...).
+
+    Args:
+        loaded: the validated config.
+        steps: the ordered steps (default :data:`STEPS`).
+    """
+
+    def __init__(self, loaded: LoadedConfig, steps: tuple[Step, ...] = STEPS) -> None:
+        run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        self.steps = steps
+        self.state = _RunState(loaded=loaded, session=open_database(loaded), run_id=run_id)
+        self._next = 0
+
+    @property
+    def step_names(self) -> list[str]:
+        """Names of the steps, in order."""
+        return [step.name for step in self.steps]
+
+    def run_step(self, name: str) -> _RunState:
+        """Run the next step, which must be ``name`` (steps run in order, each once).
+
+        Raises:
+            ValueError: ``name`` is not the next step.
+        """
+        if self._next >= len(self.steps) or self.steps[self._next].name != name:
+            expected = self.steps[self._next].name if self._next < len(self.steps) else "none"
+            raise ValueError(f"step {name!r} cannot run now; the next step is {expected!r}")
+        step = self.steps[self._next]
+        logger.info("step %s: start", step.name)
+        started = time.perf_counter()
+        try:
+            step.run(self.state)
+        except BaseException:
+            self.close()
+            raise
+        self.state.timings[step.name] = round(time.perf_counter() - started, 4)
+        logger.info("step %s: done in %.3f s", step.name, self.state.timings[step.name])
+        self._next += 1
+        if self._next == len(self.steps):
+            self.close()
+        return self.state
+
+    def run_all(self) -> _RunState:
+        """Run every remaining step."""
+        for step in self.steps[self._next :]:
+            self.run_step(step.name)
+        return self.state
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.state.session.close()
+
+    def result(self) -> OrchestrationResult:
+        """The outcome once the ``register`` step has run.
+
+        Raises:
+            ValueError: the run has not registered a version yet.
+        """
+        state = self.state
+        if state.version is None or state.artifact_dir is None or state.models is None:
+            raise ValueError("the run has not registered a version yet; call run_all()")
+        assert state.metrics is not None and state.profile is not None
+        return OrchestrationResult(
+            version=state.version,
+            run_id=state.run_id,
+            artifact_dir=state.artifact_dir,
+            rows=state.profile.rows,
+            axes=_fitted_axes(state),
+            metrics=state.metrics,
+            thresholds=state.thresholds,
+            timings=dict(state.timings),
+            profile=state.profile,
+            fit_report=state.models.fit_report_,
+        )
+
+
+def run_training(loaded: LoadedConfig) -> OrchestrationResult:
+    """Run every step of :data:`STEPS` and register a new version.
+
+    Raises:
+        ConfigError, ExtractionError, PreparationError, TrainingError, CalibrationError,
+        DatabaseError, RegistryError: from the failing step; nothing is registered then.
+    """
+    run = TrainingRun(loaded)
+    logger.info("training run %s with config %s", run.state.run_id, loaded.source)
+    run.run_all()
+    result = run.result()
+    logger.info("registered %s at %s", result.version, result.artifact_dir)
+    return result
+
+
+def run_profile(loaded: LoadedConfig) -> Profile:
+    """Extract the configured training window, validate it and profile it."""
+    run = TrainingRun(loaded, steps=STEPS[:3])
+    state = run.run_all()
+    assert state.profile is not None
+    return state.profile

@@ -1,0 +1,150 @@
+"""Readable text for the terminal: aligned tables of profiles, metrics, thresholds, versions."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from DataExtractionAnalysis import Profile
+from ModelRegistry import ModelRegistry
+
+__all__ = ["format_profile", "format_scoring", "format_training", "registry_list", "registry_show"]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned first column, right-aligned numbers, two spaces between columns."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [values[0].ljust(widths[0])]
+        parts += [v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in text)])
+
+
+def format_profile(result: Profile, table: str) -> str:
+    """The ``profile`` command's output."""
+    head = (
+        f"table {table}: {result.rows} rows from {result.start} to {result.end}\n"
+        f"dt_seconds {result.dt_seconds:g} (median interval); {result.gaps} gaps longer than "
+        f"{result.gap_factor:g} x dt\n"
+    )
+    rows = [
+        [axis, p.count, p.nan, f"{p.zero_share:.2%}", p.min, p.max, p.mean, p.std]
+        for axis, p in result.axes.items()
+    ]
+    headers = ["axis", "count", "nan", "zeros", "min", "max", "mean", "std"]
+    return head + "\n" + _table(headers, rows)
+
+
+def _axis_rows(metrics: pd.DataFrame, thresholds: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for record in metrics.to_dict(orient="records"):
+        th = thresholds.get(record["axis"], {})
+        rows.append(
+            [
+                record["axis"],
+                record["n"],
+                record["r2"],
+                record["mae"],
+                record["rmse"],
+                th.get("MinC"),
+                th.get("MaxC"),
+                th.get("T_long_steps"),
+                th.get("T_short_steps"),
+                th.get("method"),
+            ]
+        )
+    return rows
+
+
+_AXIS_HEADERS = ["axis", "n", "R2", "MAE", "RMSE", "MinC", "MaxC", "T_long", "T_short", "method"]
+
+
+def format_training(result: Any) -> str:
+    """The ``train`` summary: per-axis metrics and thresholds, timings and the artifact folder."""
+    timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.timings.items())
+    return (
+        f"registered {result.version} (run {result.run_id}) from {result.rows} rows, "
+        f"dt_seconds {result.profile.dt_seconds:g}\n\n"
+        + _table(_AXIS_HEADERS, _axis_rows(result.metrics, result.thresholds))
+        + f"\n\nsteps: {timings}\nartifacts: {result.artifact_dir}"
+    )
+
+
+def format_scoring(report: Any) -> str:
+    """The ``score`` summary: window, events per axis and severity, where the output went."""
+    rows = [[axis, c.get("alert", 0), c.get("error", 0)] for axis, c in report.counts.items()]
+    text = f"{report.detail}\n\n" + _table(["axis", "alert events", "error events"], rows)
+    if report.output:
+        text += f"\n\nper-sample levels: {report.output}"
+    return text
+
+
+def registry_list(root: Path) -> tuple[dict[str, Any], str]:
+    """``registry list``: JSON payload and aligned text."""
+    versions = ModelRegistry(root).list_versions()
+    payload = {
+        "versions": [
+            {
+                "version": v.version,
+                "created_at": v.created_at,
+                "rows": v.rows,
+                "start": v.window_start,
+                "end": v.window_end,
+                "axes": list(v.axes),
+                "latest": v.is_latest,
+            }
+            for v in versions
+        ]
+    }
+    if not versions:
+        return payload, f"no versions in {root}; train one with: python main.py"
+    rows = [
+        [
+            v.version + (" (latest)" if v.is_latest else ""),
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S") if v.created_at else None,
+            v.rows,
+            v.window_start,
+            v.window_end,
+            len(v.axes),
+        ]
+        for v in versions
+    ]
+    return payload, _table(["version", "created (UTC)", "rows", "from", "to", "axes"], rows)
+
+
+def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
+    """``registry show``: thresholds and metrics of one version side by side."""
+    loaded = ModelRegistry(root).load(version)
+    thresholds = loaded.read_json("thresholds.json")
+    metrics = pd.read_csv(io.BytesIO(loaded.read_bytes("metrics.csv")))
+    meta = loaded.meta
+    data = meta.get("data", {})
+    payload = {
+        "version": loaded.version,
+        "path": str(loaded.path),
+        "meta": {k: meta.get(k) for k in ("run_id", "created_at", "axes", "dt_seconds", "data")},
+        "metrics": metrics.to_dict(orient="records"),
+        "thresholds": thresholds,
+    }
+    head = (
+        f"{loaded.version} at {loaded.path}\ncreated {meta.get('created_at')} by run "
+        f"{meta.get('run_id')}; {data.get('rows')} rows from {data.get('start')} to "
+        f"{data.get('end')}; dt_seconds {meta.get('dt_seconds')}\n\n"
+    )
+    return payload, head + _table(_AXIS_HEADERS, _axis_rows(metrics, thresholds))

@@ -1,0 +1,87 @@
+"""Status codes of a run, their exit codes, and which errors map to which code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from Database import DatabaseError, IngestError, UnsafeIdentifierError
+from DataExtractionAnalysis import ExtractionError, ProfileError
+from DataPreparation import PreparationError
+from ModelEvaluation import EvaluationError
+from ModelRegistry import RegistryError, VersionNotFoundError
+from ModelSelection import UnknownModelError
+from ModelTraining import TrainingError
+from Scoring import ScoringInputError
+from Thresholding import CalibrationError
+
+from .config import ConfigError
+
+__all__ = ["ExitCode", "Status", "status_for"]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; each status code has its own (documented in the README and --help)."""
+
+    OK = 0
+    ERROR = 1
+    INVALID_CONFIG = 2
+    INVALID_INPUT = 3
+    MISSING_MODEL = 4
+    DB_ERROR = 5
+    ALERT_EVENTS = 6
+    ERROR_EVENTS = 7
+
+
+_CODES = {
+    "ok": ExitCode.OK,
+    "error": ExitCode.ERROR,
+    "invalid-config": ExitCode.INVALID_CONFIG,
+    "invalid-input": ExitCode.INVALID_INPUT,
+    "missing-model": ExitCode.MISSING_MODEL,
+    "db-error": ExitCode.DB_ERROR,
+}
+
+_INPUT_ERRORS = (
+    ExtractionError,
+    ProfileError,
+    PreparationError,
+    TrainingError,
+    CalibrationError,
+    EvaluationError,
+    ScoringInputError,
+    UnsafeIdentifierError,
+    IngestError,
+)
+
+
+@dataclass(frozen=True)
+class Status:
+    """``code`` (ok, invalid-config, invalid-input, missing-model, db-error, error) + detail."""
+
+    code: str
+    detail: str
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The process exit code of this status."""
+        return _CODES[self.code]
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"code": ..., "detail": ...}`` for JSON output."""
+        return {"code": self.code, "detail": self.detail}
+
+
+def status_for(exc: BaseException) -> Status:
+    """Classify an exception raised by a run into a status."""
+    if isinstance(exc, ConfigError | UnknownModelError):
+        return Status("invalid-config", str(exc))
+    if isinstance(exc, DatabaseError):
+        return Status("db-error", str(exc))
+    if isinstance(exc, VersionNotFoundError):
+        return Status("missing-model", str(exc))
+    if isinstance(exc, _INPUT_ERRORS):
+        return Status("invalid-input", str(exc))
+    if isinstance(exc, RegistryError):
+        return Status("error", str(exc))
+    return Status("error", f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,136 @@
+"""Config loading: every problem reported together with its key path; overrides; BOM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from Orchestration import ConfigError, load_config
+
+
+def _write(tmp_path: Path, text: str, *, bom: bool = False) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "thresholds: {minc_percentile: 120}",
+            "thresholds.minc_percentile: must be between 0 and 100, got 120",
+        ),
+        (
+            "thresholds: {alert_quantile: 1.5}",
+            "thresholds.alert_quantile: must be between 0 and 1, got 1.5",
+        ),
+        (
+            "thresholds: {trim_top_ratio: 0.5}",
+            "thresholds.trim_top_ratio: must be at least 0 and less than 0.5, got 0.5",
+        ),
+        (
+            "thresholds: {alert_seconds_default: -1}",
+            "thresholds.alert_seconds_default: must be at least 0, got -1",
+        ),
+        (
+            "thresholds: {minc_percentile: abc}",
+            "thresholds.minc_percentile: Input should be a valid number",
+        ),
+        ("data: {axes: []}", "data.axes: must be a non-empty list"),
+        (
+            "data: {axes: [axis1, 2]}",
+            "data.axes: must be all strings (WIDE column names) or all integers",
+        ),
+        (
+            "data: {train_start: 2026-01-02, train_end: 2026-01-01}",
+            "data.train_end: must be after train_start",
+        ),
+        ("data: {tabel: x}", "data.tabel: unknown key (did you mean 'table'?)"),
+        ("extra_section: {}", "extra_section: unknown key; valid keys here: data, database"),
+        ("model: {type: forest}", "model.type: unknown model family 'forest'"),
+        ("registry: {version_tag: ../evil}", "registry.version_tag:"),
+        (
+            "data: {table: 'robot; DROP TABLE x'}",
+            "data.table: table name 'robot; DROP TABLE x' is not a safe SQL identifier",
+        ),
+        (
+            "database: {url_env: 'postgresql://u:p@h/db'}",
+            "database.url_env: must be an environment variable name",
+        ),
+        ("prep: {interpolate: maybe}", "prep.interpolate: Input should be a valid boolean"),
+    ],
+)
+def test_invalid_values_are_reported_with_their_key_path(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text))
+    assert any(problem.startswith(message) for problem in caught.value.problems), (
+        caught.value.problems
+    )
+
+
+def test_all_problems_are_reported_together(tmp_path: Path) -> None:
+    text = "thresholds: {minc_percentile: 120, error_quantile: -0.1}\ndata: {axes: []}\nbogus: 1"
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text))
+    assert len(caught.value.problems) == 4
+    assert str(caught.value).count("\n  - ") == 4
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    loaded = load_config(_write(tmp_path, "data:\n  table: robot_a\n", bom=True))
+    assert loaded.config.data.table == "robot_a"
+
+
+def test_overrides_parse_yaml_and_win_over_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "data: {table: robot_a}\n")
+    loaded = load_config(
+        path, ["data.table=robot_b", "data.axes=[1, 2, 3]", "thresholds.maxc_percentile=97.5"]
+    )
+    assert loaded.config.data.table == "robot_b"
+    assert loaded.config.data.axes == [1, 2, 3]
+    assert loaded.config.data.layout == "long"
+    assert loaded.config.data.axis_columns == ["axis1", "axis2", "axis3"]
+    assert loaded.config.thresholds.maxc_percentile == 97.5
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.table", "--set 'data.table': expected KEY.PATH=VALUE"),
+        ("data.tabel=x", "data.tabel: unknown key"),
+        ("data.table.name=x", "--set data.table.name: data.table is not a section"),
+        ("prep.interpolate=true", ""),
+    ],
+)
+def test_bad_overrides(tmp_path: Path, override: str, message: str) -> None:
+    if not message:  # a valid override onto a key the file sets, for contrast
+        loaded = load_config(_write(tmp_path, "prep: {interpolate: false}"), [override])
+        assert loaded.config.prep.interpolate is True
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, "data: {table: a}"), ["data.table=b", override])
+    assert any(p.startswith(message) for p in caught.value.problems), caught.value.problems
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    loaded = load_config(_write(tmp_path, "registry: {root_dir: reg}"))
+    assert loaded.path(loaded.config.registry.root_dir) == (tmp_path / "reg").resolve()
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"YAML syntax error at line 2, column 8: mapping"):
+        load_config(_write(tmp_path, "data: {table: x}\nprep: a: b\n"))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_config_is_valid_and_equals_the_defaults() -> None:
+    loaded = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
+    assert loaded.config == type(loaded.config)()
