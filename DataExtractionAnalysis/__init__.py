@@ -8,6 +8,7 @@ from .extractor import (
     ExtractionError,
     SourceInfo,
     extract_window,
+    lookahead_end,
     lookback_start,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "ProfileError",
     "SourceInfo",
     "extract_window",
+    "lookahead_end",
     "lookback_start",
     "median_interval",
     "profile",

@@ -32,6 +32,7 @@ __all__ = [
     "ExtractionError",
     "SourceInfo",
     "extract_window",
+    "lookahead_end",
     "lookback_start",
 ]
 
@@ -355,30 +356,57 @@ def extract_window(
     return Extraction(frame=frame, source=source, duplicates_resolved=duplicates)
 
 
-def lookback_start(
-    engine: Engine, target: DatabaseTarget, data: DataConfig, before: dt.datetime, samples: int
+def _neighbour_time(
+    engine: Engine,
+    target: DatabaseTarget,
+    data: DataConfig,
+    anchor: dt.datetime,
+    samples: int,
+    *,
+    forward: bool,
 ) -> dt.datetime | float | None:
-    """Timestamp of the ``samples``-th distinct sample time before ``before`` (for look-backs).
-
-    Returns None when there is nothing before ``before`` or ``samples`` is 0. The value has
-    the time column's own kind (aware datetime, or float epoch seconds).
-    """
+    """The ``samples``-th distinct sample time before ``anchor`` (or at/after it, ``forward``)."""
     if samples <= 0:
         return None
     plan = _plan(engine, target, data)
     time = _comparable(plan, plan.time)
-    bound = _comparable(plan, _bound(before, plan.time_kind, "before"))
-    earlier = (
+    bound = _comparable(plan, _bound(anchor, plan.time_kind, "anchor"))
+    condition = time >= bound if forward else time < bound
+    nearest = (
         sa.select(plan.time.label("ts"))
-        .where(plan.time.is_not(None), time < bound)
+        .where(plan.time.is_not(None), condition)
         .distinct()
-        .order_by(time.desc())
+        .order_by(time.asc() if forward else time.desc())
         .limit(samples)
         .subquery()
     )
-    with database_errors(target, "reading the look-back window"), engine.connect() as conn:
-        rows = conn.execute(sa.select(earlier.c.ts)).scalars().all()
-    if not rows:
+    with database_errors(target, "reading the rows next to the window"), engine.connect() as conn:
+        rows = conn.execute(sa.select(nearest.c.ts)).scalars().all()
+    if len(rows) < (samples if forward else 1):
         return None
-    first = _to_time(pd.Series(rows), plan.time_kind, data.time_col).min()
-    return float(first) if plan.time_kind == "epoch" else first.to_pydatetime()
+    found = _to_time(pd.Series(rows), plan.time_kind, data.time_col)
+    value = found.max() if forward else found.min()
+    return float(value) if plan.time_kind == "epoch" else value.to_pydatetime()
+
+
+def lookback_start(
+    engine: Engine, target: DatabaseTarget, data: DataConfig, before: dt.datetime, samples: int
+) -> dt.datetime | float | None:
+    """Time of the ``samples``-th distinct sample before ``before`` (start of a look-back).
+
+    Returns None when there is nothing before ``before`` or ``samples`` is 0; with fewer
+    samples available, the earliest one. The value has the time column's own kind (aware
+    datetime, or float epoch seconds).
+    """
+    return _neighbour_time(engine, target, data, before, samples, forward=False)
+
+
+def lookahead_end(
+    engine: Engine, target: DatabaseTarget, data: DataConfig, after: dt.datetime, samples: int
+) -> dt.datetime | float | None:
+    """Time of the ``samples``-th distinct sample at or after ``after`` (end of a look-ahead).
+
+    Returns None when fewer than ``samples`` samples exist from ``after`` on, or ``samples``
+    is 0. Reading ``[.., that time]`` inclusive covers exactly ``samples`` rows past ``after``.
+    """
+    return _neighbour_time(engine, target, data, after, samples, forward=True)

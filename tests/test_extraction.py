@@ -16,6 +16,7 @@ from DataExtractionAnalysis import (
     EmptyWindowError,
     ExtractionError,
     extract_window,
+    lookahead_end,
     lookback_start,
 )
 
@@ -244,6 +245,11 @@ def test_lookback_start_finds_the_nth_sample_before(any_db: Db) -> None:
         == (T0 + pd.Timedelta(seconds=2)).to_pydatetime()
     )
     assert lookback_start(any_db.engine, any_db.target, config, T0.to_pydatetime(), 3) is None
+    assert (
+        lookahead_end(any_db.engine, any_db.target, config, before, 2)
+        == (T0 + pd.Timedelta(seconds=10)).to_pydatetime()
+    )
+    assert lookahead_end(any_db.engine, any_db.target, config, before, 3) is None
 
 
 @pytest.mark.parametrize(
