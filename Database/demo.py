@@ -1,9 +1,9 @@
 """The embedded demo database: deterministic synthetic robot joint currents in SQLite.
 
 Shaped like real telemetry of an 8-axis robot: ~1.891 s sampling with millisecond jitter,
-a 64 s work cycle per axis, idle stretches where every axis is exactly 0, a slow upward
-drift on axis3, a few missing samples, and sustained injected anomalies whose ground truth
-is stored beside the samples (table ``demo_injected_anomalies``).
+a faint 64 s work cycle under sensor noise, idle stretches where every axis is exactly 0, a
+slow upward drift on axis3, a few missing samples, and sustained injected anomalies whose
+ground truth is stored beside the samples (table ``demo_injected_anomalies``).
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def demo_data(rows: int = DEFAULT_ROWS) -> DemoData:
 
     phases = np.linspace(0.0, 2 * np.pi, len(_BASE_CURRENT), endpoint=False)
     cycle = np.sin(2 * np.pi * t[:, None] / _CYCLE_SECONDS + phases[None, :])
-    values = _BASE_CURRENT * (1.0 + 0.3 * cycle)
-    values += rng.normal(0.0, 0.04, size=values.shape) * _BASE_CURRENT
+    values = _BASE_CURRENT * (1.0 + 0.02 * cycle)
+    values += rng.normal(0.0, 0.05, size=values.shape) * _BASE_CURRENT
     values[:, _DRIFT_AXIS] += _DRIFT_PER_DAY * t / 86_400.0
 
     for start_fraction, length in _IDLE:

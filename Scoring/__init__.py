@@ -11,6 +11,7 @@ from .events import EVENT_COLUMNS, SEVERITIES, extract_events
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
 from .rules import AxisRule, parse_thresholds
 from .scorer import ScoreResult, lookback_samples, score_frame
+from .store import EventStore, WriteSummary
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -18,10 +19,12 @@ __all__ = [
     "LEVEL_NAMES",
     "SEVERITIES",
     "AxisRule",
+    "EventStore",
     "EventsConfig",
     "Level",
     "ScoreResult",
     "ScoringInputError",
+    "WriteSummary",
     "assign_levels",
     "extract_events",
     "level_labels",

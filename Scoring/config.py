@@ -1,8 +1,10 @@
-"""Typed configuration of event extraction (the ``scoring.events`` config section)."""
+"""Typed configuration of event extraction and storage (the ``events`` config section)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from Database import UnsafeIdentifierError, split_table_name
 
 __all__ = ["EventsConfig"]
 
@@ -34,3 +36,12 @@ class EventsConfig(BaseModel):
             "kept event of the same axis and severity; 0 turns the cooldown off."
         ),
     )
+
+    @field_validator("table")
+    @classmethod
+    def _safe_table(cls, value: str) -> str:
+        try:
+            split_table_name(value)
+        except UnsafeIdentifierError as exc:
+            raise ValueError(str(exc)) from None
+        return value
