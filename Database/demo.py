@@ -47,8 +47,9 @@ _BASE_CURRENT = np.array([4.0, 9.0, 6.5, 3.0, 2.0, 1.5, 1.2, 0.8])  # amperes, a
 _CYCLE_SECONDS = 64.0
 _DRIFT_AXIS = 2  # axis3 (0-based)
 _DRIFT_PER_DAY = 0.35  # amperes per day
-# Idle stretches as (start fraction of the series, length in samples): every axis exactly 0.
-_IDLE = ((0.12, 700), (0.37, 950), (0.61, 500), (0.86, 800))
+# Idle stretches as (start, length), both fractions of the series, so they never overlap the
+# injected anomalies below whatever the length: every axis exactly 0.
+_IDLE = ((0.12, 0.007), (0.37, 0.0095), (0.61, 0.005), (0.86, 0.008))
 # Injected sustained anomalies: (axis index 0-based, start fraction, samples, added amperes).
 _ANOMALIES = (
     (1, 0.30, 18, 4.0),
@@ -90,9 +91,9 @@ def demo_data(rows: int = DEFAULT_ROWS) -> DemoData:
     values += rng.normal(0.0, 0.05, size=values.shape) * _BASE_CURRENT
     values[:, _DRIFT_AXIS] += _DRIFT_PER_DAY * t / 86_400.0
 
-    for start_fraction, length in _IDLE:
+    for start_fraction, length_fraction in _IDLE:
         start = int(start_fraction * rows)
-        values[start : start + length, :] = 0.0
+        values[start : start + max(1, int(length_fraction * rows)), :] = 0.0
 
     anomalies = []
     for axis, start_fraction, length, amps in _ANOMALIES:

@@ -6,10 +6,11 @@ call this public API.
 
 from .cli import main, main_train
 from .config import AppConfig, ConfigError, LoadedConfig, load_config
-from .context import DatabaseSession, open_database
+from .context import DatabaseSession, load_environment, open_database
 from .orchestrator import (
     STEPS,
     OrchestrationResult,
+    RunState,
     Step,
     TrainingRun,
     run_profile,
@@ -25,10 +26,12 @@ __all__ = [
     "ExitCode",
     "LoadedConfig",
     "OrchestrationResult",
+    "RunState",
     "Status",
     "Step",
     "TrainingRun",
     "load_config",
+    "load_environment",
     "main",
     "main_train",
     "open_database",

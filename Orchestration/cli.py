@@ -12,16 +12,13 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from dotenv import load_dotenv
-
 from .config import DEFAULT_CONFIG_PATH, LoadedConfig, load_config
+from .context import load_environment
 from .status import ExitCode, Status, status_for
 
 __all__ = ["main", "main_train"]
@@ -40,22 +37,6 @@ EXIT_CODES_HELP = """exit codes:
 """
 
 
-class _RedactingFilter(logging.Filter):
-    """Replaces every occurrence of the given secrets in log records (defence in depth)."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
-
-
 def _setup_logging(log_file: str | None, verbose: bool) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -69,19 +50,6 @@ def _setup_logging(log_file: str | None, verbose: bool) -> None:
     )
     for noisy in ("matplotlib", "PIL", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _protect_secrets(url_env: str) -> None:
-    raw = os.environ.get(url_env, "")
-    if not raw:
-        return
-    try:
-        password = sa.make_url(raw).password
-    except sa.exc.ArgumentError:
-        password = None
-    secrets = [str(password)] if password else []
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_RedactingFilter(secrets))
 
 
 def _jsonable(value: Any) -> Any:
@@ -223,8 +191,9 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     registry = command("registry", "list or show registered versions")
     registry_commands = registry.add_subparsers(dest="registry_command", metavar="ACTION")
     registry_commands.required = True
-    registry_commands.add_parser("list", help="all versions, newest last")
+    _common(registry_commands.add_parser("list", help="all versions, newest last"))
     show = registry_commands.add_parser("show", help="thresholds and metrics of a version")
+    _common(show)
     show.add_argument("version", nargs="?", default="latest")
     return parser
 
@@ -234,10 +203,8 @@ def _run(
 ) -> int:
     _setup_logging(args.log_file, args.verbose)
     try:
-        config_dir = (args.config or DEFAULT_CONFIG_PATH).resolve().parent
-        load_dotenv(config_dir / ".env", override=False)
         loaded = load_config(args.config, args.overrides)
-        _protect_secrets(loaded.config.database.url_env)
+        load_environment(loaded)
         return handler(args, loaded)
     except KeyboardInterrupt:
         logger.error("interrupted")

@@ -3,17 +3,56 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+from dotenv import load_dotenv
 from sqlalchemy.engine import Engine
 
 from Database import DatabaseTarget, connect_engine, ensure_demo_database, resolve_target
 
 from .config import LoadedConfig
 
-__all__ = ["DatabaseSession", "open_database"]
+__all__ = ["DatabaseSession", "load_environment", "open_database"]
 
 logger = logging.getLogger(__name__)
+
+
+class _RedactingFilter(logging.Filter):
+    """Replaces every occurrence of the given secrets in log records (defence in depth)."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def load_environment(loaded: LoadedConfig) -> None:
+    """Load ``.env`` next to the config file and keep the database password out of all logs.
+
+    Variables already set in the environment win over ``.env``. Every handler of the root
+    logger gets a filter that masks the password of the URL in ``database.url_env``, should
+    any message ever contain it. Call it after configuring logging (the CLI and the notebook
+    both do).
+    """
+    load_dotenv(loaded.base_dir / ".env", override=False)
+    raw = os.environ.get(loaded.config.database.url_env, "")
+    try:
+        password = sa.make_url(raw).password if raw else None
+    except sa.exc.ArgumentError:
+        password = None
+    if password:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_RedactingFilter([str(password)]))
 
 
 @dataclass(frozen=True)

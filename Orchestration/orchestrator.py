@@ -37,6 +37,7 @@ from .context import DatabaseSession, open_database
 __all__ = [
     "STEPS",
     "OrchestrationResult",
+    "RunState",
     "Step",
     "TrainingRun",
     "run_profile",
@@ -60,7 +61,7 @@ _LIBRARIES = (
 
 
 @dataclass
-class _RunState:
+class RunState:
     """What the steps of one run have produced so far."""
 
     loaded: LoadedConfig
@@ -89,7 +90,7 @@ class Step:
     """A named pipeline step: a function of the run state."""
 
     name: str
-    run: Callable[[_RunState], None]
+    run: Callable[[RunState], None]
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class OrchestrationResult:
         }
 
 
-def _extract(state: _RunState) -> None:
+def _extract(state: RunState) -> None:
     config = state.loaded.config
     state.extraction = extract_window(
         state.session.engine,
@@ -133,7 +134,7 @@ def _extract(state: _RunState) -> None:
     )
 
 
-def _analyze(state: _RunState) -> None:
+def _analyze(state: RunState) -> None:
     assert state.extraction is not None
     state.profile = profile(state.extraction.frame, state.axes)
     logger.info(
@@ -146,7 +147,7 @@ def _analyze(state: _RunState) -> None:
     )
 
 
-def _prepare(state: _RunState) -> None:
+def _prepare(state: RunState) -> None:
     assert state.extraction is not None and state.profile is not None
     state.prepared = prepare(
         state.extraction.frame,
@@ -156,11 +157,11 @@ def _prepare(state: _RunState) -> None:
     )
 
 
-def _select(state: _RunState) -> None:
+def _select(state: RunState) -> None:
     state.factory = select_model(state.loaded.config.model.type)
 
 
-def _train(state: _RunState) -> None:
+def _train(state: RunState) -> None:
     assert state.prepared is not None and state.factory is not None
     model_config = state.loaded.config.model
     state.models = AxisModelSet(
@@ -172,17 +173,17 @@ def _train(state: _RunState) -> None:
     state.predicted = state.models.predict(state.prepared.frame)
 
 
-def _fitted_axes(state: _RunState) -> list[str]:
+def _fitted_axes(state: RunState) -> list[str]:
     assert state.models is not None
     return [axis for axis in state.axes if axis in state.models.models_]
 
 
-def _evaluate(state: _RunState) -> None:
+def _evaluate(state: RunState) -> None:
     assert state.predicted is not None
     state.metrics = evaluate(state.predicted, _fitted_axes(state))
 
 
-def _threshold(state: _RunState) -> None:
+def _threshold(state: RunState) -> None:
     assert state.predicted is not None and state.profile is not None
     residuals = {axis: state.predicted[f"{axis}_res"].to_numpy() for axis in _fitted_axes(state)}
     calibrator = ThresholdCalibrator(state.loaded.config.thresholds).fit(
@@ -191,7 +192,7 @@ def _threshold(state: _RunState) -> None:
     state.thresholds = calibrator.to_dict()
 
 
-def _plot(state: _RunState) -> None:
+def _plot(state: RunState) -> None:
     plots = state.loaded.config.plots
     if not plots.enabled:
         return
@@ -231,7 +232,7 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _meta(state: _RunState) -> dict[str, Any]:
+def _meta(state: RunState) -> dict[str, Any]:
     assert state.extraction is not None and state.profile is not None
     config = state.loaded.config
     return {
@@ -259,7 +260,7 @@ def _meta(state: _RunState) -> dict[str, Any]:
     }
 
 
-def _register(state: _RunState) -> None:
+def _register(state: RunState) -> None:
     assert state.models is not None and state.prepared is not None
     assert state.metrics is not None
     metrics_csv = io.StringIO()
@@ -310,7 +311,7 @@ class TrainingRun:
     def __init__(self, loaded: LoadedConfig, steps: tuple[Step, ...] = STEPS) -> None:
         run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self.steps = steps
-        self.state = _RunState(loaded=loaded, session=open_database(loaded), run_id=run_id)
+        self.state = RunState(loaded=loaded, session=open_database(loaded), run_id=run_id)
         self._next = 0
 
     @property
@@ -318,7 +319,7 @@ class TrainingRun:
         """Names of the steps, in order."""
         return [step.name for step in self.steps]
 
-    def run_step(self, name: str) -> _RunState:
+    def run_step(self, name: str) -> RunState:
         """Run the next step, which must be ``name`` (steps run in order, each once).
 
         Raises:
@@ -342,7 +343,7 @@ class TrainingRun:
             self.close()
         return self.state
 
-    def run_all(self) -> _RunState:
+    def run_all(self) -> RunState:
         """Run every remaining step."""
         for step in self.steps[self._next :]:
             self.run_step(step.name)

@@ -6,9 +6,10 @@ Window rules (so that scoring back-to-back windows gives exactly the levels of t
   a run that began earlier keeps its full length;
 - with ``--end``, ``L`` rows from the end on are read as look-ahead, so a run still open at the
   end is judged on its full length too;
-- without ``--end`` (up to the newest data), the newest ``L`` samples are held back: their level
-  depends on samples not recorded yet. They are scored by the next run, which continues where
-  this one ended (stored per table and version) when ``--start`` is not given.
+- without ``--end``, or when fewer than ``L`` samples follow it yet, the newest ``L`` samples
+  are held back: their level depends on samples not recorded yet. They are scored by the next
+  run, which continues where this one ended (stored per table and version) when ``--start`` is
+  not given.
 
 Everything is computed first; the CSV and then events + state (one transaction) are written
 last, so a failure writes nothing.
@@ -212,8 +213,7 @@ def run_scoring(
             read_from = lookback_start(engine, target, data, start, context) or start
         read_to = None
         if end is not None:
-            ahead = lookahead_end(engine, target, data, end, context + 1) if context else end
-            read_to = ahead
+            read_to = lookahead_end(engine, target, data, end, context + 1) if context else end
         try:
             frame = extract_window(
                 engine,
@@ -227,10 +227,13 @@ def run_scoring(
             return _empty(model, run_id, start, end, "no samples in the window yet", axes)
         window_start = start if start is not None else frame["ts"].iloc[0]
         window_end: Any = end
-        if end is None:
+        if read_to is None and context:
+            # Fewer than `context` samples follow the window: the newest ones are held back,
+            # their level depends on samples not recorded yet.
             if len(frame) <= context:
-                return _empty(model, run_id, start, None, "too few new samples to score", axes)
-            window_end = frame["ts"].iloc[len(frame) - context] if context else None
+                return _empty(model, run_id, start, end, "too few new samples to score", axes)
+            held_back = _as_utc(frame["ts"].iloc[len(frame) - context])
+            window_end = held_back if end is None else min(_as_utc(end), held_back)
         validate_frame(frame, axes, min_samples=1, allow_empty_axes=True)
         predicted = model.models.predict(frame.assign(time_s=time_since(frame["ts"], model.t0)))
         result = score_frame(

@@ -102,8 +102,8 @@ def test_injected_anomalies_become_exact_events(any_db: Db, project) -> None:
         any_db,
         "s",
         {
-            "a": [0, 1.5, 1.5, 0, 2.5, 2.5, 2.5, 0, 1.5, 0],
-            "b": [0, 0, None, None, 0, 0, 0, 0, 0, 0],
+            "a": [0, 1.5, 1.5, 0, 2.5, 2.5, 2.5, 0, 1.5, 0, 0],  # row 10: look-ahead only
+            "b": [0, 0, None, None, 0, 0, 0, 0, 0, 0, 0],
         },
     )
     report = run_scoring(project(), end=_ts(10).to_pydatetime(), start=T0.to_pydatetime())
@@ -236,7 +236,7 @@ def test_score_cli_statuses_and_exit_codes(sqlite_db: Db, tmp_path: Path) -> Non
     assert "python main.py" in missing.json()["status"]["detail"]
 
     publish_flat_version(tmp_path / "registry", ["a", "b"])
-    _append(sqlite_db, "s", {"a": [0, 2.5, 2.5, 0, 0], "b": [0] * 5})
+    _append(sqlite_db, "s", {"a": [0, 2.5, 2.5, 0, 0, 0], "b": [0] * 6})  # row 5: look-ahead
     window = ["--start", T0.isoformat(), "--end", _ts(5).isoformat()]
     mismatch = run_cli(
         "orchestrate.py",

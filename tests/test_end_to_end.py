@@ -1,0 +1,213 @@
+"""End to end through the real entry points, into tmp_path, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from clitools import make_project, run_cli
+from conftest import PROJECT_ROOT, Db
+
+from Database import DEMO_AXES, demo_data, float_columns, write_chunks
+from ModelRegistry import ModelRegistry
+
+ARTIFACTS = {
+    "models.pkl",
+    "models.json",
+    "prep_stats.json",
+    "thresholds.json",
+    "metrics.csv",
+    "meta.yaml",
+}
+DEMO_ROWS = 6000
+TRAIN_END = "2026-01-05T02:31:00Z"  # ~80% of 6000 samples at 1.891 s
+
+
+@pytest.fixture(scope="module")
+def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = make_project(tmp_path_factory.mktemp("e2e"), f"data: {{train_end: '{TRAIN_END}'}}\n")
+    built = run_cli("orchestrate.py", "demo-db", "--rows", str(DEMO_ROWS), config=config)
+    assert built.code == 0, built.stderr
+    return config
+
+
+def test_main_registers_v1_then_v2_with_latest(demo_project: Path) -> None:
+    root = demo_project.parent / "registry"
+    first = run_cli("main.py", config=demo_project)
+    assert first.code == 0, first.stderr
+    assert "registered v1" in first.stdout
+    assert first.stdout.splitlines()[2].split() == [
+        "axis",
+        "n",
+        "R2",
+        "MAE",
+        "RMSE",
+        "MinC",
+        "MaxC",
+        "T_long",
+        "T_short",
+        "method",
+    ]
+    assert f"artifacts: {root / 'v1'}" in first.stdout
+    assert {p.name for p in (root / "v1").iterdir()} >= ARTIFACTS
+    assert len(list((root / "v1" / "plots").glob("*.png"))) == 16
+    assert (root / "latest").resolve() == (root / "v1").resolve()
+
+    thresholds = json.loads((root / "v1" / "thresholds.json").read_text())
+    assert list(thresholds) == list(DEMO_AXES)
+    assert {
+        (t["T_long_steps"], t["T_short_steps"], t["dt_seconds"]) for t in thresholds.values()
+    } == {(3, 2, 1.891)}
+    metrics = pd.read_csv(root / "v1" / "metrics.csv")
+    assert metrics["axis"].tolist() == list(DEMO_AXES)
+
+    second = run_cli("main.py", config=demo_project)
+    assert "registered v2" in second.stdout
+    assert (root / "latest").resolve() == (root / "v2").resolve()
+    assert [v.version for v in ModelRegistry(root).list_versions()] == ["v1", "v2"]
+
+
+def test_train_json_and_registry_commands(demo_project: Path) -> None:
+    run = run_cli("orchestrate.py", "train", "--json", config=demo_project)
+    assert run.code == 0, run.stderr
+    payload = run.json()
+    assert payload["status"]["code"] == "ok"
+    assert set(payload) >= {"version", "artifact_dir", "metrics", "thresholds", "timings"}
+    assert list(payload["timings"]) == [
+        "extract",
+        "analyze",
+        "prepare",
+        "select",
+        "train",
+        "evaluate",
+        "threshold",
+        "plot",
+        "register",
+    ]
+    listing = run_cli("orchestrate.py", "registry", "list", config=demo_project)
+    assert f"{payload['version']} (latest)" in listing.stdout
+    shown = run_cli("orchestrate.py", "registry", "show", "--json", config=demo_project).json()
+    assert shown["version"] == payload["version"]
+    assert shown["thresholds"] == payload["thresholds"]
+
+
+def test_a_failing_step_registers_nothing(tmp_path: Path, demo_project: Path) -> None:
+    config = make_project(
+        tmp_path, "thresholds: {use_mad_fallback: false, min_pos_for_percentile: 1000000}\n"
+    )
+    (tmp_path / "demo.sqlite").write_bytes((demo_project.parent / "demo.sqlite").read_bytes())
+    run = run_cli("main.py", "--json", config=config)
+    assert run.code == 3
+    assert run.json()["status"]["code"] == "invalid-input"
+    assert "use_mad_fallback" in run.json()["status"]["detail"]
+    assert not list((tmp_path / "registry").glob("v*"))
+
+
+def test_scoring_the_last_20_percent_finds_the_injected_anomalies(
+    tmp_path: Path, demo_project: Path
+) -> None:
+    config = make_project(tmp_path, f"data: {{train_end: '{TRAIN_END}'}}\n")
+    (tmp_path / "demo.sqlite").write_bytes((demo_project.parent / "demo.sqlite").read_bytes())
+    assert run_cli("main.py", config=config).code == 0
+    end = "2026-01-06T00:00:00Z"
+    scored = run_cli(
+        "orchestrate.py",
+        "score",
+        "--json",
+        "--end",
+        end,
+        "--output",
+        str(tmp_path / "flags.csv"),
+        config=config,
+    )
+    assert scored.code == 0, scored.stderr
+    flags = pd.read_csv(tmp_path / "flags.csv")
+    samples = demo_data(DEMO_ROWS).samples
+    after = samples[samples["ts"] >= pd.Timestamp(TRAIN_END)]
+    thresholds = json.loads((tmp_path / "registry" / "v1" / "thresholds.json").read_text())
+    held_back = max(max(t["T_long_steps"], t["T_short_steps"]) for t in thresholds.values()) - 1
+    assert len(flags) == len(after) - held_back == scored.json()["samples"]
+    assert flags["ts"].iloc[-1] == after["ts"].iloc[-1 - held_back].strftime(
+        "%Y-%m-%dT%H:%M:%S.%f%z"
+    )
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'demo.sqlite'}")
+    with engine.connect() as conn:
+        events = pd.read_sql("SELECT * FROM anomaly_events WHERE severity = 'error'", conn)
+        injected = pd.read_sql("SELECT * FROM demo_injected_anomalies", conn)
+    engine.dispose()
+    late = injected[pd.to_datetime(injected["start"], utc=True) >= pd.Timestamp(TRAIN_END)]
+    assert len(late) >= 2
+    # Noise may push a neighbouring sample over MaxC too, so the error event covers the
+    # injected anomaly and may reach a sample or two beyond it (exact edges are proven on
+    # noiseless data in test_scoring_run.py).
+    events["start"] = pd.to_datetime(events["start_ts"], utc=True)
+    events["end"] = pd.to_datetime(events["end_ts"], utc=True)
+    for anomaly in late.itertuples():
+        first = pd.Timestamp(anomaly.start, tz="UTC")
+        last = pd.Timestamp(anomaly.end, tz="UTC")
+        covering = events[
+            (events.axis == anomaly.axis) & (events.start <= first) & (events.end >= last)
+        ]
+        assert len(covering) == 1, (anomaly, events[events.axis == anomaly.axis])
+        assert covering["samples"].iloc[0] - anomaly.samples in range(3)
+
+    again = run_cli(
+        "orchestrate.py", "score", "--json", "--start", TRAIN_END, "--end", end, config=config
+    )
+    assert again.json()["events_written"]["inserted"] == 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'demo.sqlite'}")
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT count(*) FROM anomaly_events")).scalar()
+    engine.dispose()
+    assert total == sum(sum(c.values()) for c in scored.json()["counts"].values())
+
+
+@pytest.mark.postgres
+def test_overlapping_runs_on_postgres_never_leak_the_password(pg_db: Db, tmp_path: Path) -> None:
+    secret = pg_db.target.url.password or "Sup3r-Secret-pw"  # trust auth ignores a made-up one
+    url = pg_db.target.url.set(password=secret).render_as_string(hide_password=False)
+    samples = demo_data(4000).samples
+    columns = {"ts": sa.DateTime(timezone=True), **float_columns(DEMO_AXES)}
+    write_chunks(pg_db.engine, pg_db.target, pg_db.table("robot"), columns, [samples])
+    config = make_project(tmp_path, f"data: {{table: {pg_db.table('robot')}}}\n")
+
+    env = {**__import__("os").environ, "DB_URL": url}
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(PROJECT_ROOT / "main.py"),
+                "--config",
+                str(config),
+                "--log-file",
+                str(tmp_path / f"run{i}.log"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for i in range(2)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+
+    registry = ModelRegistry(tmp_path / "registry")
+    assert sorted(v.version for v in registry.list_versions()) == ["v1", "v2"]
+    for version in ("v1", "v2"):
+        loaded = registry.load(version)  # verifies every checksum
+        assert loaded.meta["database"]["dialect"] == "postgresql"
+    assert registry.resolve("latest").name in {"v1", "v2"}
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in written) and any(p.name == "meta.yaml" for p in written)
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
+    for stdout, stderr in outputs:
+        assert secret not in stdout + stderr
