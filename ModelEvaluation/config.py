@@ -22,7 +22,7 @@ class PlotConfig(BaseModel):
         ge=100,
         description=(
             "Most points drawn per series; longer series are subsampled keeping each "
-            "time bucket's min and max."
+            "time bucket's min, max, first and middle sample."
         ),
     )
     workers: int = Field(

@@ -22,7 +22,7 @@ class RegistryConfig(BaseModel):
         default="out/registry",
         description=(
             "Folder that holds one sub-folder per published version and the `latest` pointer. "
-            "Relative paths are resolved against the working directory."
+            "Relative paths are resolved against the config file's folder."
         ),
     )
     version_tag: str = Field(
