@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from Database import UnsafeIdentifierError, split_table_name, validate_identifier
+from Database import split_table_name, validate_identifier
 
 __all__ = ["DataConfig"]
 
@@ -76,10 +76,7 @@ class DataConfig(BaseModel):
     def _safe_axis_names(cls, value: list[str] | list[int]) -> list[str] | list[int]:
         for axis in value:
             if isinstance(axis, str):
-                try:
-                    validate_identifier(axis, "axis column name")
-                except UnsafeIdentifierError as exc:
-                    raise ValueError(str(exc)) from None
+                validate_identifier(axis, "axis column name")
         return value
 
     @field_validator("train_start", "train_end")
@@ -102,19 +99,13 @@ class DataConfig(BaseModel):
     @field_validator("table")
     @classmethod
     def _safe_table(cls, value: str) -> str:
-        try:
-            split_table_name(value)
-        except UnsafeIdentifierError as exc:
-            raise ValueError(str(exc)) from None
+        split_table_name(value)  # UnsafeIdentifierError is a ValueError: pydantic reports it
         return value
 
     @field_validator("time_col", "axis_id_col", "value_col")
     @classmethod
     def _safe_column(cls, value: str) -> str:
-        try:
-            return validate_identifier(value, "column name")
-        except UnsafeIdentifierError as exc:
-            raise ValueError(str(exc)) from None
+        return validate_identifier(value, "column name")
 
     @property
     def layout(self) -> Literal["wide", "long"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from Database import UnsafeIdentifierError, split_table_name
+from Database import split_table_name
 
 __all__ = ["EventsConfig"]
 
@@ -40,8 +40,5 @@ class EventsConfig(BaseModel):
     @field_validator("table")
     @classmethod
     def _safe_table(cls, value: str) -> str:
-        try:
-            split_table_name(value)
-        except UnsafeIdentifierError as exc:
-            raise ValueError(str(exc)) from None
+        split_table_name(value)  # UnsafeIdentifierError is a ValueError: pydantic reports it
         return value
