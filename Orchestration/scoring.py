@@ -6,10 +6,10 @@ Window rules (so that scoring back-to-back windows gives exactly the levels of t
   a run that began earlier keeps its full length;
 - with ``--end``, ``L`` rows from the end on are read as look-ahead, so a run still open at the
   end is judged on its full length too;
-- without ``--end``, or when fewer than ``L`` samples follow it yet, the newest ``L`` samples
-  are held back: their level depends on samples not recorded yet. They are scored by the next
-  run, which continues where this one ended (stored per table and version) when ``--start`` is
-  not given.
+- without ``--end``, or when fewer than ``L`` samples follow it yet, the newest ``L`` levels
+  are provisional: they depend on samples not recorded yet. They are written (levels and
+  events only ever grow), but the stored state stops before them, so the next run, which
+  continues from the state when ``--start`` is not given, scores them again.
 
 Everything is computed first; the CSV and then events + state (one transaction) are written
 last, so a failure writes nothing.
@@ -49,10 +49,16 @@ __all__ = ["ScoringReport", "run_scoring"]
 
 logger = logging.getLogger(__name__)
 
+_ONE_US = pd.Timedelta(microseconds=1)
+
 
 @dataclass(frozen=True)
 class ScoringReport:
-    """Outcome of a score run: window, counts per axis and severity, what was written."""
+    """Outcome of a score run: window, counts per axis and severity, what was written.
+
+    ``start``/``end`` are the first and last scored samples; levels before ``final_until``
+    are final, later ones provisional (the next run scores them again).
+    """
 
     version: str
     run_id: str
@@ -60,6 +66,7 @@ class ScoringReport:
     end: pd.Timestamp | None
     samples: int
     counts: dict[str, dict[str, int]]
+    final_until: pd.Timestamp | None = None
     written: dict[str, int] = field(default_factory=dict)
     output: Path | None = None
     detail: str = ""
@@ -81,6 +88,7 @@ class ScoringReport:
             "window": {
                 "start": None if self.start is None else self.start.isoformat(),
                 "end": None if self.end is None else self.end.isoformat(),
+                "final_until": None if self.final_until is None else self.final_until.isoformat(),
             },
             "samples": self.samples,
             "counts": self.counts,
@@ -226,14 +234,15 @@ def run_scoring(
         except EmptyWindowError:
             return _empty(model, run_id, start, end, "no samples in the window yet", axes)
         window_start = start if start is not None else frame["ts"].iloc[0]
-        window_end: Any = end
-        if read_to is None and context:
-            # Fewer than `context` samples follow the window: the newest ones are held back,
-            # their level depends on samples not recorded yet.
-            if len(frame) <= context:
-                return _empty(model, run_id, start, end, "too few new samples to score", axes)
-            held_back = _as_utc(frame["ts"].iloc[len(frame) - context])
-            window_end = held_back if end is None else min(_as_utc(end), held_back)
+        final_until = None if end is None else _as_utc(end)
+        if read_to is None:
+            # Fewer than `context` samples follow the window yet: the newest `context` levels
+            # are provisional (a run may still reach T). They are scored and written (levels
+            # and events only ever grow), but the state stops before them, so the next run
+            # scores them again with the samples that follow.
+            tail = frame["ts"].iloc[max(0, len(frame) - context)] if context else None
+            held = _as_utc(frame["ts"].iloc[-1]) + _ONE_US if tail is None else _as_utc(tail)
+            final_until = held if final_until is None else min(final_until, held)
         validate_frame(frame, axes, min_samples=1, allow_empty_axes=True)
         predicted = model.models.predict(frame.assign(time_s=time_since(frame["ts"], model.t0)))
         result = score_frame(
@@ -241,16 +250,15 @@ def run_scoring(
             None,
             model.thresholds,
             window_start=_bound(window_start, frame),
-            window_end=_bound(window_end, frame),
+            window_end=_bound(end, frame),
         )
         if result.frame.empty:
-            return _empty(model, run_id, start, window_end, "no samples in the window yet", axes)
+            return _empty(model, run_id, start, end, "no samples in the window yet", axes)
         events = result.events(
             merge_gap_seconds=events_config.merge_gap_seconds,
             cooldown_seconds=events_config.cooldown_seconds,
         )
         previous = frame["ts"].iloc[result.context_before - 1] if result.context_before else None
-        scored_until = window_end if window_end is not None else frame["ts"].iloc[-1]
         if output is not None:
             _write_csv(result.frame, output)
         written = store.write(
@@ -259,7 +267,7 @@ def run_scoring(
             previous_ts=previous,
             model_version=model.version,
             run_id=run_id,
-            scored_until=scored_until,
+            scored_until=final_until,
             merge_gap_seconds=events_config.merge_gap_seconds,
             cooldown_seconds=events_config.cooldown_seconds,
         )
@@ -268,9 +276,10 @@ def run_scoring(
     counts = {axis: dict.fromkeys(SEVERITIES, 0) for axis in axes}
     for (axis, severity), group in events.groupby(["axis", "severity"]):
         counts[axis][severity] = len(group)
-    first, last = _as_utc(result.frame["ts"].iloc[0]), _as_utc(scored_until)
+    first, last = _as_utc(result.frame["ts"].iloc[0]), _as_utc(result.frame["ts"].iloc[-1])
     detail = (
-        f"scored {len(result.frame)} samples from {first} to {last} with {model.version}: "
+        f"scored {len(result.frame)} samples from {first} to {last} with {model.version} "
+        f"(final up to {final_until}): "
         f"{sum(c['alert'] for c in counts.values())} alert and "
         f"{sum(c['error'] for c in counts.values())} error events"
     )
@@ -281,6 +290,7 @@ def run_scoring(
         start=first,
         end=last,
         samples=len(result.frame),
+        final_until=final_until,
         counts=counts,
         written=vars(written),
         output=output,

@@ -157,21 +157,23 @@ def test_rescoring_a_range_writes_no_duplicates(any_db: Db, project) -> None:
 def test_event_grown_by_newer_data_is_extended(any_db: Db, project) -> None:
     _append(any_db, "s", {"a": [0, 0, 0, 0, 0, 0, 0, 1.5, 1.5, 1.5], "b": [0] * 10})
     first = run_scoring(project())  # continues from the version's training end
-    assert (first.samples, first.end) == (9, _ts(9))  # the newest sample is held back
+    # every row is scored; the newest one is provisional, so the state stops before it
+    assert (first.samples, first.end, first.final_until) == (10, _ts(9), _ts(9))
     assert _events(any_db)[["start_ts", "end_ts", "samples"]].values.tolist() == [
-        [_ts(7), _ts(8), 2]
+        [_ts(7), _ts(9), 3]
     ]
 
     _append(any_db, "s", {"a": [1.5, 1.5, 0], "b": [0, 0, 0]}, first=10)
     second = run_scoring(project())
-    assert second.start == _ts(9) and second.samples == 3
+    assert second.start == _ts(9) and second.samples == 4  # the provisional row 9 again
     assert second.written["extended"] == 1 and second.written["inserted"] == 0
     stored = _events(any_db)
     assert stored[["start_ts", "end_ts", "samples"]].values.tolist() == [[_ts(7), _ts(11), 5]]
     assert stored["duration_s"].tolist() == [4.0]
 
-    third = run_scoring(project())  # nothing new but the held-back sample
-    assert third.samples == 0 and len(_events(any_db)) == 1
+    third = run_scoring(project())  # nothing new but the provisional newest sample
+    assert third.samples == 1 and len(_events(any_db)) == 1
+    assert third.written == {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 0}
 
 
 def test_back_to_back_windows_equal_the_union(any_db: Db, project, tmp_path: Path) -> None:
