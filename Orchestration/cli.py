@@ -118,7 +118,9 @@ def _timestamp(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO-8601 time, e.g. 2026-01-05T12:00:00Z"
         ) from None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
 
 
 def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:

@@ -254,17 +254,19 @@ def run_scoring(
         )
         if result.frame.empty:
             return _empty(model, run_id, start, end, "no samples in the window yet", axes)
-        events = result.events(
-            merge_gap_seconds=events_config.merge_gap_seconds,
-            cooldown_seconds=events_config.cooldown_seconds,
-        )
-        previous = frame["ts"].iloc[result.context_before - 1] if result.context_before else None
+        # The cooldown is applied by the store, in time order against stored events too, so
+        # that where windows are cut cannot change which events it drops.
+        events = result.events(merge_gap_seconds=events_config.merge_gap_seconds)
+        before, after = result.context_before, result.context_after
+        previous = frame["ts"].iloc[before - 1] if before else None
+        following = frame["ts"].iloc[before + len(result.frame)] if after else None
         if output is not None:
             _write_csv(result.frame, output)
         written = store.write(
             events,
             window_ts=result.frame["ts"],
             previous_ts=previous,
+            next_ts=following,
             model_version=model.version,
             run_id=run_id,
             scored_until=final_until,
@@ -273,9 +275,7 @@ def run_scoring(
         )
     finally:
         session.close()
-    counts = {axis: dict.fromkeys(SEVERITIES, 0) for axis in axes}
-    for (axis, severity), group in events.groupby(["axis", "severity"]):
-        counts[axis][severity] = len(group)
+    counts = {axis: {s: written.kept.get(axis, {}).get(s, 0) for s in SEVERITIES} for axis in axes}
     first, last = _as_utc(result.frame["ts"].iloc[0]), _as_utc(result.frame["ts"].iloc[-1])
     detail = (
         f"scored {len(result.frame)} samples from {first} to {last} with {model.version} "
@@ -292,7 +292,7 @@ def run_scoring(
         samples=len(result.frame),
         final_until=final_until,
         counts=counts,
-        written=vars(written),
+        written=written.counts(),
         output=output,
         detail=detail,
     )

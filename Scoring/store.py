@@ -3,12 +3,19 @@
 ``anomaly_events`` (name from ``events.table``) holds one row per event, unique on
 (asset, source_table, axis, severity, start_ts, model_version). Writing is idempotent:
 
-- an event whose start is already stored is updated, never duplicated; its end, samples and
-  peak only grow (re-scoring an earlier, shorter range does not shrink it);
-- an event that continues a stored one across a window start (its run begins at the window's
-  first row and the stored event reaches the row before it) extends the stored event;
-- with ``merge_gap_seconds`` an event starting within the gap after a stored event extends it;
-  with ``cooldown_seconds`` an event starting within the cooldown after one is dropped.
+- a new event and every stored event of the same axis and severity that overlaps it or
+  *touches* it (ends at the row just before it, or starts at the row just after it: adjacent
+  runs are one maximal run) become one row: earliest start, latest end, highest peak, the
+  samples of both without double counting; absorbed rows are deleted. So re-scoring never
+  duplicates, an event that grew with newer data is extended, and windows scored in any order
+  (backfills) fold into the same events as scoring their union;
+- with ``merge_gap_seconds``, stored events within the gap fold in the same way;
+- with ``cooldown_seconds``, an event starting within the cooldown after the end of the
+  previous kept event (of the same axis and severity) is suppressed, in time order. It is
+  stored with ``suppressed = true`` (for audit, and so that its continuation in the next
+  window is suppressed too); consumers read ``WHERE NOT suppressed``. The cooldown assumes
+  windows are scored in time order (a backfill of an earlier range cannot un-drop later
+  events).
 
 ``<events.table>_state`` remembers, per source table and model version, where scoring ended,
 so ``score`` without ``--start`` continues from there. Events and state are written in one
@@ -38,20 +45,47 @@ _ONE_US = pd.Timedelta(microseconds=1)
 
 @dataclass(frozen=True)
 class WriteSummary:
-    """How the events of one run landed: new rows, grown rows, unchanged and suppressed."""
+    """How the events of one run landed, and how many were kept per axis and severity."""
 
     inserted: int
     extended: int
     unchanged: int
     suppressed: int
+    kept: dict[str, dict[str, int]]
+
+    def counts(self) -> dict[str, int]:
+        """The four outcome counts, for reports."""
+        return {
+            "inserted": self.inserted,
+            "extended": self.extended,
+            "unchanged": self.unchanged,
+            "suppressed": self.suppressed,
+        }
 
 
 def _utc(value: Any) -> pd.Timestamp:
-    """An event time (aware/naive datetime, or float epoch seconds) as a UTC Timestamp."""
+    """An event time as a UTC Timestamp at the database's microsecond resolution.
+
+    Float epoch seconds carry binary noise (``...447.556`` is ``...447.555999...``); rounding
+    to the microsecond makes a re-scored event compare equal to the stored one.
+    """
     if isinstance(value, (int, float, np.floating, np.integer)):
-        return pd.Timestamp(float(value), unit="s", tz="UTC")
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        stamp = pd.Timestamp(float(value), unit="s", tz="UTC")
+    else:
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.round("us")
+
+
+def _utc_ns(ts: pd.Series) -> np.ndarray:
+    """A whole ``ts`` column as int64 UTC nanoseconds, rounded to microseconds (vectorised)."""
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        stamps = pd.to_datetime(ts, utc=True)
+    else:
+        stamps = pd.to_datetime(ts.astype("float64"), unit="s", utc=True)
+    return (
+        stamps.dt.round("us").astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").view("int64")
+    )
 
 
 class EventStore:
@@ -93,6 +127,7 @@ class EventStore:
             sa.Column("samples", sa.Integer, nullable=False),
             sa.Column("peak_residual", sa.Float(53), nullable=False),
             sa.Column("threshold", sa.Float(53), nullable=False),
+            sa.Column("suppressed", sa.Boolean, nullable=False),
             sa.Column("model_version", sa.String(64), nullable=False),
             sa.Column("run_id", sa.String(64), nullable=False),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -150,14 +185,15 @@ class EventStore:
         return frame
 
     def _existing(
-        self, conn: Connection, model_version: str, since: pd.Timestamp
+        self, conn: Connection, model_version: str, since: pd.Timestamp, until: pd.Timestamp
     ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """Stored events of this table and version ending at or after ``since``."""
+        """Stored events of this table and version overlapping ``[since, until]``."""
         stmt = sa.select(self.events).where(
             self.events.c.asset == self.asset,
             self.events.c.source_table == self.source_table,
             self.events.c.model_version == model_version,
             self.events.c.end_ts >= since.to_pydatetime(),
+            self.events.c.start_ts <= until.to_pydatetime(),
         )
         grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in conn.execute(stmt.order_by(self.events.c.start_ts)).mappings():
@@ -172,6 +208,7 @@ class EventStore:
         *,
         window_ts: pd.Series,
         previous_ts: Any,
+        next_ts: Any,
         model_version: str,
         run_id: str,
         scored_until: Any,
@@ -181,47 +218,62 @@ class EventStore:
         """Store the events of one scored window and move the scoring state, in one transaction.
 
         Args:
-            events: from :meth:`ScoreResult.events` (columns of ``EVENT_COLUMNS``).
-            window_ts: the ``ts`` of every scored window row (to count a grown event's new rows).
+            events: from :meth:`ScoreResult.events`, merged but *without* cooldown (the
+                cooldown is applied here, against stored events too, in time order).
+            window_ts: the ``ts`` of every scored window row (to count samples without
+                double counting).
             previous_ts: ``ts`` of the row just before the window (None when there is none).
+            next_ts: ``ts`` of the row just after the window (None when there is none yet).
             model_version: registry version used.
             run_id: this run's id.
-            scored_until: the window's end; the state keeps the later of it and the stored one.
+            scored_until: levels before it are final; the state moves there when this window
+                starts at or before the stored state (a later backfill range leaves it).
             merge_gap_seconds, cooldown_seconds: as in ``events.*`` of the config.
 
         Returns:
             Counts of inserted, extended, unchanged and suppressed events.
         """
         now = dt.datetime.now(dt.timezone.utc)
-        times = np.array([_utc(t).value for t in window_ts], dtype="int64")
-        previous = None if previous_ts is None else _utc(previous_ts)
-        reach = pd.Timedelta(seconds=max(merge_gap_seconds, cooldown_seconds))
+        times = _utc_ns(window_ts)
+        edges = (
+            None if previous_ts is None else _utc(previous_ts),
+            None if next_ts is None else _utc(next_ts),
+        )
+        gap = pd.Timedelta(seconds=merge_gap_seconds)
+        cooldown = pd.Timedelta(seconds=cooldown_seconds)
+        reach = max(gap, cooldown)
+        first = pd.Timestamp(times[0], tz="UTC") if len(times) else _utc(scored_until)
+        last = pd.Timestamp(times[-1], tz="UTC") if len(times) else _utc(scored_until)
         counts = {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 0}
+        kept: dict[str, dict[str, int]] = {}
         action = f"writing events to {self.events.fullname!r}"
         with database_errors(self.target, action), self.engine.begin() as conn:
             self._metadata.create_all(conn, checkfirst=True)
-            first = _utc(window_ts.iloc[0]) if len(window_ts) else _utc(scored_until)
-            since = (previous or first) - reach - _ONE_US
-            stored = self._existing(conn, model_version, since)
+            since = (edges[0] or first) - reach - _ONE_US
+            until = (edges[1] or last) + gap + _ONE_US
+            stored = self._existing(conn, model_version, since, until)
             ordered = events.sort_values("start", kind="stable") if len(events) else events
             for event in ordered.to_dict("records"):
-                key = (event["axis"], event["severity"])
+                rows = stored.setdefault((event["axis"], event["severity"]), [])
                 outcome = self._place(
                     conn,
                     event,
-                    stored.setdefault(key, []),
+                    rows,
                     times,
-                    previous,
+                    edges,
+                    gap=gap,
+                    cooldown=cooldown,
                     model_version=model_version,
                     run_id=run_id,
                     now=now,
-                    merge_gap=pd.Timedelta(seconds=merge_gap_seconds),
-                    cooldown=pd.Timedelta(seconds=cooldown_seconds),
                 )
                 counts[outcome] += 1
-            self._move_state(conn, model_version, _utc(scored_until), run_id, now)
+                if outcome != "suppressed":
+                    per_axis = kept.setdefault(event["axis"], {})
+                    per_axis[event["severity"]] = per_axis.get(event["severity"], 0) + 1
+            self._move_state(conn, model_version, first, _utc(scored_until), run_id, now)
         logger.info("events written to %s: %s", self.events.fullname, counts)
-        return WriteSummary(**counts)
+        return WriteSummary(**counts, kept=kept)
 
     def _place(
         self,
@@ -229,35 +281,37 @@ class EventStore:
         event: dict[str, Any],
         stored: list[dict[str, Any]],
         times: np.ndarray,
-        previous: pd.Timestamp | None,
+        edges: tuple[pd.Timestamp | None, pd.Timestamp | None],
         *,
+        gap: pd.Timedelta,
+        cooldown: pd.Timedelta,
         model_version: str,
         run_id: str,
         now: dt.datetime,
-        merge_gap: pd.Timedelta,
-        cooldown: pd.Timedelta,
     ) -> str:
         start, end = _utc(event["start"]), _utc(event["end"])
-        same = next((row for row in stored if row["start_ts"] == start), None)
-        before = [row for row in stored if row["start_ts"] < start]
-        last = before[-1] if before else None
-        continues = (
-            last is not None
-            and bool(event["starts_at_frame_start"])
-            and previous is not None
-            and last["end_ts"] >= previous
-        )
-        merges = (
-            last is not None
-            and merge_gap > pd.Timedelta(0)
-            and (start - last["end_ts"] <= merge_gap)
-        )
-        if same is None and (continues or merges or (last is not None and last["end_ts"] >= start)):
-            return self._grow(conn, last, event, start, end, times, run_id, now)
-        if same is not None:
-            return self._grow(conn, same, event, start, end, times, run_id, now)
-        if last is not None and cooldown > pd.Timedelta(0) and start - last["end_ts"] <= cooldown:
-            return "suppressed"
+        # The rows next to the run: the look-back/look-ahead row at a window edge, else the
+        # run's own edge (the neighbouring window row is not part of the run).
+        before = edges[0] if event["starts_at_frame_start"] and edges[0] is not None else start
+        after = edges[1] if event["ends_at_frame_end"] and edges[1] is not None else end
+        joined = [
+            row
+            for row in stored
+            if row["start_ts"] <= after + gap and row["end_ts"] >= before - gap
+        ]
+        if joined and joined[0]["start_ts"] <= start:
+            suppressed = bool(joined[0]["suppressed"])  # the run's start decided it already
+        else:
+            first = min(start, *(r["start_ts"] for r in joined)) if joined else start
+            kept = [r for r in stored if not r["suppressed"] and r["end_ts"] < first]
+            suppressed = bool(
+                kept and cooldown > pd.Timedelta(0) and first - kept[-1]["end_ts"] <= cooldown
+            )
+        if joined:
+            outcome = self._fold(
+                conn, joined, stored, event, start, end, times, suppressed, run_id, now
+            )
+            return "suppressed" if suppressed else outcome
         row = {
             "asset": self.asset,
             "source_table": self.source_table,
@@ -269,64 +323,90 @@ class EventStore:
             "samples": int(event["samples"]),
             "peak_residual": float(event["peak_residual"]),
             "threshold": float(event["threshold"]),
+            "suppressed": suppressed,
             "model_version": model_version,
             "run_id": run_id,
             "created_at": now,
             "updated_at": now,
         }
-        conn.execute(self.events.insert().values(**row))
-        stored.append({**row, "start_ts": start, "end_ts": end})
+        new_id = conn.execute(self.events.insert().values(**row)).inserted_primary_key[0]
+        stored.append({**row, "id": new_id, "start_ts": start, "end_ts": end})
         stored.sort(key=lambda r: r["start_ts"])
-        return "inserted"
+        return "suppressed" if suppressed else "inserted"
 
-    def _grow(
+    def _fold(
         self,
         conn: Connection,
-        row: dict[str, Any],
+        joined: list[dict[str, Any]],
+        stored: list[dict[str, Any]],
         event: dict[str, Any],
         start: pd.Timestamp,
         end: pd.Timestamp,
         times: np.ndarray,
+        suppressed: bool,
         run_id: str,
         now: dt.datetime,
     ) -> str:
-        """Extend a stored event by the rows of ``event`` after its current end (if any)."""
-        if end <= row["end_ts"] and float(event["peak_residual"]) <= row["peak_residual"]:
-            return "unchanged"
-        if start == row["start_ts"]:
-            samples = max(int(row["samples"]), int(event["samples"]))
-        elif row["end_ts"] < start:  # continued or merged: the gap rows are not event samples
-            samples = int(row["samples"]) + int(event["samples"])
-        else:  # overlaps what is stored: count only the rows after the stored end
-            lo = np.searchsorted(times, row["end_ts"].value, side="right")
-            hi = np.searchsorted(times, end.value, side="right")
-            samples = int(row["samples"]) + max(0, int(hi - lo))
-        new_end = max(end, row["end_ts"])
+        """Make ``event`` and the stored rows it joins one row (the earliest one survives)."""
+        samples = int(event["samples"])
+        total = samples
+        for row in joined:
+            lo = max(row["start_ts"], start).value
+            hi = min(row["end_ts"], end).value
+            shared = (
+                0
+                if lo > hi
+                else int(
+                    np.searchsorted(times, hi, side="right")
+                    - np.searchsorted(times, lo, side="left")
+                )
+            )
+            total += int(row["samples"]) - min(shared, samples, int(row["samples"]))
+        keep = joined[0]
+        new_start = min(start, *(r["start_ts"] for r in joined))
+        new_end = max(end, *(r["end_ts"] for r in joined))
         values = {
+            "start_ts": new_start,
+            "end_ts": new_end,
+            "samples": max(total, samples),
+            "peak_residual": max(
+                float(event["peak_residual"]), *(float(r["peak_residual"]) for r in joined)
+            ),
+            "suppressed": suppressed,
+        }
+        if len(joined) == 1 and all(keep[k] == v for k, v in values.items()):
+            return "unchanged"
+        absorbed = [r["id"] for r in joined[1:]]
+        if absorbed:
+            conn.execute(self.events.delete().where(self.events.c.id.in_(absorbed)))
+        update = {
+            **values,
+            "start_ts": new_start.to_pydatetime(),
             "end_ts": new_end.to_pydatetime(),
-            "duration_s": float((new_end - row["start_ts"]).total_seconds()),
-            "samples": samples,
-            "peak_residual": max(float(row["peak_residual"]), float(event["peak_residual"])),
+            "duration_s": float((new_end - new_start).total_seconds()),
             "run_id": run_id,
             "updated_at": now,
         }
-        conn.execute(self.events.update().where(self.events.c.id == row["id"]).values(**values))
-        row.update({**values, "end_ts": new_end})
+        conn.execute(self.events.update().where(self.events.c.id == keep["id"]).values(**update))
+        stored[:] = [r for r in stored if r["id"] not in absorbed]
+        keep.update({**update, "start_ts": new_start, "end_ts": new_end})
         return "extended"
 
     def _move_state(
         self,
         conn: Connection,
         model_version: str,
+        window_first: pd.Timestamp,
         until: pd.Timestamp,
         run_id: str,
         now: dt.datetime,
     ) -> None:
+        """Advance the continuation point, unless this window lies beyond it (a backfill)."""
         key = (self.state.c.source_table == self.source_table) & (
             self.state.c.model_version == model_version
         )
         current = conn.execute(sa.select(self.state.c.scored_until).where(key)).scalar()
-        if current is not None and _utc(current) >= until:
+        if current is not None and (_utc(current) >= until or window_first > _utc(current)):
             return
         conn.execute(self.state.delete().where(key))
         conn.execute(

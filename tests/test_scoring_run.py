@@ -6,6 +6,7 @@ MinC = 1, MaxC = 2, T_long_steps = T_short_steps = 2, so a look-back of one samp
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -31,20 +32,33 @@ def _ts(i: int) -> pd.Timestamp:
     return T0 + pd.Timedelta(seconds=i)
 
 
-def publish_flat_version(root: Path, axes: list[str], *, tag: str = "auto") -> str:
+def publish_flat_version(
+    root: Path,
+    axes: list[str],
+    *,
+    tag: str = "auto",
+    t_long: int = 2,
+    t_short: int = 2,
+    epoch: bool = False,
+) -> str:
     """A version predicting exactly 1.0 everywhere, trained on data ending before T0."""
     train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: [1.0, 1.0, 1.0] for a in axes}})
     models = AxisModelSet(select_model("linear"), axes).fit(train)
-    rule = {"MinC": 1.0, "MaxC": 2.0, "T_long_steps": 2, "T_short_steps": 2, "dt_seconds": 1.0}
+    origin = T0 - pd.Timedelta(hours=1)
+    rule = {
+        "MinC": 1.0,
+        "MaxC": 2.0,
+        "T_long_steps": t_long,
+        "T_short_steps": t_short,
+        "dt_seconds": 1.0,
+    }
     files = {
         "models.json": json.dumps(models.to_dict()).encode(),
         "thresholds.json": json.dumps({a: rule for a in axes}).encode(),
         "prep_stats.json": json.dumps(
-            {
-                "t0": (T0 - pd.Timedelta(hours=1)).isoformat(),
-                "t0_kind": "datetime",
-                "dt_seconds": 1.0,
-            }
+            {"t0": origin.timestamp(), "t0_kind": "epoch", "dt_seconds": 1.0}
+            if epoch
+            else {"t0": origin.isoformat(), "t0_kind": "datetime", "dt_seconds": 1.0}
         ).encode(),
     }
     meta = {
@@ -221,10 +235,11 @@ def test_merge_gap_and_cooldown_across_windows(
     run_scoring(loaded, start=T0.to_pydatetime(), end=_ts(4).to_pydatetime())
     run_scoring(loaded, start=_ts(4).to_pydatetime(), end=_ts(10).to_pydatetime())
     stored = _events(any_db)
-    assert (
-        stored[stored.severity == "alert"][["start_ts", "end_ts", "samples"]].values.tolist()
-        == expected
-    )
+    alerts = stored[stored.severity == "alert"]
+    kept = alerts[~alerts["suppressed"].astype(bool)]
+    assert kept[["start_ts", "end_ts", "samples"]].values.tolist() == expected
+    dropped = alerts[alerts["suppressed"].astype(bool)]
+    assert len(dropped) == (1 if setting == "events.cooldown_seconds=4" else 0)
 
 
 def test_score_cli_statuses_and_exit_codes(sqlite_db: Db, tmp_path: Path) -> None:
@@ -286,3 +301,66 @@ def test_score_cli_statuses_and_exit_codes(sqlite_db: Db, tmp_path: Path) -> Non
     )
     assert quiet.code == 7  # same window again: events exist, nothing duplicated
     assert quiet.json()["events_written"]["unchanged"] == 2
+
+
+def _random_residuals(rng: np.random.Generator, n: int) -> list[float | None]:
+    """Segments of 1-8 samples, each idle (None), ok (0.5), alert-high (1.5) or error-high."""
+    out: list[float | None] = []
+    while len(out) < n:
+        level = rng.choice(4, p=[0.1, 0.4, 0.3, 0.2])
+        out += [(None, 0.5, 1.5, 2.5)[level]] * int(rng.integers(1, 9))
+    return out[:n]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_windows_in_any_order_store_the_union_events(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    t_long, t_short = (int(v) for v in rng.integers(2, 6, size=2))
+    epoch = seed % 2 == 1
+    merge = (0.0, 3.0)[seed % 4 == 2]
+    cooldown = (0.0, 4.0)[seed % 4 == 3]  # the cooldown assumes windows in time order
+    n = 160
+    frame = pd.DataFrame({"ts": [_ts(i) for i in range(n)]})
+    for axis in ("a", "b"):
+        frame[axis] = [0.0 if r is None else 1.0 + r for r in _random_residuals(rng, n)]
+    if epoch:
+        frame["ts"] = [(t - pd.Timestamp(0, tz="UTC")).total_seconds() for t in frame["ts"]]
+    time_type = sa.Float(53) if epoch else sa.DateTime(timezone=True)
+    write_chunks(
+        sqlite_db.engine,
+        sqlite_db.target,
+        "s",
+        {"ts": time_type, "a": sa.Float(53), "b": sa.Float(53)},
+        [frame],
+    )
+    monkeypatch.setenv("DB_URL", sqlite_db.target.url.render_as_string(hide_password=False))
+    publish_flat_version(
+        tmp_path / "registry", ["a", "b"], t_long=t_long, t_short=t_short, epoch=epoch
+    )
+
+    def loaded(events_table: str):
+        return load_config(
+            make_project(tmp_path),
+            [
+                "data.table=s",
+                "data.axes=[a, b]",
+                f"events.table={events_table}",
+                f"events.merge_gap_seconds={merge}",
+                f"events.cooldown_seconds={cooldown}",
+            ],
+        )
+
+    run_scoring(loaded("union"), start=T0.to_pydatetime(), end=_ts(n).to_pydatetime())
+    cuts = sorted({0, n, *(int(c) for c in rng.integers(1, n, size=int(rng.integers(2, 7))))})
+    windows = list(itertools.pairwise(cuts))
+    if not cooldown:
+        rng.shuffle(windows)
+    for lo, hi in windows:
+        run_scoring(loaded("pieces"), start=_ts(lo).to_pydatetime(), end=_ts(hi).to_pydatetime())
+
+    keys = ["axis", "severity", "start_ts", "end_ts", "samples", "peak_residual", "suppressed"]
+    union = _events(sqlite_db, "union")[keys]
+    assert len(union) > 5
+    pd.testing.assert_frame_equal(_events(sqlite_db, "pieces")[keys], union)
