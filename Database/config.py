@@ -38,8 +38,10 @@ class DatabaseConfig(BaseModel):
     @classmethod
     def _env_name(cls, value: str) -> str:
         if not _ENV_NAME.match(value):
+            # Never echo the value: a URL put here by mistake may carry a password.
+            looks_like = "a URL" if "://" in value else "not a variable name"
             raise ValueError(
-                f"must be an environment variable name (letters, digits, _), got {value!r}; "
-                "put the URL itself in .env, never in config.yaml"
+                f"must be the name of an environment variable (letters, digits, _), got "
+                f"{looks_like}; put the URL itself in .env as DB_URL=..., never in config.yaml"
             )
         return value

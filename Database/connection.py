@@ -74,7 +74,8 @@ def resolve_target(
         return DatabaseTarget(url=URL.create("sqlite", database=str(path)), embedded=True)
     try:
         url = sa.make_url(raw)
-    except sa.exc.ArgumentError as exc:
+        url.port  # noqa: B018 - a malformed port only fails when read
+    except (sa.exc.ArgumentError, ValueError) as exc:
         raise DatabaseError(
             f"environment variable {config.url_env} does not hold a database URL; expected "
             "e.g. postgresql://user:password@host:5432/dbname"

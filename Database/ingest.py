@@ -64,12 +64,25 @@ def _time(chunk: pd.DataFrame, column: str, kind: str, first_line: int) -> pd.Se
         raise IngestError(f"column {column!r}, CSV line {first_line + row}: empty timestamp")
     if kind == "epoch":
         return _numeric(chunk, column, first_line)
-    try:
-        return pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    if parsed.isna().any():
+        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise IngestError(
-            f"column {column!r} near CSV line {first_line}: timestamps must be ISO-8601 "
-            f"(e.g. 2026-01-05 12:00:00+00:00) or epoch seconds: {exc}"
+            f"column {column!r}, CSV line {first_line + row}: {values.iloc[row]!r} is not an "
+            "ISO-8601 timestamp (e.g. 2026-01-05 12:00:00+00:00); a file whose first "
+            "timestamp is a number is read as epoch seconds throughout"
+        )
+    return parsed
+
+
+def _checked(reader: Iterator[pd.DataFrame], csv_path: Path) -> Iterator[pd.DataFrame]:
+    """Chunks of the CSV; a malformed row becomes an IngestError naming the line."""
+    try:
+        yield from reader
+    except pd.errors.ParserError as exc:
+        raise IngestError(
+            f"CSV {csv_path.name} is malformed: {' '.join(str(exc).split())}; fix that row "
+            "(unbalanced quotes, or more fields than the header)"
         ) from None
 
 
@@ -126,10 +139,9 @@ def ingest_csv(
 
     def chunks() -> Iterator[pd.DataFrame]:
         line = 2  # line 1 is the header
-        with pd.read_csv(
-            csv_path, chunksize=chunk_rows, usecols=list(columns), dtype=str, encoding="utf-8-sig"
-        ) as reader:
-            for chunk in reader:
+        # All columns are read (no usecols), so pandas refuses a row with extra fields.
+        with pd.read_csv(csv_path, chunksize=chunk_rows, dtype=str, encoding="utf-8-sig") as reader:
+            for chunk in _checked(reader, csv_path):
                 out = pd.DataFrame({time_col: _time(chunk, time_col, kind, line)})
                 for column in value_types:
                     out[column] = _numeric(chunk, column, line)

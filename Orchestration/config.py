@@ -77,6 +77,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             str(path), ["file not found; pass --config PATH or create config.yaml"]
         ) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             str(path), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]
@@ -92,7 +94,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(str(path), [f"top level must be a mapping of sections, got {loaded!r}"])
-    return loaded
+    # A section whose keys are all commented out reads as null: treat it as empty.
+    return {key: {} if value is None else value for key, value in loaded.items()}
 
 
 def _apply_override(raw: dict[str, Any], assignment: str, problems: list[str]) -> None:

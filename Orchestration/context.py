@@ -15,7 +15,7 @@ from Database import DatabaseTarget, connect_engine, ensure_demo_database, resol
 
 from .config import LoadedConfig
 
-__all__ = ["DatabaseSession", "load_environment", "open_database"]
+__all__ = ["DatabaseSession", "database_password", "load_environment", "open_database"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +27,19 @@ class _RedactingFilter(logging.Filter):
         super().__init__()
         self._secrets = [s for s in secrets if s]
 
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+            record.msg, record.args = self._scrub(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._scrub(record.exc_text)
         return True
 
 
@@ -45,14 +52,20 @@ def load_environment(loaded: LoadedConfig) -> None:
     both do).
     """
     load_dotenv(loaded.base_dir / ".env", override=False)
+    password = database_password(loaded)
+    if password:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_RedactingFilter([password]))
+
+
+def database_password(loaded: LoadedConfig) -> str | None:
+    """The password of the URL in ``database.url_env`` (to mask it), or None."""
     raw = os.environ.get(loaded.config.database.url_env, "")
     try:
         password = sa.make_url(raw).password if raw else None
-    except sa.exc.ArgumentError:
-        password = None
-    if password:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_RedactingFilter([str(password)]))
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    return str(password) if password else None
 
 
 @dataclass(frozen=True)

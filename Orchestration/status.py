@@ -9,7 +9,7 @@ from Database import DatabaseError, IngestError, UnsafeIdentifierError
 from DataExtractionAnalysis import ExtractionError, ProfileError
 from DataPreparation import PreparationError
 from ModelEvaluation import EvaluationError
-from ModelRegistry import RegistryError, VersionNotFoundError
+from ModelRegistry import InvalidTagError, RegistryError, VersionExistsError, VersionNotFoundError
 from ModelSelection import UnknownModelError
 from ModelTraining import TrainingError
 from Scoring import ScoringInputError
@@ -74,7 +74,7 @@ class Status:
 
 def status_for(exc: BaseException) -> Status:
     """Classify an exception raised by a run into a status."""
-    if isinstance(exc, ConfigError | UnknownModelError):
+    if isinstance(exc, ConfigError | UnknownModelError | VersionExistsError | InvalidTagError):
         return Status("invalid-config", str(exc))
     if isinstance(exc, DatabaseError):
         return Status("db-error", str(exc))

@@ -57,7 +57,8 @@ def _write(tmp_path: Path, text: str, *, bom: bool = False) -> Path:
         ),
         (
             "database: {url_env: 'postgresql://u:p@h/db'}",
-            "database.url_env: must be an environment variable name",
+            "database.url_env: must be the name of an environment variable (letters, digits, _), "
+            "got a URL; put the URL itself in .env",
         ),
         ("prep: {interpolate: maybe}", "prep.interpolate: Input should be a valid boolean"),
     ],
@@ -134,3 +135,19 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_shipped_config_is_valid_and_equals_the_defaults() -> None:
     loaded = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
     assert loaded.config == type(loaded.config)()
+
+
+def test_a_url_put_in_url_env_is_never_echoed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, "database: {url_env: 'postgresql://u:Pw-Secret-9@h/db'}"))
+    assert "Pw-Secret-9" not in str(caught.value)
+
+
+def test_a_section_with_every_key_commented_out_means_defaults(tmp_path: Path) -> None:
+    loaded = load_config(_write(tmp_path, "data:\n  # table: robot_a\nthresholds:\n"))
+    assert loaded.config.data.table == "robot_samples"
+
+
+def test_a_folder_as_config_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file: Is a directory"):
+        load_config(tmp_path)

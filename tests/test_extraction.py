@@ -299,3 +299,14 @@ def test_bad_password_message_is_classified_and_scrubbed() -> None:
     assert "check the user name and password in the URL" in message
     assert "pw-123-secret" not in message
     assert "robot:***@db.example" in message
+
+
+def test_malformed_port_in_the_url_is_a_database_error_without_password() -> None:
+    with pytest.raises(DatabaseError) as caught:
+        resolve_target(
+            DatabaseConfig(),
+            __import__("pathlib").Path("."),
+            {"DB_URL": "postgresql://robot:pw-77-secret@db:abc/plant"},
+        )
+    assert "does not hold a database URL" in str(caught.value)
+    assert "pw-77-secret" not in str(caught.value)

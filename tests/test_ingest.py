@@ -73,3 +73,28 @@ def test_existing_table_is_refused_unless_appending(sqlite_db: Db, tmp_path: Pat
     ingest_csv(sqlite_db.engine, sqlite_db.target, path, "t", time_col="time", if_exists="append")
     with sqlite_db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar() == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "time,a\n2026-01-05T00:00:00Z,1\n2026-01-05T00:00:01Z,2,9\n",
+            r"malformed: .*Expected 2 fields in line 3, saw 3",
+        ),
+        (
+            'time,a\n2026-01-05T00:00:00Z,1\n"2026-01-05T00:00:01Z,2\n',
+            r"malformed: .*EOF inside string",
+        ),
+        (
+            "time,a\n2026-01-05T00:00:00Z,1\n2026-01-05T00:00:01Z,2\nnot-a-time,3\n",
+            r"column 'time', CSV line 4: 'not-a-time' is not an ISO-8601 timestamp",
+        ),
+    ],
+)
+def test_malformed_csv_is_refused_with_its_line(
+    sqlite_db: Db, tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(IngestError, match=message):
+        ingest_csv(sqlite_db.engine, sqlite_db.target, _csv(tmp_path, text), "t", time_col="time")
+    assert not table_exists(sqlite_db.engine, "t")
