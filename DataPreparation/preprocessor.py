@@ -67,8 +67,22 @@ def t0_from_stats(stats: Mapping[str, object]) -> pd.Timestamp | float:
     return pd.Timestamp(str(stats["t0"])).tz_convert("UTC")
 
 
+def _ticks(ts: pd.Series) -> np.ndarray:
+    """UTC instants of a datetime column as int64 nanoseconds (no copy for ``datetime64[ns]``).
+
+    A column without a time zone is taken as UTC, as extraction does.
+    """
+    naive = ts.dt.tz_convert(None) if getattr(ts.dtype, "tz", None) is not None else ts
+    values = naive.to_numpy()
+    if np.datetime_data(values.dtype)[0] != "ns":
+        values = values.astype("datetime64[ns]")
+    return values.view("int64")
+
+
 def time_since(ts: pd.Series, t0: pd.Timestamp | float) -> np.ndarray:
     """Seconds from ``t0`` to each sample, float64 (negative before ``t0``).
+
+    For datetimes: the exact integer nanoseconds from ``t0``, divided by 1e9.
 
     Raises:
         PreparationError: ``t0`` and ``ts`` are of different kinds (timestamp vs epoch).
@@ -77,8 +91,8 @@ def time_since(ts: pd.Series, t0: pd.Timestamp | float) -> np.ndarray:
         if not pd.api.types.is_datetime64_any_dtype(ts):
             raise PreparationError("t0 is a timestamp but the ts column holds numbers")
         origin = t0.tz_convert("UTC").tz_localize(None).to_datetime64()
-        delta = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]") - origin
-        return delta.astype("timedelta64[ns]").astype("int64") / 1e9
+        origin_ns = origin.astype("datetime64[ns]").view("int64")
+        return (_ticks(ts) - origin_ns) / 1e9
     if pd.api.types.is_datetime64_any_dtype(ts):
         raise PreparationError("t0 is epoch seconds but the ts column holds timestamps")
     return ts.to_numpy(dtype="float64") - float(t0)
@@ -112,14 +126,15 @@ def validate_frame(
     ts = frame["ts"]
     if ts.isna().any():
         raise PreparationError(f"ts has {int(ts.isna().sum())} missing timestamps")
-    steps = np.diff(time_since(ts, ts.iloc[0]))
-    if (steps < 0).any():
-        position = int(np.argmax(steps < 0)) + 1
-        raise PreparationError(
-            f"timestamps are not sorted: row {position} ({ts.iloc[position]}) comes before the "
-            "row above it; sort the frame by ts"
-        )
-    if (steps == 0).any():
+    is_time = pd.api.types.is_datetime64_any_dtype(ts)
+    steps = np.diff(_ticks(ts) if is_time else ts.to_numpy(dtype="float64"))
+    if not (steps > 0).all():
+        if (steps < 0).any():
+            position = int(np.argmax(steps < 0)) + 1
+            raise PreparationError(
+                f"timestamps are not sorted: row {position} ({ts.iloc[position]}) comes before "
+                "the row above it; sort the frame by ts"
+            )
         position = int(np.argmax(steps == 0)) + 1
         raise PreparationError(
             f"{int((steps == 0).sum())} duplicated timestamps (first: {ts.iloc[position]}); "
@@ -161,6 +176,11 @@ def _interpolate(frame: pd.DataFrame, axes: list[str], time_s: np.ndarray) -> di
     return filled
 
 
+def _column_frame(name: str, values: np.ndarray, like: pd.DataFrame) -> pd.DataFrame:
+    """A one-column frame on ``like``'s index that owns ``values`` without copying them."""
+    return pd.DataFrame({name: values}, index=like.index, copy=False)
+
+
 def prepare(
     frame: pd.DataFrame,
     axes: list[str],
@@ -186,12 +206,20 @@ def prepare(
     """
     validate_frame(frame, axes)
     origin = frame["ts"].iloc[0] if t0 is None else t0
-    prepared = frame.copy()
-    time_s = time_since(prepared["ts"], origin)
+    time_s = time_since(frame["ts"], origin)
+    # A shallow copy: with pandas' copy-on-write the input still cannot change, and the
+    # columns are shared instead of duplicated; time_s joins without a copy too.
+    prepared = frame.copy(deep=False)
     filled = _interpolate(prepared, axes, time_s) if config.interpolate else {}
     if filled:
         logger.info("interpolated NaN gaps: %s", filled)
-    prepared["time_s"] = time_s
+    prepared = pd.concat(
+        [
+            prepared.drop(columns="time_s", errors="ignore"),
+            _column_frame("time_s", time_s, prepared),
+        ],
+        axis=1,
+    )
     origin_value = origin if isinstance(origin, pd.Timestamp) else float(origin)
     return PreparedData(
         frame=prepared, t0=origin_value, dt_seconds=float(dt_seconds), interpolated=filled

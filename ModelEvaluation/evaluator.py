@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,11 +42,61 @@ def r2_from_arrays(actual: np.ndarray, predicted: np.ndarray) -> float:
     """
     if actual.size < 2:
         return float("nan")
-    ss_res = float(np.sum((actual - predicted) ** 2))
-    ss_tot = float(np.sum((actual - actual.mean()) ** 2))
+    return _r2(
+        float(np.sum((actual - predicted) ** 2)), float(np.sum((actual - actual.mean()) ** 2))
+    )
+
+
+def _r2(ss_res: float, ss_tot: float) -> float:
     if ss_tot == 0.0:
         return 1.0 if ss_res == 0.0 else 0.0
     return 1.0 - ss_res / ss_tot
+
+
+_BLOCK_ROWS = 1 << 15
+"""Rows per block. A block's scratch arrays (256 KiB each) stay in the CPU cache and are
+reused; full-length temporaries would each be allocated and first touched, which costs more
+than the arithmetic (measured 10M rows: 40 ms per axis blocked, ~250 ms with 2 MiB blocks)."""
+
+
+def _sum_of_squares(values: np.ndarray) -> float:
+    # Not np.dot: BLAS would wake its thread pool for every block, slower on 2 busy cores.
+    return float(np.add.reduce(np.square(values)))
+
+
+def _axis_metrics(
+    actual: np.ndarray, fitted: np.ndarray, residual: np.ndarray
+) -> tuple[int, float, float, float]:
+    """Rows used, R², MAE and RMSE over the rows whose residual is finite, in one blocked pass.
+
+    The spread of ``actual`` around its mean is merged from per-block means and spreads
+    (Chan et al.), as accurate as a second pass over the data.
+    """
+    n, abs_sum, squares, ss_res = 0, 0.0, 0.0, 0.0
+    mean, spread = 0.0, 0.0
+    for start in range(0, residual.size, _BLOCK_ROWS):
+        rows = slice(start, start + _BLOCK_ROWS)
+        res, act, fit = residual[rows], actual[rows], fitted[rows]
+        keep = np.isfinite(res)
+        k = int(np.count_nonzero(keep))
+        if k == 0:
+            continue
+        if k < res.size:
+            res, act, fit = res[keep], act[keep], fit[keep]
+        abs_sum += float(np.add.reduce(np.abs(res)))
+        squares += _sum_of_squares(res)
+        ss_res += _sum_of_squares(act - fit)
+        block_mean = float(np.add.reduce(act)) / k
+        block_spread = _sum_of_squares(act - block_mean)
+        total = n + k
+        delta = block_mean - mean
+        spread += block_spread + delta * delta * n * k / total
+        mean += delta * k / total
+        n = total
+    if n == 0:
+        return 0, float("nan"), float("nan"), float("nan")
+    r2 = _r2(ss_res, spread) if n >= 2 else float("nan")
+    return n, r2, abs_sum / n, math.sqrt(squares / n)
 
 
 def evaluate(predicted: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
@@ -82,18 +133,13 @@ def evaluate(predicted: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     )
     rows = []
     for axis in axes:
-        residual = predicted[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
-        keep = np.isfinite(residual)
-        residual = residual[keep]
-        n = int(residual.size)
+        n, r2, mae, rmse = _axis_metrics(
+            predicted[axis].to_numpy(dtype=np.float64, na_value=np.nan),
+            predicted[f"{axis}_pred"].to_numpy(dtype=np.float64, na_value=np.nan),
+            predicted[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan),
+        )
         if n == 0:
             logger.warning("axis %r has no finite residuals; its metrics are NaN", axis)
-            rows.append((axis, 0, np.nan, np.nan, np.nan))
-            continue
-        actual = predicted[axis].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
-        fitted = predicted[f"{axis}_pred"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
-        mae = float(np.mean(np.abs(residual)))
-        rmse = float(np.sqrt(np.mean(residual**2)))
-        rows.append((axis, n, r2_from_arrays(actual, fitted), mae, rmse))
+        rows.append((axis, n, r2, mae, rmse))
     metrics = pd.DataFrame.from_records(rows, columns=list(METRIC_COLUMNS))
     return metrics.astype({"axis": str, "n": np.int64, "r2": float, "mae": float, "rmse": float})

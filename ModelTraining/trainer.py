@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import NotFittedError
 
 from ModelSelection import AxisModel, ModelConfig, ModelError, UnknownModelError, select_model
 
@@ -66,6 +66,10 @@ class AxisModelSet:
         ``min_rows`` usable rows; ``"skip"`` logs a warning and leaves it out of ``models_``.
     min_rows:
         Minimum usable rows per axis (default 2, at least 2).
+    n_jobs:
+        Axes fitted at the same time, in threads (NumPy releases the GIL for the heavy
+        parts); ``None`` (default) or 1 fits one axis after the other. Every axis's model is
+        the same either way. Not saved by :meth:`to_dict`.
 
     Attributes
     ----------
@@ -85,11 +89,13 @@ class AxisModelSet:
         *,
         on_short_axis: Literal["error", "skip"] = "error",
         min_rows: int = 2,
+        n_jobs: int | None = None,
     ) -> None:
         self.factory = factory
         self.axes = axes
         self.on_short_axis = on_short_axis
         self.min_rows = min_rows
+        self.n_jobs = n_jobs
 
     @classmethod
     def from_config(cls, config: ModelConfig, axes: Sequence[str]) -> AxisModelSet:
@@ -128,6 +134,11 @@ class AxisModelSet:
             raise TrainingError(f"min_rows must be at least 2, got {self.min_rows}")
         if not callable(self.factory):
             raise TrainingError(f"factory must be a model family class, got {self.factory!r}")
+        n_jobs = self.n_jobs
+        if n_jobs is not None and (
+            isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1
+        ):
+            raise TrainingError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
 
     def fit(self, frame: pd.DataFrame) -> AxisModelSet:
         """Fit one model per axis on that axis's usable rows.
@@ -164,10 +175,7 @@ class AxisModelSet:
                 "every row needs a time, check the 'ts' column and preparation"
             )
 
-        models: dict[str, AxisModel] = {}
-        report: dict[str, dict[str, int]] = {}
-        skipped: list[str] = []
-        for axis in axes:
+        def fit_axis(axis: str) -> tuple[AxisModel | None, dict[str, int]]:
             values = _column_as_float(frame, axis)
             is_nan = np.isnan(values)
             is_zero = values == 0.0
@@ -177,12 +185,30 @@ class AxisModelSet:
                 "rows_excluded_zero": int(np.count_nonzero(is_zero)),
                 "rows_excluded_nan": int(np.count_nonzero(is_nan)),
             }
-            n_usable = counts["rows_fitted"]
-            if n_usable < self.min_rows:
+            if counts["rows_fitted"] < self.min_rows:
+                return None, counts
+            try:
+                return self.factory().fit(times[usable], values[usable]), counts
+            except ModelError as exc:
+                raise TrainingError(f"cannot fit axis {axis!r}: {exc}") from exc
+
+        n_jobs = min(self.n_jobs or 1, len(axes))
+        if n_jobs > 1:
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                fitted = list(pool.map(fit_axis, axes))
+        else:
+            fitted = [fit_axis(axis) for axis in axes]
+
+        models: dict[str, AxisModel] = {}
+        report: dict[str, dict[str, int]] = {}
+        skipped: list[str] = []
+        for axis, (model, counts) in zip(axes, fitted, strict=True):
+            if model is None:
+                n_usable = counts["rows_fitted"]
                 report[axis] = {**counts, "rows_fitted": 0}
                 detail = (
                     f"axis {axis!r} has {n_usable} usable row(s) "
-                    f"(of {values.size}: {counts['rows_excluded_zero']} idle zeros, "
+                    f"(of {len(frame)}: {counts['rows_excluded_zero']} idle zeros, "
                     f"{counts['rows_excluded_nan']} NaN), fewer than min_rows={self.min_rows}"
                 )
                 if self.on_short_axis == "error":
@@ -193,10 +219,7 @@ class AxisModelSet:
                 logger.warning("%s; skipping it (model.on_short_axis=skip)", detail)
                 skipped.append(axis)
                 continue
-            try:
-                models[axis] = self.factory().fit(times[usable], values[usable])
-            except ModelError as exc:
-                raise TrainingError(f"cannot fit axis {axis!r}: {exc}") from exc
+            models[axis] = model
             report[axis] = counts
             logger.debug("fitted axis %r on %d rows", axis, counts["rows_fitted"])
         if not models:
@@ -211,12 +234,16 @@ class AxisModelSet:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "models_"):
+            # Imported here: scikit-learn (and SciPy under it) takes ~1 s to import, and the
+            # pipeline needs only this exception, only when raising it.
+            from sklearn.exceptions import NotFittedError
+
             raise NotFittedError(
                 "this AxisModelSet is not fitted yet; call fit(frame) or "
                 "AxisModelSet.from_dict(...) first"
             )
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, axes: Sequence[str] | None = None) -> pd.DataFrame:
         """Return a new frame with ``{axis}_pred`` and ``{axis}_res`` for every fitted axis.
 
         ``{axis}_pred`` is filled for every row; ``{axis}_res`` = value − prediction, NaN
@@ -225,8 +252,11 @@ class AxisModelSet:
         Parameters
         ----------
         frame:
-            Frame with ``time_s`` (seconds since the training ``t0``) and every fitted axis.
+            Frame with ``time_s`` (seconds since the training ``t0``) and every predicted axis.
             Not modified.
+        axes:
+            Fitted axes to predict, in this order; ``None`` (default) predicts every fitted
+            axis. One axis at a time keeps a long window's predictions small in memory.
 
         Returns
         -------
@@ -239,24 +269,38 @@ class AxisModelSet:
         sklearn.exceptions.NotFittedError
             If the set is not fitted.
         TrainingError
-            If ``time_s`` or a fitted axis column is missing or non-numeric.
+            If ``time_s`` or a predicted axis column is missing or non-numeric, or ``axes``
+            names an axis that was not fitted.
         """
         self._check_fitted()
         if not isinstance(frame, pd.DataFrame):
             raise TrainingError(f"predict expects a pandas DataFrame, got {type(frame).__name__}")
-        missing = [c for c in (TIME_COLUMN, *self.models_) if c not in frame.columns]
+        wanted = list(self.models_) if axes is None else list(axes)
+        unknown = [axis for axis in wanted if axis not in self.models_]
+        if unknown:
+            raise TrainingError(
+                f"cannot predict axes {unknown}: they were not fitted; fitted axes: "
+                f"{list(self.models_)}"
+            )
+        missing = [c for c in (TIME_COLUMN, *wanted) if c not in frame.columns]
         if missing:
             raise TrainingError(_missing_columns_error(frame, missing, "prediction"))
         times = _column_as_float(frame, TIME_COLUMN)
         new_columns: dict[str, np.ndarray] = {}
-        for axis, model in self.models_.items():
+        for axis in wanted:
+            model = self.models_[axis]
             values = _column_as_float(frame, axis)
             predicted = np.asarray(model.predict(times), dtype=np.float64)
-            residual = values - predicted
-            residual[np.isnan(values) | (values == 0.0)] = np.nan
+            residual = values - predicted  # NaN where the value is NaN
+            residual[values == 0.0] = np.nan
             new_columns[f"{axis}_pred"] = predicted
             new_columns[f"{axis}_res"] = residual
-        return frame.assign(**new_columns)
+        if any(column in frame.columns for column in new_columns):
+            return frame.assign(**new_columns)
+        # The new arrays are owned by nobody else: join them without the copy assign makes
+        # (with copy-on-write the input frame still cannot change through the result).
+        added = pd.DataFrame(new_columns, index=frame.index, copy=False)
+        return pd.concat([frame, added], axis=1)
 
     @property
     def family_(self) -> str:

@@ -24,13 +24,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import ValidationError
-from sklearn.exceptions import NotFittedError
 
 from .config import ThresholdPolicy
 from .runs import run_lengths
@@ -163,6 +163,10 @@ class ThresholdCalibrator:
     ----------
     policy:
         The threshold policy; ``None`` (default) uses ``ThresholdPolicy()``.
+    n_jobs:
+        Axes calibrated at the same time, in threads (NumPy's selection, comparisons and
+        run detection release the GIL, so two cores nearly halve the time); ``None``
+        (default) or 1 calibrates one axis after the other. The result does not depend on it.
 
     Attributes
     ----------
@@ -172,8 +176,16 @@ class ThresholdCalibrator:
         Sampling interval the steps were computed for.
     """
 
-    def __init__(self, policy: ThresholdPolicy | None = None) -> None:
+    def __init__(self, policy: ThresholdPolicy | None = None, *, n_jobs: int | None = None) -> None:
         self.policy = policy
+        self.n_jobs = n_jobs
+
+    def _n_jobs(self) -> int:
+        if self.n_jobs is None:
+            return 1
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise CalibrationError(f"n_jobs must be None or an integer >= 1, got {self.n_jobs!r}")
+        return self.n_jobs
 
     def _policy(self) -> ThresholdPolicy:
         if self.policy is None:
@@ -208,6 +220,7 @@ class ThresholdCalibrator:
             residuals while ``use_mad_fallback`` is off.
         """
         policy = self._policy()
+        n_jobs = self._n_jobs()
         if isinstance(dt_seconds, bool) or not isinstance(dt_seconds, (int, float, np.number)):
             raise CalibrationError(f"dt_seconds must be a number, got {dt_seconds!r}")
         if not (math.isfinite(dt_seconds) and dt_seconds > 0):
@@ -223,10 +236,19 @@ class ThresholdCalibrator:
         if not residuals:
             raise CalibrationError("residuals is empty; pass at least one axis")
         dt = float(dt_seconds)
-        self.thresholds_ = {
-            str(axis): self._fit_axis(str(axis), _as_residuals(values, str(axis)), dt, policy)
-            for axis, values in residuals.items()
-        }
+
+        def fit_axis(axis: str) -> AxisThreshold:
+            # Looked up here, so a mapping that computes residuals on access does so in
+            # the worker, and only the axes in flight are in memory.
+            return self._fit_axis(str(axis), _as_residuals(residuals[axis], str(axis)), dt, policy)
+
+        axes = list(residuals)
+        if n_jobs > 1 and len(axes) > 1:
+            with ThreadPoolExecutor(max_workers=min(n_jobs, len(axes))) as pool:
+                records = list(pool.map(fit_axis, axes))
+        else:
+            records = [fit_axis(axis) for axis in axes]
+        self.thresholds_ = {str(axis): record for axis, record in zip(axes, records, strict=True)}
         self.dt_seconds_ = dt
         return self
 
@@ -234,13 +256,15 @@ class ThresholdCalibrator:
     def _fit_axis(
         axis: str, residuals: np.ndarray, dt_seconds: float, policy: ThresholdPolicy
     ) -> AxisThreshold:
-        finite = residuals[np.isfinite(residuals)]
-        if finite.size == 0:
+        is_finite = np.isfinite(residuals)
+        n_finite = int(np.count_nonzero(is_finite))
+        if n_finite == 0:
             raise CalibrationError(
                 f"axis {axis!r} has no finite residuals ({residuals.size} samples, all idle "
                 "or missing); widen the training window or remove the axis"
             )
-        positives = finite[finite > 0]
+        # np.compress is ~4x faster than a boolean index when the mask flips at random.
+        positives = np.compress((residuals > 0) & is_finite, residuals)
         n_positives = int(positives.size)
         n_trimmed = 0
         if n_positives >= policy.min_pos_for_percentile:
@@ -249,11 +273,16 @@ class ThresholdCalibrator:
             if n_trimmed:
                 keep = n_positives - n_trimmed
                 kept = np.partition(positives, keep - 1)[:keep]
+            # Linear-time selection (introselect) in place: ``positives`` is our own copy.
             minc, maxc = np.percentile(
-                kept, [policy.minc_percentile, policy.maxc_percentile], method="linear"
+                kept,
+                [policy.minc_percentile, policy.maxc_percentile],
+                method="linear",
+                overwrite_input=True,
             )
             method = "percentile"
         elif policy.use_mad_fallback:
+            finite = np.compress(is_finite, residuals)
             median = float(np.median(finite))
             mad = MAD_SCALE * float(np.median(np.abs(finite - median)))
             minc = median + policy.mad_k_minc * mad
@@ -265,7 +294,7 @@ class ThresholdCalibrator:
                 axis,
                 n_positives,
                 policy.min_pos_for_percentile,
-                finite.size,
+                n_finite,
                 minc,
                 maxc,
             )
@@ -306,7 +335,7 @@ class ThresholdCalibrator:
             dt_seconds=dt_seconds,
             method=method,
             policy=policy,
-            n_residuals=int(finite.size),
+            n_residuals=n_finite,
             n_positives=n_positives,
             n_trimmed=n_trimmed,
             n_alert_runs=int(alert_runs.size),
@@ -315,6 +344,10 @@ class ThresholdCalibrator:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "thresholds_"):
+            # Imported here: scikit-learn (and SciPy under it) takes ~1 s to import, and the
+            # pipeline needs only this exception, only when raising it.
+            from sklearn.exceptions import NotFittedError
+
             raise NotFittedError(
                 "this ThresholdCalibrator is not fitted yet; call fit(residuals, dt_seconds) "
                 "or ThresholdCalibrator.from_dict(...) first"
