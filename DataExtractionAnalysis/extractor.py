@@ -154,6 +154,7 @@ def _plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
 
 
 def _bound(value: dt.datetime, kind: TimeKind, name: str) -> sa.BindParameter:
+    value = value.astimezone(dt.timezone.utc)  # naive text/timestamp columns hold UTC
     if kind == "epoch":
         return sa.bindparam(name, value.timestamp(), type_=sa.Float())
     if kind == "iso_text":
@@ -414,11 +415,13 @@ def _repeated_rows(raw: pd.DataFrame, data: DataConfig) -> np.ndarray:
     return raw[_ROWS].to_numpy(dtype=np.int64) - distinct
 
 
-def _pivoted_frame(raw: pd.DataFrame, plan: _Plan, data: DataConfig) -> pd.DataFrame:
+def _pivoted_frame(
+    raw: pd.DataFrame, plan: _Plan, data: DataConfig, allow_missing_axes: bool
+) -> pd.DataFrame:
     """Check a window pivoted by the database like :func:`_pivot` checks the client's."""
     seen = int(np.bitwise_or.reduce(raw[_AXES_SEEN].to_numpy(dtype=np.int64)))
     present = [k for i, k in enumerate(data.axes) if seen >> i & 1]
-    if len(present) < len(data.axes):
+    if len(present) < len(data.axes) and not allow_missing_axes:
         missing = [k for k in data.axes if k not in present]
         raise _missing_axes_error(missing, sorted(int(k) for k in present), data)
     repeated = _repeated_rows(raw, data)
@@ -429,11 +432,11 @@ def _pivoted_frame(raw: pd.DataFrame, plan: _Plan, data: DataConfig) -> pd.DataF
     return raw.drop(columns=[_ROWS, _AXES_SEEN])
 
 
-def _pivot(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+def _pivot(frame: pd.DataFrame, data: DataConfig, allow_missing_axes: bool) -> pd.DataFrame:
     ids = frame[data.axis_id_col]
     present = set(pd.unique(ids))
     missing = [k for k in data.axes if k not in present]
-    if missing:
+    if missing and not allow_missing_axes:
         raise _missing_axes_error(missing, sorted(int(k) for k in present), data)
     wide = frame.pivot(index="ts", columns=data.axis_id_col, values=data.value_col)
     wide = wide.reindex(columns=list(data.axes))
@@ -442,9 +445,14 @@ def _pivot(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
 
 
 def _normalise(
-    raw: pd.DataFrame, plan: _Plan, data: DataConfig, *, pivoted: bool = False
+    raw: pd.DataFrame,
+    plan: _Plan,
+    data: DataConfig,
+    *,
+    pivoted: bool = False,
+    allow_missing_axes: bool = False,
 ) -> tuple[pd.DataFrame, int]:
-    frame = _pivoted_frame(raw, plan, data) if pivoted else raw
+    frame = _pivoted_frame(raw, plan, data, allow_missing_axes) if pivoted else raw
     where = f"data.time_col {data.time_col!r} of table {data.table!r}"
     frame["ts"] = _to_time(frame["ts"], plan.time_kind, where)
     if data.layout == "wide" or pivoted:
@@ -455,7 +463,7 @@ def _normalise(
         frame[data.value_col] = _to_float(frame[data.value_col], data.value_col, data.table)
         frame[data.axis_id_col] = pd.to_numeric(frame[data.axis_id_col]).astype("int64")
         frame, duplicates = _resolve_duplicates(frame, ["ts", data.axis_id_col], data)
-        frame = _pivot(frame, data)
+        frame = _pivot(frame, data, allow_missing_axes)
     if not frame["ts"].is_monotonic_increasing:
         frame = frame.sort_values("ts", kind="stable", ignore_index=True)
     return frame[["ts", *data.axis_columns]].reset_index(drop=True), duplicates
@@ -478,6 +486,7 @@ def extract_window(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     fast_path: bool = True,
+    allow_missing_axes: bool = False,
 ) -> Extraction:
     """Read ``[start, end)`` of the configured table into the frame contract above.
 
@@ -488,6 +497,8 @@ def extract_window(
         start: inclusive window start (aware datetime, UTC); None = from the first row.
         end: exclusive window end; None = through the last row.
         fast_path: on PostgreSQL, read through ADBC (binary COPY → Arrow).
+        allow_missing_axes: LONG only: an axis id without rows in the window becomes an
+            all-NaN column (scoring: an axis offline for a while) instead of an error.
 
     Returns:
         The extraction: frame, source info and the number of duplicate rows resolved.
@@ -522,7 +533,9 @@ def extract_window(
         # Repeated (timestamp, axis id) rows to resolve: read the rows themselves (rare).
         pivoted = False
         raw = read(_statement(plan, data, start, end, nan_for_null=use_adbc))
-    frame, duplicates = _normalise(raw, plan, data, pivoted=pivoted)
+    frame, duplicates = _normalise(
+        raw, plan, data, pivoted=pivoted, allow_missing_axes=allow_missing_axes
+    )
     source = SourceInfo(
         table=data.table,
         dialect=target.dialect,
@@ -557,6 +570,8 @@ def _neighbour_time(
     time = _comparable(plan, plan.time)
     bound = _comparable(plan, _bound(anchor, plan.time_kind, "anchor"))
     condition = time >= bound if forward else time < bound
+    if data.layout == "long":  # the same rows as the window reads: only configured axes
+        condition = condition & plan.selected[data.axis_id_col].in_(list(data.axes))
     nearest = (
         sa.select(plan.time.label("ts"))
         .where(plan.time.is_not(None), condition)

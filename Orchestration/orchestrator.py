@@ -27,7 +27,7 @@ import pandas as pd
 from DataExtractionAnalysis import Extraction, Profile, extract_window, profile
 from DataPreparation import PreparedData, prepare
 from ModelEvaluation import evaluate, render_plots
-from ModelRegistry import ModelRegistry
+from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
 from ModelSelection import select_model
 from ModelTraining import AxisModelSet
 from Thresholding import ThresholdCalibrator
@@ -349,6 +349,25 @@ STEPS: tuple[Step, ...] = (
 )
 
 
+def _refuse_existing_tag(loaded: LoadedConfig) -> None:
+    """Refuse an explicit ``registry.version_tag`` that exists before any work is done.
+
+    The registry refuses it again at publish time (another run may take it meanwhile).
+    """
+    tag = loaded.config.registry.version_tag
+    root = loaded.path(loaded.config.registry.root_dir)
+    if tag == "auto":
+        return
+    try:
+        ModelRegistry(root).resolve(tag)
+    except VersionNotFoundError:
+        return
+    raise VersionExistsError(
+        f"registry.version_tag {tag!r} already exists in {root}; versions are never "
+        "overwritten: choose a new tag, or use version_tag: auto"
+    )
+
+
 class TrainingRun:
     """One training run, step by step: what ``run_training`` does, open for inspection.
 
@@ -363,6 +382,8 @@ class TrainingRun:
 
     def __init__(self, loaded: LoadedConfig, steps: tuple[Step, ...] = STEPS) -> None:
         run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        if any(step.name == "register" for step in steps):
+            _refuse_existing_tag(loaded)
         self.steps = steps
         self.state = RunState(loaded=loaded, session=open_database(loaded), run_id=run_id)
         self._next = 0

@@ -230,6 +230,7 @@ def run_scoring(
                 start=_datetime(read_from),
                 end=_datetime(read_to),
                 fast_path=loaded.config.database.fast_path,
+                allow_missing_axes=True,
             ).frame
         except EmptyWindowError:
             return _empty(model, run_id, start, end, "no samples in the window yet", axes)

@@ -207,3 +207,19 @@ def test_overlapping_runs_on_postgres_never_leak_the_password(pg_db: Db, tmp_pat
         assert secret.encode() not in path.read_bytes(), path
     for stdout, stderr in outputs:
         assert secret not in stdout + stderr
+
+
+def test_an_existing_explicit_tag_is_refused_before_any_work(
+    tmp_path: Path, demo_project: Path
+) -> None:
+    config = make_project(tmp_path)
+    (tmp_path / "demo.sqlite").write_bytes((demo_project.parent / "demo.sqlite").read_bytes())
+    assert run_cli("main.py", "--set", "registry.version_tag=prod-1", config=config).code == 0
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "plots").iterdir())
+    again = run_cli("main.py", "--json", "--set", "registry.version_tag=prod-1", config=config)
+    assert again.code == 2
+    assert again.json()["status"]["code"] == "invalid-config"
+    assert "'prod-1' already exists" in again.json()["status"]["detail"]
+    assert "step extract" not in again.stderr  # refused before any work
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "plots").iterdir()) == before
+    assert [v.version for v in ModelRegistry(tmp_path / "registry").list_versions()] == ["prod-1"]

@@ -6,6 +6,7 @@ MinC = 1, MaxC = 2, T_long_steps = T_short_steps = 2, so a look-back of one samp
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 from pathlib import Path
@@ -364,3 +365,36 @@ def test_random_windows_in_any_order_store_the_union_events(
     union = _events(sqlite_db, "union")[keys]
     assert len(union) > 5
     pd.testing.assert_frame_equal(_events(sqlite_db, "pieces")[keys], union)
+
+
+def test_zone_offsets_on_the_window_are_converted_to_utc(any_db: Db, project) -> None:
+    _append(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0], "b": [0] * 6})
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    report = run_scoring(
+        project(),
+        start=T0.tz_convert(plus_two).to_pydatetime(),  # 02:00+02:00 is T0
+        end=_ts(5).tz_convert(plus_two).to_pydatetime(),
+    )
+    assert (report.samples, report.start) == (5, T0)
+    assert report.counts["a"]["alert"] == 1
+
+
+def test_a_long_axis_offline_in_the_window_is_idle_not_an_error(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [(_ts(i), k, 2.5 if (k == 1 and i in (2, 3)) else 1.0) for i in range(6) for k in (1,)]
+    frame = pd.DataFrame(rows, columns=["ts", "axis_id", "value"])
+    write_chunks(
+        sqlite_db.engine,
+        sqlite_db.target,
+        "long",
+        {"ts": sa.DateTime(timezone=True), "axis_id": sa.Integer(), "value": sa.Float(53)},
+        [frame],
+    )
+    monkeypatch.setenv("DB_URL", sqlite_db.target.url.render_as_string(hide_password=False))
+    publish_flat_version(tmp_path / "registry", ["axis1", "axis2"])
+    loaded = load_config(make_project(tmp_path), ["data.table=long", "data.axes=[1, 2]"])
+    out = tmp_path / "levels.csv"
+    report = run_scoring(loaded, start=T0.to_pydatetime(), end=_ts(5).to_pydatetime(), output=out)
+    assert report.counts == {"axis1": {"alert": 1, "error": 0}, "axis2": {"alert": 0, "error": 0}}
+    assert pd.read_csv(out)["axis2_level"].tolist() == ["idle"] * 5
