@@ -25,7 +25,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.exceptions import NotFittedError
 
 __all__ = ["AxisModel", "LinearTrend", "ModelError"]
 
@@ -193,6 +192,9 @@ class LinearTrend:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
+            # Imported here: scikit-learn costs ~1 s at start-up and is only needed to raise.
+            from sklearn.exceptions import NotFittedError
+
             raise NotFittedError(
                 "this LinearTrend is not fitted yet; call fit(t, y) or LinearTrend.from_dict(...) "
                 "before predict or to_dict"

@@ -28,8 +28,8 @@ def run_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flags = np.asarray(mask, dtype=bool)
     if flags.ndim != 1:
         raise ValueError(f"run_bounds expects a 1-D mask, got shape {flags.shape}")
-    padded = np.concatenate(([False], flags, [False])).view(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
+    padded = np.concatenate(([False], flags, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])  # boolean compare: no int8 diff pass
     return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
 
 
