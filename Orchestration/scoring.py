@@ -186,7 +186,7 @@ def run_scoring(
         start: window start; None = where the last run for this table and version ended
             (first run: just after the version's training window).
         end: window end, exclusive; None = up to the newest samples (the newest
-            ``lookback_samples`` are held back for the next run).
+            ``lookback_samples`` levels are provisional and scored again by the next run).
         output: CSV with one row per sample (``ts``, per axis residual and level, ``level``).
 
     Raises:
