@@ -32,8 +32,9 @@ class EventsConfig(BaseModel):
         ge=0,
         allow_inf_nan=False,
         description=(
-            "Drop an event that starts at most this many seconds after the end of the previous "
-            "kept event of the same axis and severity; 0 turns the cooldown off."
+            "Suppress an event that starts at most this many seconds after the end of the "
+            "previous kept event of the same axis and severity (stored with suppressed = true); "
+            "0 turns the cooldown off."
         ),
     )
 
