@@ -327,7 +327,12 @@ def _as_nanoseconds(values: pd.Series, *, utc: bool) -> pd.Series:
     return converted.dt.tz_localize("UTC") if utc else converted
 
 
+_UTC_NANOSECONDS = pd.DatetimeTZDtype("ns", "UTC")
+
+
 def _to_time(values: pd.Series, kind: TimeKind, where: str) -> pd.Series:
+    if values.dtype == _UTC_NANOSECONDS:
+        return values  # the fast path delivers this already (see _arrow_column)
     try:
         if kind == "epoch":
             return pd.to_numeric(values).astype("float64")

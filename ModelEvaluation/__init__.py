@@ -1,7 +1,7 @@
 """Model evaluation: fit metrics per axis and the fit/residual plots."""
 
 from .config import PlotConfig
-from .evaluator import EvaluationError, evaluate
+from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metrics_frame
 from .plots import (
     plot_file_stems,
     plot_fit,
@@ -14,8 +14,11 @@ from .plots import (
 
 __all__ = [
     "EvaluationError",
+    "MetricsRow",
     "PlotConfig",
+    "axis_metrics",
     "evaluate",
+    "metrics_frame",
     "plot_file_stems",
     "plot_fit",
     "plot_residuals",

@@ -8,12 +8,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
-__all__ = ["METRIC_COLUMNS", "EvaluationError", "evaluate"]
+__all__ = [
+    "METRIC_COLUMNS",
+    "EvaluationError",
+    "MetricsRow",
+    "axis_metrics",
+    "evaluate",
+    "metrics_frame",
+]
 
 logger = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("axis", "n", "r2", "mae", "rmse")
+
+MetricsRow = tuple[str, int, float, float, float]
+"""One row of the metrics table: axis, n, r2, mae, rmse."""
 
 
 class EvaluationError(ValueError):
@@ -65,10 +76,12 @@ def _sum_of_squares(values: np.ndarray) -> float:
 
 
 def _axis_metrics(
-    actual: np.ndarray, fitted: np.ndarray, residual: np.ndarray
+    actual: np.ndarray, fitted: np.ndarray | None, residual: np.ndarray
 ) -> tuple[int, float, float, float]:
     """Rows used, R², MAE and RMSE over the rows whose residual is finite, in one blocked pass.
 
+    R²'s residual sum of squares is Σ(actual − fitted)², or Σ residual² without ``fitted``
+    (the same number when ``residual`` is ``actual − fitted``, as predict computes it).
     The spread of ``actual`` around its mean is merged from per-block means and spreads
     (Chan et al.), as accurate as a second pass over the data.
     """
@@ -76,16 +89,19 @@ def _axis_metrics(
     mean, spread = 0.0, 0.0
     for start in range(0, residual.size, _BLOCK_ROWS):
         rows = slice(start, start + _BLOCK_ROWS)
-        res, act, fit = residual[rows], actual[rows], fitted[rows]
+        res, act = residual[rows], actual[rows]
+        fit = None if fitted is None else fitted[rows]
         keep = np.isfinite(res)
         k = int(np.count_nonzero(keep))
         if k == 0:
             continue
         if k < res.size:
-            res, act, fit = res[keep], act[keep], fit[keep]
+            res, act = res[keep], act[keep]
+            fit = None if fit is None else fit[keep]
         abs_sum += float(np.add.reduce(np.abs(res)))
-        squares += _sum_of_squares(res)
-        ss_res += _sum_of_squares(act - fit)
+        block_squares = _sum_of_squares(res)
+        squares += block_squares
+        ss_res += block_squares if fit is None else _sum_of_squares(act - fit)
         block_mean = float(np.add.reduce(act)) / k
         block_spread = _sum_of_squares(act - block_mean)
         total = n + k
@@ -97,6 +113,42 @@ def _axis_metrics(
         return 0, float("nan"), float("nan"), float("nan")
     r2 = _r2(ss_res, spread) if n >= 2 else float("nan")
     return n, r2, abs_sum / n, math.sqrt(squares / n)
+
+
+def axis_metrics(axis: str, actual: ArrayLike, residual: ArrayLike) -> MetricsRow:
+    """One axis's metrics from its values and residuals, without the predictions.
+
+    ``residual`` is ``actual − prediction`` with NaN where the row is left out (as
+    ``AxisModelSet.residual`` returns it); the metrics are those :func:`evaluate` gives for
+    the same axis, R² with Σ residual² as its residual sum of squares.
+
+    Returns
+    -------
+    tuple
+        ``(axis, n, r2, mae, rmse)``; pass a list of them to :func:`metrics_frame`.
+
+    Raises
+    ------
+    EvaluationError
+        If the arrays are not 1-D or differ in length.
+    """
+    values = np.asarray(actual, dtype=np.float64)
+    residuals = np.asarray(residual, dtype=np.float64)
+    if values.ndim != 1 or values.shape != residuals.shape:
+        raise EvaluationError(
+            f"axis {axis!r}: values and residuals must be 1-D of one length, got shapes "
+            f"{values.shape} and {residuals.shape}"
+        )
+    n, r2, mae, rmse = _axis_metrics(values, None, residuals)
+    if n == 0:
+        logger.warning("axis %r has no finite residuals; its metrics are NaN", axis)
+    return axis, n, r2, mae, rmse
+
+
+def metrics_frame(rows: Sequence[MetricsRow]) -> pd.DataFrame:
+    """The metrics table (columns :data:`METRIC_COLUMNS`) from :func:`axis_metrics` rows."""
+    metrics = pd.DataFrame.from_records(list(rows), columns=list(METRIC_COLUMNS))
+    return metrics.astype({"axis": str, "n": np.int64, "r2": float, "mae": float, "rmse": float})
 
 
 def evaluate(predicted: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
@@ -141,5 +193,4 @@ def evaluate(predicted: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
         if n == 0:
             logger.warning("axis %r has no finite residuals; its metrics are NaN", axis)
         rows.append((axis, n, r2, mae, rmse))
-    metrics = pd.DataFrame.from_records(rows, columns=list(METRIC_COLUMNS))
-    return metrics.astype({"axis": str, "n": np.int64, "r2": float, "mae": float, "rmse": float})
+    return metrics_frame(rows)

@@ -177,7 +177,7 @@ def _time_axis(frame: pd.DataFrame) -> _TimeAxis:
         ts = frame["ts"]
         if getattr(ts.dtype, "tz", None) is not None:
             ts = ts.dt.tz_convert(None)  # UTC wall times, without a copy
-        x = ts.to_numpy(dtype="datetime64[ns]")
+        x = ts.to_numpy()  # in the column's own unit: a view, where a unit cast would copy
         invalid = np.isnat(x)
         return _TimeAxis(x, ~invalid if invalid.any() else None, "time (UTC)", True)
     if "time_s" in frame.columns:
@@ -253,24 +253,40 @@ def _fit_spec(
     max_points: int,
     time_axis: _TimeAxis | None = None,
 ) -> _PlotSpec:
-    require_columns(frame, [axis, f"{axis}_pred"], "the fit plot")
+    """The fit plot's data: the usable samples, and the model at the same rows.
+
+    The model is ``{axis}_pred``; a frame with only ``{axis}_res`` gives it as value minus
+    residual (what the training pipeline passes: no full-length prediction column).
+    """
+    predicted_column, residual_column = f"{axis}_pred", f"{axis}_res"
+    if residual_column not in frame.columns or predicted_column in frame.columns:
+        require_columns(frame, [axis, predicted_column], "the fit plot")
+    else:
+        require_columns(frame, [axis], "the fit plot")
     time_axis = time_axis or _time_axis(frame)
     values = _column(frame, axis)
-    predicted = _column(frame, f"{axis}_pred")
-    usable = _usable(time_axis, np.isfinite(values), values != 0.0, np.isfinite(predicted))
-    points = _pick(values, usable, max_points)
-    line = _pick(predicted, usable, max_points)
+    if predicted_column in frame.columns:
+        predicted = _column(frame, predicted_column)
+        usable = _usable(time_axis, np.isfinite(values), values != 0.0, np.isfinite(predicted))
+        points = _pick(values, usable, max_points)
+        line = predicted[points.rows]
+    else:
+        # A residual is finite exactly where the value is finite, not idle, and modelled.
+        residuals = _column(frame, residual_column)
+        points = _pick(values, _usable(time_axis, np.isfinite(residuals)), max_points)
+        line = points.values - residuals[points.rows]
+    x = time_axis.values[points.rows]
     return _PlotSpec(
         title=f"{axis}: data and fitted model",
         x_label=time_axis.label,
         y_label=str(axis),
         x_is_time=time_axis.is_time,
-        points_x=time_axis.values[points.rows],
+        points_x=x,
         points_y=points.values,
         points_label="data (idle and missing rows hidden)",
         n_total=points.n_total,
-        line_x=time_axis.values[line.rows],
-        line_y=line.values,
+        line_x=x,
+        line_y=line,
         line_label="fitted model",
     )
 

@@ -5,8 +5,10 @@ A *family* is a class that models one axis signal ``y`` as a function of time ``
 
 - ``family`` — class attribute, the name used in ``model.type`` and in ``models.json``;
 - ``__init__()`` takes no required arguments and only stores parameters;
-- ``fit(t, y)`` learns from two equal-length 1-D float arrays and returns ``self``;
-  learned state lives in attributes ending in ``_``;
+- ``fit(t, y, where=None)`` learns from two equal-length 1-D float arrays and returns
+  ``self``; ``where`` (a boolean mask of the same length, or None for every row) selects
+  the rows to learn from, exactly as ``fit(t[where], y[where])`` would, so a family can
+  skip the copies; learned state lives in attributes ending in ``_``;
 - ``predict(t)`` returns a float64 array shaped like ``t`` and raises
   :class:`sklearn.exceptions.NotFittedError` before ``fit``;
 - ``to_dict()`` returns plain JSON-serialisable data that includes ``"family"``;
@@ -41,8 +43,8 @@ class AxisModel(Protocol):
 
     family: ClassVar[str]
 
-    def fit(self, t: ArrayLike, y: ArrayLike) -> AxisModel:
-        """Learn from times ``t`` and values ``y``; return ``self``."""
+    def fit(self, t: ArrayLike, y: ArrayLike, where: ArrayLike | None = None) -> AxisModel:
+        """Learn from times ``t`` and values ``y`` (the rows where ``where``); return ``self``."""
         ...
 
     def predict(self, t: ArrayLike) -> np.ndarray:
@@ -70,13 +72,43 @@ def _as_1d_float(values: ArrayLike, name: str) -> np.ndarray:
     return array
 
 
+_BLOCK_ROWS = 1 << 15
+"""Rows per block of the fit. A block's scratch arrays stay in the CPU cache; full-length
+temporaries (the selected rows, the centred times and values) would each be allocated and
+first touched, which cost four times the arithmetic (10M rows: ~40 ms blocked, ~160 ms)."""
+
+
+def _selection(where: ArrayLike | None, size: int) -> np.ndarray | None:
+    """``where`` as a 1-D boolean mask of ``size`` rows, or None for every row."""
+    if where is None:
+        return None
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_:
+        raise ModelError(f"where must be a boolean mask, got dtype {mask.dtype}")
+    if mask.shape != (size,):
+        raise ModelError(f"where must have one flag per sample ({size}), got shape {mask.shape}")
+    return mask
+
+
+def _not_finite(name: str, values: np.ndarray, mask: np.ndarray | None) -> ModelError:
+    """The error for NaN/inf among the selected ``values``, counting all of them."""
+    bad = ~np.isfinite(values)
+    if mask is not None:
+        bad &= mask
+    count = int(np.count_nonzero(bad))
+    return ModelError(f"{name} contains {count} NaN or infinite value(s); drop or fill them first")
+
+
 class LinearTrend:
     """Straight-line trend ``y = coef_ * t + intercept_`` fitted by ordinary least squares.
 
     The fit is closed form on centred sums in float64, which matches
     :class:`sklearn.linear_model.LinearRegression` to rounding error while avoiding its
-    overhead for a single feature. When all ``t`` are equal the slope is undetermined;
-    like scikit-learn, the model then uses slope 0 and the mean of ``y``.
+    overhead for a single feature. The sums are taken block by block and merged (Chan,
+    Golub and LeVeque's pairwise update of means and co-moments), as accurate as centring
+    the whole series first and without its full-length temporaries. When all ``t`` are
+    equal the slope is undetermined; like scikit-learn, the model then uses slope 0 and the
+    mean of ``y``.
 
     Attributes
     ----------
@@ -88,13 +120,17 @@ class LinearTrend:
 
     family: ClassVar[str] = "linear"
 
-    def fit(self, t: ArrayLike, y: ArrayLike) -> LinearTrend:
-        """Fit the line to ``(t, y)``.
+    def fit(self, t: ArrayLike, y: ArrayLike, where: ArrayLike | None = None) -> LinearTrend:
+        """Fit the line to ``(t, y)``, or to the rows where ``where`` is True.
 
         Parameters
         ----------
         t, y:
-            Equal-length 1-D arrays of finite numbers, at least two samples.
+            Equal-length 1-D arrays of numbers; the selected rows must be finite and at
+            least two.
+        where:
+            Optional boolean mask of the same length: the rows to fit (default: all). Rows
+            left out may hold anything, NaN included.
 
         Returns
         -------
@@ -104,8 +140,9 @@ class LinearTrend:
         Raises
         ------
         ModelError
-            If the arrays are not numeric, not 1-D, differ in length, hold fewer than two
-            samples, or contain NaN/inf.
+            If the arrays are not numeric, not 1-D, differ in length, ``where`` is not a
+            matching boolean mask, fewer than two rows are selected, or a selected row
+            holds NaN/inf.
         """
         times = _as_1d_float(t, "t")
         values = _as_1d_float(y, "y")
@@ -113,22 +150,49 @@ class LinearTrend:
             raise ModelError(
                 f"t and y must have the same length, got {times.size} and {values.size}"
             )
-        if times.size < 2:
-            raise ModelError(f"a linear trend needs at least 2 samples, got {times.size}")
-        for name, array in (("t", times), ("y", values)):
-            bad = int(np.count_nonzero(~np.isfinite(array)))
-            if bad:
-                raise ModelError(
-                    f"{name} contains {bad} NaN or infinite value(s); drop or fill them first"
-                )
-        t_mean = float(times.mean())
-        y_mean = float(values.mean())
-        t_centred = times - t_mean
-        denominator = float(np.dot(t_centred, t_centred))
-        if denominator > 0.0:
-            coef = float(np.dot(t_centred, values - y_mean)) / denominator
+        mask = _selection(where, times.size)
+        selected = times.size if mask is None else int(np.count_nonzero(mask))
+        if selected < 2:
+            raise ModelError(f"a linear trend needs at least 2 samples, got {selected}")
+        n, t_mean, y_mean, s_tt, s_ty = 0, 0.0, 0.0, 0.0, 0.0
+        for start in range(0, times.size, _BLOCK_ROWS):
+            rows = slice(start, start + _BLOCK_ROWS)
+            t_block, y_block = times[rows], values[rows]
+            if mask is not None:
+                keep = mask[rows]
+                k = int(np.count_nonzero(keep))
+                if k == 0:
+                    continue
+                if k < keep.size:
+                    t_block, y_block = t_block[keep], y_block[keep]
+            k = t_block.size
+            t_sum, y_sum = float(np.add.reduce(t_block)), float(np.add.reduce(y_block))
+            # A sum is finite unless a summand is NaN/inf (or the sum overflows: then the
+            # count below is 0 and the fit goes on, as the whole-series formula would).
+            for name, total, block, full in (
+                ("t", t_sum, t_block, times),
+                ("y", y_sum, y_block, values),
+            ):
+                if not math.isfinite(total) and not np.isfinite(block).all():
+                    raise _not_finite(name, full, mask)
+            block_t_mean, block_y_mean = t_sum / k, y_sum / k
+            t_centred = t_block - block_t_mean
+            y_centred = y_block - block_y_mean
+            # Not np.dot: BLAS would wake its thread pool for every block.
+            block_tt = float(np.add.reduce(t_centred * t_centred))
+            block_ty = float(np.add.reduce(t_centred * y_centred))
+            total_n = n + k
+            delta_t, delta_y = block_t_mean - t_mean, block_y_mean - y_mean
+            weight = n * k / total_n
+            s_tt += block_tt + delta_t * delta_t * weight
+            s_ty += block_ty + delta_t * delta_y * weight
+            t_mean += delta_t * k / total_n
+            y_mean += delta_y * k / total_n
+            n = total_n
+        if s_tt > 0.0:
+            coef = s_ty / s_tt
         else:
-            logger.warning("all %d samples share one time; fitting a flat line", times.size)
+            logger.warning("all %d samples share one time; fitting a flat line", n)
             coef = 0.0
         self.coef_ = coef
         self.intercept_ = y_mean - coef * t_mean

@@ -51,6 +51,16 @@ def _column_as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
         ) from exc
 
 
+def _residual(values: np.ndarray, predicted: np.ndarray, *, out: bool = False) -> np.ndarray:
+    """``values − predicted``, NaN where the value is NaN or 0 (idle).
+
+    With ``out`` the result is written over ``predicted`` (which must be our own array).
+    """
+    residual = np.subtract(values, predicted, out=predicted if out else None)
+    np.copyto(residual, np.nan, where=values == 0.0)
+    return residual
+
+
 class AxisModelSet:
     """A fitted model of one family for each axis column.
 
@@ -188,7 +198,7 @@ class AxisModelSet:
             if counts["rows_fitted"] < self.min_rows:
                 return None, counts
             try:
-                return self.factory().fit(times[usable], values[usable]), counts
+                return self.factory().fit(times, values, where=usable), counts
             except ModelError as exc:
                 raise TrainingError(f"cannot fit axis {axis!r}: {exc}") from exc
 
@@ -288,19 +298,51 @@ class AxisModelSet:
         times = _column_as_float(frame, TIME_COLUMN)
         new_columns: dict[str, np.ndarray] = {}
         for axis in wanted:
-            model = self.models_[axis]
             values = _column_as_float(frame, axis)
-            predicted = np.asarray(model.predict(times), dtype=np.float64)
-            residual = values - predicted  # NaN where the value is NaN
-            residual[values == 0.0] = np.nan
+            predicted = np.asarray(self.models_[axis].predict(times), dtype=np.float64)
             new_columns[f"{axis}_pred"] = predicted
-            new_columns[f"{axis}_res"] = residual
+            new_columns[f"{axis}_res"] = _residual(values, predicted)
         if any(column in frame.columns for column in new_columns):
             return frame.assign(**new_columns)
         # The new arrays are owned by nobody else: join them without the copy assign makes
         # (with copy-on-write the input frame still cannot change through the result).
         added = pd.DataFrame(new_columns, index=frame.index, copy=False)
         return pd.concat([frame, added], axis=1)
+
+    def residual(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
+        """Return ``{axis}_res`` of :meth:`predict` alone: value − prediction, NaN where idle.
+
+        The prediction is not kept, which spares a full-length array per call; the values
+        are identical to those of :meth:`predict`.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the set is not fitted.
+        TrainingError
+            If ``axis`` was not fitted, or ``time_s`` or the axis column is missing or
+            non-numeric.
+        """
+        self._check_fitted()
+        if axis not in self.models_:
+            raise TrainingError(
+                f"cannot compute residuals of axis {axis!r}: it was not fitted; fitted axes: "
+                f"{list(self.models_)}"
+            )
+        missing = [c for c in (TIME_COLUMN, axis) if c not in frame.columns]
+        if missing:
+            raise TrainingError(_missing_columns_error(frame, missing, "residuals"))
+        values = _column_as_float(frame, axis)
+        times = _column_as_float(frame, TIME_COLUMN)
+        predicted = np.asarray(self.models_[axis].predict(times), dtype=np.float64)
+        # A fresh prediction array is overwritten by the residual instead of allocating one.
+        scratch = (
+            predicted.flags.owndata
+            and predicted.flags.writeable
+            and not np.may_share_memory(predicted, times)
+            and not np.may_share_memory(predicted, values)
+        )
+        return _residual(values, predicted, out=scratch)
 
     @property
     def family_(self) -> str:

@@ -17,16 +17,18 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from DataExtractionAnalysis import Extraction, Profile, extract_window, profile
 from DataPreparation import PreparedData, prepare
-from ModelEvaluation import evaluate, render_plots
+from ModelEvaluation import MetricsRow, axis_metrics, metrics_frame, render_plots
 from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
 from ModelSelection import select_model
 from ModelTraining import AxisModelSet
@@ -94,7 +96,7 @@ class RunState:
         """The prepared frame plus ``_pred`` and ``_res`` of every fitted axis, for inspection.
 
         Built on first access once ``train`` has run (None before). The steps never build it:
-        they take one axis at a time from :func:`_axis_predictions`, which on a 10M-row window
+        they take one axis at a time from :func:`_axis_residuals`, which on a 10M-row window
         spares 16 float64 columns (1.3 GB) and the time to allocate them.
         """
         if self._predicted is None and self.models is not None and self.prepared is not None:
@@ -214,34 +216,34 @@ class _Computed(Mapping[str, Any]):
         return len(self._keys)
 
 
-def _axis_predictions(state: RunState) -> Mapping[str, pd.DataFrame]:
-    """Fitted axis → its predicted frame (``ts``, ``time_s``, the axis, ``_pred``, ``_res``).
+def _axis_residuals(state: RunState) -> Mapping[str, np.ndarray]:
+    """Fitted axis → its residuals (value − model, NaN where idle or missing), on access.
 
-    Computed on access: evaluation, calibration and plotting each take the axes one by one,
-    so only one axis's two new columns exist at a time. Recomputing a fitted curve is cheaper
-    than keeping (and first allocating) all 16 columns of a 10M-row window.
+    Evaluation, calibration and plotting each take the axes one by one, so only the axes in
+    flight have a residual array. Recomputing a fitted curve is cheaper than keeping (and
+    first allocating) all of them: 8 axes of a 10M-row window would hold 640 MB more.
     """
     assert state.models is not None and state.prepared is not None
     models, frame = state.models, state.prepared.frame
-    shared = [column for column in ("ts", "time_s") if column in frame.columns]
-    return _Computed(
-        _fitted_axes(state), lambda axis: models.predict(frame[[*shared, axis]], axes=[axis])
-    )
+    return _Computed(_fitted_axes(state), lambda axis: models.residual(frame, axis))
 
 
 def _evaluate(state: RunState) -> None:
-    predictions = _axis_predictions(state)
-    state.metrics = pd.concat(
-        [evaluate(frame, [axis]) for axis, frame in predictions.items()], ignore_index=True
-    )
+    assert state.prepared is not None
+    frame = state.prepared.frame
+    residuals = _axis_residuals(state)
+
+    def metrics(axis: str) -> MetricsRow:
+        return axis_metrics(axis, frame[axis].to_numpy(dtype=np.float64), residuals[axis])
+
+    with ThreadPoolExecutor(max_workers=_AXIS_THREADS) as pool:
+        state.metrics = metrics_frame(list(pool.map(metrics, list(residuals))))
 
 
 def _threshold(state: RunState) -> None:
     assert state.profile is not None
-    predictions = _axis_predictions(state)
-    residuals = _Computed(list(predictions), lambda axis: predictions[axis][f"{axis}_res"])
     calibrator = ThresholdCalibrator(state.loaded.config.thresholds, n_jobs=_AXIS_THREADS).fit(
-        residuals, state.profile.dt_seconds
+        _axis_residuals(state), state.profile.dt_seconds
     )
     state.thresholds = calibrator.to_dict()
 
@@ -250,8 +252,18 @@ def _plot(state: RunState) -> None:
     plots = state.loaded.config.plots
     if not plots.enabled:
         return
+    assert state.prepared is not None
+    frame = state.prepared.frame
+    residuals = _axis_residuals(state)
+    shared = [column for column in ("ts", "time_s") if column in frame.columns]
+
+    def plotted(axis: str) -> pd.DataFrame:
+        # The axis, its residuals and the time columns, joined without copying any of them.
+        added = pd.DataFrame({f"{axis}_res": residuals[axis]}, index=frame.index, copy=False)
+        return pd.concat([frame[[*shared, axis]], added], axis=1)
+
     state.plot_paths = render_plots(
-        _axis_predictions(state),
+        _Computed(list(residuals), plotted),
         _fitted_axes(state),
         state.thresholds,
         state.loaded.path(plots.dir),

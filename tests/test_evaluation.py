@@ -16,7 +16,9 @@ from sklearn.metrics import r2_score
 from ModelEvaluation import (
     EvaluationError,
     PlotConfig,
+    axis_metrics,
     evaluate,
+    metrics_frame,
     plot_file_stems,
     plot_fit,
     plot_residuals,
@@ -113,6 +115,18 @@ def test_metrics_frame_layout(predicted):
     residual = predicted["axis1_res"].dropna().to_numpy()
     assert metrics.loc[1, "rmse"] == pytest.approx(np.sqrt(np.mean(residual**2)))
     assert 0.9 < metrics.loc[1, "r2"] <= 1.0
+
+
+def test_axis_metrics_from_residuals_equal_evaluate(predicted):
+    rows = [
+        axis_metrics(axis, predicted[axis].to_numpy(), predicted[f"{axis}_res"].to_numpy())
+        for axis in ["axis1", "Axis #1"]
+    ]
+    from_residuals = metrics_frame(rows)
+    pd.testing.assert_frame_equal(from_residuals, evaluate(predicted, ["axis1", "Axis #1"]))
+    assert rows[0][:2] == ("axis1", 3000 - 101)
+    with pytest.raises(EvaluationError, match=r"axis 'a': values and residuals must be 1-D"):
+        axis_metrics("a", np.zeros(3), np.zeros(2))
 
 
 def test_axis_without_residuals_gets_nan_metrics(caplog):
@@ -221,6 +235,17 @@ def test_plot_fit_draws_points_and_line(predicted):
     assert line.get_linestyle() == "-"
     assert to_rgba(points.get_color()) != to_rgba(line.get_color())
     assert _legend_labels(fig) == ["data (idle and missing rows hidden)", "fitted model"]
+
+
+def test_plot_fit_from_residuals_alone_draws_the_same_model(predicted):
+    with_prediction = plot_fit(predicted, "axis1", max_points=400).axes[0].get_lines()
+    residual_only = predicted.drop(columns=["axis1_pred", "Axis #1_pred"])
+    without = plot_fit(residual_only, "axis1", max_points=400).axes[0].get_lines()
+    for drawn, reference in zip(without, with_prediction, strict=True):
+        np.testing.assert_array_equal(drawn.get_xdata(), reference.get_xdata())
+        np.testing.assert_allclose(drawn.get_ydata(), reference.get_ydata(), rtol=1e-14)
+    points, line = without
+    assert len(points.get_ydata()) == len(line.get_ydata()) <= 400
 
 
 def test_plot_fit_uses_time_since_t0_without_datetime_ts(predicted):

@@ -84,6 +84,48 @@ def test_fit_rejects_bad_input(t, y, message):
         LinearTrend().fit(t, y)
 
 
+def test_fit_where_equals_fit_on_the_selected_rows():
+    # Spans several blocks of the blocked sums, with whole blocks left out and NaN in
+    # rows left out; a large time offset checks the centring.
+    rng = np.random.default_rng(11)
+    n = 100_000
+    t = 1.7e9 + np.arange(n) * 0.5
+    y = 4e-3 * (t - 1.7e9) + 12.0 + rng.normal(0, 2, n)
+    where = rng.random(n) > 0.3
+    where[40_000:75_000] = False
+    y[~where] = np.where(rng.random(int((~where).sum())) > 0.5, np.nan, 0.0)
+    ours = LinearTrend().fit(t, y, where=where)
+    reference = LinearRegression().fit(t[where].reshape(-1, 1), y[where])
+    assert ours.coef_ == pytest.approx(reference.coef_[0], rel=1e-11)
+    assert ours.intercept_ == pytest.approx(reference.intercept_, rel=1e-11)
+    copied = LinearTrend().fit(t[where], y[where])
+    assert ours.coef_ == pytest.approx(copied.coef_, rel=1e-13)
+
+
+def test_fit_where_exact_line_and_constant_time():
+    t = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([1.0, np.nan, 5.0, 100.0, 9.0])
+    model = LinearTrend().fit(t, y, where=np.array([True, False, True, False, True]))
+    assert (model.coef_, model.intercept_) == (2.0, 1.0)
+    flat = LinearTrend().fit([3.0, 3.0, 5.0], [1.0, 5.0, 7.0], where=[True, True, False])
+    assert (flat.coef_, flat.intercept_) == (0.0, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("y", "where", "message"),
+    [
+        ([1.0, np.nan, np.inf], [True, True, True], "y contains 2 NaN or infinite"),
+        ([1.0, np.nan, np.inf], [True, False, True], "y contains 1 NaN or infinite"),
+        ([1.0, 2.0, 3.0], [True, False, False], "at least 2 samples, got 1"),
+        ([1.0, 2.0, 3.0], [1, 0, 1], "where must be a boolean mask, got dtype int64"),
+        ([1.0, 2.0, 3.0], [True, False], r"one flag per sample \(3\), got shape \(2,\)"),
+    ],
+)
+def test_fit_where_rejects_bad_rows_and_masks(y, where, message):
+    with pytest.raises(ModelError, match=message):
+        LinearTrend().fit([0.0, 1.0, 2.0], y, where=np.asarray(where))
+
+
 @pytest.mark.parametrize("method", ["predict", "to_dict"])
 def test_use_before_fit_raises_not_fitted(method):
     model = LinearTrend()

@@ -105,6 +105,24 @@ def test_residual_is_value_minus_prediction():
     np.testing.assert_allclose(out["a_res"], [0.5, np.nan, -1.0, np.nan])
 
 
+def test_residual_alone_equals_predicts_residual_column():
+    frame = _frame()
+    model_set = _fitted()
+    predicted = model_set.predict(frame)
+    for axis in AXES:
+        residual = model_set.residual(frame, axis)
+        np.testing.assert_array_equal(residual, predicted[f"{axis}_res"].to_numpy())
+    np.testing.assert_array_equal(frame["axis1"].to_numpy(), _frame()["axis1"].to_numpy())
+
+
+def test_residual_names_unfitted_axes_and_missing_columns():
+    model_set = _fitted()
+    with pytest.raises(TrainingError, match=r"axis 'axis9': it was not fitted; fitted axes"):
+        model_set.residual(_frame(), "axis9")
+    with pytest.raises(TrainingError, match=r"residuals needs column\(s\) 'time_s'"):
+        model_set.residual(_frame().drop(columns="time_s"), "axis1")
+
+
 @pytest.mark.parametrize(
     ("values", "min_rows", "usable"),
     [
