@@ -3,6 +3,8 @@
 from .config import PlotConfig
 from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metrics_frame
 from .plots import (
+    AxisPlotData,
+    axis_plot_data,
     plot_file_stems,
     plot_fit,
     plot_residuals,
@@ -10,13 +12,16 @@ from .plots import (
     safe_file_stem,
     save_figure,
     subsample_extremes,
+    write_plots,
 )
 
 __all__ = [
+    "AxisPlotData",
     "EvaluationError",
     "MetricsRow",
     "PlotConfig",
     "axis_metrics",
+    "axis_plot_data",
     "evaluate",
     "metrics_frame",
     "plot_file_stems",
@@ -26,4 +31,5 @@ __all__ = [
     "safe_file_stem",
     "save_figure",
     "subsample_extremes",
+    "write_plots",
 ]

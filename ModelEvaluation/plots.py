@@ -23,8 +23,8 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ from matplotlib.figure import Figure
 from .evaluator import EvaluationError, require_columns
 
 __all__ = [
+    "AxisPlotData",
+    "axis_plot_data",
     "plot_file_stems",
     "plot_fit",
     "plot_residuals",
@@ -42,6 +44,7 @@ __all__ = [
     "safe_file_stem",
     "save_figure",
     "subsample_extremes",
+    "write_plots",
 ]
 
 logger = logging.getLogger(__name__)
@@ -252,11 +255,13 @@ def _fit_spec(
     axis: str,
     max_points: int,
     time_axis: _TimeAxis | None = None,
+    usable: np.ndarray | None = None,
 ) -> _PlotSpec:
     """The fit plot's data: the usable samples, and the model at the same rows.
 
     The model is ``{axis}_pred``; a frame with only ``{axis}_res`` gives it as value minus
     residual (what the training pipeline passes: no full-length prediction column).
+    ``usable`` (residual path only) is :func:`_residual_rows`, when the caller has it.
     """
     predicted_column, residual_column = f"{axis}_pred", f"{axis}_res"
     if residual_column not in frame.columns or predicted_column in frame.columns:
@@ -271,9 +276,10 @@ def _fit_spec(
         points = _pick(values, usable, max_points)
         line = predicted[points.rows]
     else:
-        # A residual is finite exactly where the value is finite, not idle, and modelled.
         residuals = _column(frame, residual_column)
-        points = _pick(values, _usable(time_axis, np.isfinite(residuals)), max_points)
+        if usable is None:
+            usable = _residual_rows(time_axis, residuals)
+        points = _pick(values, usable, max_points)
         line = points.values - residuals[points.rows]
     x = time_axis.values[points.rows]
     return _PlotSpec(
@@ -291,23 +297,25 @@ def _fit_spec(
     )
 
 
+def _residual_rows(time_axis: _TimeAxis, residuals: np.ndarray) -> np.ndarray:
+    """Rows with a residual: the value is finite, not idle, and modelled, at a valid time."""
+    return _usable(time_axis, np.isfinite(residuals))
+
+
 def _residual_spec(
     frame: pd.DataFrame,
     axis: str,
-    minc: float | None,
-    maxc: float | None,
     max_points: int,
     time_axis: _TimeAxis | None = None,
+    usable: np.ndarray | None = None,
 ) -> _PlotSpec:
+    """The residual plot's data, with the zero line; MinC/MaxC come with :func:`_levels`."""
     require_columns(frame, [f"{axis}_res"], "the residual plot")
     time_axis = time_axis or _time_axis(frame)
     residuals = _column(frame, f"{axis}_res")
-    points = _pick(residuals, _usable(time_axis, np.isfinite(residuals)), max_points)
-    levels: list[tuple[float, str, str]] = [(0.0, "zero", ZERO_COLOUR)]
-    if minc is not None:
-        levels.append((float(minc), f"MinC = {minc:.4g}", MINC_COLOUR))
-    if maxc is not None:
-        levels.append((float(maxc), f"MaxC = {maxc:.4g}", MAXC_COLOUR))
+    if usable is None:
+        usable = _residual_rows(time_axis, residuals)
+    points = _pick(residuals, usable, max_points)
     return _PlotSpec(
         title=f"{axis}: residuals (value − model)",
         x_label=time_axis.label,
@@ -317,7 +325,61 @@ def _residual_spec(
         points_y=points.values,
         points_label="residual",
         n_total=points.n_total,
-        levels=tuple(levels),
+        levels=((0.0, "zero", ZERO_COLOUR),),
+    )
+
+
+def _levels(spec: _PlotSpec, minc: float | None, maxc: float | None) -> _PlotSpec:
+    """``spec`` with dashed MinC/MaxC lines added to its levels (each only when not None)."""
+    levels = list(spec.levels)
+    if minc is not None:
+        levels.append((float(minc), f"MinC = {minc:.4g}", MINC_COLOUR))
+    if maxc is not None:
+        levels.append((float(maxc), f"MaxC = {maxc:.4g}", MAXC_COLOUR))
+    return replace(spec, levels=tuple(levels))
+
+
+@dataclass(frozen=True, eq=False)
+class AxisPlotData:
+    """The subsampled data of one axis's fit and residual figures.
+
+    Small (at most ``3 * max_points`` points) and picklable: it can be computed where the
+    axis's residuals are at hand and drawn later, once the thresholds are known.
+    """
+
+    axis: str
+    fit: _PlotSpec
+    residual: _PlotSpec
+
+
+def axis_plot_data(frame: pd.DataFrame, axis: str, *, max_points: int = 20000) -> AxisPlotData:
+    """Compute (and subsample) what the two figures of ``axis`` draw.
+
+    Parameters
+    ----------
+    frame:
+        Frame with a time column (``ts`` datetime, else ``time_s``), ``axis`` and
+        ``{axis}_res``; with ``{axis}_pred`` too the fitted line is taken from it, else
+        it is value minus residual (no full-length prediction column is needed).
+    axis:
+        Axis to draw.
+    max_points:
+        Subsample each series to at most this many points (see the module docstring).
+
+    Raises
+    ------
+    EvaluationError
+        If a needed column is missing.
+    """
+    require_columns(frame, [axis, f"{axis}_res"], "the fit and residual plots")
+    time_axis = _time_axis(frame)
+    usable = None
+    if f"{axis}_pred" not in frame.columns:
+        usable = _residual_rows(time_axis, _column(frame, f"{axis}_res"))
+    return AxisPlotData(
+        axis=axis,
+        fit=_fit_spec(frame, axis, max_points, time_axis, usable),
+        residual=_residual_spec(frame, axis, max_points, time_axis, usable),
     )
 
 
@@ -431,7 +493,7 @@ def plot_residuals(
     EvaluationError
         If a needed column is missing.
     """
-    return _draw(_residual_spec(frame, axis, minc, maxc, max_points))
+    return _draw(_levels(_residual_spec(frame, axis, max_points), minc, maxc))
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
@@ -458,6 +520,52 @@ def _render_png(spec: _PlotSpec) -> bytes:
     return buffer.getvalue()
 
 
+def write_plots(
+    data: Sequence[AxisPlotData],
+    thresholds: Mapping[str, Mapping[str, float]] | None,
+    out_dir: str | Path,
+    *,
+    workers: int = 2,
+) -> list[Path]:
+    """Draw and write ``{stem}_fit.png`` and ``{stem}_residual.png`` for every axis of ``data``.
+
+    Stems come from :func:`plot_file_stems`. The figures are drawn into memory by
+    ``workers`` threads and written once all of them exist.
+
+    Parameters
+    ----------
+    data:
+        One :func:`axis_plot_data` per axis, in output order.
+    thresholds:
+        Axis → record with ``"MinC"`` and ``"MaxC"`` (as in ``thresholds.json``); axes
+        without a record, or ``None``, get residual plots without threshold lines.
+    out_dir:
+        Folder to write into (created if needed).
+    workers:
+        Drawing threads (default 2).
+
+    Returns
+    -------
+    list[pathlib.Path]
+        Written files, per axis in ``data`` order: fit, then residual.
+    """
+    folder = Path(out_dir)
+    stems = plot_file_stems([item.axis for item in data])
+    specs: list[_PlotSpec] = []
+    paths: list[Path] = []
+    for item in data:
+        record = (thresholds or {}).get(item.axis, {})
+        specs += [item.fit, _levels(item.residual, record.get("MinC"), record.get("MaxC"))]
+        stem = stems[item.axis]
+        paths += [folder / f"{stem}_fit.png", folder / f"{stem}_residual.png"]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        images = list(pool.map(_render_png, specs))
+    for path, image in zip(paths, images, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image)
+    return paths
+
+
 def render_plots(
     predicted: pd.DataFrame | Mapping[str, pd.DataFrame],
     axes: Sequence[str],
@@ -469,9 +577,7 @@ def render_plots(
 ) -> list[Path]:
     """Write ``{stem}_fit.png`` and ``{stem}_residual.png`` for every axis into ``out_dir``.
 
-    Stems come from :func:`plot_file_stems`. Axis by axis, the data of the two figures is
-    prepared (and subsampled) while ``workers`` threads draw the figures of the axes before
-    into memory; the files are written once every figure is drawn, so a bad column fails
+    :func:`axis_plot_data` for every axis, then :func:`write_plots`: a bad column fails
     before anything is written.
 
     Parameters
@@ -482,15 +588,13 @@ def render_plots(
     axes:
         Axes to plot.
     thresholds:
-        Axis → record with ``"MinC"`` and ``"MaxC"`` (as in ``thresholds.json``); axes
-        without a record, or ``None``, get residual plots without threshold lines.
+        Axis → record with ``"MinC"`` and ``"MaxC"``; see :func:`write_plots`.
     out_dir:
         Folder to write into (created if needed).
     max_points:
         Subsampling bound per series (default 20000).
     workers:
-        Number of drawing threads (default 2). Drawing is mostly pure Python (it holds the
-        GIL), so it overlaps with preparing the data rather than with itself.
+        Drawing threads (default 2).
 
     Returns
     -------
@@ -502,34 +606,9 @@ def render_plots(
     EvaluationError
         If a needed column is missing.
     """
-    folder = Path(out_dir)
-    stems = plot_file_stems(list(axes))
-    paths: list[Path] = []
     shared = isinstance(predicted, pd.DataFrame)
-    shared_time_axis = _time_axis(predicted) if shared and axes else None
-    # Figures are drawn while the next axis's data is prepared (NumPy releases the GIL,
-    # matplotlib hardly does), into memory; the files are written once every figure exists.
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pngs: list[Future[bytes]] = []
-        try:
-            for axis in axes:
-                record = (thresholds or {}).get(axis, {})
-                frame = predicted if shared else predicted[axis]
-                time_axis = shared_time_axis or _time_axis(frame)
-                specs = (
-                    _fit_spec(frame, axis, max_points, time_axis),
-                    _residual_spec(
-                        frame, axis, record.get("MinC"), record.get("MaxC"), max_points, time_axis
-                    ),
-                )
-                del frame
-                pngs += [pool.submit(_render_png, spec) for spec in specs]
-                paths += [folder / f"{stems[axis]}_fit.png", folder / f"{stems[axis]}_residual.png"]
-            images = [png.result() for png in pngs]
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
-    for path, image in zip(paths, images, strict=True):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(image)
-    return paths
+    data = [
+        axis_plot_data(predicted if shared else predicted[axis], axis, max_points=max_points)
+        for axis in axes
+    ]
+    return write_plots(data, thresholds, out_dir, workers=workers)

@@ -28,7 +28,14 @@ import pandas as pd
 
 from DataExtractionAnalysis import Extraction, Profile, extract_window, profile
 from DataPreparation import PreparedData, prepare
-from ModelEvaluation import MetricsRow, axis_metrics, metrics_frame, render_plots
+from ModelEvaluation import (
+    AxisPlotData,
+    MetricsRow,
+    axis_metrics,
+    axis_plot_data,
+    metrics_frame,
+    write_plots,
+)
 from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
 from ModelSelection import select_model
 from ModelTraining import AxisModelSet
@@ -81,6 +88,7 @@ class RunState:
     models: AxisModelSet | None = None
     metrics: pd.DataFrame | None = None
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plot_data: list[AxisPlotData] = field(default_factory=list)
     plot_paths: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     version: str | None = None
@@ -229,15 +237,27 @@ def _axis_residuals(state: RunState) -> Mapping[str, np.ndarray]:
 
 
 def _evaluate(state: RunState) -> None:
+    """Metrics per axis, and the subsampled data of its plots while its residuals exist."""
     assert state.prepared is not None
     frame = state.prepared.frame
+    plots = state.loaded.config.plots
     residuals = _axis_residuals(state)
+    shared = [column for column in ("ts", "time_s") if column in frame.columns]
 
-    def metrics(axis: str) -> MetricsRow:
-        return axis_metrics(axis, frame[axis].to_numpy(dtype=np.float64), residuals[axis])
+    def evaluate_axis(axis: str) -> tuple[MetricsRow, AxisPlotData | None]:
+        residual = residuals[axis]
+        metrics = axis_metrics(axis, frame[axis].to_numpy(dtype=np.float64), residual)
+        if not plots.enabled:
+            return metrics, None
+        # The axis, its residuals and the time columns, joined without copying any of them.
+        added = pd.DataFrame({f"{axis}_res": residual}, index=frame.index, copy=False)
+        plotted = pd.concat([frame[[*shared, axis]], added], axis=1)
+        return metrics, axis_plot_data(plotted, axis, max_points=plots.max_points)
 
     with ThreadPoolExecutor(max_workers=_AXIS_THREADS) as pool:
-        state.metrics = metrics_frame(list(pool.map(metrics, list(residuals))))
+        results = list(pool.map(evaluate_axis, list(residuals)))
+    state.metrics = metrics_frame([metrics for metrics, _ in results])
+    state.plot_data = [data for _, data in results if data is not None]
 
 
 def _threshold(state: RunState) -> None:
@@ -252,22 +272,10 @@ def _plot(state: RunState) -> None:
     plots = state.loaded.config.plots
     if not plots.enabled:
         return
-    assert state.prepared is not None
-    frame = state.prepared.frame
-    residuals = _axis_residuals(state)
-    shared = [column for column in ("ts", "time_s") if column in frame.columns]
-
-    def plotted(axis: str) -> pd.DataFrame:
-        # The axis, its residuals and the time columns, joined without copying any of them.
-        added = pd.DataFrame({f"{axis}_res": residuals[axis]}, index=frame.index, copy=False)
-        return pd.concat([frame[[*shared, axis]], added], axis=1)
-
-    state.plot_paths = render_plots(
-        _Computed(list(residuals), plotted),
-        _fitted_axes(state),
+    state.plot_paths = write_plots(
+        state.plot_data,
         state.thresholds,
         state.loaded.path(plots.dir),
-        max_points=plots.max_points,
         workers=plots.workers,
     )
 

@@ -324,7 +324,7 @@ def test_render_plots_is_deterministic_across_worker_counts(tmp_path, predicted)
 
 
 def test_render_plots_checks_columns_before_writing(tmp_path, predicted):
-    with pytest.raises(EvaluationError, match=r"'axis2_pred'"):
+    with pytest.raises(EvaluationError, match=r"plots needs column\(s\) 'axis2', 'axis2_res'"):
         render_plots(
             predicted, ["axis1", "axis2"], None, tmp_path / "out", max_points=500, workers=1
         )
