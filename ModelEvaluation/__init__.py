@@ -4,6 +4,7 @@ from .config import PlotConfig
 from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metrics_frame
 from .plots import (
     AxisPlotData,
+    PlotRenderer,
     axis_plot_data,
     plot_file_stems,
     plot_fit,
@@ -20,6 +21,7 @@ __all__ = [
     "EvaluationError",
     "MetricsRow",
     "PlotConfig",
+    "PlotRenderer",
     "axis_metrics",
     "axis_plot_data",
     "evaluate",

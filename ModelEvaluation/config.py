@@ -26,5 +26,10 @@ class PlotConfig(BaseModel):
         ),
     )
     workers: int = Field(
-        2, ge=1, description="Threads drawing plots in parallel; 1 draws them one by one."
+        2,
+        ge=0,
+        description=(
+            "Worker processes drawing the plots side by side; they start with the run, so "
+            "they are ready when the plots are due. 0 draws them in the training process."
+        ),
     )

@@ -1,7 +1,10 @@
-"""Fit and residual plots per axis, drawn on plain :class:`matplotlib.figure.Figure` objects.
+"""Fit and residual plots per axis: what each figure shows, and drawing them in parallel.
 
-No pyplot state is used, so drawing is backend-independent and safe in threads and
-worker processes. Plot functions return figures; :func:`save_figure` writes them.
+This module computes each figure's data (:class:`PlotSpec`, subsampled); the drawing itself
+is in :mod:`ModelEvaluation.figures`, the only module that imports matplotlib, which is
+imported where figures are drawn: in :class:`PlotRenderer`'s worker processes, or on the
+first :func:`plot_fit`/:func:`plot_residuals`/:func:`save_figure` call. Plot functions return
+plain :class:`matplotlib.figure.Figure` objects (no pyplot state).
 
 Subsampling
     A series longer than ``max_points`` is cut, in time order, into ``max_points // 4``
@@ -17,25 +20,34 @@ File names
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import logging
 import math
+import pickle
+import queue
 import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
 
 from .evaluator import EvaluationError, require_columns
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "AxisPlotData",
+    "PlotRenderer",
+    "PlotSpec",
     "axis_plot_data",
     "plot_file_stems",
     "plot_fit",
@@ -49,15 +61,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DPI = 100
-FIGSIZE = (10.0, 4.5)
-DATA_COLOUR = "tab:blue"
-FIT_COLOUR = "tab:red"
 ZERO_COLOUR = "black"
 MINC_COLOUR = "tab:orange"
 MAXC_COLOUR = "tab:purple"
-# zlib level 3 writes these plots ~20% faster than the default 6, at the same size.
-PNG_COMPRESS_LEVEL = 3
+_ZERO_LEVEL = ((0.0, "zero", ZERO_COLOUR),)
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _STEM_MAX_LENGTH = 80
 
@@ -147,8 +154,11 @@ def plot_file_stems(axes: Sequence[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
-class _PlotSpec:
-    """Everything needed to draw one figure: small, picklable, no DataFrame."""
+class PlotSpec:
+    """Everything needed to draw one figure: small, picklable, no DataFrame.
+
+    Drawn by :func:`ModelEvaluation.figures.draw`.
+    """
 
     title: str
     x_label: str
@@ -256,7 +266,7 @@ def _fit_spec(
     max_points: int,
     time_axis: _TimeAxis | None = None,
     usable: np.ndarray | None = None,
-) -> _PlotSpec:
+) -> PlotSpec:
     """The fit plot's data: the usable samples, and the model at the same rows.
 
     The model is ``{axis}_pred``; a frame with only ``{axis}_res`` gives it as value minus
@@ -282,7 +292,7 @@ def _fit_spec(
         points = _pick(values, usable, max_points)
         line = points.values - residuals[points.rows]
     x = time_axis.values[points.rows]
-    return _PlotSpec(
+    return PlotSpec(
         title=f"{axis}: data and fitted model",
         x_label=time_axis.label,
         y_label=str(axis),
@@ -308,7 +318,7 @@ def _residual_spec(
     max_points: int,
     time_axis: _TimeAxis | None = None,
     usable: np.ndarray | None = None,
-) -> _PlotSpec:
+) -> PlotSpec:
     """The residual plot's data, with the zero line; MinC/MaxC come with :func:`_levels`."""
     require_columns(frame, [f"{axis}_res"], "the residual plot")
     time_axis = time_axis or _time_axis(frame)
@@ -316,7 +326,7 @@ def _residual_spec(
     if usable is None:
         usable = _residual_rows(time_axis, residuals)
     points = _pick(residuals, usable, max_points)
-    return _PlotSpec(
+    return PlotSpec(
         title=f"{axis}: residuals (value − model)",
         x_label=time_axis.label,
         y_label=f"{axis} residual",
@@ -325,11 +335,11 @@ def _residual_spec(
         points_y=points.values,
         points_label="residual",
         n_total=points.n_total,
-        levels=((0.0, "zero", ZERO_COLOUR),),
+        levels=_ZERO_LEVEL,
     )
 
 
-def _levels(spec: _PlotSpec, minc: float | None, maxc: float | None) -> _PlotSpec:
+def _levels(spec: PlotSpec, minc: float | None, maxc: float | None) -> PlotSpec:
     """``spec`` with dashed MinC/MaxC lines added to its levels (each only when not None)."""
     levels = list(spec.levels)
     if minc is not None:
@@ -348,8 +358,8 @@ class AxisPlotData:
     """
 
     axis: str
-    fit: _PlotSpec
-    residual: _PlotSpec
+    fit: PlotSpec
+    residual: PlotSpec
 
 
 def axis_plot_data(frame: pd.DataFrame, axis: str, *, max_points: int = 20000) -> AxisPlotData:
@@ -381,59 +391,6 @@ def axis_plot_data(frame: pd.DataFrame, axis: str, *, max_points: int = 20000) -
         fit=_fit_spec(frame, axis, max_points, time_axis, usable),
         residual=_residual_spec(frame, axis, max_points, time_axis, usable),
     )
-
-
-def _draw(spec: _PlotSpec) -> Figure:
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    # Fixed margins instead of a layout engine: the layout pass costs ~40% of a render.
-    fig.subplots_adjust(left=0.08, right=0.985, bottom=0.13, top=0.91)
-    ax = fig.add_subplot()
-    ax.plot(
-        spec.points_x,
-        spec.points_y,
-        linestyle="none",
-        marker="o",
-        markersize=2,
-        markeredgewidth=0,
-        alpha=0.6,
-        color=DATA_COLOUR,
-        label=spec.points_label,
-    )
-    if spec.line_x is not None and spec.line_y is not None:
-        ax.plot(spec.line_x, spec.line_y, color=FIT_COLOUR, linewidth=2, label=spec.line_label)
-    for level, label, colour in spec.levels:
-        ax.axhline(level, color=colour, linestyle="--", linewidth=1.2, label=label)
-    if spec.x_is_time:
-        locator = AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.set_title(spec.title, loc="left", y=1.0)  # a fixed place: no overlap search
-    ax.set_xlabel(spec.x_label)
-    ax.set_ylabel(spec.y_label)
-    ax.grid(True, alpha=0.3)
-    # Legend in one row above the axes, so it never hides data.
-    ax.legend(
-        loc="lower right",
-        bbox_to_anchor=(1.0, 1.0),
-        ncols=len(ax.get_legend_handles_labels()[1]),
-        markerscale=4,
-        frameon=False,
-        fontsize="small",
-    )
-    shown = spec.points_y.size
-    if spec.n_total == 0:
-        ax.text(0.5, 0.5, "no usable samples", transform=ax.transAxes, ha="center")
-    elif shown < spec.n_total:
-        fig.text(
-            0.005,
-            0.005,
-            f"subsampled: {shown} of {spec.n_total} points (bucket min, max, first, middle)",
-            ha="left",
-            va="bottom",
-            fontsize="small",
-            color="dimgray",
-        )
-    return fig
 
 
 def plot_fit(frame: pd.DataFrame, axis: str, *, max_points: int = 20000) -> Figure:
@@ -498,26 +455,166 @@ def plot_residuals(
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG at 100 dpi, creating parent folders; return the path."""
+    from .figures import save_png
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _save_png(fig, target)
+    save_png(fig, target)
     return target
 
 
-def _save_png(fig: Figure, target: Path | io.BytesIO) -> None:
-    fig.savefig(
-        target,
-        format="png",
-        dpi=DPI,
-        metadata={"Software": None},
-        pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL},
-    )
+def _draw(spec: PlotSpec) -> Figure:
+    from .figures import draw
+
+    return draw(spec)
 
 
-def _render_png(spec: _PlotSpec) -> bytes:
-    buffer = io.BytesIO()
-    _save_png(_draw(spec), buffer)
-    return buffer.getvalue()
+def _render_png(spec: PlotSpec) -> bytes:
+    from .figures import render_png
+
+    return render_png(spec)
+
+
+_WORKER_BOOTSTRAP = (
+    "import runpy, sys; sys.path.pop(0); runpy.run_path(sys.argv[1], run_name='__main__')"
+)
+"""Runs figures.py as a script with nothing of the caller's on the path (``-c`` put the
+working directory first): the worker imports numpy and matplotlib, not the pipeline."""
+
+
+_WORKER_SECONDS_PER_FIGURE = 30.0
+"""Longest wait for the workers, per figure (a figure takes ~0.1 s): a hung worker is killed."""
+
+
+def _spec_fields(spec: PlotSpec) -> dict[str, object]:
+    """The spec as plain data: unpickling it needs numpy only, not this package."""
+    return {item.name: getattr(spec, item.name) for item in fields(spec)}
+
+
+class PlotRenderer:
+    """Worker processes that draw figures into PNG bytes, side by side.
+
+    Drawing with matplotlib is pure Python: threads would take turns on one core, processes
+    do not. Each worker is ``figures.py`` run as a script, fed pickled figure data over its
+    stdin and answering PNG bytes on its stdout. The workers start, and import matplotlib,
+    as soon as the renderer is created; the training run creates it before it reads the
+    window, so they are ready when the plots are due. Close it (or use it as a context
+    manager) to stop them.
+
+    Not a :mod:`multiprocessing` pool on purpose: those workers import the caller's main
+    script, and would run the top level of a script without an ``if __name__ ==
+    "__main__":`` guard again. These run no code of the caller.
+
+    Should a worker fail to start, die, or fail to draw a figure, the figures it did not
+    deliver are drawn in this process (with a warning): a run never loses its plots to
+    them, and a figure that cannot be drawn raises here as it would without workers.
+
+    Parameters
+    ----------
+    processes:
+        Worker processes (at least 1).
+
+    Raises
+    ------
+    ValueError
+        If ``processes`` is not an integer >= 1.
+    """
+
+    def __init__(self, processes: int = 2) -> None:
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
+        self.processes = processes
+        self._workers: list[subprocess.Popen[bytes]] = []
+        self._failures: list[str] = []
+        script = str(Path(__file__).with_name("figures.py"))
+        try:
+            for _ in range(processes):
+                self._workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", _WORKER_BOOTSTRAP, script],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                    )
+                )
+        except OSError as exc:
+            self._failures.append(f"starting a worker: {exc}")
+
+    def _drive(
+        self,
+        worker: subprocess.Popen[bytes],
+        tasks: queue.SimpleQueue[tuple[int, PlotSpec]],
+        images: list[bytes | None],
+    ) -> None:
+        """Feed ``worker`` one figure at a time until no task is left or the worker fails."""
+        assert worker.stdin is not None and worker.stdout is not None
+        while True:
+            try:
+                index, spec = tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                pickle.dump(_spec_fields(spec), worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                worker.stdin.flush()
+                drawn, payload = pickle.load(worker.stdout)
+            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                self._failures.append(f"worker {worker.pid} stopped: {type(exc).__name__}")
+                return  # this figure and those left are drawn by the caller
+            if not drawn:
+                self._failures.append(f"worker {worker.pid} could not draw a figure: {payload}")
+                continue
+            images[index] = payload
+
+    def render(self, specs: Sequence[PlotSpec]) -> list[bytes]:
+        """PNG bytes of every spec, in order: the bytes drawing in this process would give."""
+        images: list[bytes | None] = [None] * len(specs)
+        tasks: queue.SimpleQueue[tuple[int, PlotSpec]] = queue.SimpleQueue()
+        for task in enumerate(specs):
+            tasks.put(task)
+        drivers = [
+            threading.Thread(target=self._drive, args=(worker, tasks, images), daemon=True)
+            for worker in self._workers
+        ]
+        for driver in drivers:
+            driver.start()
+        deadline = time.monotonic() + _WORKER_SECONDS_PER_FIGURE * max(1, len(specs))
+        for worker, driver in zip(self._workers, drivers, strict=True):
+            driver.join(max(0.0, deadline - time.monotonic()))
+            if driver.is_alive():  # a hung worker: killing it ends its driver's wait
+                self._failures.append(f"worker {worker.pid} did not answer in time")
+                worker.kill()
+                driver.join()
+        if self._failures:
+            logger.warning(
+                "plot workers failed (%s); drawing their figures in this process "
+                "(plots.workers: 0 draws every figure here)",
+                "; ".join(self._failures),
+            )
+            self._failures.clear()
+        return [
+            image if image is not None else _render_png(spec)
+            for image, spec in zip(images, specs, strict=True)
+        ]
+
+    def close(self) -> None:
+        """Stop the worker processes (idempotent): end of input, then a kill if they hang."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            assert worker.stdin is not None and worker.stdout is not None
+            with contextlib.suppress(OSError):
+                worker.stdin.close()
+        for worker in workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            worker.stdout.close()  # type: ignore[union-attr]
+
+    def __enter__(self) -> PlotRenderer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def write_plots(
@@ -525,12 +622,12 @@ def write_plots(
     thresholds: Mapping[str, Mapping[str, float]] | None,
     out_dir: str | Path,
     *,
-    workers: int = 2,
+    renderer: PlotRenderer | None = None,
 ) -> list[Path]:
     """Draw and write ``{stem}_fit.png`` and ``{stem}_residual.png`` for every axis of ``data``.
 
-    Stems come from :func:`plot_file_stems`. The figures are drawn into memory by
-    ``workers`` threads and written once all of them exist.
+    Stems come from :func:`plot_file_stems`. The figures are drawn into memory and written
+    once all of them exist, so a failing figure writes nothing.
 
     Parameters
     ----------
@@ -541,25 +638,25 @@ def write_plots(
         without a record, or ``None``, get residual plots without threshold lines.
     out_dir:
         Folder to write into (created if needed).
-    workers:
-        Drawing threads (default 2).
+    renderer:
+        Worker processes to draw in; ``None`` (default) draws in this process.
 
     Returns
     -------
     list[pathlib.Path]
         Written files, per axis in ``data`` order: fit, then residual.
+
     """
     folder = Path(out_dir)
     stems = plot_file_stems([item.axis for item in data])
-    specs: list[_PlotSpec] = []
+    specs: list[PlotSpec] = []
     paths: list[Path] = []
     for item in data:
         record = (thresholds or {}).get(item.axis, {})
         specs += [item.fit, _levels(item.residual, record.get("MinC"), record.get("MaxC"))]
         stem = stems[item.axis]
         paths += [folder / f"{stem}_fit.png", folder / f"{stem}_residual.png"]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        images = list(pool.map(_render_png, specs))
+    images = renderer.render(specs) if renderer else [_render_png(spec) for spec in specs]
     for path, image in zip(paths, images, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(image)
@@ -573,7 +670,7 @@ def render_plots(
     out_dir: str | Path,
     *,
     max_points: int = 20000,
-    workers: int = 2,
+    workers: int = 0,
 ) -> list[Path]:
     """Write ``{stem}_fit.png`` and ``{stem}_residual.png`` for every axis into ``out_dir``.
 
@@ -594,7 +691,8 @@ def render_plots(
     max_points:
         Subsampling bound per series (default 20000).
     workers:
-        Drawing threads (default 2).
+        Worker processes to draw in (a :class:`PlotRenderer` for this call); 0 (default)
+        draws in this process.
 
     Returns
     -------
@@ -611,4 +709,7 @@ def render_plots(
         axis_plot_data(predicted if shared else predicted[axis], axis, max_points=max_points)
         for axis in axes
     ]
-    return write_plots(data, thresholds, out_dir, workers=workers)
+    if workers < 1:
+        return write_plots(data, thresholds, out_dir)
+    with PlotRenderer(workers) as renderer:
+        return write_plots(data, thresholds, out_dir, renderer=renderer)

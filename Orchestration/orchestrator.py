@@ -31,6 +31,7 @@ from DataPreparation import PreparedData, prepare
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
+    PlotRenderer,
     axis_metrics,
     axis_plot_data,
     metrics_frame,
@@ -93,6 +94,7 @@ class RunState:
     timings: dict[str, float] = field(default_factory=dict)
     version: str | None = None
     artifact_dir: Path | None = None
+    renderer: PlotRenderer | None = field(default=None, repr=False)
     _predicted: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     @property
@@ -276,7 +278,7 @@ def _plot(state: RunState) -> None:
         state.plot_data,
         state.thresholds,
         state.loaded.path(plots.dir),
-        workers=plots.workers,
+        renderer=state.renderer,
     )
 
 
@@ -407,6 +409,10 @@ class TrainingRun:
         self.steps = steps
         self.state = RunState(loaded=loaded, session=open_database(loaded), run_id=run_id)
         self._next = 0
+        plots = loaded.config.plots
+        if plots.enabled and plots.workers and "plot" in self.step_names:
+            # Started now, the workers import matplotlib while the window is read.
+            self.state.renderer = PlotRenderer(plots.workers)
 
     @property
     def step_names(self) -> list[str]:
@@ -444,8 +450,11 @@ class TrainingRun:
         return self.state
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections and stop the plot worker processes."""
         self.state.session.close()
+        if self.state.renderer is not None:
+            self.state.renderer.close()
+            self.state.renderer = None
 
     def result(self) -> OrchestrationResult:
         """The outcome once the ``register`` step has run.

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import struct
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +22,9 @@ from sklearn.metrics import r2_score
 from ModelEvaluation import (
     EvaluationError,
     PlotConfig,
+    PlotRenderer,
     axis_metrics,
+    axis_plot_data,
     evaluate,
     metrics_frame,
     plot_file_stems,
@@ -26,10 +34,12 @@ from ModelEvaluation import (
     safe_file_stem,
     save_figure,
     subsample_extremes,
+    write_plots,
 )
 from ModelSelection import LinearTrend
 from ModelTraining import AxisModelSet
 
+ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -156,8 +166,9 @@ def test_plot_config():
     )
     with pytest.raises(ValidationError, match="greater than or equal to 100"):
         PlotConfig(max_points=50)
-    with pytest.raises(ValidationError, match="greater than or equal to 1"):
-        PlotConfig(workers=0)
+    assert PlotConfig(workers=0).workers == 0
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        PlotConfig(workers=-1)
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         PlotConfig(format="svg")
 
@@ -316,11 +327,67 @@ def test_render_plots_writes_every_file(tmp_path, predicted):
         assert 10_000 < path.stat().st_size < 2_000_000
 
 
-def test_render_plots_is_deterministic_across_worker_counts(tmp_path, predicted):
+def test_render_plots_is_deterministic_across_worker_processes(tmp_path, predicted):
     axes = ["axis1", "Axis #1"]
-    serial = render_plots(predicted, axes, None, tmp_path / "one", max_points=500, workers=1)
-    threaded = render_plots(predicted, axes, None, tmp_path / "two", max_points=500, workers=2)
-    assert [p.read_bytes() for p in serial] == [p.read_bytes() for p in threaded]
+    here = render_plots(predicted, axes, None, tmp_path / "here", max_points=500, workers=0)
+    workers = render_plots(predicted, axes, None, tmp_path / "two", max_points=500, workers=2)
+    assert [p.name for p in here] == [p.name for p in workers]
+    assert [p.read_bytes() for p in here] == [p.read_bytes() for p in workers]
+
+
+def test_plot_renderer_draws_in_this_process_when_its_workers_die(tmp_path, predicted, caplog):
+    data = [axis_plot_data(predicted, "axis1", max_points=500)]
+    expected = write_plots(data, None, tmp_path / "here")
+    with PlotRenderer(1) as renderer:
+        first = write_plots(data, None, tmp_path / "first", renderer=renderer)
+        # Failure injection through private state: kill the only worker process.
+        (worker,) = renderer._workers
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        with caplog.at_level(logging.WARNING, logger="ModelEvaluation.plots"):
+            after = write_plots(data, None, tmp_path / "after", renderer=renderer)
+    images = [p.read_bytes() for p in expected]
+    assert [p.read_bytes() for p in first] == images
+    assert [p.read_bytes() for p in after] == images
+    assert f"plot workers failed (worker {worker.pid} stopped:" in caplog.text
+    assert "drawing their figures in this process" in caplog.text
+
+
+def test_a_figure_a_worker_cannot_draw_raises_here(predicted, caplog):
+    spec = axis_plot_data(predicted, "axis1", max_points=500).fit
+    broken = replace(spec, points_y=spec.points_y[:-1])  # one y short of the x values
+    with PlotRenderer(1) as renderer, caplog.at_level(logging.WARNING):
+        with pytest.raises(ValueError, match="x and y must have same first dimension"):
+            renderer.render([broken])
+        assert len(renderer.render([spec])) == 1
+    assert "could not draw a figure: ValueError: x and y must have same first" in caplog.text
+    assert caplog.text.count("plot workers failed") == 1  # the worker drew the second one
+
+
+def test_workers_run_none_of_the_callers_script(tmp_path):
+    # A script without an `if __name__ == "__main__":` guard: multiprocessing workers would
+    # import it and run its top level again; these workers do not (it prints once, and no
+    # worker fails).
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np, pandas as pd\n"
+        "from ModelEvaluation import render_plots\n"
+        "t = np.arange(50.0)\n"
+        "frame = pd.DataFrame({'time_s': t, 'a': t + 1.0, 'a_pred': t, 'a_res': 1.0})\n"
+        f"paths = render_plots(frame, ['a'], None, {str(tmp_path / 'plots')!r}, workers=1)\n"
+        "print(len(paths))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["a_fit.png", "a_residual.png"]
+    assert "plot workers failed" not in done.stderr
 
 
 def test_render_plots_checks_columns_before_writing(tmp_path, predicted):
