@@ -145,13 +145,17 @@ def validate_frame(
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             raise PreparationError(f"axis {axis!r} is not numeric (dtype {values.dtype})")
         array = values.to_numpy(dtype="float64")
-        infinite = np.isinf(array)
-        if infinite.any():
+        # fmin/fmax skip NaN and allocate nothing: ±inf shows as an extreme; the full-length
+        # masks are only built to report a problem.
+        lowest = np.fmin.reduce(array, initial=np.inf)  # +inf when every value is NaN
+        highest = np.fmax.reduce(array, initial=-np.inf)
+        if lowest == -np.inf or highest == np.inf:
+            infinite = np.isinf(array)
             raise PreparationError(
                 f"axis {axis!r} holds {int(infinite.sum())} infinite values (first at "
                 f"{ts.iloc[int(np.argmax(infinite))]}); clean the source or store NULL instead"
             )
-        if not allow_empty_axes and np.isnan(array).all():
+        if not allow_empty_axes and np.isnan(array[0]) and np.isnan(array).all():
             raise PreparationError(
                 f"axis {axis!r} has no values in the window (all NaN); remove it from data.axes "
                 "or choose a window where it was recorded"

@@ -525,6 +525,7 @@ class PlotRenderer:
             raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
         self.processes = processes
         self._workers: list[subprocess.Popen[bytes]] = []
+        self._exiting: list[subprocess.Popen[bytes]] = []  # told to stop, not reaped yet
         self._failures: list[str] = []
         script = str(Path(__file__).with_name("figures.py"))
         try:
@@ -595,20 +596,30 @@ class PlotRenderer:
             for image, spec in zip(images, specs, strict=True)
         ]
 
-    def close(self) -> None:
-        """Stop the worker processes (idempotent): end of input, then a kill if they hang."""
-        workers, self._workers = self._workers, []
-        for worker in workers:
-            assert worker.stdin is not None and worker.stdout is not None
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the worker processes (idempotent); later figures are drawn in this process.
+
+        End of input lets each worker exit on its own; ``wait`` (default) also reaps them,
+        killing one that does not exit within 10 s. ``wait=False`` returns at once: call
+        ``close()`` again later to reap them.
+        """
+        stopping, self._workers = self._workers, []
+        for worker in stopping:
+            assert worker.stdin is not None
             with contextlib.suppress(OSError):
                 worker.stdin.close()
-        for worker in workers:
+        self._exiting += stopping
+        if not wait:
+            return
+        exiting, self._exiting = self._exiting, []
+        for worker in exiting:
             try:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
-            worker.stdout.close()  # type: ignore[union-attr]
+            assert worker.stdout is not None
+            worker.stdout.close()
 
     def __enter__(self) -> PlotRenderer:
         return self

@@ -280,6 +280,8 @@ def _plot(state: RunState) -> None:
         state.loaded.path(plots.dir),
         renderer=state.renderer,
     )
+    if state.renderer is not None:
+        state.renderer.close(wait=False)  # the workers exit while the version is registered
 
 
 def _code_revision() -> str | None:

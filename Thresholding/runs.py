@@ -28,9 +28,15 @@ def run_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flags = np.asarray(mask, dtype=bool)
     if flags.ndim != 1:
         raise ValueError(f"run_bounds expects a 1-D mask, got shape {flags.shape}")
-    padded = np.concatenate(([False], flags, [False]))
-    edges = np.flatnonzero(padded[1:] != padded[:-1])  # boolean compare: no int8 diff pass
-    return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
+    # Where a value differs from the one before (a boolean compare: no int8 diff pass, and
+    # no padded copy of the mask); a run open at either end gets its edge added.
+    edges = np.flatnonzero(flags[1:] != flags[:-1]).astype(np.int64, copy=False)
+    edges += 1
+    if flags.size and flags[0]:
+        edges = np.concatenate(([0], edges))
+    if flags.size and flags[-1]:
+        edges = np.concatenate((edges, [flags.size]))
+    return edges[0::2], edges[1::2]
 
 
 def run_lengths(mask: np.ndarray) -> np.ndarray:

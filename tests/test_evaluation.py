@@ -353,6 +353,18 @@ def test_plot_renderer_draws_in_this_process_when_its_workers_die(tmp_path, pred
     assert "drawing their figures in this process" in caplog.text
 
 
+def test_plot_renderer_stopped_early_draws_here_and_reaps_its_workers(tmp_path, predicted):
+    data = [axis_plot_data(predicted, "Axis #1", max_points=500)]
+    expected = [p.read_bytes() for p in write_plots(data, None, tmp_path / "here")]
+    renderer = PlotRenderer(2)
+    workers = list(renderer._workers)
+    renderer.close(wait=False)
+    paths = write_plots(data, None, tmp_path / "after", renderer=renderer)
+    renderer.close()
+    assert [p.read_bytes() for p in paths] == expected
+    assert [worker.returncode for worker in workers] == [0, 0]  # ended by end of input
+
+
 def test_a_figure_a_worker_cannot_draw_raises_here(predicted, caplog):
     spec = axis_plot_data(predicted, "axis1", max_points=500).fit
     broken = replace(spec, points_y=spec.points_y[:-1])  # one y short of the x values

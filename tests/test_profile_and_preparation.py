@@ -74,12 +74,22 @@ def test_profile_needs_two_samples() -> None:
             r"axis 'a' holds 1 infinite values \(first at "
             r"2026-01-05 00:00:02",
         ),
+        (
+            [0, 2, 4, 6],
+            [np.nan, -np.inf, np.nan, np.inf],
+            r"axis 'a' holds 2 infinite values \(first at 2026-01-05 00:00:02",
+        ),
         ([0, 2, 4], [np.nan, np.nan, np.nan], r"axis 'a' has no values in the window"),
     ],
 )
 def test_bad_frames_are_refused(offsets: list[float], values: list[float], message: str) -> None:
     with pytest.raises(PreparationError, match=message):
         validate_frame(_frame(offsets, a=values), ["a"])
+
+
+def test_nan_values_are_neither_infinite_nor_empty() -> None:
+    validate_frame(_frame([0, 2, 4], a=[np.nan, 1.0, np.nan]), ["a"])
+    validate_frame(_frame([0, 2], a=[np.nan, np.nan]), ["a"], allow_empty_axes=True)
 
 
 def test_missing_and_non_numeric_columns() -> None:

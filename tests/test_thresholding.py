@@ -230,6 +230,36 @@ def test_run_helpers_are_reexported():
     np.testing.assert_array_equal(ends, [2, 4])
 
 
+def _runs_by_loop(mask: list[bool]) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for i, flag in enumerate([*mask, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        [],
+        [True],
+        [False],
+        [True, True, True],
+        [False, False],
+        [True, False, True],
+        [False, True, True, False],
+        *(list(np.random.default_rng(seed).random(57) < 0.6) for seed in range(5)),
+    ],
+)
+def test_run_bounds_match_a_plain_loop(mask):
+    starts, ends = run_bounds(np.array(mask, dtype=bool))
+    assert starts.dtype == ends.dtype == np.int64
+    assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == _runs_by_loop(mask)
+
+
 # --- input checks -----------------------------------------------------------------------
 
 
