@@ -157,6 +157,57 @@ def test_fast_path_equals_generic_path(pg_db: Db, layout: str, time_kind: str) -
     pd.testing.assert_frame_equal(fast.frame, generic.frame, check_exact=True)
 
 
+@pytest.mark.postgres
+def test_fast_path_turns_null_integers_and_reals_into_nan(pg_db: Db) -> None:
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "ts": T0 + pd.to_timedelta(np.arange(n) * 2.0, unit="s"),
+            "axis1": pd.array(np.arange(n) % 7, dtype="Int64"),  # INTEGER with NULLs
+            "axis2": np.arange(n, dtype="float32") / 4,  # REAL with NULLs
+        }
+    )
+    frame.loc[[0, 9, 10, 2999], "axis1"] = pd.NA
+    frame.loc[[5, 1500], "axis2"] = np.nan
+    types = {"ts": TIME_TYPES["timestamptz"], "axis1": sa.Integer(), "axis2": sa.REAL()}
+    write_chunks(pg_db.engine, pg_db.target, pg_db.table("typed"), types, [frame])
+    config = _config(pg_db, "typed", "wide")
+
+    fast = extract_window(pg_db.engine, pg_db.target, config, fast_path=True)
+    generic = extract_window(pg_db.engine, pg_db.target, config, fast_path=False)
+
+    pd.testing.assert_frame_equal(fast.frame, generic.frame, check_exact=True)
+    got = fast.frame
+    assert got["axis1"].dtype == got["axis2"].dtype == np.float64
+    assert np.flatnonzero(got["axis1"].isna()).tolist() == [0, 9, 10, 2999]
+    assert np.flatnonzero(got["axis2"].isna()).tolist() == [5, 1500]
+    assert got["axis1"].iloc[[1, 8, 2998]].tolist() == [1.0, 1.0, 2998 % 7]
+    assert got["axis2"].iloc[[4, 6]].tolist() == [1.0, 1.5]
+
+
+def test_arrow_numbers_with_nulls_become_nan_across_chunks_and_offsets() -> None:
+    import pyarrow as pa
+
+    from DataExtractionAnalysis.extractor import _arrow_column
+
+    sliced = pa.array([9.0, 1.0, None, 3.0, None, 5.0, 6.0, 7.0, None, 9.0, 10.0]).slice(1, 9)
+    column = pa.chunked_array(
+        [
+            sliced,  # offset 1 into its buffers: [1, None, 3, None, 5, 6, 7, None, 9]
+            pa.array([None, None], type=pa.float64()),  # every value NULL
+            pa.array([11.0, 12.0]),  # no NULL
+        ]
+    )
+    got = _arrow_column(column).to_numpy()
+    expected = [1, np.nan, 3, np.nan, 5, 6, 7, np.nan, 9, np.nan, np.nan, 11, 12]
+    np.testing.assert_array_equal(got, np.array(expected, dtype=float))
+    integers = _arrow_column(pa.chunked_array([pa.array([4, None, -2], type=pa.int32())]))
+    np.testing.assert_array_equal(integers.to_numpy(), [4.0, np.nan, -2.0])
+    singles = _arrow_column(pa.chunked_array([pa.array([0.25, None], type=pa.float32())]))
+    np.testing.assert_array_equal(singles.to_numpy(), [0.25, np.nan])
+    assert singles.dtype == np.float64
+
+
 def test_table_name_injection_is_refused_and_executes_nothing(sqlite_db: Db) -> None:
     _store(sqlite_db, "x", _samples(), "timestamp", "wide")
     with pytest.raises(ValueError, match="not a safe SQL identifier"):
