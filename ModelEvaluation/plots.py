@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
 import pickle
 import queue
 import re
@@ -513,6 +514,8 @@ class PlotRenderer:
     ----------
     processes:
         Worker processes (at least 1).
+    hide_env:
+        Environment variables the workers do not get (the database URL: they need none).
 
     Raises
     ------
@@ -520,10 +523,11 @@ class PlotRenderer:
         If ``processes`` is not an integer >= 1.
     """
 
-    def __init__(self, processes: int = 2) -> None:
+    def __init__(self, processes: int = 2, *, hide_env: Sequence[str] = ()) -> None:
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
         self.processes = processes
+        env = {name: value for name, value in os.environ.items() if name not in set(hide_env)}
         self._workers: list[subprocess.Popen[bytes]] = []
         self._exiting: list[subprocess.Popen[bytes]] = []  # told to stop, not reaped yet
         self._failures: list[str] = []
@@ -535,6 +539,7 @@ class PlotRenderer:
                         [sys.executable, "-c", _WORKER_BOOTSTRAP, script],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
+                        env=env,
                     )
                 )
         except OSError as exc:

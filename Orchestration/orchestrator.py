@@ -414,7 +414,9 @@ class TrainingRun:
         plots = loaded.config.plots
         if plots.enabled and plots.workers and "plot" in self.step_names:
             # Started now, the workers import matplotlib while the window is read.
-            self.state.renderer = PlotRenderer(plots.workers)
+            self.state.renderer = PlotRenderer(
+                plots.workers, hide_env=[loaded.config.database.url_env]
+            )
 
     @property
     def step_names(self) -> list[str]:

@@ -365,6 +365,18 @@ def test_plot_renderer_stopped_early_draws_here_and_reaps_its_workers(tmp_path, 
     assert [worker.returncode for worker in workers] == [0, 0]  # ended by end of input
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_plot_workers_do_not_get_the_hidden_environment(monkeypatch):
+    monkeypatch.setenv("MLBOX_TEST_DB_URL", "postgresql://u:s3cret@db/x")
+    monkeypatch.setenv("MLBOX_TEST_VISIBLE", "yes")
+    with PlotRenderer(1, hide_env=["MLBOX_TEST_DB_URL"]) as renderer:
+        (worker,) = renderer._workers
+        environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    assert b"MLBOX_TEST_VISIBLE=yes" in environ
+    assert not any(entry.startswith(b"MLBOX_TEST_DB_URL=") for entry in environ)
+    assert not any(b"s3cret" in entry for entry in environ)
+
+
 def test_a_figure_a_worker_cannot_draw_raises_here(predicted, caplog):
     spec = axis_plot_data(predicted, "axis1", max_points=500).fit
     broken = replace(spec, points_y=spec.points_y[:-1])  # one y short of the x values
