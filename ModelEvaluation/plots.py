@@ -532,6 +532,9 @@ class PlotRenderer:
         self._exiting: list[subprocess.Popen[bytes]] = []  # told to stop, not reaped yet
         self._failures: list[str] = []
         script = str(Path(__file__).with_name("figures.py"))
+        if not sys.executable:  # an embedded interpreter: nothing to start workers with
+            self._failures.append("no Python executable (sys.executable is empty)")
+            return
         try:
             for _ in range(processes):
                 self._workers.append(

@@ -366,11 +366,13 @@ def test_plot_renderer_stopped_early_draws_here_and_reaps_its_workers(tmp_path, 
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
-def test_plot_workers_do_not_get_the_hidden_environment(monkeypatch):
+def test_plot_workers_do_not_get_the_hidden_environment(monkeypatch, predicted):
     monkeypatch.setenv("MLBOX_TEST_DB_URL", "postgresql://u:s3cret@db/x")
     monkeypatch.setenv("MLBOX_TEST_VISIBLE", "yes")
     with PlotRenderer(1, hide_env=["MLBOX_TEST_DB_URL"]) as renderer:
         (worker,) = renderer._workers
+        # Once it has drawn a figure the worker surely runs (its environ is final).
+        renderer.render([axis_plot_data(predicted, "axis1", max_points=100).fit])
         environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
     assert b"MLBOX_TEST_VISIBLE=yes" in environ
     assert not any(entry.startswith(b"MLBOX_TEST_DB_URL=") for entry in environ)
