@@ -487,6 +487,13 @@ _WORKER_SECONDS_PER_FIGURE = 30.0
 """Longest wait for the workers, per figure (a figure takes ~0.1 s): a hung worker is killed."""
 
 
+def _end_input(worker: subprocess.Popen[bytes]) -> None:
+    """Close the worker's stdin: a live worker exits at the end of its input."""
+    assert worker.stdin is not None
+    with contextlib.suppress(OSError):  # a dead worker's pipe may refuse the final flush
+        worker.stdin.close()
+
+
 def _spec_fields(spec: PlotSpec) -> dict[str, object]:
     """The spec as plain data: unpickling it needs numpy only, not this package."""
     return {item.name: getattr(spec, item.name) for item in fields(spec)}
@@ -527,7 +534,8 @@ class PlotRenderer:
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
         self.processes = processes
-        env = {name: value for name, value in os.environ.items() if name not in set(hide_env)}
+        hidden = set(hide_env)
+        env = {name: value for name, value in os.environ.items() if name not in hidden}
         self._workers: list[subprocess.Popen[bytes]] = []
         self._exiting: list[subprocess.Popen[bytes]] = []  # told to stop, not reaped yet
         self._failures: list[str] = []
@@ -553,6 +561,7 @@ class PlotRenderer:
         worker: subprocess.Popen[bytes],
         tasks: queue.SimpleQueue[tuple[int, PlotSpec]],
         images: list[bytes | None],
+        dead: list[subprocess.Popen[bytes]],
     ) -> None:
         """Feed ``worker`` one figure at a time until no task is left or the worker fails."""
         assert worker.stdin is not None and worker.stdout is not None
@@ -565,8 +574,10 @@ class PlotRenderer:
                 pickle.dump(_spec_fields(spec), worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 worker.stdin.flush()
                 drawn, payload = pickle.load(worker.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            except Exception as exc:  # a broken pipe, a dead worker, a garbled reply
                 self._failures.append(f"worker {worker.pid} stopped: {type(exc).__name__}")
+                worker.kill()  # whatever state it is in, it is not used again
+                dead.append(worker)
                 return  # this figure and those left are drawn by the caller
             if not drawn:
                 self._failures.append(f"worker {worker.pid} could not draw a figure: {payload}")
@@ -579,8 +590,9 @@ class PlotRenderer:
         tasks: queue.SimpleQueue[tuple[int, PlotSpec]] = queue.SimpleQueue()
         for task in enumerate(specs):
             tasks.put(task)
+        dead: list[subprocess.Popen[bytes]] = []
         drivers = [
-            threading.Thread(target=self._drive, args=(worker, tasks, images), daemon=True)
+            threading.Thread(target=self._drive, args=(worker, tasks, images, dead), daemon=True)
             for worker in self._workers
         ]
         for driver in drivers:
@@ -592,6 +604,10 @@ class PlotRenderer:
                 self._failures.append(f"worker {worker.pid} did not answer in time")
                 worker.kill()
                 driver.join()
+        self._workers = [worker for worker in self._workers if worker not in dead]
+        for worker in dead:
+            _end_input(worker)
+        self._exiting += dead  # reaped by close()
         if self._failures:
             logger.warning(
                 "plot workers failed (%s); drawing their figures in this process "
@@ -613,9 +629,7 @@ class PlotRenderer:
         """
         stopping, self._workers = self._workers, []
         for worker in stopping:
-            assert worker.stdin is not None
-            with contextlib.suppress(OSError):
-                worker.stdin.close()
+            _end_input(worker)
         self._exiting += stopping
         if not wait:
             return

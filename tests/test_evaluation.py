@@ -346,11 +346,16 @@ def test_plot_renderer_draws_in_this_process_when_its_workers_die(tmp_path, pred
         worker.wait()
         with caplog.at_level(logging.WARNING, logger="ModelEvaluation.plots"):
             after = write_plots(data, None, tmp_path / "after", renderer=renderer)
+        assert f"plot workers failed (worker {worker.pid} stopped:" in caplog.text
+        assert "drawing their figures in this process" in caplog.text
+        assert renderer._workers == []  # a dead worker is not tried again
+        caplog.clear()
+        again = write_plots(data, None, tmp_path / "again", renderer=renderer)
+        assert "plot workers failed" not in caplog.text
     images = [p.read_bytes() for p in expected]
     assert [p.read_bytes() for p in first] == images
     assert [p.read_bytes() for p in after] == images
-    assert f"plot workers failed (worker {worker.pid} stopped:" in caplog.text
-    assert "drawing their figures in this process" in caplog.text
+    assert [p.read_bytes() for p in again] == images
 
 
 def test_plot_renderer_stopped_early_draws_here_and_reaps_its_workers(tmp_path, predicted):
