@@ -2,9 +2,7 @@
 
 import sys
 
-if __name__ == "__main__":
-    # Imported here, not at the top: the plot worker processes import this file too, and
-    # need none of the pipeline.
-    from Orchestration import main
+from Orchestration import main
 
+if __name__ == "__main__":
     sys.exit(main())

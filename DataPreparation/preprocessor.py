@@ -155,7 +155,7 @@ def validate_frame(
                 f"axis {axis!r} holds {int(infinite.sum())} infinite values (first at "
                 f"{ts.iloc[int(np.argmax(infinite))]}); clean the source or store NULL instead"
             )
-        if not allow_empty_axes and np.isnan(array[0]) and np.isnan(array).all():
+        if not allow_empty_axes and array.size and np.isnan(array[0]) and np.isnan(array).all():
             raise PreparationError(
                 f"axis {axis!r} has no values in the window (all NaN); remove it from data.axes "
                 "or choose a window where it was recorded"

@@ -5,6 +5,7 @@ from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metr
 from .plots import (
     AxisPlotData,
     PlotRenderer,
+    PlotSpec,
     axis_plot_data,
     plot_file_stems,
     plot_fit,
@@ -22,6 +23,7 @@ __all__ = [
     "MetricsRow",
     "PlotConfig",
     "PlotRenderer",
+    "PlotSpec",
     "axis_metrics",
     "axis_plot_data",
     "evaluate",

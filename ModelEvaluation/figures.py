@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -147,8 +148,10 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
-    # A plot worker, started by PlotRenderer. Replies go to the original stdout; anything
-    # else that writes to stdout (a library's print) goes to stderr instead.
+    # A plot worker, started by PlotRenderer. Ctrl-C is for the training process, which then
+    # ends the worker's input. Replies go to the original stdout; anything else that writes
+    # to stdout (a library's print) goes to stderr instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     serve(sys.stdin.buffer, _replies)

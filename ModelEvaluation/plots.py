@@ -31,7 +31,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -403,7 +402,8 @@ def plot_fit(frame: pd.DataFrame, axis: str, *, max_points: int = 20000) -> Figu
     Parameters
     ----------
     frame:
-        Frame from ``AxisModelSet.predict`` with ``axis`` and ``{axis}_pred``.
+        Frame from ``AxisModelSet.predict`` with ``axis`` and ``{axis}_pred``; or with
+        ``{axis}_res`` instead of ``{axis}_pred`` (the model is then value minus residual).
     axis:
         Axis column to draw.
     max_points:
@@ -477,14 +477,17 @@ def _render_png(spec: PlotSpec) -> bytes:
 
 
 _WORKER_BOOTSTRAP = (
-    "import runpy, sys; sys.path.pop(0); runpy.run_path(sys.argv[1], run_name='__main__')"
+    "import runpy, sys\n"
+    "if sys.path and sys.path[0] == '': sys.path.pop(0)\n"
+    "runpy.run_path(sys.argv[1], run_name='__main__')"
 )
-"""Runs figures.py as a script with nothing of the caller's on the path (``-c`` put the
-working directory first): the worker imports numpy and matplotlib, not the pipeline."""
+"""Runs figures.py as a script without the working directory on the path (``-c`` puts it
+first, unless PYTHONSAFEPATH is set): the worker imports numpy and matplotlib, nothing else."""
 
 
 _WORKER_SECONDS_PER_FIGURE = 30.0
-"""Longest wait for the workers, per figure (a figure takes ~0.1 s): a hung worker is killed."""
+"""Longest wait for any worker's next answer (a figure takes ~0.1 s); then the workers still
+busy are taken as hung and killed."""
 
 
 def _end_input(worker: subprocess.Popen[bytes]) -> None:
@@ -538,6 +541,7 @@ class PlotRenderer:
         env = {name: value for name, value in os.environ.items() if name not in hidden}
         self._workers: list[subprocess.Popen[bytes]] = []
         self._exiting: list[subprocess.Popen[bytes]] = []  # told to stop, not reaped yet
+        self._dead: set[subprocess.Popen[bytes]] = set()  # failed: never used again
         self._failures: list[str] = []
         script = str(Path(__file__).with_name("figures.py"))
         if not sys.executable:  # an embedded interpreter: nothing to start workers with
@@ -561,9 +565,24 @@ class PlotRenderer:
         worker: subprocess.Popen[bytes],
         tasks: queue.SimpleQueue[tuple[int, PlotSpec]],
         images: list[bytes | None],
-        dead: list[subprocess.Popen[bytes]],
+        notices: queue.SimpleQueue[bool],
     ) -> None:
-        """Feed ``worker`` one figure at a time until no task is left or the worker fails."""
+        """Feed ``worker`` one figure at a time until no task is left or the worker fails.
+
+        Puts ``True`` on ``notices`` after each answer and ``False`` when done.
+        """
+        try:
+            self._feed(worker, tasks, images, notices)
+        finally:
+            notices.put(False)
+
+    def _feed(
+        self,
+        worker: subprocess.Popen[bytes],
+        tasks: queue.SimpleQueue[tuple[int, PlotSpec]],
+        images: list[bytes | None],
+        notices: queue.SimpleQueue[bool],
+    ) -> None:
         assert worker.stdin is not None and worker.stdout is not None
         while True:
             try:
@@ -576,35 +595,49 @@ class PlotRenderer:
                 drawn, payload = pickle.load(worker.stdout)
             except Exception as exc:  # a broken pipe, a dead worker, a garbled reply
                 self._failures.append(f"worker {worker.pid} stopped: {type(exc).__name__}")
+                self._dead.add(worker)
                 worker.kill()  # whatever state it is in, it is not used again
-                dead.append(worker)
                 return  # this figure and those left are drawn by the caller
+            notices.put(True)
             if not drawn:
                 self._failures.append(f"worker {worker.pid} could not draw a figure: {payload}")
                 continue
             images[index] = payload
 
     def render(self, specs: Sequence[PlotSpec]) -> list[bytes]:
-        """PNG bytes of every spec, in order: the bytes drawing in this process would give."""
+        """PNG bytes of every spec, in order: the bytes drawing them here would give (with the
+        same matplotlib settings: a notebook's changes to ``rcParams`` do not reach workers).
+
+        A worker that answers nothing for 30 s is killed; what it did not draw is drawn here.
+        """
         images: list[bytes | None] = [None] * len(specs)
         tasks: queue.SimpleQueue[tuple[int, PlotSpec]] = queue.SimpleQueue()
         for task in enumerate(specs):
             tasks.put(task)
-        dead: list[subprocess.Popen[bytes]] = []
-        drivers = [
-            threading.Thread(target=self._drive, args=(worker, tasks, images, dead), daemon=True)
+        notices: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        drivers = {
+            worker: threading.Thread(
+                target=self._drive, args=(worker, tasks, images, notices), daemon=True
+            )
             for worker in self._workers
-        ]
-        for driver in drivers:
+        }
+        for driver in drivers.values():
             driver.start()
-        deadline = time.monotonic() + _WORKER_SECONDS_PER_FIGURE * max(1, len(specs))
-        for worker, driver in zip(self._workers, drivers, strict=True):
-            driver.join(max(0.0, deadline - time.monotonic()))
-            if driver.is_alive():  # a hung worker: killing it ends its driver's wait
-                self._failures.append(f"worker {worker.pid} did not answer in time")
-                worker.kill()
-                driver.join()
-        self._workers = [worker for worker in self._workers if worker not in dead]
+        running = len(drivers)
+        while running:
+            try:
+                running -= not notices.get(timeout=_WORKER_SECONDS_PER_FIGURE)
+            except queue.Empty:  # no answer from any worker for that long: the busy ones hang
+                for worker, driver in drivers.items():
+                    if driver.is_alive():
+                        self._failures.append(f"worker {worker.pid} did not answer in time")
+                        self._dead.add(worker)
+                        worker.kill()  # ends its driver's wait
+                for driver in drivers.values():
+                    driver.join()
+                break
+        dead = [worker for worker in self._workers if worker in self._dead]
+        self._workers = [worker for worker in self._workers if worker not in self._dead]
         for worker in dead:
             _end_input(worker)
         self._exiting += dead  # reaped by close()
@@ -633,8 +666,8 @@ class PlotRenderer:
         self._exiting += stopping
         if not wait:
             return
-        exiting, self._exiting = self._exiting, []
-        for worker in exiting:
+        while self._exiting:  # one at a time: an interrupt leaves the rest to a later close()
+            worker = self._exiting[0]
             try:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -642,6 +675,7 @@ class PlotRenderer:
                 worker.wait()
             assert worker.stdout is not None
             worker.stdout.close()
+            self._exiting.pop(0)
 
     def __enter__(self) -> PlotRenderer:
         return self

@@ -7,8 +7,8 @@ A *family* is a class that models one axis signal ``y`` as a function of time ``
 - ``__init__()`` takes no required arguments and only stores parameters;
 - ``fit(t, y, where=None)`` learns from two equal-length 1-D float arrays and returns
   ``self``; ``where`` (a boolean mask of the same length, or None for every row) selects
-  the rows to learn from, exactly as ``fit(t[where], y[where])`` would, so a family can
-  skip the copies; learned state lives in attributes ending in ``_``;
+  the rows to learn from, as ``fit(t[where], y[where])`` would (up to rounding), so a
+  family can skip the copies; learned state lives in attributes ending in ``_``;
 - ``predict(t)`` returns a float64 array shaped like ``t`` and raises
   :class:`sklearn.exceptions.NotFittedError` before ``fit``;
 - ``to_dict()`` returns plain JSON-serialisable data that includes ``"family"``;
@@ -154,41 +154,49 @@ class LinearTrend:
         selected = times.size if mask is None else int(np.count_nonzero(mask))
         if selected < 2:
             raise ModelError(f"a linear trend needs at least 2 samples, got {selected}")
+        # Sums are taken around the first selected sample: a constant t then gives exact
+        # zeros (a flat line, however the blocks round), and epoch-sized times lose nothing.
+        first = 0 if mask is None else int(np.argmax(mask))
+        t_ref, y_ref = float(times[first]), float(values[first])
         n, t_mean, y_mean, s_tt, s_ty = 0, 0.0, 0.0, 0.0, 0.0
-        for start in range(0, times.size, _BLOCK_ROWS):
-            rows = slice(start, start + _BLOCK_ROWS)
-            t_block, y_block = times[rows], values[rows]
-            if mask is not None:
-                keep = mask[rows]
-                k = int(np.count_nonzero(keep))
-                if k == 0:
-                    continue
-                if k < keep.size:
-                    t_block, y_block = t_block[keep], y_block[keep]
-            k = t_block.size
-            t_sum, y_sum = float(np.add.reduce(t_block)), float(np.add.reduce(y_block))
-            # A sum is finite unless a summand is NaN/inf (or the sum overflows: then the
-            # count below is 0 and the fit goes on, as the whole-series formula would).
-            for name, total, block, full in (
-                ("t", t_sum, t_block, times),
-                ("y", y_sum, y_block, values),
-            ):
-                if not math.isfinite(total) and not np.isfinite(block).all():
-                    raise _not_finite(name, full, mask)
-            block_t_mean, block_y_mean = t_sum / k, y_sum / k
-            t_centred = t_block - block_t_mean
-            y_centred = y_block - block_y_mean
-            # Not np.dot: BLAS would wake its thread pool for every block.
-            block_tt = float(np.add.reduce(t_centred * t_centred))
-            block_ty = float(np.add.reduce(t_centred * y_centred))
-            total_n = n + k
-            delta_t, delta_y = block_t_mean - t_mean, block_y_mean - y_mean
-            weight = n * k / total_n
-            s_tt += block_tt + delta_t * delta_t * weight
-            s_ty += block_ty + delta_t * delta_y * weight
-            t_mean += delta_t * k / total_n
-            y_mean += delta_y * k / total_n
-            n = total_n
+        # NaN/inf are reported as ModelError below, not as NumPy warnings on the way.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for start in range(0, times.size, _BLOCK_ROWS):
+                rows = slice(start, start + _BLOCK_ROWS)
+                t_block, y_block = times[rows], values[rows]
+                if mask is not None:
+                    keep = mask[rows]
+                    k = int(np.count_nonzero(keep))
+                    if k == 0:
+                        continue
+                    if k < keep.size:
+                        t_block, y_block = t_block[keep], y_block[keep]
+                k = t_block.size
+                t_shifted, y_shifted = t_block - t_ref, y_block - y_ref
+                t_sum, y_sum = float(np.add.reduce(t_shifted)), float(np.add.reduce(y_shifted))
+                # A sum is finite unless a summand is NaN/inf (or the sum overflows: then
+                # the check finds nothing and the fit goes on, as a whole-series sum would).
+                for name, total, block, full in (
+                    ("t", t_sum, t_block, times),
+                    ("y", y_sum, y_block, values),
+                ):
+                    if not math.isfinite(total) and not np.isfinite(block).all():
+                        raise _not_finite(name, full, mask)
+                block_t_mean, block_y_mean = t_sum / k, y_sum / k
+                t_shifted -= block_t_mean  # now centred on the block's mean
+                y_shifted -= block_y_mean
+                # Not np.dot: BLAS would wake its thread pool for every block.
+                block_tt = float(np.add.reduce(t_shifted * t_shifted))
+                block_ty = float(np.add.reduce(t_shifted * y_shifted))
+                total_n = n + k
+                delta_t, delta_y = block_t_mean - t_mean, block_y_mean - y_mean
+                weight = n * k / total_n
+                s_tt += block_tt + delta_t * delta_t * weight
+                s_ty += block_ty + delta_t * delta_y * weight
+                t_mean += delta_t * k / total_n
+                y_mean += delta_y * k / total_n
+                n = total_n
+        t_mean, y_mean = t_ref + t_mean, y_ref + y_mean
         if s_tt > 0.0:
             coef = s_ty / s_tt
         else:

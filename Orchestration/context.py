@@ -8,14 +8,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from dotenv import load_dotenv
+from dotenv import dotenv_values, load_dotenv
 from sqlalchemy.engine import Engine
 
 from Database import DatabaseTarget, connect_engine, ensure_demo_database, resolve_target
 
 from .config import LoadedConfig
 
-__all__ = ["DatabaseSession", "database_password", "load_environment", "open_database"]
+__all__ = [
+    "DatabaseSession",
+    "database_password",
+    "load_environment",
+    "open_database",
+    "secret_variables",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +62,20 @@ def load_environment(loaded: LoadedConfig) -> None:
     if password:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_RedactingFilter([password]))
+
+
+def secret_variables(loaded: LoadedConfig) -> list[str]:
+    """Environment variables a helper process must not inherit (the plot workers need none).
+
+    The database URL (``database.url_env``), libpq's ``PGPASSWORD``, every name set in
+    ``.env``, and any variable whose value holds the database password.
+    """
+    names = {loaded.config.database.url_env, "PGPASSWORD"}
+    names.update(name for name in dotenv_values(loaded.base_dir / ".env") if name)
+    password = database_password(loaded)
+    if password:
+        names.update(name for name, value in os.environ.items() if password in value)
+    return sorted(names)
 
 
 def database_password(loaded: LoadedConfig) -> str | None:

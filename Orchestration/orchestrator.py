@@ -43,7 +43,7 @@ from ModelTraining import AxisModelSet
 from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
-from .context import DatabaseSession, open_database
+from .context import DatabaseSession, open_database, secret_variables
 
 __all__ = [
     "STEPS",
@@ -414,9 +414,7 @@ class TrainingRun:
         plots = loaded.config.plots
         if plots.enabled and plots.workers and "plot" in self.step_names:
             # Started now, the workers import matplotlib while the window is read.
-            self.state.renderer = PlotRenderer(
-                plots.workers, hide_env=[loaded.config.database.url_env]
-            )
+            self.state.renderer = PlotRenderer(plots.workers, hide_env=secret_variables(loaded))
 
     @property
     def step_names(self) -> list[str]:

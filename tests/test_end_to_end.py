@@ -108,6 +108,61 @@ def test_a_failing_step_registers_nothing(tmp_path: Path, demo_project: Path) ->
     assert not list((tmp_path / "registry").glob("v*"))
 
 
+LIFECYCLE_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+from Orchestration import load_config
+from Orchestration.orchestrator import TrainingRun
+
+def children():
+    me = os.getpid()
+    return Path(f"/proc/{me}/task/{me}/children").read_text().split()
+
+run = TrainingRun(load_config(Path(sys.argv[1])))
+started = children()
+ok = True
+try:
+    run.run_all()
+except Exception:
+    ok = False
+print(json.dumps({"ok": ok, "started": len(started), "left": children(),
+                  "matplotlib": "matplotlib" in sys.modules}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("fails", [False, True])
+def test_training_leaves_no_plot_workers_and_never_imports_matplotlib(
+    tmp_path: Path, demo_project: Path, fails: bool
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "database: {embedded_path: demo.sqlite}\n"
+        "registry: {root_dir: registry}\n"
+        "plots: {dir: plots, workers: 2}\n"
+        f"data: {{train_end: '{TRAIN_END}'}}\n"
+        # A failing threshold step: the workers must go all the same.
+        + ("thresholds: {use_mad_fallback: false, min_pos_for_percentile: 1000000}\n" * fails)
+    )
+    (tmp_path / "demo.sqlite").write_bytes((demo_project.parent / "demo.sqlite").read_bytes())
+    script = tmp_path / "lifecycle.py"
+    script.write_text(LIFECYCLE_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(config)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"ok": not fails, "started": 2, "left": [], "matplotlib": False}
+    plots = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert len(plots) == (0 if fails else 16)
+
+
 def test_scoring_the_last_20_percent_finds_the_injected_anomalies(
     tmp_path: Path, demo_project: Path
 ) -> None:

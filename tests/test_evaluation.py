@@ -8,6 +8,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from ModelEvaluation import (
     subsample_extremes,
     write_plots,
 )
+from ModelEvaluation import plots as plots_module
 from ModelSelection import LinearTrend
 from ModelTraining import AxisModelSet
 
@@ -327,10 +329,12 @@ def test_render_plots_writes_every_file(tmp_path, predicted):
         assert 10_000 < path.stat().st_size < 2_000_000
 
 
-def test_render_plots_is_deterministic_across_worker_processes(tmp_path, predicted):
+def test_render_plots_is_deterministic_across_worker_processes(tmp_path, predicted, caplog):
     axes = ["axis1", "Axis #1"]
     here = render_plots(predicted, axes, None, tmp_path / "here", max_points=500, workers=0)
-    workers = render_plots(predicted, axes, None, tmp_path / "two", max_points=500, workers=2)
+    with caplog.at_level(logging.WARNING, logger="ModelEvaluation.plots"):
+        workers = render_plots(predicted, axes, None, tmp_path / "two", max_points=500, workers=2)
+    assert "plot workers failed" not in caplog.text  # the workers drew them, not the fallback
     assert [p.name for p in here] == [p.name for p in workers]
     assert [p.read_bytes() for p in here] == [p.read_bytes() for p in workers]
 
@@ -356,6 +360,25 @@ def test_plot_renderer_draws_in_this_process_when_its_workers_die(tmp_path, pred
     assert [p.read_bytes() for p in first] == images
     assert [p.read_bytes() for p in after] == images
     assert [p.read_bytes() for p in again] == images
+
+
+def test_a_hung_worker_is_killed_and_its_figures_drawn_here(monkeypatch, predicted, caplog):
+    monkeypatch.setattr(plots_module, "_WORKER_SECONDS_PER_FIGURE", 1.0)
+    data = axis_plot_data(predicted, "axis1", max_points=300)
+    specs = [data.fit, data.residual] * 3
+    expected = [plots_module._render_png(spec) for spec in specs]
+    with PlotRenderer(2) as renderer:
+        assert renderer.render(specs[:2]) == expected[:2]  # both workers are up
+        hung, healthy = renderer._workers  # failure injection through private state
+        os.kill(hung.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="ModelEvaluation.plots"):
+            images = renderer.render(specs)
+        elapsed = time.monotonic() - started
+        assert renderer._workers == [healthy]
+    assert images == expected
+    assert f"worker {hung.pid} did not answer in time" in caplog.text
+    assert elapsed < 10  # one second without an answer, not 30 s per figure
 
 
 def test_plot_renderer_stopped_early_draws_here_and_reaps_its_workers(tmp_path, predicted):

@@ -111,6 +111,30 @@ def test_fit_where_exact_line_and_constant_time():
     assert (flat.coef_, flat.intercept_) == (0.0, 3.0)
 
 
+@pytest.mark.parametrize("size", [40_000, 100_001])
+def test_constant_time_over_many_blocks_gives_a_flat_line(size):
+    # Blocks of different sizes round a constant's mean differently; the fit must not turn
+    # that rounding into a slope.
+    t = np.full(size, 0.1)
+    y = np.arange(size, dtype=float)
+    where = np.ones(size, dtype=bool)
+    where[5] = False
+    model = LinearTrend().fit(t, y, where=where)
+    assert model.coef_ == 0.0
+    assert model.intercept_ == pytest.approx(y[where].mean(), rel=1e-12)
+
+
+def test_opposite_infinities_are_a_model_error_not_a_numpy_warning():
+    # The suite turns warnings into errors: an "invalid value" warning would surface here.
+    y = np.ones(1000)
+    y[[10, 20]] = [np.inf, -np.inf]
+    with pytest.raises(ModelError, match="y contains 2 NaN or infinite"):
+        LinearTrend().fit(np.arange(1000.0), y)
+    huge = np.full(1000, 1e308)
+    model = LinearTrend().fit(np.arange(1000.0), huge)  # no overflow warning either
+    assert model.coef_ == 0.0
+
+
 @pytest.mark.parametrize(
     ("y", "where", "message"),
     [
