@@ -571,38 +571,31 @@ class PlotRenderer:
 
         Puts ``True`` on ``notices`` after each answer and ``False`` when done.
         """
+        assert worker.stdin is not None and worker.stdout is not None
         try:
-            self._feed(worker, tasks, images, notices)
+            while True:
+                try:
+                    index, spec = tasks.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    request = _spec_fields(spec)
+                    pickle.dump(request, worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                    worker.stdin.flush()
+                    drawn, payload = pickle.load(worker.stdout)
+                except Exception as exc:  # a broken pipe, a dead worker, a garbled reply
+                    self._failures.append(f"worker {worker.pid} stopped: {type(exc).__name__}")
+                    self._dead.add(worker)
+                    worker.kill()  # whatever state it is in, it is not used again
+                    return  # this figure and those left are drawn by the caller
+                notices.put(True)
+                if not drawn:
+                    failure = f"worker {worker.pid} could not draw a figure: {payload}"
+                    self._failures.append(failure)
+                    continue
+                images[index] = payload
         finally:
             notices.put(False)
-
-    def _feed(
-        self,
-        worker: subprocess.Popen[bytes],
-        tasks: queue.SimpleQueue[tuple[int, PlotSpec]],
-        images: list[bytes | None],
-        notices: queue.SimpleQueue[bool],
-    ) -> None:
-        assert worker.stdin is not None and worker.stdout is not None
-        while True:
-            try:
-                index, spec = tasks.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                pickle.dump(_spec_fields(spec), worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                worker.stdin.flush()
-                drawn, payload = pickle.load(worker.stdout)
-            except Exception as exc:  # a broken pipe, a dead worker, a garbled reply
-                self._failures.append(f"worker {worker.pid} stopped: {type(exc).__name__}")
-                self._dead.add(worker)
-                worker.kill()  # whatever state it is in, it is not used again
-                return  # this figure and those left are drawn by the caller
-            notices.put(True)
-            if not drawn:
-                self._failures.append(f"worker {worker.pid} could not draw a figure: {payload}")
-                continue
-            images[index] = payload
 
     def render(self, specs: Sequence[PlotSpec]) -> list[bytes]:
         """PNG bytes of every spec, in order: the bytes drawing them here would give (with the
