@@ -19,8 +19,8 @@ in the database with pivoting in the client (see ``long_pivot.py``), then trains
 
 The database URL comes from ``--url``, else ``$DB_URL``, else the local test server. A table
 whose row count differs from ``--rows`` is rebuilt (10M rows: ~1 min; LONG: ~2 min). Peak RSS
-is the child's own (``wait4``); with its children (the plot worker processes) it is its RSS
-plus their private memory at one moment, sampled from /proc. At 10M rows the naive
+is the child's own (``wait4``); with its plot worker processes it is its RSS plus their private
+memory at one moment, sampled from /proc. At 10M rows the naive
 reference takes ~3 minutes and ~8 GB (``--skip-naive`` leaves it out). Run it on a quiet machine:
 other processes on the 2 cores show up directly in every figure.
 """
@@ -90,13 +90,14 @@ def _proc_kib(path: str, *keys: str) -> int:
 
 
 def _tree_mib(pid: int) -> float:
-    """Memory of ``pid`` with its children (the plot workers) at this moment, in MiB.
+    """Memory of ``pid`` with its plot worker processes at this moment, in MiB.
 
-    ``pid``'s RSS plus each child's private pages (``Private_*`` of smaps_rollup): pages a
-    child shares with ``pid`` count once (RSS would count them twice while a forked child
-    starts, e.g. ``git rev-parse``). Reading the large process's smaps would stall its memory
-    mappings, so only the children's are read. The children are those its main thread
-    started (the plot workers are); sampling every 20 ms adds up to 20 ms to the wall time.
+    ``pid``'s RSS plus each plot worker's private pages (``Private_*`` of smaps_rollup), so
+    pages a worker shares with ``pid`` count once. Other children (``git rev-parse``, started
+    with vfork, briefly shows all of ``pid``'s pages as its own) are left out, and only the
+    small processes' smaps are read: reading the large one's would stall its mappings. The
+    children are those its main thread started; sampling every 20 ms adds up to 20 ms to the
+    wall time.
     """
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -104,6 +105,11 @@ def _tree_mib(pid: int) -> float:
         return 0.0
     total = _proc_kib(f"/proc/{pid}/status", "VmRSS:")
     for child in children:
+        try:
+            if b"figures.py" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                continue
+        except OSError:
+            continue  # it just ended
         total += _proc_kib(f"/proc/{child}/smaps_rollup", "Private_Clean:", "Private_Dirty:")
     return total / 1024
 
