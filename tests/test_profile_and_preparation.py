@@ -88,8 +88,17 @@ def test_bad_frames_are_refused(offsets: list[float], values: list[float], messa
 
 
 def test_nan_values_are_neither_infinite_nor_empty() -> None:
-    validate_frame(_frame([0, 2, 4], a=[np.nan, 1.0, np.nan]), ["a"])
-    validate_frame(_frame([0, 2], a=[np.nan, np.nan]), ["a"], allow_empty_axes=True)
+    # NaN at both ends is neither an infinite value (the NaN-skipping min/max) nor an empty
+    # axis (its first value is NaN, the rest is not): preparation keeps the values as they are.
+    prepared = prepare(
+        _frame([0, 2, 4], a=[np.nan, 1.0, np.nan]), ["a"], PrepConfig(), dt_seconds=2.0
+    )
+    assert prepared.frame["a"].tolist()[1] == 1.0
+    assert prepared.frame["a"].isna().tolist() == [True, False, True]
+    with pytest.raises(PreparationError, match="axis 'a' has no values in the window"):
+        validate_frame(_frame([0, 2], a=[np.nan, np.nan]), ["a"])
+    # Scoring a short window accepts an axis without values.
+    assert validate_frame(_frame([0, 2], a=[np.nan, np.nan]), ["a"], allow_empty_axes=True) is None
 
 
 def test_missing_and_non_numeric_columns() -> None:
