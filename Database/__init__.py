@@ -1,7 +1,14 @@
 """Database access shared by extraction, ingest, the demo database and event writing."""
 
 from .config import DatabaseConfig
-from .connection import DatabaseTarget, connect_engine, database_errors, resolve_target, scrub
+from .connection import (
+    Access,
+    DatabaseTarget,
+    connect_engine,
+    database_errors,
+    resolve_target,
+    scrub,
+)
 from .demo import (
     DEMO_AXES,
     DEMO_LONG_TABLE,
@@ -13,20 +20,30 @@ from .demo import (
 )
 from .errors import DatabaseError, UnsafeIdentifierError
 from .identifiers import split_table_name, validate_identifier
-from .ingest import IngestError, IngestResult, ingest_csv
-from .tables import float_columns, table_exists, write_chunks
+from .ingest import IngestError, IngestResult, ingest_csv, parse_delimiter
+from .tables import (
+    IfExists,
+    WriteResult,
+    float_columns,
+    table_exists,
+    write_chunks,
+    write_transaction,
+)
 
 __all__ = [
     "DEMO_AXES",
     "DEMO_LONG_TABLE",
     "DEMO_TABLE",
+    "Access",
     "DatabaseConfig",
     "DatabaseError",
     "DatabaseTarget",
     "DemoData",
+    "IfExists",
     "IngestError",
     "IngestResult",
     "UnsafeIdentifierError",
+    "WriteResult",
     "build_demo_database",
     "connect_engine",
     "database_errors",
@@ -34,10 +51,12 @@ __all__ = [
     "ensure_demo_database",
     "float_columns",
     "ingest_csv",
+    "parse_delimiter",
     "resolve_target",
     "scrub",
     "split_table_name",
     "table_exists",
     "validate_identifier",
     "write_chunks",
+    "write_transaction",
 ]

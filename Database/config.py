@@ -19,7 +19,13 @@ class DatabaseConfig(BaseModel):
     url_env: str = Field(
         "DB_URL",
         description="Name of the environment variable (or .env entry) holding the SQLAlchemy "
-        "database URL. Unset or empty: the embedded SQLite demo database is used.",
+        "database URL. Unset or empty: an error (db-error), unless embedded_demo is true.",
+    )
+    embedded_demo: bool = Field(
+        False,
+        description="Use the embedded SQLite demo database when the url_env variable is unset "
+        "or empty (the shipped config.yaml turns it on for a first run). Off: a missing URL "
+        "is an error, so a production run never trains on synthetic data by surprise.",
     )
     embedded_path: str = Field(
         "out/demo.sqlite",

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
@@ -16,9 +18,23 @@ from sqlalchemy.engine import URL, Engine
 from .config import DatabaseConfig
 from .errors import DatabaseError
 
-__all__ = ["DatabaseTarget", "connect_engine", "database_errors", "resolve_target", "scrub"]
+__all__ = [
+    "Access",
+    "DatabaseTarget",
+    "connect_engine",
+    "database_errors",
+    "resolve_target",
+    "scrub",
+]
 
 logger = logging.getLogger(__name__)
+
+Access = Literal["read", "write", "create"]
+"""How a run uses the database. On SQLite files: ``read`` opens an existing file read-only,
+``write`` an existing file read-write, ``create`` creates the file (and its folder) if missing.
+Other databases are opened the same way for all three."""
+
+_SQLITE_MODES: dict[str, str] = {"read": "ro", "write": "rw", "create": "rwc"}
 
 # Driver message fragment -> what to tell the user to do about it.
 _HINTS: tuple[tuple[str, str], ...] = (
@@ -29,6 +45,7 @@ _HINTS: tuple[tuple[str, str], ...] = (
     ("could not translate host name", "check the host name in the URL"),
     ("timeout expired", "the server did not answer in time; check host, port and firewall"),
     ("unable to open database file", "check that the SQLite file's folder exists and is writable"),
+    ("database is locked", "another process is writing this SQLite file; try again later"),
 )
 
 
@@ -62,14 +79,19 @@ def resolve_target(
             the entry point, with variables already set winning).
 
     Returns:
-        The target; when the variable is unset or empty, the embedded SQLite demo database.
+        The target; when the variable is unset or empty and ``config.embedded_demo`` is on,
+        the embedded SQLite demo database.
 
     Raises:
-        DatabaseError: the variable holds something that is not a database URL.
+        DatabaseError: the variable is unset or empty and ``config.embedded_demo`` is off (the
+            message names the variable, where it was looked for and how to set it), or it
+            holds something that is not a database URL.
     """
     env = os.environ if environ is None else environ
     raw = env.get(config.url_env, "").strip()
     if not raw:
+        if not config.embedded_demo:
+            raise DatabaseError(_missing_url(config.url_env, base_dir, config.url_env in env))
         path = (base_dir / config.embedded_path).resolve()
         return DatabaseTarget(url=URL.create("sqlite", database=str(path)), embedded=True)
     try:
@@ -84,6 +106,20 @@ def resolve_target(
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2.
         url = url.set(drivername="postgresql+psycopg2")
     return DatabaseTarget(url=url, embedded=False)
+
+
+def _missing_url(name: str, base_dir: Path, present: bool) -> str:
+    dotenv = base_dir / ".env"
+    if present:
+        state = f"is empty (looked in the environment and in {dotenv})"
+    else:
+        found = "" if dotenv.is_file() else ", which does not exist"
+        state = f"is not set (looked in the environment and in {dotenv}{found})"
+    return (
+        f"no database configured: environment variable {name} {state}; put "
+        f"{name}=postgresql://user:password@host:5432/dbname in {dotenv} (see .env.example) "
+        "or export it, or set database.embedded_demo: true to run on the synthetic demo database"
+    )
 
 
 def scrub(text: str, url: URL) -> str:
@@ -121,21 +157,61 @@ def database_errors(target: DatabaseTarget, action: str) -> Iterator[None]:
         raise DatabaseError(f"{message}; {hint}" if hint else message) from None
 
 
-def connect_engine(target: DatabaseTarget, config: DatabaseConfig) -> Engine:
+def _sqlite_file(target: DatabaseTarget) -> Path | None:
+    """The file of a plain SQLite file URL; None for other databases, ``:memory:`` and URLs
+    that already choose their own SQLite URI options (``?uri=true``)."""
+    database = target.url.database
+    if target.dialect != "sqlite" or not database or database == ":memory:":
+        return None
+    if "uri" in target.url.query or database.startswith("file:"):
+        return None
+    return Path(os.path.abspath(database))
+
+
+def _sqlite_url(url: URL, path: Path, access: Access, config: DatabaseConfig) -> URL:
+    """``url`` as a SQLite URI with the open mode of ``access``; a missing file is an error
+    unless creating, so a mistyped path never leaves an empty database or folders behind."""
+    if access == "create":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.is_file():
+        what = "is a folder, not a SQLite file" if path.is_dir() else "does not exist"
+        raise DatabaseError(
+            f"SQLite database file {path} {what}; nothing was created. Check the path in "
+            f"{config.url_env}: sqlite:///relative/path is relative to the working directory "
+            f"({Path.cwd()}), an absolute path takes four slashes "
+            "(sqlite:////srv/data/plant.sqlite)"
+        )
+    return url.set(database=f"file:{quote(str(path))}").update_query_dict(
+        {"uri": "true", "mode": _SQLITE_MODES[access]}
+    )
+
+
+def connect_engine(
+    target: DatabaseTarget, config: DatabaseConfig, *, access: Access = "write"
+) -> Engine:
     """Create an engine for ``target`` and check that a connection can be opened.
 
+    Args:
+        target: the database.
+        config: the ``database`` section (timeouts).
+        access: ``read`` / ``write`` need an existing SQLite file (opened read-only /
+            read-write); ``create`` creates it. No effect on other databases.
+
     Raises:
-        DatabaseError: the server is unreachable, the credentials are wrong or the database
-            does not exist; the message names the masked URL and what to check.
+        DatabaseError: the server is unreachable, the credentials are wrong, the database
+            (or SQLite file) does not exist; the message names the masked URL and what to check.
     """
     connect_args: dict[str, object] = {}
+    url = target.url
     if target.dialect == "postgresql":
         connect_args["connect_timeout"] = config.connect_timeout_s
     elif target.dialect == "sqlite":
         connect_args["timeout"] = config.connect_timeout_s
-        Path(target.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+        sqlite_file = _sqlite_file(target)
+        if sqlite_file is not None:
+            url = _sqlite_url(url, sqlite_file, access, config)
     try:
-        engine = sa.create_engine(target.url, connect_args=connect_args, pool_pre_ping=True)
+        engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise DatabaseError(
             f"cannot use database URL {target.display}: {scrub(str(exc), target.url)}"

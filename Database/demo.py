@@ -9,8 +9,7 @@ ground truth is stored beside the samples (table ``demo_injected_anomalies``).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,10 +17,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from .config import DatabaseConfig
 from .connection import DatabaseTarget, connect_engine
-from .tables import float_columns, write_chunks
+from .tables import define_table, float_columns, insert_chunks, table_exists, write_transaction
 
 __all__ = [
     "DEMO_AXES",
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 DEMO_TABLE = "robot_samples"
 DEMO_LONG_TABLE = "robot_samples_long"
 DEMO_ANOMALY_TABLE = "demo_injected_anomalies"
+_OWN_TABLES = (DEMO_TABLE, DEMO_LONG_TABLE, DEMO_ANOMALY_TABLE)
+"""The only tables a demo build replaces; any other table in the file is the user's."""
+_STALE_TEMP = re.compile(r"\.demo-[a-z0-9_]{8}\.sqlite(-journal|-wal|-shm)?")
 DEMO_AXES = tuple(f"axis{k}" for k in range(1, 9))
 DEMO_START = pd.Timestamp("2026-01-05 00:00:00", tz="UTC")
 DEFAULT_ROWS = 100_000  # ~2.2 days at 1.891 s
@@ -126,56 +129,96 @@ def _long(samples: pd.DataFrame) -> pd.DataFrame:
 def build_demo_database(
     path: Path, rows: int = DEFAULT_ROWS, schema: Literal["wide", "long"] = "wide"
 ) -> Path:
-    """(Re)build the demo SQLite file at ``path`` atomically (written aside, then renamed).
+    """(Re)build the demo tables in the SQLite file at ``path``, all in one transaction.
 
-    ``robot_samples`` (WIDE) is always written, so the default config keeps working;
-    ``schema="long"`` adds ``robot_samples_long`` (``ts, axis_id, value``) with the same
-    samples. The injected-anomaly ground truth is written in both cases.
+    Only the demo's own tables (``robot_samples``, ``robot_samples_long`` and
+    ``demo_injected_anomalies``) are replaced; every other table of the file (ingested
+    data, events, scoring state) is kept with its rows. ``robot_samples`` (WIDE) is always
+    written, so the default config keeps working; ``schema="long"`` adds
+    ``robot_samples_long`` (``ts, axis_id, value``) with the same samples. A build that is
+    killed leaves the file as it was (SQLite rolls the unfinished transaction back).
 
     Returns:
         ``path``.
+
+    Raises:
+        ValueError: ``rows`` is below 1000.
+        DatabaseError: the file cannot be written (e.g. another process holds its lock).
     """
-    data = demo_data(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".demo-", suffix=".sqlite", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        target = DatabaseTarget(url=sa.URL.create("sqlite", database=str(tmp)), embedded=True)
-        engine = connect_engine(target, DatabaseConfig())
-        try:
-            columns = {"ts": sa.DateTime(), **float_columns(DEMO_AXES)}
-            write_chunks(engine, target, DEMO_TABLE, columns, [data.samples], index_column="ts")
-            if schema == "long":
-                columns = {"ts": sa.DateTime(), "axis_id": sa.Integer(), "value": sa.Float(53)}
-                write_chunks(
-                    engine,
-                    target,
-                    DEMO_LONG_TABLE,
-                    columns,
-                    [_long(data.samples)],
-                    index_column="ts",
-                )
-            anomaly_columns = {
-                "axis": sa.String(32),
-                "start": sa.DateTime(),
-                "end": sa.DateTime(),
-                "samples": sa.Integer(),
-                "added_amperes": sa.Float(53),
-            }
-            write_chunks(engine, target, DEMO_ANOMALY_TABLE, anomaly_columns, [data.anomalies])
-        finally:
-            engine.dispose()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _build(path, schema, data=demo_data(rows), replace=True)
     logger.info("built the embedded demo database %s (%d rows, %s layout)", path, rows, schema)
     return path
 
 
 def ensure_demo_database(path: Path) -> Path:
-    """Create the demo database at ``path`` on first use; an existing file is left as it is."""
-    if not path.exists():
-        logger.info("creating the embedded demo database at %s (first use)", path)
-        build_demo_database(path)
+    """Build the demo tables at ``path`` on first use (file or ``robot_samples`` missing).
+
+    Existing demo tables are left as they are; the check runs under SQLite's write lock, so
+    runs starting together build the tables once.
+
+    Raises:
+        DatabaseError: the file cannot be opened or written.
+    """
+    if _build(path, "wide", data=None, replace=False):
+        logger.info("created the embedded demo database at %s (first use)", path)
     return path
+
+
+def _build(
+    path: Path, schema: Literal["wide", "long"], *, data: DemoData | None, replace: bool
+) -> bool:
+    """Write the demo tables into ``path``; False when not ``replace`` and they exist."""
+    _remove_stale_temp_files(path.parent)
+    target = DatabaseTarget(url=sa.URL.create("sqlite", database=str(path)), embedded=True)
+    engine = connect_engine(target, DatabaseConfig(), access="create")
+    try:
+        with write_transaction(engine, target, f"building the demo database {path}") as conn:
+            if not replace and table_exists(conn, DEMO_TABLE):
+                return False
+            _write_tables(conn, data or demo_data(), schema)
+    finally:
+        engine.dispose()
+    return True
+
+
+def _write_tables(conn: Connection, data: DemoData, schema: Literal["wide", "long"]) -> None:
+    """Replace the demo's own tables on ``conn``; log the other tables, which stay."""
+    for name in _OWN_TABLES:
+        sa.Table(name, sa.MetaData()).drop(conn, checkfirst=True)
+    kept = sorted(sa.inspect(conn).get_table_names())
+    tables: list[tuple[sa.Table, pd.DataFrame]] = [
+        (
+            define_table(DEMO_TABLE, {"ts": sa.DateTime(), **float_columns(DEMO_AXES)}, "ts"),
+            data.samples,
+        )
+    ]
+    if schema == "long":
+        long_columns = {"ts": sa.DateTime(), "axis_id": sa.Integer(), "value": sa.Float(53)}
+        tables.append((define_table(DEMO_LONG_TABLE, long_columns, "ts"), _long(data.samples)))
+    anomaly_columns = {
+        "axis": sa.String(32),
+        "start": sa.DateTime(),
+        "end": sa.DateTime(),
+        "samples": sa.Integer(),
+        "added_amperes": sa.Float(53),
+    }
+    tables.append((define_table(DEMO_ANOMALY_TABLE, anomaly_columns), data.anomalies))
+    for table, frame in tables:
+        table.metadata.create_all(conn)
+        insert_chunks(conn, table, [frame])
+    if kept:
+        logger.info("demo tables replaced; the other tables stay as they were: %s", kept)
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Delete temporary files that an earlier, killed demo build left in ``folder``.
+
+    Earlier versions built the database in a file named ``.demo-XXXXXXXX.sqlite`` and renamed
+    it; a build killed before the rename left that file for good. Builds no longer write one.
+    """
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if _STALE_TEMP.fullmatch(entry.name) and entry.is_file():
+            logger.info("removing %s, left by an interrupted demo build", entry)
+            entry.unlink(missing_ok=True)

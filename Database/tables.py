@@ -3,32 +3,196 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .connection import DatabaseTarget, database_errors
 from .errors import DatabaseError
 from .identifiers import split_table_name, validate_identifier
 
-__all__ = ["float_columns", "table_exists", "write_chunks"]
+__all__ = [
+    "IfExists",
+    "WriteResult",
+    "define_table",
+    "float_columns",
+    "insert_chunks",
+    "table_exists",
+    "write_chunks",
+    "write_transaction",
+]
 
 logger = logging.getLogger(__name__)
 
+IfExists = Literal["fail", "append", "append-new"]
+"""An existing table: refuse it, add every row, or add only rows whose key is not in it yet."""
 
-def table_exists(engine: Engine, table: str) -> bool:
+# Stored times are matched exactly in pandas; the SQL range only narrows what is read, with a
+# second of margin for julianday()'s floating-point day numbers on SQLite.
+_JULIANDAY_MARGIN = 1.0 / 86_400.0
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Rows inserted, and rows left out because their key was already in the table."""
+
+    rows: int
+    skipped: int = 0
+
+
+def table_exists(engine: Engine | Connection, table: str) -> bool:
     """Whether ``table`` (``name`` or ``schema.name``) exists."""
     schema, name = split_table_name(table)
     return sa.inspect(engine).has_table(name, schema=schema)
+
+
+def define_table(
+    table: str, columns: Mapping[str, sa.types.TypeEngine], index_column: str | None = None
+) -> sa.Table:
+    """The SQLAlchemy table ``table`` with ``columns`` and an optional (non-unique) index.
+
+    Raises:
+        UnsafeIdentifierError: the table or a column name is not a safe identifier.
+    """
+    schema, name = split_table_name(table)
+    for column in columns:
+        validate_identifier(column, "column name")
+    metadata = sa.MetaData(schema=schema)
+    sa_table = sa.Table(name, metadata, *(sa.Column(c, t) for c, t in columns.items()))
+    if index_column is not None:
+        sa.Index(f"ix_{name}_{index_column}"[:63], sa_table.c[index_column])
+    return sa_table
+
+
+@contextmanager
+def write_transaction(
+    engine: Engine, target: DatabaseTarget, action: str, *, lock: sa.Table | None = None
+) -> Iterator[Connection]:
+    """One transaction for a whole write, DDL included; rolled back entirely on any error.
+
+    On SQLite it starts with ``BEGIN IMMEDIATE``: the Python driver would otherwise open the
+    transaction only at the first INSERT, leaving DDL and reads outside it; this also takes
+    SQLite's write lock for the whole block. On PostgreSQL, ``lock`` (an existing table) is
+    locked against other writers (readers go on) until the end.
+
+    Args:
+        engine: open engine on ``target``.
+        target: the database (for error messages with the masked URL).
+        action: what is being done, for error messages, e.g. ``"writing table 'robot_a'"``.
+        lock: a table that must not change under this transaction (PostgreSQL).
+
+    Raises:
+        DatabaseError: the database refused a statement (nothing of the block is kept).
+    """
+    with database_errors(target, action), engine.begin() as conn:
+        if target.dialect == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif lock is not None and target.dialect == "postgresql":
+            name = conn.dialect.identifier_preparer.format_table(lock)
+            conn.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
+        yield conn
 
 
 def _records(chunk: pd.DataFrame) -> list[dict[str, object]]:
     """Rows as dicts with NaN/NaT turned into None, so missing values are stored as NULL."""
     cleaned = chunk.astype(object).where(chunk.notna(), None)
     return cleaned.to_dict("records")
+
+
+def _key_index(frame: pd.DataFrame, epoch: bool) -> pd.MultiIndex:
+    """``frame``'s key columns (time first) in one comparable form: float or UTC ns."""
+    columns = {}
+    for position, column in enumerate(frame.columns):
+        values = frame[column]
+        if position > 0:
+            columns[column] = values.astype("int64")
+        elif epoch:
+            columns[column] = values.astype("float64")
+        else:
+            parsed = pd.to_datetime(values, utc=True, format="ISO8601")
+            columns[column] = parsed.astype("datetime64[ns, UTC]")
+    return pd.MultiIndex.from_frame(pd.DataFrame(columns))
+
+
+def _stored_keys(
+    conn: Connection, sa_table: sa.Table, chunk: pd.DataFrame, keys: Sequence[str], epoch: bool
+) -> pd.MultiIndex:
+    """The keys stored in ``sa_table`` within the time range of ``chunk``."""
+    time = sa_table.c[keys[0]]
+    low, high = chunk[keys[0]].min(), chunk[keys[0]].max()
+    read: list[sa.ColumnElement] = [sa_table.c[key] for key in keys]
+    if epoch:
+        where = time.between(float(low), float(high))
+    elif conn.dialect.name == "sqlite":
+        # SQLite keeps times as text in whatever ISO-8601 form was written; julianday()
+        # compares them as times, and the raw text is parsed below.
+        read[0] = sa.type_coerce(time, sa.String())
+        day = sa.func.julianday(time)
+        where = day.between(
+            sa.func.julianday(low.isoformat()) - _JULIANDAY_MARGIN,
+            sa.func.julianday(high.isoformat()) + _JULIANDAY_MARGIN,
+        )
+    else:
+        where = time.between(low.to_pydatetime(), high.to_pydatetime())
+    stored = pd.DataFrame(conn.execute(sa.select(*read).where(where)).all(), columns=list(keys))
+    return _key_index(stored, epoch)
+
+
+def _new_rows(
+    conn: Connection, sa_table: sa.Table, chunk: pd.DataFrame, keys: Sequence[str]
+) -> pd.DataFrame:
+    """The rows of ``chunk`` whose key is neither stored yet nor repeated earlier in it."""
+    epoch = pd.api.types.is_numeric_dtype(chunk[keys[0]])
+    candidate = _key_index(chunk[list(keys)], epoch)
+    stored = _stored_keys(conn, sa_table, chunk, keys, epoch)
+    fresh = ~candidate.isin(stored) & ~candidate.duplicated(keep="first")
+    return chunk[fresh]
+
+
+def insert_chunks(
+    conn: Connection,
+    sa_table: sa.Table,
+    chunks: Iterable[pd.DataFrame],
+    *,
+    skip_existing: Sequence[str] = (),
+) -> WriteResult:
+    """Insert every chunk into ``sa_table`` on ``conn`` (inside the caller's transaction).
+
+    Args:
+        conn: a connection inside a transaction, see :func:`write_transaction`.
+        sa_table: the table; every chunk's columns must be exactly its columns.
+        chunks: the rows to insert.
+        skip_existing: key columns, time first (e.g. ``["ts"]`` or ``["ts", "axis_id"]``):
+            a row whose key is already stored, or came earlier in the chunks, is skipped and
+            counted. Empty: every row is inserted.
+
+    Returns:
+        Rows inserted and skipped.
+
+    Raises:
+        DatabaseError: a chunk's columns do not match the table's.
+    """
+    names = [column.name for column in sa_table.columns]
+    rows = skipped = 0
+    for chunk in chunks:
+        if list(chunk.columns) != names:
+            raise DatabaseError(
+                f"chunk columns {list(chunk.columns)} do not match table columns {names} of "
+                f"{sa_table.fullname!r}"
+            )
+        if skip_existing and len(chunk):
+            fresh = _new_rows(conn, sa_table, chunk, skip_existing)
+            skipped += len(chunk) - len(fresh)
+            chunk = fresh
+        if len(chunk):
+            conn.execute(sa_table.insert(), _records(chunk))
+            rows += len(chunk)
+    return WriteResult(rows=rows, skipped=skipped)
 
 
 def write_chunks(
@@ -38,14 +202,14 @@ def write_chunks(
     columns: Mapping[str, sa.types.TypeEngine],
     chunks: Iterable[pd.DataFrame],
     *,
-    if_exists: Literal["fail", "append"] = "fail",
+    if_exists: IfExists = "fail",
     index_column: str | None = None,
-) -> int:
-    """Create ``table`` with the given column types (unless appending) and insert every chunk.
+    key_columns: Sequence[str] = (),
+) -> WriteResult:
+    """Create ``table`` with the given column types (unless it exists) and insert every chunk.
 
-    The whole load runs in one transaction; if a chunk fails to convert or insert, the
-    transaction is rolled back and a table this call created is dropped again, so nothing
-    is left half-written.
+    The whole load, table creation included, is one transaction: if a chunk fails to convert
+    or insert, nothing is left, not even the table.
 
     Args:
         engine: open engine on ``target``.
@@ -53,58 +217,36 @@ def write_chunks(
         table: ``name`` or ``schema.name``.
         columns: column name -> SQLAlchemy type, in table order.
         chunks: DataFrames whose columns are exactly ``columns``' keys.
-        if_exists: ``"fail"`` refuses an existing table; ``"append"`` adds rows to it.
+        if_exists: ``"fail"`` refuses an existing table; ``"append"`` adds every row to it;
+            ``"append-new"`` adds only rows whose ``key_columns`` are not in it yet (nor
+            earlier in ``chunks``), holding off other writers of the table meanwhile.
         index_column: create a (non-unique) index on this column, e.g. the time column.
+        key_columns: the row key for ``"append-new"``, time column first.
 
     Returns:
-        The number of rows inserted.
+        Rows inserted, and rows skipped by ``"append-new"``.
 
     Raises:
         DatabaseError: the table exists and ``if_exists="fail"``, or the database refused.
+        ValueError: ``"append-new"`` without ``key_columns``.
     """
-    schema, name = split_table_name(table)
-    for column in columns:
-        validate_identifier(column, "column name")
+    if if_exists == "append-new" and not key_columns:
+        raise ValueError("if_exists='append-new' needs key_columns, e.g. ['ts']")
+    sa_table = define_table(table, columns, index_column)
     exists = table_exists(engine, table)
     if exists and if_exists == "fail":
         raise DatabaseError(
             f"table {table!r} already exists in {target.display}; choose another name, or "
-            "append to it with --if-exists append"
+            "append to it with --if-exists append (or append-new to skip rows already there)"
         )
-    metadata = sa.MetaData(schema=schema)
-    sa_table = sa.Table(name, metadata, *(sa.Column(c, t) for c, t in columns.items()))
-    if index_column is not None:
-        sa.Index(f"ix_{name}_{index_column}"[:63], sa_table.c[index_column])
-    created = not exists
-    rows = 0
-    try:
-        with database_errors(target, f"writing table {table!r}"), engine.begin() as conn:
-            if created:
-                metadata.create_all(conn)
-            for chunk in chunks:
-                if list(chunk.columns) != list(columns):
-                    raise DatabaseError(
-                        f"chunk columns {list(chunk.columns)} do not match table columns "
-                        f"{list(columns)} of {table!r}"
-                    )
-                if len(chunk):
-                    conn.execute(sa_table.insert(), _records(chunk))
-                    rows += len(chunk)
-    except Exception:
-        if created:
-            _drop_quietly(engine, sa_table)
-        raise
-    logger.info("wrote %d rows to %s", rows, table)
-    return rows
-
-
-def _drop_quietly(engine: Engine, sa_table: sa.Table) -> None:
-    """Drop a table this module created when filling it failed (SQLite DDL is not transactional)."""
-    try:
-        with engine.begin() as conn:
-            sa_table.drop(conn, checkfirst=True)
-    except sa.exc.SQLAlchemyError:
-        logger.warning("could not drop the partially written table %s", sa_table.fullname)
+    skip = tuple(key_columns) if if_exists == "append-new" else ()
+    lock = sa_table if exists and skip else None
+    with write_transaction(engine, target, f"writing table {table!r}", lock=lock) as conn:
+        if not exists:
+            sa_table.metadata.create_all(conn)
+        result = insert_chunks(conn, sa_table, chunks, skip_existing=skip)
+    logger.info("wrote %d rows to %s (%d already there)", result.rows, table, result.skipped)
+    return result
 
 
 def float_columns(names: Iterable[str]) -> dict[str, sa.types.TypeEngine]:

@@ -123,6 +123,15 @@ def _timestamp(text: str) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
+def _delimiter(text: str) -> str:
+    from Database import parse_delimiter
+
+    try:
+        return parse_delimiter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     """The argument parser of ``orchestrate.py`` (``main.py`` uses the ``train`` part)."""
     parser = argparse.ArgumentParser(
@@ -176,9 +185,17 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     ingest.add_argument("--time-col", default=None, help="time column (default: data.time_col)")
     ingest.add_argument(
         "--if-exists",
-        choices=["fail", "append"],
+        choices=["fail", "append", "append-new"],
         default="fail",
-        help="what to do when the table exists (default: fail)",
+        help="what to do when the table exists: fail (default), append every row, or "
+        "append-new: skip rows whose time (long: time and axis id) is already in the table "
+        "or earlier in the file, and report how many",
+    )
+    ingest.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=",",
+        help="field separator, one character (default ','); 'tab' or '\\t' for tabs",
     )
 
     demo = command("demo-db", "(re)build the embedded SQLite demo database")
@@ -267,7 +284,7 @@ def _cmd_ingest(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .context import open_database
 
     data = loaded.config.data
-    session = open_database(loaded)
+    session = open_database(loaded, access="create")
     try:
         result = ingest_csv(
             session.engine,
@@ -279,19 +296,24 @@ def _cmd_ingest(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             axis_id_col=data.axis_id_col,
             value_col=data.value_col,
             if_exists=args.if_exists,
+            delimiter=args.delimiter,
         )
     finally:
         session.close()
-    if args.schema == "wide":
-        hint = f"--set data.table={result.table} --set 'data.axes={json.dumps(result.axes)}'"
-    else:
-        hint = f"--set data.table={result.table} --set 'data.axes=[<axis ids>]'"
+    hint = f"--set data.table={result.table} --set 'data.axes={json.dumps(result.axes)}'"
     if args.time_col:
         hint += f" --set data.time_col={args.time_col}"
-    detail = f"loaded {result.rows} rows into {result.table}; use it with {hint}"
+    skipped = f" ({result.skipped} rows already there, skipped)" if result.skipped else ""
+    detail = f"loaded {result.rows} rows into {result.table}{skipped}; use it with {hint}"
     if args.json:
         _print_json(
-            {"status": _ok(detail), "table": result.table, "rows": result.rows, "axes": result.axes}
+            {
+                "status": _ok(detail),
+                "table": result.table,
+                "rows": result.rows,
+                "skipped": result.skipped,
+                "axes": result.axes,
+            }
         )
     else:
         print(detail)

@@ -1,4 +1,4 @@
-"""Opening the configured database for a run (embedded demo database when none is set)."""
+"""Opening the configured database for a run (the embedded demo database only when asked)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,20 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from dotenv import dotenv_values, load_dotenv
 from sqlalchemy.engine import Engine
 
-from Database import DatabaseTarget, connect_engine, ensure_demo_database, resolve_target
+from Database import (
+    Access,
+    DatabaseError,
+    DatabaseTarget,
+    connect_engine,
+    ensure_demo_database,
+    resolve_target,
+)
 
 from .config import LoadedConfig
 
@@ -24,6 +32,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_NO_CONFIG_FILE = "built-in defaults"
+"""``LoadedConfig.source`` when no config file was found."""
 
 
 class _RedactingFilter(logging.Filter):
@@ -100,22 +111,42 @@ class DatabaseSession:
         self.engine.dispose()
 
 
-def open_database(loaded: LoadedConfig) -> DatabaseSession:
-    """Resolve the URL from ``database.url_env`` and connect; build the demo DB on first use.
+def open_database(loaded: LoadedConfig, *, access: Access = "write") -> DatabaseSession:
+    """Resolve the URL from ``database.url_env`` and connect.
+
+    The embedded demo database is used only when the variable is unset or empty and
+    ``database.embedded_demo`` is on (built on first use, with a warning in the log).
+
+    Args:
+        loaded: the validated config.
+        access: ``read`` for extraction only (a SQLite file is opened read-only), ``write``
+            (default) to write into an existing database, ``create`` to create a SQLite file.
 
     Raises:
-        DatabaseError: the URL is malformed or the database cannot be reached.
+        DatabaseError: the variable is unset and ``database.embedded_demo`` is off (the
+            message names the variable, where it was looked for and the fix); the URL is
+            malformed; the database (or SQLite file) cannot be reached.
     """
     config = loaded.config.database
-    target = resolve_target(config, loaded.base_dir)
+    try:
+        target = resolve_target(config, loaded.base_dir)
+    except DatabaseError as exc:
+        if loaded.source != _NO_CONFIG_FILE or os.environ.get(config.url_env, "").strip():
+            raise
+        raise DatabaseError(
+            f"{exc}. No config file was read: config.yaml is looked for in the working "
+            f"directory ({Path.cwd()}); pass --config /path/to/config.yaml"
+        ) from None
     if target.embedded:
         path = ensure_demo_database(loaded.path(config.embedded_path))
         logger.warning(
-            "using the embedded demo database %s because %s is not set; to use your own "
-            "database put %s=postgresql://user:password@host:5432/dbname in .env (see "
-            ".env.example) or export it",
+            "using the embedded demo database %s (synthetic data) because %s is not set and "
+            "database.embedded_demo is on; to use your own database put "
+            "%s=postgresql://user:password@host:5432/dbname in %s (see .env.example) or "
+            "export it, and set database.embedded_demo: false",
             path,
             config.url_env,
             config.url_env,
+            loaded.base_dir / ".env",
         )
-    return DatabaseSession(target=target, engine=connect_engine(target, config))
+    return DatabaseSession(target=target, engine=connect_engine(target, config, access=access))

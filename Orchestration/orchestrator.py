@@ -136,11 +136,14 @@ class OrchestrationResult:
     timings: dict[str, float]
     profile: Profile
     fit_report: dict[str, dict[str, int]]
+    data_source: str = "database"
+    """``demo``: trained on the embedded synthetic demo database, not on real data."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` payload of ``train`` (without ``status``)."""
         return {
             "version": self.version,
+            "data_source": self.data_source,
             "run_id": self.run_id,
             "artifact_dir": str(self.artifact_dir),
             "rows": self.rows,
@@ -309,12 +312,18 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+def _data_source(state: RunState) -> str:
+    """``demo`` for the embedded synthetic database, else ``database`` (never the URL)."""
+    return "demo" if state.session.target.embedded else "database"
+
+
 def _meta(state: RunState) -> dict[str, Any]:
     assert state.extraction is not None and state.profile is not None
     config = state.loaded.config
     return {
         "config": config.model_dump(mode="json"),
         "database": {
+            "source": _data_source(state),
             "dialect": state.session.target.dialect,
             "embedded": state.session.target.embedded,
             "table": config.data.table,
@@ -409,7 +418,10 @@ class TrainingRun:
         if any(step.name == "register" for step in steps):
             _refuse_existing_tag(loaded)
         self.steps = steps
-        self.state = RunState(loaded=loaded, session=open_database(loaded), run_id=run_id)
+        # Training only reads: a SQLite file is opened read-only, and a mistyped one is an
+        # error rather than a new empty file.
+        session = open_database(loaded, access="read")
+        self.state = RunState(loaded=loaded, session=session, run_id=run_id)
         self._next = 0
         plots = loaded.config.plots
         if plots.enabled and plots.workers and "plot" in self.step_names:
@@ -479,6 +491,7 @@ class TrainingRun:
             timings=dict(state.timings),
             profile=state.profile,
             fit_report=state.models.fit_report_,
+            data_source=_data_source(state),
         )
 
 

@@ -78,8 +78,11 @@ _AXIS_HEADERS = ["axis", "n", "R2", "MAE", "RMSE", "MinC", "MaxC", "T_long", "T_
 def format_training(result: Any) -> str:
     """The ``train`` summary: per-axis metrics and thresholds, timings and the artifact folder."""
     timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.timings.items())
+    demo = ""
+    if result.data_source == "demo":
+        demo = " of the embedded DEMO database (synthetic data, not your machines)"
     return (
-        f"registered {result.version} (run {result.run_id}) from {result.rows} rows, "
+        f"registered {result.version} (run {result.run_id}) from {result.rows} rows{demo}, "
         f"dt_seconds {result.profile.dt_seconds:g}\n\n"
         + _table(_AXIS_HEADERS, _axis_rows(result.metrics, result.thresholds))
         + f"\n\nsteps: {timings}\nartifacts: {result.artifact_dir}"

@@ -13,7 +13,7 @@ from typing import Any
 from conftest import PROJECT_ROOT
 
 CONFIG_TEMPLATE = """\
-database: {{embedded_path: demo.sqlite}}
+database: {{embedded_demo: true, embedded_path: demo.sqlite}}
 registry: {{root_dir: registry}}
 plots: {{dir: plots, max_points: 2000, workers: 1}}
 """
@@ -41,19 +41,31 @@ def make_project(folder: Path, extra_config: str = "") -> Path:
 
 
 def run_cli(
-    script: str, *args: str, config: Path, db_url: str | None = None, timeout: float = 300
+    script: str,
+    *args: str,
+    config: Path | None,
+    db_url: str | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
 ) -> Run:
-    """Run ``python <script> --config <config> args...`` with DB_URL set or unset."""
+    """Run ``python <script> --config <config> args...`` with DB_URL set or unset.
+
+    ``config=None`` passes no ``--config``; ``cwd`` defaults to the config's folder.
+    """
     env = {k: v for k, v in os.environ.items() if k != "DB_URL"}
     if db_url is not None:
         env["DB_URL"] = db_url
-    command = [sys.executable, str(PROJECT_ROOT / script), "--config", str(config), *args]
+    options = [] if config is None else ["--config", str(config)]
+    command = [sys.executable, str(PROJECT_ROOT / script), *options, *args]
+    folder = cwd if cwd is not None else config.parent if config is not None else None
+    if folder is None:
+        raise ValueError("run_cli needs cwd when config is None")
     done = subprocess.run(
         command,
         capture_output=True,
         text=True,
         env=env,
-        cwd=config.parent,
+        cwd=folder,
         timeout=timeout,
         check=False,
     )

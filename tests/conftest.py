@@ -80,7 +80,7 @@ def sqlite_db(tmp_path: Path) -> Iterator[Db]:
     target = DatabaseTarget(
         url=sa.URL.create("sqlite", database=str(tmp_path / "t.sqlite")), embedded=False
     )
-    engine = connect_engine(target, DatabaseConfig())
+    engine = connect_engine(target, DatabaseConfig(), access="create")
     try:
         yield Db(target=target, engine=engine, schema=None)
     finally:

@@ -169,3 +169,33 @@ def test_postgres_profile_equals_sqlite_profile(pg_db: Db, demo_project: Path, l
         else DataConfig(table=pg_db.table("robot"), axes=list(range(1, 9))),
     ).frame
     assert profile(frame, list(DEMO_AXES)).dt_seconds == 1.891
+
+
+def test_ingest_long_semicolon_csv_prints_its_axis_ids_and_appends_only_new_rows(
+    tmp_path: Path,
+) -> None:
+    config = make_project(tmp_path)
+    csv = tmp_path / "long.csv"
+    csv.write_text("ts;axis_id;value\n100;3;1\n100;7;2\n102;3;3\n", encoding="utf-8")
+    args = ("ingest", str(csv), "--table", "lg", "--schema", "long", "--delimiter", ";")
+
+    run = run_cli("orchestrate.py", *args, config=config)
+    assert run.code == 0, run.stderr
+    assert run.stdout.strip() == (
+        "loaded 3 rows into lg; use it with --set data.table=lg --set 'data.axes=[3, 7]'"
+    )
+
+    again = run_cli("orchestrate.py", *args, "--if-exists", "append-new", "--json", config=config)
+    assert again.code == 0, again.stderr
+    assert {key: again.json()[key] for key in ("rows", "skipped", "axes")} == {
+        "rows": 0,
+        "skipped": 3,
+        "axes": [3, 7],
+    }
+    assert (
+        "loaded 0 rows into lg (3 rows already there, skipped)" in again.json()["status"]["detail"]
+    )
+
+    wrong = run_cli("orchestrate.py", *args[:-1], ";;", config=config)
+    assert wrong.code == 2
+    assert "';;' is not a delimiter: give one character" in wrong.stderr

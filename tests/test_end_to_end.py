@@ -36,11 +36,17 @@ def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return config
 
 
-def test_main_registers_v1_then_v2_with_latest(demo_project: Path) -> None:
+def test_main_registers_v1_then_v2_with_latest(demo_project: Path, tmp_path: Path) -> None:
     root = demo_project.parent / "registry"
-    first = run_cli("main.py", config=demo_project)
+    first = run_cli("main.py", config=demo_project, cwd=tmp_path)  # run from another folder
     assert first.code == 0, first.stderr
-    assert "registered v1" in first.stdout
+    assert list(tmp_path.iterdir()) == []  # every path resolved against the config's folder
+    meta = ModelRegistry(root).load("v1").meta
+    assert meta["database"]["source"] == "demo"
+    assert first.stdout.startswith(
+        f"registered v1 (run {meta['run_id']}) from {meta['data']['rows']} rows of the embedded "
+        "DEMO database (synthetic data, not your machines)"
+    )
     assert first.stdout.splitlines()[2].split() == [
         "axis",
         "n",
@@ -78,6 +84,7 @@ def test_train_json_and_registry_commands(demo_project: Path) -> None:
     payload = run.json()
     assert payload["status"]["code"] == "ok"
     assert set(payload) >= {"version", "artifact_dir", "metrics", "thresholds", "timings"}
+    assert payload["data_source"] == "demo"
     assert list(payload["timings"]) == [
         "extract",
         "analyze",
@@ -137,7 +144,7 @@ def test_training_leaves_no_plot_workers_and_never_imports_matplotlib(
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(
-        "database: {embedded_path: demo.sqlite}\n"
+        "database: {embedded_demo: true, embedded_path: demo.sqlite}\n"
         "registry: {root_dir: registry}\n"
         "plots: {dir: plots, workers: 2}\n"
         f"data: {{train_end: '{TRAIN_END}'}}\n"
@@ -255,6 +262,7 @@ def test_overlapping_runs_on_postgres_never_leak_the_password(pg_db: Db, tmp_pat
     for version in ("v1", "v2"):
         loaded = registry.load(version)  # verifies every checksum
         assert loaded.meta["database"]["dialect"] == "postgresql"
+        assert loaded.meta["database"]["source"] == "database"
     assert registry.resolve("latest").name in {"v1", "v2"}
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.suffix == ".log" for p in written) and any(p.name == "meta.yaml" for p in written)
@@ -262,6 +270,7 @@ def test_overlapping_runs_on_postgres_never_leak_the_password(pg_db: Db, tmp_pat
         assert secret.encode() not in path.read_bytes(), path
     for stdout, stderr in outputs:
         assert secret not in stdout + stderr
+        assert "DEMO" not in stdout and "embedded demo" not in stderr
 
 
 def test_an_existing_explicit_tag_is_refused_before_any_work(
