@@ -446,6 +446,11 @@ class ModelRegistry:
         -------
         list[VersionSummary]
             Empty when the registry folder is missing or holds no versions.
+
+        Raises
+        ------
+        RegistryStorageError
+            If ``root_dir`` is a file, or the folder cannot be listed.
         """
         latest = self._latest_name()
         summaries = []
@@ -481,6 +486,8 @@ class ModelRegistry:
         VersionNotFoundError
             If the registry is missing or empty, the version does not exist, or ``latest`` does
             not name a version; the message lists the available versions.
+        RegistryStorageError
+            If ``root_dir`` is a file, or the folder cannot be listed.
         """
         if version == LATEST_NAME:
             name = self._latest_name()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import stat
 import subprocess
 import uuid
@@ -30,7 +31,8 @@ from test_scoring_run import T0, publish_flat_version
 
 from Database import build_demo_database, write_chunks
 from ModelRegistry import ModelRegistry
-from Orchestration import TrainingRun, load_config, run_training, status_for
+from Orchestration import ExitCode, Status, TrainingRun, load_config, run_training, status_for
+from Orchestration.cli import build_parser
 from Orchestration.destinations import DestinationError, check_output_file
 
 QUIET = ("--set", "plots.enabled=false")
@@ -51,6 +53,17 @@ def _git_head() -> str | None:
     except OSError:
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def test_every_exit_code_is_documented_in_help_and_readme() -> None:
+    help_text = build_parser().format_help()
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    for code in ExitCode:
+        assert re.search(rf"^  {code.value}  \S", help_text, re.MULTILINE), code
+        assert re.search(rf"^\| {code.value} \| ", readme, re.MULTILINE), code
+    assert Status("registry-error", "x").exit_code == ExitCode.REGISTRY_ERROR == 8
+    assert "8  registry-error  a model version fails verification" in help_text
+    assert "| 8 | `registry-error` | a model version fails verification" in readme
 
 
 # ---------------------------------------------------------------------- meta.yaml and the lock
