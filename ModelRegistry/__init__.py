@@ -1,7 +1,8 @@
 """Model registry stage: versioned, checksummed artifacts with an atomic ``latest`` pointer.
 
 See :mod:`ModelRegistry.registry` for the folder layout and the crash-safety and concurrency
-guarantees, and :mod:`ModelRegistry.errors` for the exception tree.
+guarantees, :mod:`ModelRegistry.manifest` for how every file of a version is verified, and
+:mod:`ModelRegistry.errors` for the exception tree.
 """
 
 from .config import RegistryConfig
@@ -13,14 +14,16 @@ from .errors import (
     MetadataError,
     RegistryError,
     RegistryLockError,
+    RegistryStorageError,
     VersionExistsError,
     VersionNotFoundError,
 )
 from .naming import validate_version_tag
-from .registry import ModelRegistry
+from .registry import DEFAULT_LOCK_TIMEOUT_S, ModelRegistry
 from .versions import LoadedVersion, PublishedVersion, VersionSummary
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT_S",
     "ArtifactNotFoundError",
     "ChecksumError",
     "InvalidArtifactError",
@@ -32,6 +35,7 @@ __all__ = [
     "RegistryConfig",
     "RegistryError",
     "RegistryLockError",
+    "RegistryStorageError",
     "VersionExistsError",
     "VersionNotFoundError",
     "VersionSummary",

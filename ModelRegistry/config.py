@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .naming import validate_version_tag
+from .registry import DEFAULT_LOCK_TIMEOUT_S
 
 __all__ = ["RegistryConfig"]
 
@@ -19,10 +20,10 @@ class RegistryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     root_dir: str = Field(
-        default="out/registry",
+        default="ModelRegistry/artifacts",
         description=(
-            "Folder that holds one sub-folder per published version and the `latest` pointer. "
-            "Relative paths are resolved against the config file's folder."
+            "Folder that holds one sub-folder per published version and the `latest` pointer "
+            "(the seed's location). Relative paths are resolved against the config file's folder."
         ),
     )
     version_tag: str = Field(
@@ -33,6 +34,15 @@ class RegistryConfig(BaseModel):
             "not 'latest'. An explicit tag that already exists is refused, never overwritten."
         ),
     )
+    lock_timeout_s: float = Field(
+        default=DEFAULT_LOCK_TIMEOUT_S,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Seconds a publish waits for the registry lock, held by another run only while it "
+            "names its version and moves it into place, before failing with registry-error."
+        ),
+    )
 
     @field_validator("root_dir")
     @classmethod
@@ -40,7 +50,7 @@ class RegistryConfig(BaseModel):
         if not value.strip():
             raise ValueError(
                 "root_dir is empty; set it to the folder that should hold the model versions, "
-                "e.g. 'out/registry'."
+                "e.g. 'ModelRegistry/artifacts'."
             )
         return value
 

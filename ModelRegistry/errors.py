@@ -2,8 +2,8 @@
 
 Every error derives from :class:`RegistryError`, and also from the built-in a caller would
 naturally catch (``LookupError`` for "not there", ``ValueError`` for "bad input",
-``TimeoutError`` for "busy"). Each message says what failed, where (path or version) and how to
-fix it.
+``TimeoutError`` for "busy", ``OSError`` for the disk). Each message says what failed, where
+(path or version) and how to fix it.
 
 ::
 
@@ -14,8 +14,9 @@ fix it.
     ├── InvalidTagError(ValueError)          a tag that is not a safe folder name
     ├── InvalidArtifactError(ValueError)     a bad artifact name or source file
     ├── MetadataError(ValueError)            meta that cannot be written, or an unreadable meta.yaml
-    ├── ChecksumError(ValueError)            artifacts that no longer match their sha256
-    └── RegistryLockError(TimeoutError)      the registry lock could not be taken in time
+    ├── ChecksumError(ValueError)            files that fail verification against the manifest
+    ├── RegistryLockError(TimeoutError)      the registry lock could not be taken in time
+    └── RegistryStorageError(OSError)        the registry folder cannot be written or read
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "MetadataError",
     "RegistryError",
     "RegistryLockError",
+    "RegistryStorageError",
     "VersionExistsError",
     "VersionNotFoundError",
 ]
@@ -62,8 +64,14 @@ class MetadataError(RegistryError, ValueError):
 
 
 class ChecksumError(RegistryError, ValueError):
-    """One or more artifacts are modified or missing compared to their recorded sha256."""
+    """A version fails verification: a file is modified or missing, or it has no manifest."""
 
 
 class RegistryLockError(RegistryError, TimeoutError):
     """The inter-process registry lock was not acquired within the timeout."""
+
+
+class RegistryStorageError(RegistryError, OSError):
+    """The registry folder cannot be written or read: full disk, read-only or immutable
+    folder, a file where a folder is expected. ``errno`` is the OS's, when there is one; the
+    path is in the message."""

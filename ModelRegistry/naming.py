@@ -15,8 +15,11 @@ __all__ = [
     "AUTO_TAG",
     "LATEST_FILE",
     "LATEST_NAME",
+    "MANIFEST_FILE",
+    "MANIFEST_HASH_FILE",
     "MAX_TAG_LENGTH",
     "META_FILE",
+    "RESERVED_FILES",
     "validate_artifact_name",
     "validate_version_tag",
     "version_number",
@@ -26,11 +29,16 @@ AUTO_TAG = "auto"
 LATEST_NAME = "latest"
 LATEST_FILE = "LATEST"
 META_FILE = "meta.yaml"
+MANIFEST_FILE = "manifest"
+MANIFEST_HASH_FILE = "manifest.sha256"
+RESERVED_FILES = (META_FILE, MANIFEST_FILE, MANIFEST_HASH_FILE)
+"""Files the registry writes into every version itself; never caller artifacts."""
 MAX_TAG_LENGTH = 64
 
 _TAG_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 _NUMBERED = re.compile(r"v([0-9]+)")
 _ALLOWED = "letters, digits, '.', '_' and '-'"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate_version_tag(tag: object, *, allow_auto: bool = True) -> str:
@@ -120,8 +128,9 @@ def validate_artifact_name(name: object) -> str:
     Raises
     ------
     InvalidArtifactError
-        If ``name`` is not a string, is empty, absolute, uses ``\\``, contains an empty, ``.`` or
-        ``..`` segment, or is ``meta.yaml`` (written by the registry itself).
+        If ``name`` is not a string, is empty, absolute, uses ``\\`` or a control character
+        (the manifest has one name per line), contains an empty, ``.`` or ``..`` segment, or is
+        one of :data:`RESERVED_FILES` (written by the registry itself).
     """
     fix = (
         "use a relative POSIX path inside the version folder, "
@@ -131,9 +140,10 @@ def validate_artifact_name(name: object) -> str:
         raise InvalidArtifactError(
             f"artifact name must be a string, got {type(name).__name__} {name!r}; {fix}."
         )
-    if not name or "\\" in name or "\x00" in name:
+    if not name or "\\" in name or _CONTROL.search(name):
         raise InvalidArtifactError(
-            f"artifact name {name!r} is empty or contains '\\' or NUL; {fix}."
+            f"artifact name {name!r} is empty or contains '\\' or a control character "
+            f"(NUL, newline, ...); {fix}."
         )
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).drive:
         raise InvalidArtifactError(f"artifact name {name!r} is an absolute path; {fix}.")
@@ -146,5 +156,10 @@ def validate_artifact_name(name: object) -> str:
         raise InvalidArtifactError(
             f"artifact name {name!r} is reserved: the registry writes meta.yaml itself from the "
             f"`meta` argument; pass your metadata there."
+        )
+    if name in RESERVED_FILES:
+        raise InvalidArtifactError(
+            f"artifact name {name!r} is reserved: the registry writes the manifest of every "
+            f"version itself; rename the artifact."
         )
     return name

@@ -8,6 +8,7 @@ Layout under ``root_dir``::
         version/               the version being written, renamed to <root>/<tag> when complete
     v1/  v2/  ...  <tag>/      published versions, never modified afterwards
         meta.yaml  models.json  models.pkl  prep_stats.json  thresholds.json  metrics.csv  plots/
+        manifest  manifest.sha256   sha256 of every file above, and of the manifest itself
     latest -> v2               relative symlink to the newest complete version
     LATEST                     only where symlinks are unavailable: the newest version's name,
                                and ``latest`` is then a full copy of that version
@@ -24,11 +25,17 @@ How the guarantees are achieved:
   artifacts, runs outside the lock.
 * A later publish removes staging folders whose writer lock it can take without waiting: their
   writer is gone.
+* Every file of a version, ``meta.yaml`` included, is listed with its sha256 in ``manifest``,
+  whose own hash is in ``manifest.sha256`` (see :mod:`ModelRegistry.manifest`); loading verifies
+  all of them before anything is parsed.
+* Failures of the disk (full, read-only, a file where a folder is expected) become
+  :class:`RegistryStorageError` naming the path; a failed publish leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -50,13 +57,17 @@ from .errors import (
     MetadataError,
     RegistryError,
     RegistryLockError,
+    RegistryStorageError,
     VersionExistsError,
     VersionNotFoundError,
 )
+from .manifest import render_manifest, render_manifest_hash
 from .naming import (
     AUTO_TAG,
     LATEST_FILE,
     LATEST_NAME,
+    MANIFEST_FILE,
+    MANIFEST_HASH_FILE,
     META_FILE,
     validate_artifact_name,
     validate_version_tag,
@@ -67,24 +78,35 @@ from .versions import (
     LoadedVersion,
     PublishedVersion,
     VersionSummary,
+    open_version,
     read_meta,
     summarize,
     summary_order,
-    verify_artifacts,
 )
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelRegistry"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "ModelRegistry"]
+
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+"""Seconds a publish waits for the registry lock (``registry.lock_timeout_s``)."""
 
 LOCK_FILE = ".lock"
 STAGING_DIR = ".staging"
 WRITER_LOCK = ".writer.lock"
 PAYLOAD_DIR = "version"
-RESERVED_META_KEYS = ("version", "run_id", "created_at", "artifacts")
+RESERVED_META_KEYS = ("version", "run_id", "created_at")
 
 _POINTER_LEFTOVER = re.compile(r"\.(?:latest|LATEST)\.(?:tmp|old)-[0-9a-f]{32}")
 _MAX_LISTED = 10
+_WRITE_FIX = (
+    "Free space on that disk or make the folder writable, or set registry.root_dir to a writable "
+    "folder on a local disk; nothing was published and `latest` is unchanged."
+)
+_READ_FIX = (
+    "Check the folder's permissions and its disk, or set registry.root_dir to the folder that "
+    "holds your versions."
+)
 # scheme://user:password@ with a password that is not masked as '***'
 _URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?!\*+@)[^/\s@]+@")
 
@@ -99,7 +121,7 @@ class ModelRegistry:
         working directory at construction.
     lock_timeout:
         Seconds to wait for the inter-process registry lock before raising
-        :class:`RegistryLockError`. Default 60.
+        :class:`RegistryLockError`. Default :data:`DEFAULT_LOCK_TIMEOUT_S` (60).
 
     Raises
     ------
@@ -107,7 +129,12 @@ class ModelRegistry:
         If ``lock_timeout`` is not a positive, finite number.
     """
 
-    def __init__(self, root_dir: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        root_dir: str | os.PathLike[str],
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    ) -> None:
         if (
             isinstance(lock_timeout, bool)
             or not isinstance(lock_timeout, (int, float))
@@ -138,7 +165,8 @@ class ModelRegistry:
 
         All inputs are checked before anything is written. The artifacts are written and hashed
         in a staging folder; then, under the registry lock, the version is named, ``meta.yaml``
-        is added, the folder is renamed into place and ``latest`` is re-pointed.
+        and the manifest are added, the folder is renamed into place and ``latest`` is
+        re-pointed.
 
         Parameters
         ----------
@@ -148,8 +176,8 @@ class ModelRegistry:
             Must not be empty.
         meta:
             Caller metadata written to ``meta.yaml`` as given (YAML ``safe_dump``, key order
-            kept), preceded by ``version``, ``run_id`` and ``created_at`` and followed by
-            ``artifacts`` (name → sha256 hex); those four keys are reserved.
+            kept), preceded by ``version``, ``run_id`` and ``created_at``; those three keys are
+            reserved.
         version_tag:
             ``"auto"`` (default) for the next ``v<N>``, or an explicit tag that must not exist.
         run_id:
@@ -177,6 +205,9 @@ class ModelRegistry:
             The explicit tag is already published; the existing version is left untouched.
         RegistryLockError
             The registry lock was not acquired within ``lock_timeout``.
+        RegistryStorageError
+            The registry folder cannot be written (full disk, read-only, a file where a folder
+            is expected); nothing is published and ``latest`` is unchanged.
         """
         tag = validate_version_tag(version_tag, allow_auto=True)
         run_id = _check_run_id(run_id)
@@ -184,20 +215,21 @@ class ModelRegistry:
         caller_meta = _check_meta(meta)
         if tag != AUTO_TAG and os.path.lexists(self.root_dir / tag):
             raise self._exists_error(tag)  # fail before writing; re-checked under the lock
-        staging_root = self.root_dir / STAGING_DIR
-        staging_root.mkdir(parents=True, exist_ok=True)
-
-        staging, writer_lock = self._open_staging(staging_root, run_id)
-        try:
-            payload = staging / PAYLOAD_DIR
-            payload.mkdir()
-            checksums = _write_artifacts(payload, sources)
-            if _before_commit is not None:
-                _before_commit(staging)
-            with self._registry_lock():
-                published = self._commit(payload, tag, run_id, caller_meta, checksums)
-        finally:
-            _discard_staging(staging, writer_lock)
+        with self._storage_errors("publish a version to", _WRITE_FIX):
+            self._check_root()
+            staging_root = self.root_dir / STAGING_DIR
+            staging_root.mkdir(parents=True, exist_ok=True)
+            staging, writer_lock = self._open_staging(staging_root, run_id)
+            try:
+                payload = staging / PAYLOAD_DIR
+                payload.mkdir()
+                checksums = _write_artifacts(payload, sources)
+                if _before_commit is not None:
+                    _before_commit(staging)
+                with self._registry_lock():
+                    published = self._commit(payload, tag, run_id, caller_meta, checksums)
+            finally:
+                _discard_staging(staging, writer_lock)
         logger.info(
             "Published model version %s at %s (run %s, %d artifacts); latest -> %s",
             published.version,
@@ -269,12 +301,14 @@ class ModelRegistry:
             "run_id": run_id,
             "created_at": created_at.isoformat(timespec="microseconds"),
             **caller_meta,
-            "artifacts": checksums,
         }
         text = yaml.safe_dump(
             document, sort_keys=False, allow_unicode=True, default_flow_style=False
         )
-        write_bytes_synced(payload / META_FILE, text.encode("utf-8"))
+        meta_hash = write_bytes_synced(payload / META_FILE, text.encode("utf-8"))
+        manifest = render_manifest({**checksums, META_FILE: meta_hash})
+        write_bytes_synced(payload / MANIFEST_FILE, manifest)
+        write_bytes_synced(payload / MANIFEST_HASH_FILE, render_manifest_hash(manifest))
         fsync_dir(payload)
         try:
             os.rename(payload, target)
@@ -361,16 +395,43 @@ class ModelRegistry:
         try:
             lock.acquire()
         except Timeout as exc:
+            # The lock's own timeout, so the message states the wait that really happened.
             raise RegistryLockError(
-                f"could not take the registry lock {path} within {self.lock_timeout:g} s: another "
+                f"could not take the registry lock {path} within {lock.timeout:g} s: another "
                 f"process is committing a version to {self.root_dir}. The lock is released "
                 f"automatically when its holder exits; if no other run is active, look for a hung "
-                f"`python main.py` process, or retry with a longer lock_timeout."
+                f"`python main.py` process, or retry with a longer registry.lock_timeout_s."
             ) from exc
         try:
             yield
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def _storage_errors(self, action: str, fix: str) -> Iterator[None]:
+        """Turn an OS error in the registry folder into a :class:`RegistryStorageError`."""
+        try:
+            yield
+        except RegistryError:
+            raise
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            error = RegistryStorageError(
+                f"cannot {action} the model registry at {self.root_dir}: "
+                f"{exc.strerror or exc}{where}. {fix}"
+            )
+            error.errno = exc.errno
+            raise error from exc
+
+    def _check_root(self) -> None:
+        """Refuse a registry root that exists but is not a folder (a file in its place)."""
+        if os.path.lexists(self.root_dir) and not self.root_dir.is_dir():
+            error = RegistryStorageError(
+                f"registry.root_dir {self.root_dir} is a file, not a folder; move the file away, "
+                f"or set registry.root_dir to a folder."
+            )
+            error.errno = errno.ENOTDIR
+            raise error
 
     # ------------------------------------------------------------------ reading
 
@@ -385,10 +446,17 @@ class ModelRegistry:
         -------
         list[VersionSummary]
             Empty when the registry folder is missing or holds no versions.
+
+        Raises
+        ------
+        RegistryStorageError
+            If ``root_dir`` is a file, or the folder cannot be listed.
         """
         latest = self._latest_name()
         summaries = []
-        for name in self._version_names():
+        with self._storage_errors("list", _READ_FIX):
+            names = self._version_names()
+        for name in names:
             try:
                 meta = read_meta(self.root_dir / name)
             except MetadataError as exc:
@@ -418,6 +486,8 @@ class ModelRegistry:
         VersionNotFoundError
             If the registry is missing or empty, the version does not exist, or ``latest`` does
             not name a version; the message lists the available versions.
+        RegistryStorageError
+            If ``root_dir`` is a file, or the folder cannot be listed.
         """
         if version == LATEST_NAME:
             name = self._latest_name()
@@ -430,15 +500,17 @@ class ModelRegistry:
         return self.root_dir / version
 
     def load(self, version: str = LATEST_NAME, *, verify: bool = True) -> LoadedVersion:
-        """Resolve ``version``, read its ``meta.yaml`` and (by default) verify every artifact.
+        """Resolve ``version``, verify its manifest and every file, then read ``meta.yaml``.
 
         Parameters
         ----------
         version:
             A tag or ``"latest"`` (default).
         verify:
-            Recompute the sha256 of every artifact listed in ``meta.yaml`` and compare. Default
-            ``True``; then reads through the returned object are checked too.
+            Check the manifest against ``manifest.sha256``, then recompute the sha256 of every
+            file it lists (``meta.yaml`` included) and compare, before parsing anything.
+            Default ``True``; then reads through the returned object are checked too. With
+            ``False`` the manifest is still needed (it lists the artifacts).
 
         Returns
         -------
@@ -448,18 +520,21 @@ class ModelRegistry:
         ------
         InvalidTagError, VersionNotFoundError
             As :meth:`resolve`.
-        MetadataError
-            If ``meta.yaml`` is missing, unreadable, or its ``artifacts`` table is malformed.
         ChecksumError
-            If any artifact is modified or missing; the message names every one of them.
+            If the version has no manifest (published before manifests existed: re-train), or
+            the manifest or any file it lists is modified or missing; the message names every
+            one of them.
+        MetadataError
+            If ``meta.yaml`` cannot be parsed (only possible unverified).
+        RegistryStorageError
+            If a file cannot be read for another reason (permissions, I/O error).
         """
         path = self.resolve(version)
-        meta = read_meta(path)
-        if verify:
-            verify_artifacts(path, meta)
-        return LoadedVersion(version=path.name, path=path, meta=meta, verified=verify)
+        with self._storage_errors("read", _READ_FIX):
+            return open_version(path, verify=verify)
 
     def _version_names(self) -> list[str]:
+        self._check_root()
         if not self.root_dir.is_dir():
             return []
         return [name for name in os.listdir(self.root_dir) if self._is_version_dir(name)]
@@ -470,7 +545,12 @@ class ModelRegistry:
         except InvalidTagError:
             return False
         path = self.root_dir / name
-        return path.is_dir() and not path.is_symlink() and (path / META_FILE).is_file()
+        # A version whose meta.yaml was deleted is still a version: loading it names the file.
+        return (
+            path.is_dir()
+            and not path.is_symlink()
+            and any((path / own).is_file() for own in (META_FILE, MANIFEST_FILE))
+        )
 
     def _latest_name(self) -> str | None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,12 +15,23 @@ from typing import Any
 import yaml
 
 from ._fs import sha256_file
-from .errors import ArtifactNotFoundError, ChecksumError, InvalidArtifactError, MetadataError
-from .naming import META_FILE, validate_artifact_name, version_number
+from .errors import ArtifactNotFoundError, MetadataError
+from .manifest import checksum_error, read_manifest
+from .naming import (
+    MANIFEST_FILE,
+    MANIFEST_HASH_FILE,
+    META_FILE,
+    validate_artifact_name,
+    version_number,
+)
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["LoadedVersion", "PublishedVersion", "VersionSummary"]
 
 TRAIN_HINT = "train and publish one with `python main.py`"
+_META_FIX = "restore it from a backup, or publish a new version with `python main.py`"
+_MAX_NAMED = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -75,20 +87,23 @@ class LoadedVersion:
         Absolute folder of the version. It is immutable, so later publishes do not affect it.
     meta:
         The parsed ``meta.yaml``.
+    manifest:
+        Every file of the version (``meta.yaml`` included) → its sha256 hex, from ``manifest``.
     verified:
-        Whether every checksum was verified at load time; if so, :meth:`read_bytes` and
-        :meth:`read_json` also check the bytes they return.
+        Whether the manifest and every file it lists were verified at load time; if so,
+        :meth:`read_bytes` and :meth:`read_json` also check the bytes they return.
     """
 
     version: str
     path: Path
     meta: dict[str, Any]
+    manifest: dict[str, str]
     verified: bool
 
     @property
     def artifacts(self) -> dict[str, str]:
-        """Artifact name → sha256 hex, as recorded in ``meta.yaml``."""
-        return artifact_table(self.meta, self.path)
+        """Artifact name → sha256 hex: the manifest without the registry's own ``meta.yaml``."""
+        return {name: digest for name, digest in self.manifest.items() if name != META_FILE}
 
     def path_of(self, name: str) -> Path:
         """Return the absolute path of artifact ``name`` (e.g. ``"plots/axis1_fit.png"``).
@@ -119,7 +134,7 @@ class LoadedVersion:
             As :meth:`path_of`.
         ChecksumError
             If the version was loaded with ``verify=True`` and the file is now missing or its
-            sha256 differs from ``meta.yaml``.
+            sha256 differs from the manifest.
         """
         path = self.path_of(name)
         try:
@@ -127,9 +142,9 @@ class LoadedVersion:
         except FileNotFoundError as exc:
             if not self.verified:
                 raise
-            raise checksum_error(self.version, self.path, modified=[], missing=[name]) from exc
+            raise checksum_error(self.path, missing=[name]) from exc
         if self.verified and hashlib.sha256(data).hexdigest() != self.artifacts[name]:
-            raise checksum_error(self.version, self.path, modified=[name], missing=[])
+            raise checksum_error(self.path, modified=[name])
         return data
 
     def read_json(self, name: str) -> Any:
@@ -137,74 +152,96 @@ class LoadedVersion:
         return json.loads(self.read_bytes(name).decode("utf-8"))
 
 
+def open_version(path: Path, *, verify: bool) -> LoadedVersion:
+    """Read the version folder ``path``; with ``verify``, check every file before parsing any.
+
+    ``meta.yaml`` is parsed from the very bytes whose hash was checked, so an edit between the
+    check and the read cannot slip through. Files the manifest does not list are ignored (they
+    are never read through :class:`LoadedVersion`) and named in a warning.
+
+    Raises
+    ------
+    ChecksumError
+        As :func:`~ModelRegistry.manifest.read_manifest`, or naming every listed file that is
+        modified or missing.
+    MetadataError
+        ``meta.yaml`` cannot be parsed (unverified loads, or a version published broken).
+    """
+    manifest = read_manifest(path, verify=verify)
+    if not verify:
+        return LoadedVersion(path.name, path, read_meta(path), manifest, verified=False)
+    meta_bytes = _verify_files(path, manifest)
+    _warn_unlisted(path, manifest)
+    meta = _parse_meta(path / META_FILE, meta_bytes)
+    return LoadedVersion(path.name, path, meta, manifest, verified=True)
+
+
+def _verify_files(path: Path, manifest: Mapping[str, str]) -> bytes:
+    """Check every file of ``manifest``; return the verified bytes of ``meta.yaml``."""
+    modified, missing = [], []
+    meta = b""
+    for name, expected in manifest.items():
+        file = path / name
+        if not file.is_file():
+            missing.append(name)
+            continue
+        if name == META_FILE:
+            meta = file.read_bytes()
+            actual = hashlib.sha256(meta).hexdigest()
+        else:
+            actual = sha256_file(file)
+        if actual != expected:
+            modified.append(name)
+    if modified or missing:
+        raise checksum_error(path, modified=modified, missing=missing)
+    return meta
+
+
+def _warn_unlisted(path: Path, manifest: Mapping[str, str]) -> None:
+    listed = {*manifest, MANIFEST_FILE, MANIFEST_HASH_FILE}
+    unlisted = sorted(
+        name
+        for name in (item.relative_to(path).as_posix() for item in path.rglob("*"))
+        if name not in listed and not (path / name).is_dir()
+    )
+    if unlisted:
+        logger.warning(
+            "model version %s at %s holds files its manifest does not list; they are ignored: %s",
+            path.name,
+            path,
+            ", ".join(unlisted[:_MAX_NAMED]) + (" ..." if len(unlisted) > _MAX_NAMED else ""),
+        )
+
+
 def read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META_FILE
-    fix = "restore it from a backup, or publish a new version with `python main.py`"
-    try:
-        document = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise MetadataError(f"{meta_path} is missing; {fix}.") from exc
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise MetadataError(f"{meta_path} cannot be read as YAML ({exc}); {fix}.") from exc
-    if not isinstance(document, dict):
-        raise MetadataError(
-            f"{meta_path} holds a {type(document).__name__}, not a mapping of metadata; {fix}."
-        )
-    return document
-
-
-def artifact_table(meta: Mapping[str, Any], path: Path) -> dict[str, str]:
-    table = meta.get("artifacts")
-    fix = "restore meta.yaml from a backup, or publish a new version with `python main.py`"
-    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise MetadataError(
-            f"{path / META_FILE} has no valid `artifacts` table (name: sha256), so the version "
-            f"cannot be verified; {fix}."
-        )
-    for name in table:
-        try:
-            validate_artifact_name(name)
-        except InvalidArtifactError as exc:
-            raise MetadataError(
-                f"{path / META_FILE} lists an unsafe artifact: {exc} {fix}."
-            ) from exc
-    return table
-
-
-def verify_artifacts(path: Path, meta: Mapping[str, Any]) -> None:
-    """Recompute the sha256 of every artifact listed in ``meta`` and compare.
+    """Parse ``meta.yaml`` of the version folder ``path`` without verifying it (for listing).
 
     Raises
     ------
     MetadataError
-        If the ``artifacts`` table is missing or malformed.
-    ChecksumError
-        Naming every artifact that is modified or missing.
+        Missing, unreadable, not YAML, or not a mapping.
     """
-    modified, missing = [], []
-    for name, expected in artifact_table(meta, path).items():
-        file = path / name
-        if not file.is_file():
-            missing.append(name)
-        elif sha256_file(file) != expected:
-            modified.append(name)
-    if modified or missing:
-        raise checksum_error(path.name, path, modified=modified, missing=missing)
+    meta_path = path / META_FILE
+    try:
+        data = meta_path.read_bytes()
+    except FileNotFoundError as exc:
+        raise MetadataError(f"{meta_path} is missing; {_META_FIX}.") from exc
+    except OSError as exc:
+        raise MetadataError(f"{meta_path} cannot be read ({exc}); {_META_FIX}.") from exc
+    return _parse_meta(meta_path, data)
 
 
-def checksum_error(
-    version: str, path: Path, *, modified: list[str], missing: list[str]
-) -> ChecksumError:
-    problems = []
-    if modified:
-        problems.append(f"modified: {', '.join(modified)}")
-    if missing:
-        problems.append(f"missing: {', '.join(missing)}")
-    return ChecksumError(
-        f"model version {version} at {path} failed checksum verification ({'; '.join(problems)}) "
-        f"against the sha256 recorded in meta.yaml. Do not use it: restore the files from a "
-        f"backup, or load another version, or {TRAIN_HINT}."
-    )
+def _parse_meta(meta_path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise MetadataError(f"{meta_path} cannot be read as YAML ({exc}); {_META_FIX}.") from exc
+    if not isinstance(document, dict):
+        raise MetadataError(
+            f"{meta_path} holds a {type(document).__name__}, not a mapping of metadata; "
+            f"{_META_FIX}."
+        )
+    return document
 
 
 def summarize(name: str, meta: Mapping[str, Any], *, is_latest: bool) -> VersionSummary:

@@ -34,6 +34,9 @@ EXIT_CODES_HELP = """exit codes:
   5  db-error        the database is unreachable or refused a statement
   6  alert events    score --fail-on alert found alert events (and no error events)
   7  error events    score --fail-on alert|error found error events
+  8  registry-error  a model version fails verification (changed or missing file), or the
+                     registry, plots.dir or --output cannot be written (read-only, full disk,
+                     a file where a folder is expected)
 """
 
 
@@ -333,9 +336,12 @@ def _cmd_train(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .destinations import check_output_file
     from .report import format_scoring
     from .scoring import run_scoring
 
+    if args.output is not None:
+        check_output_file(args.output)  # before the model is loaded and the window read
     report = run_scoring(
         loaded, version=args.version, start=args.start, end=args.end, output=args.output
     )

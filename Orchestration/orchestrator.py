@@ -44,6 +44,7 @@ from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database, secret_variables
+from .destinations import check_folder
 
 __all__ = [
     "STEPS",
@@ -359,7 +360,8 @@ def _register(state: RunState) -> None:
         "metrics.csv": metrics_csv.getvalue().encode(),
     }
     files.update({f"plots/{path.name}": path for path in state.plot_paths})
-    registry = ModelRegistry(state.loaded.path(state.loaded.config.registry.root_dir))
+    config = state.loaded.config.registry
+    registry = ModelRegistry(state.loaded.path(config.root_dir), lock_timeout=config.lock_timeout_s)
     published = registry.publish(
         files,
         meta=_meta(state),
@@ -401,6 +403,19 @@ def _refuse_existing_tag(loaded: LoadedConfig) -> None:
     )
 
 
+def _check_destinations(loaded: LoadedConfig, step_names: list[str]) -> None:
+    """Refuse an unusable registry root or plots folder before any data is read.
+
+    Raises:
+        DestinationError: status ``registry-error``; the message names the path and the fix.
+    """
+    config = loaded.config
+    if "register" in step_names:
+        check_folder(loaded.path(config.registry.root_dir), "registry.root_dir")
+    if "plot" in step_names and config.plots.enabled:
+        check_folder(loaded.path(config.plots.dir), "plots.dir")
+
+
 class TrainingRun:
     """One training run, step by step: what ``run_training`` does, open for inspection.
 
@@ -411,10 +426,16 @@ class TrainingRun:
     Args:
         loaded: the validated config.
         steps: the ordered steps (default :data:`STEPS`).
+
+    Raises:
+        DestinationError: the registry root or plots folder cannot be written (checked first).
+        VersionExistsError: an explicit ``registry.version_tag`` is already published.
+        DatabaseError: the database cannot be opened.
     """
 
     def __init__(self, loaded: LoadedConfig, steps: tuple[Step, ...] = STEPS) -> None:
         run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        _check_destinations(loaded, [step.name for step in steps])
         if any(step.name == "register" for step in steps):
             _refuse_existing_tag(loaded)
         self.steps = steps

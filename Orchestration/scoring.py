@@ -11,18 +11,21 @@ Window rules (so that scoring back-to-back windows gives exactly the levels of t
   events only ever grow), but the stored state stops before them, so the next run, which
   continues from the state when ``--start`` is not given, scores them again.
 
-Everything is computed first; the CSV and then events + state (one transaction) are written
-last, so a failure writes nothing.
+Everything is computed first; then the CSV is written aside, events + state are written in one
+transaction, and only once that committed is the CSV renamed into place, so a failure writes
+nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from Scoring import SEVERITIES, EventStore, ScoringInputError, lookback_samples,
 
 from .config import LoadedConfig
 from .context import open_database
+from .destinations import DestinationError
 from .status import ExitCode
 
 __all__ = ["ScoringReport", "run_scoring"]
@@ -143,16 +147,45 @@ def _as_utc(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write aside and rename, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+@contextlib.contextmanager
+def _csv_on_success(frame: pd.DataFrame, path: Path | None) -> Iterator[None]:
+    """Write the CSV aside now; rename it into place only if the ``with`` block succeeds.
+
+    The block writes the events, so a run whose database write fails leaves no CSV (and no
+    temporary file), and a reader never sees a half-written one.
+
+    Raises:
+        DestinationError: the CSV cannot be written (status ``registry-error``).
+    """
+    if path is None:
+        yield
+        return
     try:
-        frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _output_error(path, exc) from exc
+    try:
+        try:
+            frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+        except OSError as exc:
+            raise _output_error(path, exc) from exc
+        yield
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _output_error(path, exc, committed=True) from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _output_error(path: Path, exc: OSError, *, committed: bool = False) -> DestinationError:
+    done = "; the events were written, only the CSV is missing" if committed else ""
+    return DestinationError(
+        f"--output {path} cannot be written: {exc.strerror or exc}{done}; give the path of a "
+        f"CSV file in a writable folder, or free space on its disk"
+    )
 
 
 def _empty(
@@ -261,19 +294,18 @@ def run_scoring(
         before, after = result.context_before, result.context_after
         previous = frame["ts"].iloc[before - 1] if before else None
         following = frame["ts"].iloc[before + len(result.frame)] if after else None
-        if output is not None:
-            _write_csv(result.frame, output)
-        written = store.write(
-            events,
-            window_ts=result.frame["ts"],
-            previous_ts=previous,
-            next_ts=following,
-            model_version=model.version,
-            run_id=run_id,
-            scored_until=final_until,
-            merge_gap_seconds=events_config.merge_gap_seconds,
-            cooldown_seconds=events_config.cooldown_seconds,
-        )
+        with _csv_on_success(result.frame, output):
+            written = store.write(
+                events,
+                window_ts=result.frame["ts"],
+                previous_ts=previous,
+                next_ts=following,
+                model_version=model.version,
+                run_id=run_id,
+                scored_until=final_until,
+                merge_gap_seconds=events_config.merge_gap_seconds,
+                cooldown_seconds=events_config.cooldown_seconds,
+            )
     finally:
         session.close()
     counts = {axis: {s: written.kept.get(axis, {}).get(s, 0) for s in SEVERITIES} for axis in axes}

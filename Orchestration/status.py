@@ -16,6 +16,7 @@ from Scoring import ScoringInputError
 from Thresholding import CalibrationError
 
 from .config import ConfigError
+from .destinations import DestinationError
 
 __all__ = ["ExitCode", "Status", "status_for"]
 
@@ -31,6 +32,7 @@ class ExitCode(IntEnum):
     DB_ERROR = 5
     ALERT_EVENTS = 6
     ERROR_EVENTS = 7
+    REGISTRY_ERROR = 8
 
 
 _CODES = {
@@ -40,6 +42,7 @@ _CODES = {
     "invalid-input": ExitCode.INVALID_INPUT,
     "missing-model": ExitCode.MISSING_MODEL,
     "db-error": ExitCode.DB_ERROR,
+    "registry-error": ExitCode.REGISTRY_ERROR,
 }
 
 _INPUT_ERRORS = (
@@ -57,7 +60,8 @@ _INPUT_ERRORS = (
 
 @dataclass(frozen=True)
 class Status:
-    """``code`` (ok, invalid-config, invalid-input, missing-model, db-error, error) + detail."""
+    """``code`` (ok, invalid-config, invalid-input, missing-model, db-error, registry-error,
+    error) + detail."""
 
     code: str
     detail: str
@@ -82,6 +86,8 @@ def status_for(exc: BaseException) -> Status:
         return Status("missing-model", str(exc))
     if isinstance(exc, _INPUT_ERRORS):
         return Status("invalid-input", str(exc))
-    if isinstance(exc, RegistryError):
-        return Status("error", str(exc))
+    if isinstance(exc, RegistryError | DestinationError):
+        # A version that fails verification, a busy lock, or a destination that cannot be
+        # written: the message names the path and the fix, so no traceback.
+        return Status("registry-error", str(exc))
     return Status("error", f"{type(exc).__name__}: {exc}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import pydantic
 import pytest
 import yaml
 from filelock import FileLock
+from fstools import full_disk, immutable
 
 from ModelRegistry import (
     ArtifactNotFoundError,
@@ -28,6 +31,7 @@ from ModelRegistry import (
     PublishedVersion,
     RegistryConfig,
     RegistryLockError,
+    RegistryStorageError,
     VersionExistsError,
     VersionNotFoundError,
 )
@@ -94,7 +98,7 @@ def registry(tmp_path: Path) -> ModelRegistry:
 # ---------------------------------------------------------------------- publish layout and meta
 
 
-def test_publish_writes_every_artifact_and_meta_with_sha256(
+def test_publish_writes_every_artifact_meta_and_a_manifest_of_them_all(
     registry: ModelRegistry, tmp_path: Path
 ) -> None:
     plot = tmp_path / "axis1_fit.png"
@@ -114,17 +118,38 @@ def test_publish_writes_every_artifact_and_meta_with_sha256(
 
     expected = {**artifacts(), "plots/axis1_fit.png": plot.read_bytes()}
     on_disk = snapshot(version_dir)
-    meta_text = on_disk.pop("meta.yaml").decode()
+    meta_bytes = on_disk.pop("meta.yaml")
+    manifest = on_disk.pop("manifest")
+    manifest_hash = on_disk.pop("manifest.sha256")
     assert on_disk == expected
 
-    meta = yaml.safe_load(meta_text)
-    assert list(meta) == ["version", "run_id", "created_at", *META, "artifacts"]
+    meta = yaml.safe_load(meta_bytes.decode())
+    assert list(meta) == ["version", "run_id", "created_at", *META]
     assert meta["version"] == "v1"
     assert meta["run_id"] == "run-42"
     assert datetime.fromisoformat(meta["created_at"]) == published.created_at
     assert {key: meta[key] for key in META} == META
-    assert meta["artifacts"] == {name: sha256(data) for name, data in sorted(expected.items())}
+    # sha256sum's format: every file, meta.yaml included, sorted by name; then the manifest's.
+    listed = {**expected, "meta.yaml": meta_bytes}
+    assert manifest.decode() == "".join(
+        f"{sha256(listed[name])}  {name}\n" for name in sorted(listed)
+    )
+    assert manifest_hash.decode() == f"{sha256(manifest)}  manifest\n"
     assert staging_entries(registry.root_dir) == []
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs GNU coreutils sha256sum")
+def test_a_version_verifies_with_sha256sum_by_hand(registry: ModelRegistry) -> None:
+    version = publish(registry, 1).path
+    for listing in ("manifest.sha256", "manifest"):
+        done = subprocess.run(
+            ["sha256sum", "--strict", "-c", listing], cwd=version, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "meta.yaml: OK" in done.stdout
+    (version / "meta.yaml").write_text("tampered\n")
+    done = subprocess.run(["sha256sum", "-c", "manifest"], cwd=version, capture_output=True)
+    assert done.returncode == 1
 
 
 def test_publish_checks_everything_before_writing(registry: ModelRegistry) -> None:
@@ -239,12 +264,22 @@ def test_valid_tags_are_accepted_by_config(tag: str) -> None:
 
 def test_registry_config_defaults_and_strictness() -> None:
     config = RegistryConfig()
-    assert (config.root_dir, config.version_tag) == ("out/registry", "auto")
+    # The seed's registry root; a lock wait of one minute.
+    assert (config.root_dir, config.version_tag, config.lock_timeout_s) == (
+        "ModelRegistry/artifacts",
+        "auto",
+        60.0,
+    )
+    assert ModelRegistry("anywhere").lock_timeout == config.lock_timeout_s
     assert all(field.description for field in RegistryConfig.model_fields.values())
     with pytest.raises(pydantic.ValidationError, match="Extra inputs are not permitted"):
         RegistryConfig(root="x")
     with pytest.raises(pydantic.ValidationError, match="root_dir is empty"):
         RegistryConfig(root_dir=" ")
+    with pytest.raises(pydantic.ValidationError, match="greater than 0"):
+        RegistryConfig(lock_timeout_s=0)
+    with pytest.raises(pydantic.ValidationError, match="finite number"):
+        RegistryConfig(lock_timeout_s=float("inf"))
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.version_tag = "v2"
 
@@ -258,9 +293,12 @@ def test_registry_config_defaults_and_strictness() -> None:
         ("plots/../../x.png", r"has an empty, '.' or '..' segment"),
         ("plots//x.png", r"has an empty, '.' or '..' segment"),
         ("./models.json", r"has an empty, '.' or '..' segment"),
-        ("plots\\x.png", r"contains '\\' or NUL"),
+        ("plots\\x.png", r"contains '\\' or a control character"),
+        ("plots/a\nb.png", r"contains '\\' or a control character"),
         ("", r"is empty"),
         ("meta.yaml", r"'meta.yaml' is reserved"),
+        ("manifest", r"'manifest' is reserved: the registry writes the manifest"),
+        ("manifest.sha256", r"'manifest.sha256' is reserved"),
     ],
 )
 def test_unsafe_artifact_names_are_refused(
@@ -446,17 +484,40 @@ def test_leftovers_of_an_interrupted_latest_update_are_removed(registry: ModelRe
     assert not os.path.lexists(leftover)
 
 
-def test_busy_lock_gives_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
-    registry = ModelRegistry(tmp_path / "registry", lock_timeout=0.2)
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from filelock import FileLock
+lock, held, release = sys.argv[1:]
+with FileLock(lock):
+    Path(held).touch()
+    while not Path(release).exists():
+        time.sleep(0.01)
+"""
+
+
+def test_a_lock_held_by_another_process_is_waited_for_then_named(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry", lock_timeout=0.5)
     publish(registry, 1)
-    busy = r"could not take the registry lock .*\.lock within 0\.2 s"
-    with (
-        FileLock(registry.root_dir / ".lock").acquire(timeout=1),
-        pytest.raises(RegistryLockError, match=busy),
-    ):
-        publish(registry, 2)
+    held, release = tmp_path / "held", tmp_path / "release"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(registry.root_dir / ".lock"), str(held), str(release)]
+    )
+    try:
+        wait_for_files([held], [holder])
+        started = time.monotonic()
+        busy = r"could not take the registry lock .*\.lock within 0\.5 s: another process"
+        with pytest.raises(RegistryLockError, match=busy):
+            publish(registry, 2)
+        waited = time.monotonic() - started
+    finally:
+        release.touch()
+        holder.communicate(timeout=60)
+    # The configured wait, not less (a lower bound only: a loaded machine just waits longer).
+    assert waited >= 0.5
     assert [s.version for s in registry.list_versions()] == ["v1"]
     assert staging_entries(registry.root_dir) == []
+    assert publish(registry, 3).version == "v2"  # the lock was released with its holder
 
 
 # ---------------------------------------------------------------------- latest without symlinks
@@ -521,8 +582,9 @@ def test_checksum_error_names_every_modified_and_missing_file(registry: ModelReg
     (published.path / "thresholds.json").unlink()
 
     message = (
-        r"v1 at .*v1 failed checksum verification "
-        r"\(modified: models\.json; missing: thresholds\.json\)"
+        r"v1 at .*v1 failed verification against its manifest "
+        r"\(modified: models\.json; missing: thresholds\.json\)\. Do not use it: restore the "
+        r"version folder from a backup, use another version, or re-train with `python main\.py`"
     )
     with pytest.raises(ChecksumError, match=message):
         registry.load()
@@ -543,15 +605,17 @@ def test_reads_after_load_are_verified_too(registry: ModelRegistry) -> None:
         loaded.read_json("models.json")
 
 
-def test_unreadable_meta_is_reported_on_load_and_tolerated_in_list(
+def test_unreadable_meta_is_refused_on_load_and_tolerated_in_list(
     registry: ModelRegistry,
 ) -> None:
     publish(registry, 1)
     publish(registry, 2)
     (registry.root_dir / "v1" / "meta.yaml").write_text("artifacts: [unclosed", encoding="utf-8")
 
-    with pytest.raises(MetadataError, match=r"v1/meta\.yaml cannot be read as YAML"):
+    with pytest.raises(ChecksumError, match=r"v1 failed verification .*\(modified: meta\.yaml\)"):
         registry.load("v1")
+    with pytest.raises(MetadataError, match=r"v1/meta\.yaml cannot be read as YAML"):
+        registry.load("v1", verify=False)
     summaries = registry.list_versions()
     assert [(s.version, s.run_id, s.rows) for s in summaries] == [
         ("v1", None, None),
@@ -620,3 +684,218 @@ def test_unknown_version_lists_the_available_ones(registry: ModelRegistry) -> No
         VersionNotFoundError, match=r"pointer naming '\.\./elsewhere', which is not a version"
     ):
         registry.resolve()
+
+
+# ---------------------------------------------------------------------- tampering (manifest)
+
+
+def _edit_data_end(version: Path) -> None:
+    meta = version / "meta.yaml"
+    text = meta.read_text(encoding="utf-8")
+    assert "2024-01-02T00:00:00+00:00" in text
+    meta.write_text(text.replace("2024-01-02T00:00:00", "2024-03-01T00:00:00"), encoding="utf-8")
+
+
+def _rewrite_manifest(version: Path, edit: Any) -> None:
+    """A hand edit of the manifest that also recomputes manifest.sha256 (so only its lines
+    can be wrong)."""
+    manifest = version / "manifest"
+    manifest.write_bytes(edit(manifest.read_bytes()))
+    (version / "manifest.sha256").write_text(f"{sha256(manifest.read_bytes())}  manifest\n")
+
+
+def _edit_data_end_and_its_manifest_line(version: Path) -> None:
+    old = sha256((version / "meta.yaml").read_bytes())
+    _edit_data_end(version)
+    new = sha256((version / "meta.yaml").read_bytes())
+    manifest = version / "manifest"
+    manifest.write_bytes(manifest.read_bytes().replace(old.encode(), new.encode()))
+
+
+TAMPERING = {
+    "data.end edited in meta.yaml": (_edit_data_end, r"\(modified: meta\.yaml\)"),
+    "meta.yaml deleted": (lambda v: (v / "meta.yaml").unlink(), r"\(missing: meta\.yaml\)"),
+    "meta.yaml not YAML": (
+        lambda v: (v / "meta.yaml").write_text("data: [unclosed"),
+        r"\(modified: meta\.yaml\)",
+    ),
+    "models.json replaced by a folder": (
+        lambda v: ((v / "models.json").unlink(), (v / "models.json").mkdir()),
+        r"\(missing: models\.json\)",
+    ),
+    "meta.yaml and its manifest line edited": (
+        _edit_data_end_and_its_manifest_line,
+        r"\(modified: manifest\)",
+    ),
+    "manifest deleted": (lambda v: (v / "manifest").unlink(), r"\(missing: manifest\)"),
+    "manifest.sha256 deleted": (
+        lambda v: (v / "manifest.sha256").unlink(),
+        r"\(missing: manifest\.sha256\)",
+    ),
+    "manifest.sha256 garbled": (
+        lambda v: (v / "manifest.sha256").write_text("0" * 63 + "  manifest\n"),
+        r"\(modified: manifest\.sha256\)",
+    ),
+    "manifest line malformed": (
+        lambda v: _rewrite_manifest(v, lambda b: b.replace(b"  metrics.csv", b" metrics.csv")),
+        r"\(manifest line 2 is not '<sha256>  <file name>' with a safe file name listed once\)",
+    ),
+    "manifest line escaping the folder": (
+        lambda v: _rewrite_manifest(v, lambda b: b.replace(b"  metrics.csv", b"  ../v2/x")),
+        r"\(manifest line 2 is not",
+    ),
+    "meta.yaml dropped from the manifest": (
+        lambda v: _rewrite_manifest(
+            v, lambda b: b"".join(x for x in b.splitlines(True) if b"meta.yaml" not in x)
+        ),
+        r"\(manifest does not list meta\.yaml\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_a_tampered_version_is_refused_naming_the_file_and_the_fix(
+    registry: ModelRegistry, case: str
+) -> None:
+    version = publish(registry, 1).path
+    publish(registry, 2)
+    tamper, problem = TAMPERING[case]
+    tamper(version)
+
+    message = (
+        rf"model version v1 at .*v1 failed verification against its manifest {problem}.*"
+        r"Do not use it: restore the version folder from a backup, use another version, or "
+        r"re-train with `python main\.py`\."
+    )
+    with pytest.raises(ChecksumError, match=message):
+        registry.load("v1")
+    assert registry.load("v2").meta["data"] == META["data"]  # the others are unaffected
+    assert [s.version for s in registry.list_versions()] == ["v1", "v2"]
+
+
+def test_a_version_without_a_manifest_is_refused_with_re_train(registry: ModelRegistry) -> None:
+    """Versions published before manifests existed carry none: meta.yaml was never covered."""
+    version = publish(registry, 1).path
+    (version / "manifest").unlink()
+    (version / "manifest.sha256").unlink()
+
+    message = (
+        r"model version v1 at .*v1 has no manifest file: it was published before versions "
+        r"carried one \(or its manifest was deleted\), so its files, meta\.yaml included, "
+        r"cannot be verified\. Do not use it: re-train with `python main\.py`"
+    )
+    with pytest.raises(ChecksumError, match=message):
+        registry.load()
+    with pytest.raises(ChecksumError, match=message):
+        registry.load(verify=False)  # the manifest is also what lists the artifacts
+    assert [s.version for s in registry.list_versions()] == ["v1"]
+
+
+def test_files_the_manifest_does_not_list_are_ignored_and_named(
+    registry: ModelRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    version = publish(registry, 1).path
+    (version / "notes.txt").write_text("looked fine on Monday")
+    (version / "plots" / "extra.png").write_bytes(b"png")
+
+    loaded = registry.load()
+    assert loaded.read_bytes("metrics.csv") == artifacts(1)["metrics.csv"]
+    assert "holds files its manifest does not list; they are ignored: notes.txt, " in caplog.text
+    assert "plots/extra.png" in caplog.text
+    with pytest.raises(ArtifactNotFoundError, match=r"'notes.txt' is not part of model version"):
+        loaded.read_bytes("notes.txt")
+
+
+def test_an_unverified_load_still_reads_a_tampered_version(registry: ModelRegistry) -> None:
+    version = publish(registry, 1).path
+    _edit_data_end(version)
+    loaded = registry.load(verify=False)
+    assert loaded.meta["data"]["end"] == "2024-03-01T00:00:00+00:00"
+    assert not loaded.verified
+
+
+# ---------------------------------------------------------------------- file-system errors
+
+
+def test_a_registry_root_that_is_a_file_is_a_storage_error(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    root.write_text("not a folder")
+    registry = ModelRegistry(root)
+    message = r"registry\.root_dir .*registry is a file, not a folder; move the file away"
+
+    for attempt in (lambda: publish(registry), registry.list_versions, registry.load):
+        with pytest.raises(RegistryStorageError, match=message) as caught:
+            attempt()
+        assert caught.value.errno == errno.ENOTDIR
+    assert root.read_text() == "not a folder"
+
+
+def test_a_registry_root_below_a_file_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    registry = ModelRegistry(tmp_path / "file" / "registry")
+    message = (
+        r"cannot publish a version to the model registry at .*file/registry: Not a directory "
+        r"\(.*file/registry/\.staging\)\. Free space on that disk or make the folder writable, "
+        r"or set registry\.root_dir to a writable folder on a local disk; nothing was published"
+    )
+    with pytest.raises(RegistryStorageError, match=message) as caught:
+        publish(registry)
+    assert isinstance(caught.value, OSError)
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_an_immutable_registry_refuses_a_publish_and_still_loads(registry: ModelRegistry) -> None:
+    publish(registry, 1)
+    with immutable(registry.root_dir):
+        with pytest.raises(
+            RegistryStorageError,
+            match=r"cannot publish a version .*: Operation not permitted .*nothing was published",
+        ):
+            publish(registry, 2)
+        assert registry.load().version == "v1"  # reading needs no write access
+        assert staging_entries(registry.root_dir) == []
+    assert [s.version for s in registry.list_versions()] == ["v1"]
+    assert os.readlink(registry.root_dir / "latest") == "v1"
+
+
+def test_a_full_disk_refuses_a_publish(tmp_path: Path) -> None:
+    with full_disk(tmp_path) as disk:
+        registry = ModelRegistry(disk / "registry")
+        with pytest.raises(
+            RegistryStorageError,
+            match=r"registry: No space left on device\. .*nothing was published",
+        ) as caught:
+            publish(registry)
+        assert caught.value.errno == errno.ENOSPC
+        assert registry.list_versions() == []
+        assert staging_entries(registry.root_dir) == []
+
+
+def test_a_disk_filling_up_at_the_commit_leaves_the_registry_as_it_was(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills between the artifacts and meta.yaml (simulated at the fsync of a file,
+    where the OS reports delayed allocation failures): nothing of the version remains."""
+    publish(registry, 1)
+    before = snapshot(registry.root_dir / "v1")
+    real_fsync = os.fsync
+
+    def fsync_on_a_full_disk(descriptor: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{descriptor}")).name == "meta.yaml":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(descriptor)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", fsync_on_a_full_disk)
+        with pytest.raises(
+            RegistryStorageError,
+            match=r"cannot publish a version to the model registry at .*registry: No space left "
+            r"on device\. Free space on that disk .*`latest` is unchanged\.",
+        ) as caught:
+            publish(registry, 2)
+    assert caught.value.errno == errno.ENOSPC
+    assert [s.version for s in registry.list_versions()] == ["v1"]
+    assert os.readlink(registry.root_dir / "latest") == "v1"
+    assert snapshot(registry.root_dir / "v1") == before
+    assert staging_entries(registry.root_dir) == []
+    assert publish(registry, 3).version == "v2"
