@@ -1,278 +1,726 @@
-"""Per-axis model families and the protocol every family follows.
+"""The model families besides the seed's line: constant, spline, ar, cross and pca.
 
-A *family* is a class that models one axis signal ``y`` as a function of time ``t``
-(seconds since ``t0``). It must satisfy :class:`AxisModel`:
+Each follows :class:`ModelSelection.AxisModel`: hyperparameters in ``__init__``, learned state
+in attributes ending in ``_``, ``fit(frame, axis, where)`` / ``predict(frame, axis)`` /
+``to_dict`` / ``from_dict``, what it reads (``inputs_``) and how many earlier rows it needs
+(``lookback_``), and ``shift_gain()``: the share of a sustained offset of the axis that stays in
+its residual (1 for a model that never sees the axis's own values; ``1 - sum(phi)`` for an
+autoregression, which learns to follow a level it is shown). Selection divides the held-out
+residual spread by it, so a family that hides a shift by following it cannot win by
+predicting the next sample well.
 
-- ``family`` — class attribute, the name used in ``model.type`` and in ``models.json``;
-- ``__init__()`` takes no required arguments and only stores parameters;
-- ``fit(t, y, where=None)`` learns from two equal-length 1-D float arrays and returns
-  ``self``; ``where`` (a boolean mask of the same length, or None for every row) selects
-  the rows to learn from, as ``fit(t[where], y[where])`` would (up to rounding), so a
-  family can skip the copies; learned state lives in attributes ending in ``_``;
-- ``predict(t)`` returns a float64 array shaped like ``t`` and raises
-  :class:`sklearn.exceptions.NotFittedError` before ``fit``;
-- ``to_dict()`` returns plain JSON-serialisable data that includes ``"family"``;
-  ``from_dict(d)`` (classmethod) rebuilds an equivalent fitted model from it.
-
-To add a family, write such a class here (or in its own module) and add one entry to
-``MODEL_FAMILIES`` in :mod:`ModelSelection.selector`.
+- ``constant``: the median of the usable values.
+- ``spline``: continuous piecewise-linear in time with ``knots`` evenly spaced interior knots;
+  beyond the training window it holds its end values (no extrapolated trend).
+- ``ar``: the axis from its own last ``lags`` samples (and, with ``exog``, the other axes at the
+  same time), ridge-regularised.
+- ``cross``: the axis from the other axes at the same time, ridge-regularised (``alpha``).
+- ``pca``: the axis's reconstruction from the first ``components`` principal components of the
+  standardised axes.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
+import pandas as pd
 
-__all__ = ["AxisModel", "LinearTrend", "ModelError"]
+from ._base import (
+    BLOCK_ROWS,
+    ModelError,
+    Moments,
+    SharedMoments,
+    as_float_column,
+    blocked_moments,
+    check_fitted,
+    number,
+    ridge_solve,
+    usable,
+)
+from ._linear import TIME_COLUMN
 
-logger = logging.getLogger(__name__)
-
-
-class ModelError(ValueError):
-    """A family model received unusable data, or a saved model dict is malformed."""
-
-
-@runtime_checkable
-class AxisModel(Protocol):
-    """What the trainer needs from a per-axis model family (see the module docstring)."""
-
-    family: ClassVar[str]
-
-    def fit(self, t: ArrayLike, y: ArrayLike, where: ArrayLike | None = None) -> AxisModel:
-        """Learn from times ``t`` and values ``y`` (the rows where ``where``); return ``self``."""
-        ...
-
-    def predict(self, t: ArrayLike) -> np.ndarray:
-        """Return the modelled value at each time in ``t``."""
-        ...
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the fitted state as plain JSON-serialisable data."""
-        ...
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AxisModel:
-        """Rebuild a fitted model from :meth:`to_dict` output."""
-        ...
+__all__ = ["ARModel", "ConstantLevel", "CrossAxis", "PCAReconstruction", "PiecewiseLinear"]
 
 
-def _as_1d_float(values: ArrayLike, name: str) -> np.ndarray:
-    """Return ``values`` as a 1-D float64 array, or raise :class:`ModelError`."""
+def _mask(where: np.ndarray | None, size: int) -> np.ndarray:
+    """A fresh boolean row mask from ``where`` (all rows when None); the caller may edit it."""
+    if where is None:
+        return np.ones(size, dtype=bool)
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_ or mask.shape != (size,):
+        raise ModelError(
+            f"where must be a boolean mask with one flag per row ({size}), got "
+            f"{mask.dtype} of shape {mask.shape}"
+        )
+    return mask.copy()
+
+
+def _require_rows(count: int, needed: int, family: str, axis: str) -> None:
+    if count < needed:
+        raise ModelError(
+            f"{family} model of axis {axis!r} needs at least {needed} usable rows, got {count}"
+        )
+
+
+def _positive_int(value: Any, name: str, family: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ModelError(f"{family}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _non_negative(value: Any, name: str, family: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ModelError(f"{family}: {name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_family(data: Mapping[str, Any], family: str) -> None:
+    if not isinstance(data, Mapping):
+        raise ModelError(f"a {family} model must be a mapping, got {type(data).__name__}")
+    if data.get("family") != family:
+        raise ModelError(
+            f"expected family {family!r} in the model dict, got {data.get('family')!r}"
+        )
+
+
+def _floats(
+    data: Mapping[str, Any], key: str, family: str, length: int | None = None
+) -> np.ndarray:
+    value = data.get(key)
     try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"{name} must be numeric; could not convert it to float: {exc}") from exc
-    if array.ndim != 1:
-        raise ModelError(f"{name} must be one-dimensional, got shape {array.shape}")
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.asarray([np.nan])
+    if (
+        array.ndim == 0
+        or not np.isfinite(array).all()
+        or (length is not None and array.size != length)
+    ):
+        raise ModelError(
+            f"{family} model key {key!r} must be a list of finite numbers"
+            + (f" of length {length}" if length is not None else "")
+            + f", got {value!r}; re-train to regenerate models.json"
+        )
     return array
 
 
-_BLOCK_ROWS = 1 << 15
-"""Rows per block of the fit. A block's scratch arrays stay in the CPU cache; full-length
-temporaries (the selected rows, the centred times and values) would each be allocated and
-first touched, which cost four times the arithmetic (10M rows: ~40 ms blocked, ~160 ms)."""
+def _names(data: Mapping[str, Any], key: str, family: str) -> tuple[str, ...]:
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ModelError(
+            f"{family} model key {key!r} must be a list of column names, got {value!r}"
+        )
+    return tuple(value)
 
 
-def _selection(where: ArrayLike | None, size: int) -> np.ndarray | None:
-    """``where`` as a 1-D boolean mask of ``size`` rows, or None for every row."""
-    if where is None:
-        return None
-    mask = np.asarray(where)
-    if mask.dtype != np.bool_:
-        raise ModelError(f"where must be a boolean mask, got dtype {mask.dtype}")
-    if mask.shape != (size,):
-        raise ModelError(f"where must have one flag per sample ({size}), got shape {mask.shape}")
-    return mask
+def _filled(values: np.ndarray, fill: float) -> np.ndarray:
+    """``values`` with unusable entries (NaN, inf, idle 0) replaced by ``fill``."""
+    return np.where(usable(values), values, fill)
 
 
-def _not_finite(name: str, values: np.ndarray, mask: np.ndarray | None) -> ModelError:
-    """The error for NaN/inf among the selected ``values``, counting all of them."""
-    bad = ~np.isfinite(values)
-    if mask is not None:
-        bad &= mask
-    count = int(np.count_nonzero(bad))
-    return ModelError(f"{name} contains {count} NaN or infinite value(s); drop or fill them first")
-
-
-class LinearTrend:
-    """Straight-line trend ``y = coef_ * t + intercept_`` fitted by ordinary least squares.
-
-    The fit is closed form on centred sums in float64, which matches
-    :class:`sklearn.linear_model.LinearRegression` to rounding error while avoiding its
-    overhead for a single feature. The sums are taken block by block and merged (Chan,
-    Golub and LeVeque's pairwise update of means and co-moments), as accurate as centring
-    the whole series first and without its full-length temporaries. When all ``t`` are
-    equal the slope is undetermined; like scikit-learn, the model then uses slope 0 and the
-    mean of ``y``.
+class ConstantLevel:
+    """A robust level: the median of the axis's usable values.
 
     Attributes
     ----------
-    coef_ : float
-        Slope, in signal units per second.
-    intercept_ : float
-        Value at ``t = 0`` (the first training sample).
+    level_ : float
     """
 
-    family: ClassVar[str] = "linear"
+    family: ClassVar[str] = "constant"
 
-    def fit(self, t: ArrayLike, y: ArrayLike, where: ArrayLike | None = None) -> LinearTrend:
-        """Fit the line to ``(t, y)``, or to the rows where ``where`` is True.
+    def params(self) -> dict[str, Any]:
+        """No hyperparameters."""
+        return {}
 
-        Parameters
-        ----------
-        t, y:
-            Equal-length 1-D arrays of numbers; the selected rows must be finite and at
-            least two.
-        where:
-            Optional boolean mask of the same length: the rows to fit (default: all). Rows
-            left out may hold anything, NaN included.
+    @property
+    def inputs_(self) -> tuple[str, ...]:
+        return ()
 
-        Returns
-        -------
-        LinearTrend
-            ``self``, fitted.
+    @property
+    def lookback_(self) -> int:
+        return 0
+
+    def shift_gain(self) -> float:
+        return 1.0
+
+    def fit(self, frame: pd.DataFrame, axis: str, where: np.ndarray | None = None) -> ConstantLevel:
+        """Learn the median of the usable rows of ``axis`` (within ``where``); ``self``.
 
         Raises
         ------
         ModelError
-            If the arrays are not numeric, not 1-D, differ in length, ``where`` is not a
-            matching boolean mask, fewer than two rows are selected, or a selected row
-            holds NaN/inf.
+            If the column is missing or has no usable row.
         """
-        times = _as_1d_float(t, "t")
-        values = _as_1d_float(y, "y")
-        if times.shape != values.shape:
-            raise ModelError(
-                f"t and y must have the same length, got {times.size} and {values.size}"
-            )
-        mask = _selection(where, times.size)
-        selected = times.size if mask is None else int(np.count_nonzero(mask))
-        if selected < 2:
-            raise ModelError(f"a linear trend needs at least 2 samples, got {selected}")
-        # Sums are taken around the first selected sample: a constant t then gives exact
-        # zeros (a flat line, however the blocks round), and epoch-sized times lose nothing.
-        first = 0 if mask is None else int(np.argmax(mask))
-        t_ref, y_ref = float(times[first]), float(values[first])
-        n, t_mean, y_mean, s_tt, s_ty = 0, 0.0, 0.0, 0.0, 0.0
-        # NaN/inf are reported as ModelError below, not as NumPy warnings on the way.
-        with np.errstate(invalid="ignore", over="ignore"):
-            for start in range(0, times.size, _BLOCK_ROWS):
-                rows = slice(start, start + _BLOCK_ROWS)
-                t_block, y_block = times[rows], values[rows]
-                if mask is not None:
-                    keep = mask[rows]
-                    k = int(np.count_nonzero(keep))
-                    if k == 0:
-                        continue
-                    if k < keep.size:
-                        t_block, y_block = t_block[keep], y_block[keep]
-                k = t_block.size
-                t_shifted, y_shifted = t_block - t_ref, y_block - y_ref
-                t_sum, y_sum = float(np.add.reduce(t_shifted)), float(np.add.reduce(y_shifted))
-                # A sum is finite unless a summand is NaN/inf (or the sum overflows: then
-                # the check finds nothing and the fit goes on, as a whole-series sum would).
-                for name, total, block, full in (
-                    ("t", t_sum, t_block, times),
-                    ("y", y_sum, y_block, values),
-                ):
-                    if not math.isfinite(total) and not np.isfinite(block).all():
-                        raise _not_finite(name, full, mask)
-                block_t_mean, block_y_mean = t_sum / k, y_sum / k
-                t_shifted -= block_t_mean  # now centred on the block's mean
-                y_shifted -= block_y_mean
-                # Not np.dot: BLAS would wake its thread pool for every block.
-                block_tt = float(np.add.reduce(t_shifted * t_shifted))
-                block_ty = float(np.add.reduce(t_shifted * y_shifted))
-                total_n = n + k
-                delta_t, delta_y = block_t_mean - t_mean, block_y_mean - y_mean
-                weight = n * k / total_n
-                s_tt += block_tt + delta_t * delta_t * weight
-                s_ty += block_ty + delta_t * delta_y * weight
-                t_mean += delta_t * k / total_n
-                y_mean += delta_y * k / total_n
-                n = total_n
-        t_mean, y_mean = t_ref + t_mean, y_ref + y_mean
-        if s_tt > 0.0:
-            coef = s_ty / s_tt
-        else:
-            logger.warning("all %d samples share one time; fitting a flat line", n)
-            coef = 0.0
-        self.coef_ = coef
-        self.intercept_ = y_mean - coef * t_mean
+        values = as_float_column(frame, axis)
+        rows = usable(values) & _mask(where, values.size)
+        _require_rows(int(np.count_nonzero(rows)), 1, self.family, axis)
+        self.level_ = float(np.median(values[rows]))
         return self
 
-    def predict(self, t: ArrayLike) -> np.ndarray:
-        """Return ``coef_ * t + intercept_`` as float64 (NaN where ``t`` is NaN).
+    def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
+        check_fitted(self, "level_")
+        return np.full(len(frame), self.level_)
+
+    def to_dict(self) -> dict[str, Any]:
+        check_fitted(self, "level_")
+        return {"family": self.family, "level": self.level_}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConstantLevel:
+        _check_family(data, cls.family)
+        model = cls()
+        model.level_ = number(data, "level", cls.family)
+        return model
+
+
+class PiecewiseLinear:
+    """A continuous piecewise-linear curve in time, flat beyond the training window.
+
+    The curve is a sum of hat functions on ``knots + 2`` evenly spaced knots (the first and
+    last fitted times included); their weights are the curve's values at the knots, fitted by
+    least squares with a small ridge penalty for stability. Each row touches two hat
+    functions, so the normal equations are accumulated in one pass (tridiagonal) and a 10 M-row
+    window costs about as much as the line.
+
+    Parameters
+    ----------
+    knots:
+        Interior knots (default 4).
+    alpha:
+        Ridge penalty relative to each hat function's weight (default 1e-6).
+
+    Attributes
+    ----------
+    knot_times_ : numpy.ndarray
+        All knots, first and last fitted time included.
+    coef_ : numpy.ndarray
+        The curve's value at each knot.
+    """
+
+    family: ClassVar[str] = "spline"
+
+    def __init__(self, knots: int = 4, alpha: float = 1e-6) -> None:
+        self.knots = knots
+        self.alpha = alpha
+
+    def params(self) -> dict[str, Any]:
+        return {"knots": self.knots, "alpha": self.alpha}
+
+    @property
+    def inputs_(self) -> tuple[str, ...]:
+        return (TIME_COLUMN,)
+
+    @property
+    def lookback_(self) -> int:
+        return 0
+
+    def shift_gain(self) -> float:
+        return 1.0
+
+    def _segments(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per time: the knot interval (left knot index) and the weight of its right knot."""
+        knots = self.knot_times_
+        clipped = np.clip(times, knots[0], knots[-1])
+        segment = np.clip(np.searchsorted(knots, clipped, side="right") - 1, 0, knots.size - 2)
+        weight = (clipped - knots[segment]) / (knots[segment + 1] - knots[segment])
+        return segment, weight
+
+    def fit(
+        self, frame: pd.DataFrame, axis: str, where: np.ndarray | None = None
+    ) -> PiecewiseLinear:
+        """Fit the curve to the usable rows of ``axis`` (within ``where``); ``self``.
 
         Raises
         ------
-        sklearn.exceptions.NotFittedError
-            If called before :meth:`fit` or :meth:`from_dict`.
         ModelError
-            If ``t`` is not numeric.
+            On bad parameters, missing columns, or fewer usable rows than knots + 2.
         """
-        self._check_fitted()
-        try:
-            times = np.asarray(t, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"t must be numeric; could not convert it to float: {exc}") from exc
-        return self.coef_ * times + self.intercept_
+        knots = _positive_int(self.knots, "knots", self.family, minimum=0)
+        alpha = _non_negative(self.alpha, "alpha", self.family)
+        times = as_float_column(frame, TIME_COLUMN)
+        values = as_float_column(frame, axis)
+        rows = usable(values) & np.isfinite(times) & _mask(where, values.size)
+        count = int(np.count_nonzero(rows))
+        _require_rows(count, knots + 2, self.family, axis)
+        t, y = times[rows], values[rows]
+        first, last = float(t.min()), float(t.max())
+        self.knot_times_ = np.linspace(first, last if last > first else first + 1.0, knots + 2)
+        segment, right = self._segments(t)
+        left = 1.0 - right
+        size = knots + 2
+        diagonal = np.bincount(segment, left * left, size) + np.bincount(
+            segment + 1, right * right, size
+        )
+        off = np.bincount(segment, left * right, size - 1)
+        gram = np.diag(diagonal) + np.diag(off, 1) + np.diag(off, -1)
+        moment = np.bincount(segment, left * y, size) + np.bincount(segment + 1, right * y, size)
+        # A knot no row reaches (a gap in the data) takes its neighbours' line through the tiny
+        # absolute penalty; the relative one keeps the fit scale-free elsewhere.
+        penalty = alpha * diagonal + 1e-12 * max(1.0, float(diagonal.max()))
+        self.coef_ = np.linalg.solve(gram + np.diag(penalty), moment)
+        return self
+
+    def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
+        check_fitted(self, "coef_")
+        times = as_float_column(frame, TIME_COLUMN)
+        segment, right = self._segments(times)
+        out = self.coef_[segment] * (1.0 - right) + self.coef_[segment + 1] * right
+        out[~np.isfinite(times)] = np.nan
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Return ``{"family": "linear", "coef": a, "intercept": b}`` with plain floats."""
-        self._check_fitted()
+        check_fitted(self, "coef_")
         return {
             "family": self.family,
-            "coef": float(self.coef_),
-            "intercept": float(self.intercept_),
+            **self.params(),
+            "knot_times": self.knot_times_.tolist(),
+            "coef": self.coef_.tolist(),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LinearTrend:
-        """Rebuild a fitted :class:`LinearTrend` from :meth:`to_dict` output.
+    def from_dict(cls, data: Mapping[str, Any]) -> PiecewiseLinear:
+        _check_family(data, cls.family)
+        model = cls(knots=data.get("knots", 4), alpha=data.get("alpha", 1e-6))
+        knots = _positive_int(model.knots, "knots", cls.family, minimum=0)
+        model.knot_times_ = _floats(data, "knot_times", cls.family, knots + 2)
+        model.coef_ = _floats(data, "coef", cls.family, knots + 2)
+        return model
+
+
+def _shifted(array: np.ndarray, lag: int, start: int, stop: int) -> np.ndarray:
+    """``array[start - lag : stop - lag]``, NaN where that reaches before the first row."""
+    if lag == 0:
+        return array[start:stop]
+    out = np.full(stop - start, np.nan)
+    first = max(start - lag, 0)
+    if first < stop - lag:
+        out[out.size - (stop - lag - first) :] = array[first : stop - lag]
+    return out
+
+
+class _Regression:
+    """Shared fit and prediction of the ridge families: target ~ (column, lag) inputs."""
+
+    family: ClassVar[str]
+
+    def _inputs(self, frame: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, int]]:
+        """The inputs as (column values, lag in rows)."""
+        raise NotImplementedError
+
+    def _fit_ridge(
+        self,
+        frame: pd.DataFrame,
+        axis: str,
+        where: np.ndarray | None,
+        alpha: float,
+        needed: int,
+        shared: SharedMoments | None = None,
+    ) -> None:
+        inputs = self._inputs(frame, axis)
+        names = self.inputs_
+        if (
+            shared is not None
+            and all(lag == 0 for _, lag in inputs)
+            and shared.covers([*names, axis])
+        ):
+            moments = shared.moments([*names, axis])
+        else:
+            moments = self._moments(frame, axis, inputs, where)
+        _require_rows(moments.n, needed, self.family, axis)
+        # Means over the fitted rows: what an unusable input is replaced by at prediction.
+        self.fill_ = moments.mean[:-1].copy()
+        self.coef_, self.intercept_ = ridge_solve(moments, alpha)
+
+    @staticmethod
+    def _moments(
+        frame: pd.DataFrame,
+        axis: str,
+        inputs: list[tuple[np.ndarray, int]],
+        where: np.ndarray | None,
+    ) -> Moments:
+        target = as_float_column(frame, axis)
+        size = target.size
+        rows = usable(target) & _mask(where, size)
+        for array, lag in inputs:
+            rows &= usable(_shifted(array, lag, 0, size)) if lag else usable(array)
+
+        def block(start: int, stop: int) -> np.ndarray:
+            columns = [_shifted(array, lag, start, stop) for array, lag in inputs]
+            return np.column_stack([*columns, target[start:stop]])
+
+        return blocked_moments(block, rows, len(inputs) + 1)
+
+    def _predict_ridge(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
+        check_fitted(self, "coef_")
+        size = len(frame)
+        inputs = self._inputs(frame, axis)
+        out = np.empty(size)
+        # Block by block: the few input columns of a block stay in the CPU cache.
+        for start in range(0, size, BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, size)
+            block = np.column_stack([_shifted(array, lag, start, stop) for array, lag in inputs])
+            block = np.where(usable(block), block, self.fill_)
+            out[start:stop] = block @ self.coef_ + self.intercept_
+        return out
+
+
+class ARModel(_Regression):
+    """The axis from its own previous ``lags`` samples (and, with ``exog``, the other axes).
+
+    Lags count rows, not seconds. A lag that is missing or idle is replaced by its training
+    mean, so the first samples after a stop get a prediction too.
+
+    Parameters
+    ----------
+    lags:
+        Number of previous samples (default 2).
+    exog:
+        Also use the other axes at the same time (default False).
+    alpha:
+        Ridge penalty relative to each input's variance (default 1e-3).
+
+    Attributes
+    ----------
+    others_ : tuple[str, ...]
+        The other axes used (empty without ``exog``).
+    coef_, intercept_, fill_ :
+        Coefficients of lags 1..p then of ``others_``; intercept; fill value per input.
+    """
+
+    family: ClassVar[str] = "ar"
+
+    def __init__(self, lags: int = 2, exog: bool = False, alpha: float = 1e-3) -> None:
+        self.lags = lags
+        self.exog = exog
+        self.alpha = alpha
+
+    def params(self) -> dict[str, Any]:
+        return {"lags": self.lags, "exog": self.exog, "alpha": self.alpha}
+
+    @property
+    def inputs_(self) -> tuple[str, ...]:
+        return tuple(getattr(self, "others_", ()))
+
+    @property
+    def lookback_(self) -> int:
+        return int(self.lags)
+
+    def shift_gain(self) -> float:
+        check_fitted(self, "coef_")
+        return float(1.0 - self.coef_[: int(self.lags)].sum())
+
+    def _inputs(self, frame: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, int]]:
+        values = as_float_column(frame, axis)
+        lagged = [(values, lag) for lag in range(1, int(self.lags) + 1)]
+        return lagged + [(as_float_column(frame, other), 0) for other in self.others_]
+
+    def fit(self, frame: pd.DataFrame, axis: str, where: np.ndarray | None = None) -> ARModel:
+        """Fit on rows whose value, lags (and other axes) are usable; ``self``.
 
         Raises
         ------
         ModelError
-            If ``family`` is not ``"linear"`` or ``coef``/``intercept`` are missing or not
-            finite numbers.
+            On bad parameters, missing columns, or too few usable rows.
         """
-        if not isinstance(data, Mapping):
-            raise ModelError(f"a linear model must be a mapping, got {type(data).__name__}")
-        if data.get("family") != cls.family:
-            raise ModelError(
-                f"expected family {cls.family!r} in the model dict, got {data.get('family')!r}"
-            )
-        model = cls()
-        for key in ("coef", "intercept"):
-            value = data.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ModelError(
-                    f"linear model key {key!r} must be a number, got {value!r}; "
-                    "re-train to regenerate models.json"
-                )
-            if not math.isfinite(value):
-                raise ModelError(f"linear model key {key!r} must be finite, got {value!r}")
-        model.coef_ = float(data["coef"])
-        model.intercept_ = float(data["intercept"])
+        lags = _positive_int(self.lags, "lags", self.family)
+        alpha = _non_negative(self.alpha, "alpha", self.family)
+        if not isinstance(self.exog, bool):
+            raise ModelError(f"{self.family}: exog must be true or false, got {self.exog!r}")
+        self.others_ = _other_axes(frame, axis) if self.exog else ()
+        self._fit_ridge(frame, axis, where, alpha, lags + len(self.others_) + 2)
+        return self
+
+    def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
+        """One-step prediction of every row (the first ``lags`` rows use the fill values)."""
+        return self._predict_ridge(frame, axis)
+
+    def to_dict(self) -> dict[str, Any]:
+        check_fitted(self, "coef_")
+        return {
+            "family": self.family,
+            **self.params(),
+            "others": list(self.others_),
+            "coef": self.coef_.tolist(),
+            "intercept": self.intercept_,
+            "fill": self.fill_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ARModel:
+        _check_family(data, cls.family)
+        model = cls(
+            lags=data.get("lags", 2), exog=data.get("exog", False), alpha=data.get("alpha", 1e-3)
+        )
+        lags = _positive_int(model.lags, "lags", cls.family)
+        model.others_ = _names(data, "others", cls.family)
+        width = lags + len(model.others_)
+        model.coef_ = _floats(data, "coef", cls.family, width)
+        model.fill_ = _floats(data, "fill", cls.family, width)
+        model.intercept_ = number(data, "intercept", cls.family)
         return model
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            # Imported here: scikit-learn costs ~1 s at start-up and is only needed to raise.
-            from sklearn.exceptions import NotFittedError
 
-            raise NotFittedError(
-                "this LinearTrend is not fitted yet; call fit(t, y) or LinearTrend.from_dict(...) "
-                "before predict or to_dict"
+class CrossAxis(_Regression):
+    """The axis from the other axes at the same time (ridge regression).
+
+    Parameters
+    ----------
+    alpha:
+        Ridge penalty relative to each input's variance (default 0.01).
+
+    Attributes
+    ----------
+    others_ : tuple[str, ...]
+        The other axes, in frame order.
+    coef_, intercept_, fill_ :
+        One coefficient and fill value per other axis; the intercept.
+    """
+
+    family: ClassVar[str] = "cross"
+    joint: ClassVar[bool] = True
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        self.alpha = alpha
+
+    def params(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+    @property
+    def inputs_(self) -> tuple[str, ...]:
+        return tuple(getattr(self, "others_", ()))
+
+    @property
+    def lookback_(self) -> int:
+        return 0
+
+    def shift_gain(self) -> float:
+        return 1.0
+
+    def _inputs(self, frame: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, int]]:
+        return [(as_float_column(frame, other), 0) for other in self.others_]
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        axis: str,
+        where: np.ndarray | None = None,
+        shared: SharedMoments | None = None,
+    ) -> CrossAxis:
+        """Fit on rows where the axis and every other axis are usable; ``self``.
+
+        ``shared`` (the joint moments of the same rows) spares the pass over the window.
+
+        Raises
+        ------
+        ModelError
+            On a bad alpha, a frame with no other axis, or too few usable rows.
+        """
+        alpha = _non_negative(self.alpha, "alpha", self.family)
+        self.others_ = _other_axes(frame, axis)
+        if not self.others_:
+            raise ModelError(f"cross model of axis {axis!r} needs at least one other axis")
+        self._fit_ridge(frame, axis, where, alpha, len(self.others_) + 2, shared)
+        return self
+
+    def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
+        return self._predict_ridge(frame, axis)
+
+    def to_dict(self) -> dict[str, Any]:
+        check_fitted(self, "coef_")
+        return {
+            "family": self.family,
+            **self.params(),
+            "others": list(self.others_),
+            "coef": self.coef_.tolist(),
+            "intercept": self.intercept_,
+            "fill": self.fill_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CrossAxis:
+        _check_family(data, cls.family)
+        model = cls(alpha=data.get("alpha", 0.01))
+        model.others_ = _names(data, "others", cls.family)
+        model.coef_ = _floats(data, "coef", cls.family, len(model.others_))
+        model.fill_ = _floats(data, "fill", cls.family, len(model.others_))
+        model.intercept_ = number(data, "intercept", cls.family)
+        return model
+
+
+def _other_axes(frame: pd.DataFrame, axis: str) -> tuple[str, ...]:
+    """Float columns of ``frame`` other than ``axis`` and ``time_s``: the other axes."""
+    return tuple(
+        str(c)
+        for c in frame.columns
+        if c != axis and c != TIME_COLUMN and pd.api.types.is_float_dtype(frame[c])
+    )
+
+
+class PCAReconstruction:
+    """The axis as reconstructed from the first principal components of all axes.
+
+    The axes are standardised with their training mean and standard deviation; the residual
+    of axis ``j`` is its value minus its reconstruction from ``components`` components (the
+    per-axis part of the Q statistic). Unusable readings are replaced by the training mean.
+
+    Parameters
+    ----------
+    components:
+        Principal components kept (default 1; at most the number of axes − 1).
+
+    Attributes
+    ----------
+    columns_ : tuple[str, ...]
+        Every axis, in frame order; ``mean_``, ``scale_`` per axis; ``loadings_`` (axes ×
+        components); ``variance_`` per component.
+    """
+
+    family: ClassVar[str] = "pca"
+    joint: ClassVar[bool] = True
+
+    def __init__(self, components: int = 1) -> None:
+        self.components = components
+
+    def params(self) -> dict[str, Any]:
+        return {"components": self.components}
+
+    @property
+    def inputs_(self) -> tuple[str, ...]:
+        return tuple(c for c in getattr(self, "columns_", ()) if c != getattr(self, "axis_", None))
+
+    @property
+    def lookback_(self) -> int:
+        return 0
+
+    def shift_gain(self) -> float:
+        check_fitted(self, "loadings_")
+        row = self.loadings_[self.columns_.index(self.axis_)]
+        return float(1.0 - row @ row)
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        axis: str,
+        where: np.ndarray | None = None,
+        shared: SharedMoments | None = None,
+    ) -> PCAReconstruction:
+        """Fit the components on rows where every axis is usable; ``self``.
+
+        ``shared`` (the joint moments of the same rows) spares the pass over the window.
+
+        Raises
+        ------
+        ModelError
+            On a bad component count, fewer than two axes, or too few usable rows.
+        """
+        columns = (axis, *_other_axes(frame, axis))
+        components = _positive_int(self.components, "components", self.family)
+        if components >= len(columns):
+            raise ModelError(
+                f"pca model of axis {axis!r}: components must be below the number of axes "
+                f"({len(columns)}), got {components}"
             )
+        if shared is not None and shared.covers(columns):
+            moments = shared.moments(columns)
+        else:
+            arrays = [as_float_column(frame, c) for c in columns]
+            rows = _mask(where, arrays[0].size)
+            for array in arrays:
+                rows &= usable(array)
 
-    def __repr__(self) -> str:
-        if hasattr(self, "coef_"):
-            return f"LinearTrend(coef_={self.coef_!r}, intercept_={self.intercept_!r})"
-        return "LinearTrend()"
+            def block(start: int, stop: int) -> np.ndarray:
+                return np.column_stack([array[start:stop] for array in arrays])
+
+            moments = blocked_moments(block, rows, len(columns))
+        _require_rows(moments.n, len(columns) + 1, self.family, axis)
+        covariance = moments.comoment / max(moments.n - 1, 1)
+        scale = np.sqrt(np.diag(covariance))
+        scale[scale <= 0] = 1.0
+        correlation = covariance / np.outer(scale, scale)
+        variance, vectors = np.linalg.eigh(correlation)
+        order = np.argsort(variance)[::-1][:components]
+        self.axis_ = str(axis)
+        self.columns_ = tuple(str(c) for c in columns)
+        self.mean_ = moments.mean.copy()
+        self.scale_ = scale
+        self.loadings_ = vectors[:, order]
+        self.variance_ = variance[order]
+        return self
+
+    def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
+        check_fitted(self, "loadings_")
+        index = self.columns_.index(self.axis_)
+        weights = self.loadings_ @ self.loadings_[index]  # row `index` of P Pᵀ
+        standardised = np.zeros(len(frame))
+        for column, mean, scale, weight in zip(
+            self.columns_, self.mean_, self.scale_, weights, strict=True
+        ):
+            if weight != 0.0:
+                values = as_float_column(frame, column)
+                standardised += weight * (_filled(values, mean) - mean) / scale
+        return self.mean_[index] + self.scale_[index] * standardised
+
+    def to_dict(self) -> dict[str, Any]:
+        check_fitted(self, "loadings_")
+        return {
+            "family": self.family,
+            **self.params(),
+            "axis": self.axis_,
+            "columns": list(self.columns_),
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+            "loadings": self.loadings_.tolist(),
+            "variance": self.variance_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PCAReconstruction:
+        _check_family(data, cls.family)
+        model = cls(components=data.get("components", 1))
+        components = _positive_int(model.components, "components", cls.family)
+        model.columns_ = _names(data, "columns", cls.family)
+        axis = data.get("axis")
+        if axis not in model.columns_:
+            raise ModelError(f"pca model key 'axis' must be one of its columns, got {axis!r}")
+        model.axis_ = str(axis)
+        width = len(model.columns_)
+        model.mean_ = _floats(data, "mean", cls.family, width)
+        model.scale_ = _floats(data, "scale", cls.family, width)
+        model.loadings_ = _loadings(data, width, components)
+        model.variance_ = _floats(data, "variance", cls.family, components)
+        return model
+
+
+def _loadings(data: Mapping[str, Any], width: int, components: int) -> np.ndarray:
+    rows = data.get("loadings")
+    try:
+        array = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = np.asarray([np.nan])
+    if array.shape != (width, components) or not np.isfinite(array).all():
+        raise ModelError(
+            f"pca model key 'loadings' must be a {width} x {components} matrix of finite "
+            "numbers; re-train to regenerate models.json"
+        )
+    return array
+
+
+def explained_components(frame: pd.DataFrame, axes: Sequence[str], share: float) -> int:
+    """Fewest components whose correlation-matrix eigenvalues explain ``share`` of the variance."""
+    if len(axes) < 2:
+        return 1
+    arrays = [as_float_column(frame, c) for c in axes]
+    rows = np.ones(arrays[0].size, dtype=bool)
+    for array in arrays:
+        rows &= usable(array)
+    data = np.column_stack([array[rows] for array in arrays])
+    if data.shape[0] < 3:
+        return 1
+    correlation = np.corrcoef(data, rowvar=False)
+    correlation = np.nan_to_num(correlation, nan=0.0)
+    variance = np.sort(np.linalg.eigvalsh(correlation))[::-1]
+    cumulative = np.cumsum(variance) / max(variance.sum(), 1e-300)
+    return int(min(len(axes) - 1, max(1, math.ceil(np.searchsorted(cumulative, share) + 1))))

@@ -1,5 +1,6 @@
-"""Model training: one model per axis, fitted on non-idle, non-missing rows."""
+"""Model training: a model per axis (each its own family), a machine model, held-out residuals."""
 
-from .trainer import AxisModelSet, TrainingError
+from .crossval import HeldOut, out_of_fold
+from .trainer import AxisModelSet, FamilySpec, TrainingError
 
-__all__ = ["AxisModelSet", "TrainingError"]
+__all__ = ["AxisModelSet", "FamilySpec", "HeldOut", "TrainingError", "out_of_fold"]

@@ -16,14 +16,24 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ModelSelection import AxisModel, ModelConfig, ModelError, UnknownModelError, select_model
+from ModelSelection import (
+    AxisModel,
+    ModelConfig,
+    ModelError,
+    SharedMoments,
+    UnknownModelError,
+    build_model,
+    fit_family,
+    machine_model,
+    select_model,
+)
 
 __all__ = ["AxisModelSet", "TrainingError"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "ml-box/axis-model-set"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TIME_COLUMN = "time_s"
 SHORT_AXIS_POLICIES = ("error", "skip")
 
@@ -61,14 +71,34 @@ def _residual(values: np.ndarray, predicted: np.ndarray, *, out: bool = False) -
     return residual
 
 
+FamilySpec = tuple[str, Mapping[str, Any]]
+"""A family name and its hyperparameters, e.g. ``("ar", {"lags": 4})``."""
+
+
+def _specs(
+    families: type[AxisModel] | str | Mapping[str, FamilySpec], axes: Sequence[str]
+) -> dict[str, FamilySpec]:
+    """Axis → (family, params) from a family class or name (every axis) or a mapping."""
+    if isinstance(families, Mapping):
+        return {str(axis): (str(spec[0]), dict(spec[1])) for axis, spec in families.items()}
+    name = families if isinstance(families, str) else getattr(families, "family", None)
+    if not isinstance(name, str):
+        raise TrainingError(
+            f"families must be a model family class, a family name or a mapping of axis to "
+            f"(family, params), got {families!r}"
+        )
+    return {str(axis): (name, {}) for axis in axes}
+
+
 class AxisModelSet:
-    """A fitted model of one family for each axis column.
+    """A fitted model per axis (each its own family) and, optionally, a machine-level model.
 
     Parameters
     ----------
-    factory:
-        Model family class (see :class:`ModelSelection.AxisModel`), usually
-        ``select_model(config.type)``. It must be a module-level class so the set pickles.
+    families:
+        A family class or name for every axis (e.g. ``LinearTrend`` or ``"linear"``), or a
+        mapping axis → ``(family name, params)`` as chosen by
+        :func:`ModelSelection.select_families`. Classes must be module-level so the set pickles.
     axes:
         Axis column names, in output order.
     on_short_axis:
@@ -80,11 +110,16 @@ class AxisModelSet:
         Axes fitted at the same time, in threads (NumPy releases the GIL for the heavy
         parts); ``None`` (default) or 1 fits one axis after the other. Every axis's model is
         the same either way. Not saved by :meth:`to_dict`.
+    machine:
+        The machine channel (``"none"``, ``"ssr"``, ``"pca"`` or ``"iforest"``; see
+        :mod:`ModelSelection.machine`); ``pca`` and ``iforest`` fit a model here.
 
     Attributes
     ----------
     models_ : dict[str, AxisModel]
         Fitted model per fitted axis, in ``axes`` order.
+    machine_model_ : object or None
+        The fitted machine-level model (``pca``/``iforest``), else None.
     fit_report_ : dict[str, dict[str, int]]
         Per axis ``rows_fitted``, ``rows_excluded_zero``, ``rows_excluded_nan``; skipped axes
         are included with ``rows_fitted`` 0.
@@ -94,27 +129,44 @@ class AxisModelSet:
 
     def __init__(
         self,
-        factory: type[AxisModel],
+        families: type[AxisModel] | str | Mapping[str, FamilySpec],
         axes: Sequence[str],
         *,
         on_short_axis: Literal["error", "skip"] = "error",
         min_rows: int = 2,
         n_jobs: int | None = None,
+        machine: str = "none",
     ) -> None:
-        self.factory = factory
+        self.families = families
         self.axes = axes
         self.on_short_axis = on_short_axis
         self.min_rows = min_rows
         self.n_jobs = n_jobs
+        self.machine = machine
 
     @classmethod
-    def from_config(cls, config: ModelConfig, axes: Sequence[str]) -> AxisModelSet:
-        """Build an unfitted set from the ``model:`` config section."""
+    def from_config(
+        cls,
+        config: ModelConfig,
+        axes: Sequence[str],
+        families: Mapping[str, FamilySpec] | None = None,
+    ) -> AxisModelSet:
+        """Build an unfitted set from the ``model:`` config section.
+
+        ``families`` (the selection's choice) is required when ``model.type`` is ``auto``.
+        """
+        if families is None:
+            if config.type == "auto":
+                raise TrainingError("model.type auto needs the selected families; run selection")
+            families = {
+                axis: (config.type, dict(config.params.get(config.type, {}))) for axis in axes
+            }
         return cls(
-            select_model(config.type),
+            families,
             axes,
             on_short_axis=config.on_short_axis,
             min_rows=config.min_rows,
+            machine=config.machine,
         )
 
     def _validated_axes(self) -> list[str]:
@@ -132,7 +184,7 @@ class AxisModelSet:
             raise TrainingError(f"{TIME_COLUMN!r} is the time column and cannot be an axis")
         return axes
 
-    def _validate_params(self) -> None:
+    def _validate_options(self) -> None:
         if self.on_short_axis not in SHORT_AXIS_POLICIES:
             raise TrainingError(
                 f"on_short_axis must be one of {list(SHORT_AXIS_POLICIES)}, "
@@ -142,21 +194,39 @@ class AxisModelSet:
             raise TrainingError(f"min_rows must be an integer, got {self.min_rows!r}")
         if self.min_rows < 2:
             raise TrainingError(f"min_rows must be at least 2, got {self.min_rows}")
-        if not callable(self.factory):
-            raise TrainingError(f"factory must be a model family class, got {self.factory!r}")
         n_jobs = self.n_jobs
         if n_jobs is not None and (
             isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1
         ):
             raise TrainingError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
+        try:
+            machine_model(self.machine)
+        except ModelError as exc:
+            raise TrainingError(str(exc)) from exc
 
-    def fit(self, frame: pd.DataFrame) -> AxisModelSet:
-        """Fit one model per axis on that axis's usable rows.
+    def _resolved_specs(self) -> dict[str, FamilySpec]:
+        """Axis → (family, params), every axis covered and every model buildable."""
+        specs = _specs(self.families, self._validated_axes())
+        missing = [axis for axis in self._validated_axes() if axis not in specs]
+        if missing:
+            raise TrainingError(f"no family given for axes {missing}")
+        for axis, (family, params) in specs.items():
+            try:
+                build_model(family, params)
+            except (ModelError, UnknownModelError) as exc:
+                raise TrainingError(f"axis {axis!r}: {exc}") from exc
+        return specs
+
+    def fit(self, frame: pd.DataFrame, where: np.ndarray | None = None) -> AxisModelSet:
+        """Fit one model per axis on that axis's usable rows (and the machine model).
 
         Parameters
         ----------
         frame:
             Time-ordered frame with ``time_s`` and every axis column. Not modified.
+        where:
+            Optional boolean mask: rows allowed in the fits (default all), e.g. without
+            labelled incidents.
 
         Returns
         -------
@@ -170,7 +240,8 @@ class AxisModelSet:
             than ``min_rows`` usable rows and ``on_short_axis`` is ``"error"``, every axis
             was skipped, or the family rejects an axis's data.
         """
-        self._validate_params()
+        self._validate_options()
+        specs = self._resolved_specs()
         axes = self._validated_axes()
         if not isinstance(frame, pd.DataFrame):
             raise TrainingError(f"fit expects a pandas DataFrame, got {type(frame).__name__}")
@@ -184,23 +255,41 @@ class AxisModelSet:
                 f"column {TIME_COLUMN!r} has {bad_times} NaN or infinite value(s); "
                 "every row needs a time, check the 'ts' column and preparation"
             )
+        allowed = None if where is None else np.asarray(where, dtype=bool)
+        if allowed is not None and allowed.shape != (len(frame),):
+            raise TrainingError(
+                f"where must have one flag per row ({len(frame)}), got shape {allowed.shape}"
+            )
+        # The models see the time and the configured axes only, whatever else the frame holds.
+        view = frame[[TIME_COLUMN, *axes]]
+        shared = SharedMoments(view, axes, allowed)
 
         def fit_axis(axis: str) -> tuple[AxisModel | None, dict[str, int]]:
             values = _column_as_float(frame, axis)
+            infinite = int(np.count_nonzero(np.isinf(values)))
+            if infinite:
+                raise TrainingError(
+                    f"axis {axis!r} has {infinite} infinite value(s); remove or fix those "
+                    "readings (preparation refuses them in a training run)"
+                )
             is_nan = np.isnan(values)
             is_zero = values == 0.0
-            usable = ~(is_nan | is_zero)
+            usable_rows = ~(is_nan | is_zero)
+            if allowed is not None:
+                usable_rows &= allowed
             counts = {
-                "rows_fitted": int(np.count_nonzero(usable)),
+                "rows_fitted": int(np.count_nonzero(usable_rows)),
                 "rows_excluded_zero": int(np.count_nonzero(is_zero)),
                 "rows_excluded_nan": int(np.count_nonzero(is_nan)),
             }
             if counts["rows_fitted"] < self.min_rows:
                 return None, counts
+            family, params = specs[axis]
             try:
-                return self.factory().fit(times, values, where=usable), counts
+                model = fit_family(build_model(family, params), view, axis, allowed, shared)
+                return model, counts
             except ModelError as exc:
-                raise TrainingError(f"cannot fit axis {axis!r}: {exc}") from exc
+                raise TrainingError(f"cannot fit axis {axis!r} ({family}): {exc}") from exc
 
         n_jobs = min(self.n_jobs or 1, len(axes))
         if n_jobs > 1:
@@ -237,10 +326,38 @@ class AxisModelSet:
                 f"every axis was skipped for too few usable rows ({skipped}); "
                 "widen the training window or check that the machine was running"
             )
+        machine_cls = machine_model(self.machine)
+        machine = None
+        if machine_cls is not None:
+            try:
+                machine = machine_cls().fit(view, list(models), where=allowed)
+            except ModelError as exc:
+                raise TrainingError(
+                    f"cannot fit the {self.machine} machine channel: {exc}"
+                ) from exc
         self.models_ = models
+        self.machine_model_ = machine
         self.fit_report_ = report
         self.skipped_axes_ = skipped
         return self
+
+    @property
+    def lookback_(self) -> int:
+        """Earlier rows the predictions need: the largest lookback of any axis's model."""
+        self._check_fitted()
+        return max((model.lookback_ for model in self.models_.values()), default=0)
+
+    def families_(self) -> dict[str, str]:
+        """Axis → family name of its fitted model."""
+        self._check_fitted()
+        return {axis: str(model.family) for axis, model in self.models_.items()}
+
+    def machine_score(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The machine-level model's score of every row, or None without such a model."""
+        self._check_fitted()
+        if self.machine_model_ is None:
+            return None
+        return self.machine_model_.score(frame)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "models_"):
@@ -292,14 +409,10 @@ class AxisModelSet:
                 f"cannot predict axes {unknown}: they were not fitted; fitted axes: "
                 f"{list(self.models_)}"
             )
-        missing = [c for c in (TIME_COLUMN, *wanted) if c not in frame.columns]
-        if missing:
-            raise TrainingError(_missing_columns_error(frame, missing, "prediction"))
-        times = _column_as_float(frame, TIME_COLUMN)
         new_columns: dict[str, np.ndarray] = {}
         for axis in wanted:
+            predicted = self._expected(frame, axis, "prediction")
             values = _column_as_float(frame, axis)
-            predicted = np.asarray(self.models_[axis].predict(times), dtype=np.float64)
             new_columns[f"{axis}_pred"] = predicted
             new_columns[f"{axis}_res"] = _residual(values, predicted)
         if any(column in frame.columns for column in new_columns):
@@ -329,33 +442,37 @@ class AxisModelSet:
                 f"cannot compute residuals of axis {axis!r}: it was not fitted; fitted axes: "
                 f"{list(self.models_)}"
             )
-        missing = [c for c in (TIME_COLUMN, axis) if c not in frame.columns]
-        if missing:
-            raise TrainingError(_missing_columns_error(frame, missing, "residuals"))
+        predicted = self._expected(frame, axis, "residuals")
         values = _column_as_float(frame, axis)
-        times = _column_as_float(frame, TIME_COLUMN)
-        predicted = np.asarray(self.models_[axis].predict(times), dtype=np.float64)
         # A fresh prediction array is overwritten by the residual instead of allocating one.
         scratch = (
             predicted.flags.owndata
             and predicted.flags.writeable
-            and not np.may_share_memory(predicted, times)
             and not np.may_share_memory(predicted, values)
         )
         return _residual(values, predicted, out=scratch)
 
-    @property
-    def family_(self) -> str:
-        """Name of the fitted family, as stored in ``models.json``."""
-        self._check_fitted()
-        return str(self.factory.family)
+    def _expected(self, frame: pd.DataFrame, axis: str, purpose: str) -> np.ndarray:
+        """The model's expected values of ``axis`` for every row of ``frame``."""
+        model = self.models_[axis]
+        needed = [TIME_COLUMN, axis, *model.inputs_]
+        missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+        if missing:
+            raise TrainingError(_missing_columns_error(frame, missing, purpose))
+        for column in needed:
+            _column_as_float(frame, column)  # a non-numeric column is a TrainingError
+        try:
+            return np.asarray(model.predict(frame, axis), dtype=np.float64)
+        except ModelError as exc:
+            raise TrainingError(f"cannot predict axis {axis!r}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fitted set as readable JSON-serialisable data (``models.json``).
 
-        Keys: ``format``, ``format_version``, ``family``, ``axes`` (fitted, in order),
-        ``skipped_axes``, ``on_short_axis``, ``min_rows``, ``models`` (axis → family dict),
-        ``fit_report``.
+        Keys: ``format``, ``format_version``, ``families`` (axis → family name), ``axes``
+        (fitted, in order), ``skipped_axes``, ``on_short_axis``, ``min_rows``, ``models``
+        (axis → family dict, parameters included), ``machine`` (``kind`` and its model dict or
+        None), ``fit_report``.
 
         Raises
         ------
@@ -366,18 +483,25 @@ class AxisModelSet:
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "family": self.family_,
+            "families": self.families_(),
             "axes": list(self.models_),
             "skipped_axes": list(self.skipped_axes_),
             "on_short_axis": self.on_short_axis,
             "min_rows": int(self.min_rows),
             "models": {axis: model.to_dict() for axis, model in self.models_.items()},
+            "machine": {
+                "kind": self.machine,
+                "model": None if self.machine_model_ is None else self.machine_model_.to_dict(),
+            },
             "fit_report": {axis: dict(counts) for axis, counts in self.fit_report_.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AxisModelSet:
         """Rebuild a fitted set from :meth:`to_dict` output (e.g. a loaded ``models.json``).
+
+        Also reads version 1 (one family for every axis, no machine channel), written before
+        model selection existed.
 
         Raises
         ------
@@ -387,22 +511,33 @@ class AxisModelSet:
         """
         if not isinstance(data, Mapping):
             raise TrainingError(f"models data must be a mapping, got {type(data).__name__}")
-        if data.get("format") != FORMAT_NAME or data.get("format_version") != FORMAT_VERSION:
+        version = data.get("format_version")
+        if data.get("format") != FORMAT_NAME or version not in (1, FORMAT_VERSION):
             raise TrainingError(
                 f"models data has format {data.get('format')!r} version "
-                f"{data.get('format_version')!r}; expected {FORMAT_NAME!r} version "
+                f"{version!r}; expected {FORMAT_NAME!r} version 1 or "
                 f"{FORMAT_VERSION}. Re-train to write a current models.json"
             )
         try:
-            factory = select_model(data["family"])
             axes = [str(a) for a in data["axes"]]
             entries = data["models"]
-            models = {axis: factory.from_dict(entries[axis]) for axis in axes}
+            if version == 1:
+                families = {axis: str(data["family"]) for axis in axes}
+            else:
+                families = {axis: str(data["families"][axis]) for axis in axes}
+            models = {axis: select_model(families[axis]).from_dict(entries[axis]) for axis in axes}
+            machine = data.get("machine") or {"kind": "none", "model": None}
+            kind = str(machine.get("kind", "none"))
+            machine_cls = machine_model(kind)
+            machine_fitted = None
+            if machine_cls is not None:
+                machine_fitted = machine_cls.from_dict(machine["model"])
             model_set = cls(
-                factory,
+                {axis: (families[axis], models[axis].params()) for axis in axes},
                 [*axes, *data.get("skipped_axes", [])],
                 on_short_axis=data.get("on_short_axis", "error"),
                 min_rows=int(data.get("min_rows", 2)),
+                machine=kind,
             )
             report = {
                 str(axis): {str(k): int(v) for k, v in counts.items()}
@@ -413,13 +548,15 @@ class AxisModelSet:
                 f"models data is malformed ({type(exc).__name__}: {exc}); "
                 "re-train to write a current models.json"
             ) from exc
-        model_set._validate_params()
+        model_set._validate_options()
         model_set.models_ = models
+        model_set.machine_model_ = machine_fitted
         model_set.fit_report_ = report
         model_set.skipped_axes_ = [str(a) for a in data.get("skipped_axes", [])]
         return model_set
 
     def __repr__(self) -> str:
-        family = getattr(self.factory, "family", self.factory)
-        state = f", fitted={list(self.models_)}" if hasattr(self, "models_") else ""
-        return f"AxisModelSet({family!r}, axes={list(self.axes)!r}{state})"
+        state = ""
+        if hasattr(self, "models_"):
+            state = f", fitted={self.families_()}"
+        return f"AxisModelSet(axes={list(self.axes)!r}, machine={self.machine!r}{state})"

@@ -202,7 +202,7 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     )
 
     demo = command("demo-db", "(re)build the embedded SQLite demo database")
-    demo.add_argument("--rows", type=int, default=100_000, help="samples (default 100000)")
+    demo.add_argument("--rows", type=int, default=320_000, help="samples (default 320000, ~7 days)")
     demo.add_argument(
         "--schema",
         choices=["wide", "long"],

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from Database import DatabaseConfig
 from DataExtractionAnalysis import DataConfig
 from DataPreparation import PrepConfig
+from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
@@ -54,6 +55,7 @@ class AppConfig(BaseModel):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     plots: PlotConfig = Field(default_factory=PlotConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,11 @@
 """The training pipeline as an explicit, ordered list of named steps, each timed.
 
 extract → analyze → prepare → select → train → evaluate → threshold → plot → register.
+
+``select`` chooses a family per axis on the held-out tail of the window (``model.type:
+auto``), ``train`` refits the choice on the whole window, and ``threshold`` calibrates on
+out-of-fold residuals (``thresholds.calibration: holdout``) or in-sample ones (the seed).
+Labelled anomaly windows (``labels.table``) are left out of fits and calibration.
 Every step reads what earlier steps produced from one run state; nothing is registered
 unless every step before ``register`` succeeded.
 """
@@ -28,6 +33,7 @@ import pandas as pd
 
 from DataExtractionAnalysis import Extraction, Profile, extract_window, profile
 from DataPreparation import PreparedData, prepare
+from Labels import label_mask, read_labels
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
@@ -38,8 +44,8 @@ from ModelEvaluation import (
     write_plots,
 )
 from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
-from ModelSelection import select_model
-from ModelTraining import AxisModelSet
+from ModelSelection import GRIDS, Selection, select_families
+from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
 from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
@@ -86,10 +92,14 @@ class RunState:
     extraction: Extraction | None = None
     profile: Profile | None = None
     prepared: PreparedData | None = None
-    factory: Callable[..., Any] | None = None
+    labels: pd.DataFrame | None = None
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    selection: Selection | None = None
+    families: dict[str, FamilySpec] = field(default_factory=dict)
     models: AxisModelSet | None = None
     metrics: pd.DataFrame | None = None
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alarm_budget: dict[str, Any] = field(default_factory=dict)
     plot_data: list[AxisPlotData] = field(default_factory=list)
     plot_paths: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -188,25 +198,69 @@ def _prepare(state: RunState) -> None:
         state.loaded.config.prep,
         dt_seconds=state.profile.dt_seconds,
     )
+    labels = state.loaded.config.labels
+    if labels.table is not None:
+        state.labels = read_labels(state.session.engine, state.session.target, labels.table)
+        state.masks = label_mask(state.prepared.frame["ts"], state.labels, state.axes)
+        logger.info(
+            "labels: %d window(s) in %s cover %d of %d training rows%s",
+            len(state.labels),
+            labels.table,
+            int(np.count_nonzero(state.masks["*"])),
+            len(state.prepared.frame),
+            "; they are left out of fits and calibration" if labels.mask_training else "",
+        )
+
+
+def _allowed(state: RunState) -> np.ndarray | None:
+    """Rows fits and calibration may use: all but labelled anomalies (when masking)."""
+    if not state.masks or not state.loaded.config.labels.mask_training:
+        return None
+    return ~state.masks["*"]
 
 
 def _select(state: RunState) -> None:
-    state.factory = select_model(state.loaded.config.model.type)
+    """The family (and parameters) of every axis: chosen on the tail, or as configured."""
+    assert state.prepared is not None
+    model = state.loaded.config.model
+    candidates = list(model.candidates) if model.type == "auto" else [model.type]
+    grid_size = len(GRIDS[model.type]) if model.type != "auto" else 0
+    if model.type != "auto" and (model.type in model.params or grid_size == 1):
+        params = dict(model.params.get(model.type, {}))
+        state.families = {axis: (model.type, params) for axis in state.axes}
+        return
+    frame = state.prepared.frame
+    start = max(0, len(frame) - model.max_rows)
+    allowed = _allowed(state)
+    state.selection = select_families(
+        frame.iloc[start:][["time_s", *state.axes]],
+        state.axes,
+        candidates,
+        validation_share=model.validation_share,
+        where=None if allowed is None else allowed[start:],
+        labelled={axis: mask[start:] for axis, mask in state.masks.items()} or None,
+        fixed=model.params,
+        trials=model.tuning.trials,
+        seed=model.tuning.seed,
+    )
+    state.families = dict(state.selection.chosen)
 
 
 def _train(state: RunState) -> None:
-    assert state.prepared is not None and state.factory is not None
+    assert state.prepared is not None
     model_config = state.loaded.config.model
     state.models = AxisModelSet(
-        state.factory,
+        state.families,
         state.axes,
         on_short_axis=model_config.on_short_axis,
         min_rows=model_config.min_rows,
         n_jobs=_AXIS_THREADS,
-    ).fit(state.prepared.frame)
+        machine=model_config.machine,
+    ).fit(state.prepared.frame, where=_allowed(state))
 
 
 def _fitted_axes(state: RunState) -> list[str]:
+    """Configured axes that have a model, in order (the machine channel is not an axis)."""
     assert state.models is not None
     return [axis for axis in state.axes if axis in state.models.models_]
 
@@ -267,11 +321,49 @@ def _evaluate(state: RunState) -> None:
 
 
 def _threshold(state: RunState) -> None:
-    assert state.profile is not None
-    calibrator = ThresholdCalibrator(state.loaded.config.thresholds, n_jobs=_AXIS_THREADS).fit(
-        _axis_residuals(state), state.profile.dt_seconds
+    """Calibrate on out-of-fold residuals (holdout) or the final model's own (in_sample)."""
+    assert state.profile is not None and state.prepared is not None and state.models is not None
+    config = state.loaded.config
+    machine = config.model.machine
+    allowed = _allowed(state)
+    fitted = {axis: state.families[axis] for axis in _fitted_axes(state)}
+    if config.thresholds.calibration == "holdout":
+        held = out_of_fold(
+            state.prepared.frame,
+            fitted,
+            folds=config.model.folds,
+            max_rows=config.model.max_rows,
+            where=allowed,
+            machine=machine,
+        )
+        residuals: Mapping[str, np.ndarray] = held.residuals
+        scores = held.machine
+    else:
+        residuals = _axis_residuals(state)
+        if allowed is not None:
+            plain = residuals
+            residuals = _Computed(list(plain), lambda axis: np.where(allowed, plain[axis], np.nan))
+        scores = state.models.machine_score(state.prepared.frame)
+        if scores is not None and allowed is not None:
+            scores = np.where(allowed, scores, np.nan)
+    calibrator = ThresholdCalibrator(config.thresholds, n_jobs=_AXIS_THREADS).fit(
+        residuals, state.profile.dt_seconds, machine=machine, machine_scores=scores
     )
     state.thresholds = calibrator.to_dict()
+    state.alarm_budget = {
+        **calibrator.budget_,
+        "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
+    }
+    for change in calibrator.budget_.get("changes", []):
+        logger.info("alarm budget: %s", change)
+    logger.info(
+        "expected false alert events per day (calibration residuals): %.3g in total; %s",
+        calibrator.expected_events_per_day_,
+        ", ".join(
+            f"{name} {record['expected_events_per_day']:.3g}"
+            for name, record in state.thresholds.items()
+        ),
+    )
 
 
 def _plot(state: RunState) -> None:
@@ -340,10 +432,30 @@ def _meta(state: RunState) -> dict[str, Any]:
             "duplicates_resolved": state.extraction.duplicates_resolved,
         },
         "axes": _fitted_axes(state),
+        "families": {axis: family for axis, (family, _) in state.families.items()},
+        "machine_channel": config.model.machine,
+        "labels": {
+            "table": config.labels.table,
+            "windows": 0 if state.labels is None else len(state.labels),
+            "masked_rows": int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
+            "masked": bool(state.masks) and config.labels.mask_training,
+        },
+        "alarm_budget": dict(state.alarm_budget),
         "dt_seconds": state.profile.dt_seconds,
         "libraries": _library_versions(),
         "code_revision": _code_revision(),
         "timings_s": dict(state.timings),
+    }
+
+
+def _selection_record(state: RunState) -> dict[str, Any]:
+    """``selection.json``: the comparison table, or the configured family when none was run."""
+    if state.selection is not None:
+        return state.selection.to_dict()
+    return {
+        "criterion": "configured",
+        "chosen": {a: {"family": f, "params": p} for a, (f, p) in state.families.items()},
+        "table": [],
     }
 
 
@@ -357,6 +469,7 @@ def _register(state: RunState) -> None:
         "models.pkl": pickle.dumps(state.models),
         "prep_stats.json": json.dumps(state.prepared.stats(), indent=2).encode(),
         "thresholds.json": json.dumps(state.thresholds, indent=2).encode(),
+        "selection.json": json.dumps(_selection_record(state), indent=2).encode(),
         "metrics.csv": metrics_csv.getvalue().encode(),
     }
     files.update({f"plots/{path.name}": path for path in state.plot_paths})

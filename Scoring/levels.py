@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-from Thresholding import run_bounds
+from Thresholding import sustained
 
 from .errors import ScoringInputError
 
@@ -108,26 +108,8 @@ def assign_levels(
 
     # NaN compares False both ways, so this is "value is neither 0 nor NaN" in two passes.
     active = (values > 0) | (values < 0)
-    error = _inside_long_runs((residuals > maxc) & active, int(t_short))
-    alert_or_error = _inside_long_runs((residuals > minc) & active, int(t_long)) | error
+    error = sustained((residuals > maxc) & active, int(t_short))
+    alert_or_error = sustained((residuals > minc) & active, int(t_long)) | error
     # Both masks lie inside ``active``, so the sum is IDLE=0, OK=1, ALERT=2 or ERROR=3.
     return active.view(np.int8) + alert_or_error.view(np.int8) + error.view(np.int8)
 
-
-def _inside_long_runs(mask: np.ndarray, min_length: int) -> np.ndarray:
-    """Mask of the samples that lie in a maximal ``True`` run of at least ``min_length``."""
-    if min_length <= 1:
-        return mask
-    starts, ends = run_bounds(mask)
-    long_enough = (ends - starts) >= min_length
-    if long_enough.all():
-        return mask
-    starts, ends = starts[long_enough], ends[long_enough]
-    # Paint the kept runs in one pass: the array splits into alternating segments
-    # gap, run, gap, run, ..., gap whose lengths come from the run bounds.
-    bounds = np.empty(2 * starts.size + 2, dtype=np.int64)
-    bounds[0], bounds[-1] = 0, mask.size
-    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
-    inside = np.zeros(2 * starts.size + 1, dtype=bool)
-    inside[1::2] = True
-    return np.repeat(inside, np.diff(bounds))

@@ -1,22 +1,49 @@
-"""Learn per-axis MinC/MaxC and alert/error step counts from training residuals.
+"""Learn per-axis MinC/MaxC (both sides), sustain steps and the machine channel's thresholds.
 
-Policy (see :class:`~Thresholding.config.ThresholdPolicy` for the keys):
+Policy (see :class:`~Thresholding.config.ThresholdPolicy` for the keys). The residuals are
+the calibration residuals the caller chose (``holdout``: out-of-fold; ``in_sample``: the
+final model's own), smoothed first when ``smoothing`` is on. Per axis, ``center`` is their
+median and ``scale`` their robust spread (1.4826 · MAD, the standard deviation when the MAD
+is 0); ``z = (r - center) / scale``.
 
-1. Positives are the finite residuals > 0. With at least ``min_pos_for_percentile`` of them:
-   when there are at least ``min_pos_for_trim`` positives and ``trim_top_ratio > 0``, the
-   largest ``floor(trim_top_ratio * positives)`` are dropped; MinC and MaxC are the
-   ``minc_percentile`` and ``maxc_percentile`` (linear interpolation, as ``np.percentile``)
-   of the rest. Method ``"percentile"``.
-2. Otherwise, with ``use_mad_fallback``: over all finite residuals, ``med`` = median and
-   ``MAD = 1.4826 * median(|r - med|)`` (consistent with the standard deviation for normal
-   data); MinC = med + mad_k_minc·MAD, MaxC = med + mad_k_maxc·MAD. Method ``"mad"``.
-   Without the fallback, calibration fails for that axis.
-3. Steps: ``default = max(1, ceil(seconds_default / dt_seconds))``. The lengths of the
-   maximal runs of consecutive samples with residual > MinC (alerts) and > MaxC (errors)
-   are measured; ``T_long_steps = max(default_long, ceil(quantile(alert runs,
-   alert_quantile)))`` when there are runs, else ``default_long``; likewise
-   ``T_short_steps`` with the error runs and ``error_quantile``. NaN residuals (idle or
-   missing samples) break runs.
+``pooling: machine`` (default)
+    One multiplier for all axes: ``k_alert`` and ``k_error`` are the ``minc_percentile`` and
+    ``maxc_percentile`` of the per-sample largest ``z`` across axes (``|z|`` for ``side:
+    both``, ``-z`` for ``lower``). So the percentile is the share of samples on which *some*
+    axis crosses, whatever the number of axes. ``MinC = center + k_alert · scale`` (upper) and
+    ``MinC_low = center − k_alert · scale`` (lower); likewise MaxC with ``k_error``. Method
+    ``"pooled"``.
+
+``pooling: axis`` (the seed)
+    1. Upper side: positives are the finite residuals > 0. With at least
+       ``min_pos_for_percentile`` of them: with at least ``min_pos_for_trim`` positives and
+       ``trim_top_ratio > 0``, the largest ``floor(trim_top_ratio * positives)`` are dropped;
+       MinC and MaxC are the ``minc_percentile`` and ``maxc_percentile`` (linear interpolation,
+       as ``np.percentile``) of the rest. Method ``"percentile"``.
+    2. Otherwise, with ``use_mad_fallback``: over all finite residuals, ``med`` = median and
+       ``MAD = 1.4826 * median(|r - med|)``; MinC = med + mad_k_minc·MAD, MaxC = med +
+       mad_k_maxc·MAD. Method ``"mad"``. Without the fallback, calibration fails for that axis.
+    3. The lower side is the same on the negated residuals, negated back.
+
+Steps (both poolings)
+    ``default = max(min_steps, ceil(seconds_default / dt_seconds))``. The lengths of the
+    maximal runs of consecutive samples beyond MinC (alerts) and MaxC (errors), each side
+    on its own, are measured; ``T_long_steps = max(default_long, ceil(quantile(alert runs,
+    alert_quantile)))`` when there are runs, else ``default_long``; likewise
+    ``T_short_steps``. NaN residuals (idle or missing samples) break runs.
+
+Machine channel (``*``)
+    Its score per sample is the mean of ``z²`` over the usable axes (``ssr``), or a machine
+    model's score (``pca``, ``iforest``); MinC/MaxC are its ``minc``/``maxc`` percentiles,
+    upper side only, with steps as above.
+
+Expected alarm rate
+    Levels are computed on the calibration residuals with the learned thresholds; each
+    channel's ``expected_events_per_day`` is its number of alert episodes divided by the
+    days of usable calibration samples. With ``max_events_per_day`` and a total above it, the
+    alert and error steps of the noisiest channel are raised by one at a time (up to 4x their
+    start), then the alert percentile halfway to 100 (up to 5 times), until the total fits;
+    ``budget_`` lists what changed.
 """
 
 from __future__ import annotations
@@ -25,34 +52,67 @@ import logging
 import math
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import ValidationError
 
-from .config import ThresholdPolicy
-from .runs import run_lengths
+from .config import SEED_POLICY, ThresholdPolicy
+from .runs import run_bounds, run_lengths, sustained
+from .smoothing import smooth
 
-__all__ = ["MAD_SCALE", "AxisThreshold", "CalibrationError", "ThresholdCalibrator"]
+__all__ = [
+    "MACHINE_CHANNEL",
+    "MAD_SCALE",
+    "AxisThreshold",
+    "CalibrationError",
+    "ThresholdCalibrator",
+    "alarm_mask",
+    "robust_scale",
+]
 
 logger = logging.getLogger(__name__)
 
 MAD_SCALE = 1.4826
 """Scales the median absolute deviation to the standard deviation of normal data."""
 
+MACHINE_CHANNEL = "*"
+"""The key of the machine channel in ``thresholds.json`` and its axis name in events."""
+
+TAIL_SCALE = 1.959964
+"""The 95th percentile of ``|x|`` for standard normal ``x``."""
+
 _FLOAT_SLACK = 1e-9
 """Tolerance before floor/ceil so 0.29 * 100 counts as 29 and 5.0000000001 as 5."""
+
+_SECONDS_PER_DAY = 86_400.0
 
 
 class CalibrationError(ValueError):
     """Thresholds cannot be learned from the given residuals, or a saved record is malformed."""
 
 
+def robust_scale(values: np.ndarray) -> tuple[float, float]:
+    """(median, tail scale) of the finite ``values``: the 95th percentile of ``|v − median|``
+    over 1.96, which is the standard deviation for normal data and, unlike the MAD, sees the
+    jumps of a sample-and-hold signal; the std (or 1e-12) when it is 0."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    center = float(np.median(finite))
+    scale = float(np.percentile(np.abs(finite - center), 95.0)) / TAIL_SCALE
+    if not scale > 0:
+        scale = float(finite.std())
+    if not scale > 0:
+        scale = 1e-12 * max(1.0, abs(center))
+    return center, scale
+
+
 @dataclass(frozen=True)
 class AxisThreshold:
-    """Learned thresholds of one axis; :meth:`to_dict` gives its ``thresholds.json`` entry."""
+    """Learned thresholds of one channel; :meth:`to_dict` gives its ``thresholds.json`` entry."""
 
     minc: float
     maxc: float
@@ -66,29 +126,50 @@ class AxisThreshold:
     n_trimmed: int
     n_alert_runs: int
     n_error_runs: int
+    minc_low: float | None = None
+    maxc_low: float | None = None
+    center: float = 0.0
+    scale: float = 1.0
+    side: str = "upper"
+    calibration: str = "in_sample"
+    expected_events_per_day: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the ``thresholds.json`` record with plain Python floats and ints."""
-        return {
-            "MinC": float(self.minc),
-            "MaxC": float(self.maxc),
-            "T_long_steps": int(self.t_long_steps),
-            "T_short_steps": int(self.t_short_steps),
-            "dt_seconds": float(self.dt_seconds),
-            "method": self.method,
-            "policy": self.policy.model_dump(mode="json"),
-            "counts": {
-                "residuals": int(self.n_residuals),
-                "positives": int(self.n_positives),
-                "trimmed": int(self.n_trimmed),
-                "alert_runs": int(self.n_alert_runs),
-                "error_runs": int(self.n_error_runs),
-            },
-        }
+        record: dict[str, Any] = {"MinC": float(self.minc), "MaxC": float(self.maxc)}
+        if self.minc_low is not None and self.maxc_low is not None:
+            record["MinC_low"] = float(self.minc_low)
+            record["MaxC_low"] = float(self.maxc_low)
+        record.update(
+            {
+                "T_long_steps": int(self.t_long_steps),
+                "T_short_steps": int(self.t_short_steps),
+                "dt_seconds": float(self.dt_seconds),
+                "method": self.method,
+                "calibration": self.calibration,
+                "side": self.side,
+                "center": float(self.center),
+                "scale": float(self.scale),
+                "smoothing": self.policy.smoothing.model_dump(mode="json"),
+                "expected_events_per_day": None
+                if self.expected_events_per_day is None
+                else round(float(self.expected_events_per_day), 6),
+                "policy": self.policy.model_dump(mode="json"),
+                "counts": {
+                    "residuals": int(self.n_residuals),
+                    "positives": int(self.n_positives),
+                    "trimmed": int(self.n_trimmed),
+                    "alert_runs": int(self.n_alert_runs),
+                    "error_runs": int(self.n_error_runs),
+                },
+            }
+        )
+        return record
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], axis: str = "?") -> AxisThreshold:
-        """Rebuild a record from :meth:`to_dict` output.
+        """Rebuild a record from :meth:`to_dict` output (also records written before the
+        lower side existed: they are upper-side, in-sample, with the seed's policy).
 
         Raises
         ------
@@ -97,6 +178,11 @@ class AxisThreshold:
         """
         try:
             counts = data.get("counts", {})
+            legacy = "side" not in data
+            echo = dict(data.get("policy", {}))
+            policy = ThresholdPolicy.model_validate({**SEED_POLICY, **echo} if legacy else echo)
+            low = data.get("MinC_low"), data.get("MaxC_low")
+            expected = data.get("expected_events_per_day")
             return cls(
                 minc=float(data["MinC"]),
                 maxc=float(data["MaxC"]),
@@ -104,12 +190,19 @@ class AxisThreshold:
                 t_short_steps=int(data["T_short_steps"]),
                 dt_seconds=float(data["dt_seconds"]),
                 method=str(data["method"]),
-                policy=ThresholdPolicy.model_validate(data.get("policy", {})),
+                policy=policy,
                 n_residuals=int(counts.get("residuals", 0)),
                 n_positives=int(counts.get("positives", 0)),
                 n_trimmed=int(counts.get("trimmed", 0)),
                 n_alert_runs=int(counts.get("alert_runs", 0)),
                 n_error_runs=int(counts.get("error_runs", 0)),
+                minc_low=None if low[0] is None else float(low[0]),
+                maxc_low=None if low[1] is None else float(low[1]),
+                center=float(data.get("center", 0.0)),
+                scale=float(data.get("scale", 1.0)),
+                side=str(data.get("side", "upper")),
+                calibration=str(data.get("calibration", "in_sample")),
+                expected_events_per_day=None if expected is None else float(expected),
             )
         except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
             raise CalibrationError(
@@ -118,12 +211,12 @@ class AxisThreshold:
             ) from exc
 
 
-def default_steps(seconds: float, dt_seconds: float) -> int:
-    """Return ``max(1, ceil(seconds / dt_seconds))``, tolerant of float rounding.
+def default_steps(seconds: float, dt_seconds: float, min_steps: int = 1) -> int:
+    """Return ``max(min_steps, ceil(seconds / dt_seconds))``, tolerant of float rounding.
 
     With ``dt_seconds = 1.891``: 5 s → 3 steps, 3 s → 2 steps.
     """
-    return max(1, math.ceil(seconds / dt_seconds - _FLOAT_SLACK))
+    return max(int(min_steps), 1, math.ceil(seconds / dt_seconds - _FLOAT_SLACK))
 
 
 def steps_from_runs(runs: np.ndarray, quantile: float, default: int) -> int:
@@ -156,24 +249,163 @@ def _as_residuals(values: ArrayLike, axis: str) -> np.ndarray:
     return residuals
 
 
+@dataclass(frozen=True)
+class _Levels:
+    """One sign's MinC/MaxC of an axis (pooling axis) and how they were found."""
+
+    minc: float
+    maxc: float
+    method: str
+    n_positives: int
+    n_trimmed: int
+
+
+def _percentile_levels(
+    axis: str,
+    residuals: np.ndarray,
+    is_finite: np.ndarray,
+    policy: ThresholdPolicy,
+    sign: str = "positive",
+) -> _Levels:
+    """The seed's per-axis MinC/MaxC from the positive residuals (see the module docstring)."""
+    # np.compress is ~4x faster than a boolean index when the mask flips at random.
+    positives = np.compress((residuals > 0) & is_finite, residuals)
+    n_positives = int(positives.size)
+    if n_positives >= policy.min_pos_for_percentile:
+        n_trimmed = trim_count(n_positives, policy)
+        kept = positives
+        if n_trimmed:
+            keep = n_positives - n_trimmed
+            kept = np.partition(positives, keep - 1)[:keep]
+        # Linear-time selection (introselect) in place: ``positives`` is our own copy.
+        minc, maxc = np.percentile(
+            kept,
+            [policy.minc_percentile, policy.maxc_percentile],
+            method="linear",
+            overwrite_input=True,
+        )
+        return _Levels(float(minc), float(maxc), "percentile", n_positives, n_trimmed)
+    if not policy.use_mad_fallback:
+        raise CalibrationError(
+            f"axis {axis!r} has {n_positives} {sign} residual(s), fewer than "
+            f"thresholds.min_pos_for_percentile={policy.min_pos_for_percentile}; "
+            "train on more data, lower thresholds.min_pos_for_percentile, "
+            "or set thresholds.use_mad_fallback: true"
+        )
+    finite = np.compress(is_finite, residuals)
+    median = float(np.median(finite))
+    mad = MAD_SCALE * float(np.median(np.abs(finite - median)))
+    minc = median + policy.mad_k_minc * mad
+    maxc = median + policy.mad_k_maxc * mad
+    logger.warning(
+        "axis %r: only %d %s residual(s) (< min_pos_for_percentile=%d); "
+        "using median + k*MAD of %d residuals (MinC=%.6g, MaxC=%.6g)",
+        axis,
+        n_positives,
+        sign,
+        policy.min_pos_for_percentile,
+        finite.size,
+        minc,
+        maxc,
+    )
+    return _Levels(minc, maxc, "mad", n_positives, 0)
+
+
+def _beyond(residuals: np.ndarray, record: AxisThreshold, level: str) -> list[np.ndarray]:
+    """Masks of the samples beyond the ``level`` (alert/error) threshold, one per side."""
+    upper, lower = (
+        (record.minc, record.minc_low)
+        if level == "alert"
+        else (
+            record.maxc,
+            record.maxc_low,
+        )
+    )
+    masks = []
+    if record.side in ("upper", "both"):
+        masks.append(residuals > upper)
+    if record.side in ("lower", "both") and lower is not None:
+        masks.append(residuals < lower)
+    return masks
+
+
+def alarm_mask(residuals: np.ndarray, record: AxisThreshold) -> np.ndarray:
+    """Samples at alert level or worse under ``record``'s thresholds and sustain steps."""
+    out = np.zeros(residuals.size, dtype=bool)
+    for mask in _beyond(residuals, record, "alert"):
+        out |= sustained(mask, record.t_long_steps)
+    for mask in _beyond(residuals, record, "error"):
+        out |= sustained(mask, record.t_short_steps)
+    return out
+
+
+def _steps(residuals: np.ndarray, record: AxisThreshold, dt_seconds: float) -> AxisThreshold:
+    """``record`` with the sustain steps learned from the runs beyond its thresholds."""
+    policy = record.policy
+    alert_runs = np.concatenate([run_lengths(m) for m in _beyond(residuals, record, "alert")])
+    error_runs = np.concatenate([run_lengths(m) for m in _beyond(residuals, record, "error")])
+    t_long = steps_from_runs(
+        alert_runs,
+        policy.alert_quantile,
+        default_steps(policy.alert_seconds_default, dt_seconds, policy.alert_min_steps),
+    )
+    t_short = steps_from_runs(
+        error_runs,
+        policy.error_quantile,
+        default_steps(policy.error_seconds_default, dt_seconds, policy.error_min_steps),
+    )
+    return replace(
+        record,
+        t_long_steps=t_long,
+        t_short_steps=t_short,
+        n_alert_runs=int(alert_runs.size),
+        n_error_runs=int(error_runs.size),
+    )
+
+
+def _episodes(alarm: np.ndarray) -> int:
+    return int(run_bounds(alarm)[0].size)
+
+
+@dataclass
+class _Series:
+    """The calibration series of one channel: (smoothed) residuals or scores, standardised."""
+
+    values: np.ndarray
+    center: float
+    scale: float
+    finite: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.finite = int(np.count_nonzero(np.isfinite(self.values)))
+
+    @property
+    def z(self) -> np.ndarray:
+        return (self.values - self.center) / self.scale
+
+
 class ThresholdCalibrator:
-    """Learn per-axis thresholds with a :class:`ThresholdPolicy`.
+    """Learn per-axis thresholds (and the machine channel's) with a :class:`ThresholdPolicy`.
 
     Parameters
     ----------
     policy:
         The threshold policy; ``None`` (default) uses ``ThresholdPolicy()``.
     n_jobs:
-        Axes calibrated at the same time, in threads (NumPy's selection, comparisons and
-        run detection release the GIL, so two cores nearly halve the time); ``None``
-        (default) or 1 calibrates one axis after the other. The result does not depend on it.
+        Axes prepared at the same time, in threads (NumPy's selection, comparisons and run
+        detection release the GIL); ``None`` (default) or 1 works one axis after the other.
+        The result does not depend on it.
 
     Attributes
     ----------
     thresholds_ : dict[str, AxisThreshold]
-        Learned record per axis, in input order.
+        Learned record per axis, in input order, then ``"*"`` for the machine channel.
     dt_seconds_ : float
         Sampling interval the steps were computed for.
+    expected_events_per_day_ : float
+        Estimated false alert events per day of the whole machine (all channels).
+    budget_ : dict
+        ``max_events_per_day``, the changes it made, and whether it was met.
     """
 
     def __init__(self, policy: ThresholdPolicy | None = None, *, n_jobs: int | None = None) -> None:
@@ -196,16 +428,29 @@ class ThresholdCalibrator:
             )
         return self.policy
 
-    def fit(self, residuals: Mapping[str, ArrayLike], dt_seconds: float) -> ThresholdCalibrator:
-        """Learn MinC, MaxC, T_long_steps and T_short_steps for every axis.
+    def fit(
+        self,
+        residuals: Mapping[str, ArrayLike],
+        dt_seconds: float,
+        *,
+        machine: str = "none",
+        machine_scores: ArrayLike | None = None,
+    ) -> ThresholdCalibrator:
+        """Learn MinC, MaxC (and their lower counterparts), T_long_steps and T_short_steps.
 
         Parameters
         ----------
         residuals:
-            Axis name → 1-D residual array in time order (the ``{axis}_res`` column), NaN
-            where the sample is idle or missing. Not modified.
+            Axis name → 1-D residual array in time order, NaN where the sample is idle or
+            missing; all of equal length for ``pooling: machine`` or a machine channel.
+            Not modified.
         dt_seconds:
             Median sampling interval in seconds; finite and > 0.
+        machine:
+            The machine channel: ``none``, ``ssr`` (from the standardised residuals) or the
+            name of a machine model whose ``machine_scores`` are given.
+        machine_scores:
+            The machine model's score per sample (aligned with ``residuals``).
 
         Returns
         -------
@@ -216,18 +461,13 @@ class ThresholdCalibrator:
         ------
         CalibrationError
             If ``dt_seconds`` is not a finite positive number, ``residuals`` is empty or not
-            a mapping, an axis has no finite residuals, or an axis has too few positive
-            residuals while ``use_mad_fallback`` is off.
+            a mapping, an axis has no finite residuals, arrays differ in length where they
+            must not, or an axis has too few residuals of a sign while ``use_mad_fallback``
+            is off.
         """
         policy = self._policy()
         n_jobs = self._n_jobs()
-        if isinstance(dt_seconds, bool) or not isinstance(dt_seconds, (int, float, np.number)):
-            raise CalibrationError(f"dt_seconds must be a number, got {dt_seconds!r}")
-        if not (math.isfinite(dt_seconds) and dt_seconds > 0):
-            raise CalibrationError(
-                f"dt_seconds must be finite and > 0, got {dt_seconds!r}; "
-                "the data needs at least two samples with distinct times"
-            )
+        dt = self._dt(dt_seconds)
         if not isinstance(residuals, Mapping):
             raise CalibrationError(
                 "residuals must be a mapping of axis name to residual array, "
@@ -235,112 +475,274 @@ class ThresholdCalibrator:
             )
         if not residuals:
             raise CalibrationError("residuals is empty; pass at least one axis")
-        dt = float(dt_seconds)
+        axes = [str(axis) for axis in residuals]
 
-        def fit_axis(axis: str) -> AxisThreshold:
+        def prepare(axis: str) -> _Series:
             # Looked up here, so a mapping that computes residuals on access does so in
             # the worker, and only the axes in flight are in memory.
-            return self._fit_axis(str(axis), _as_residuals(residuals[axis], str(axis)), dt, policy)
+            values = smooth(_as_residuals(residuals[axis], axis), policy.smoothing)
+            if not np.isfinite(values).any():
+                raise CalibrationError(
+                    f"axis {axis!r} has no finite residuals ({values.size} samples, all idle "
+                    "or missing); widen the training window or remove the axis"
+                )
+            return _Series(values, *robust_scale(values))
 
-        axes = list(residuals)
         if n_jobs > 1 and len(axes) > 1:
             with ThreadPoolExecutor(max_workers=min(n_jobs, len(axes))) as pool:
-                records = list(pool.map(fit_axis, axes))
+                series = dict(zip(axes, pool.map(prepare, axes), strict=True))
         else:
-            records = [fit_axis(axis) for axis in axes]
-        self.thresholds_ = {str(axis): record for axis, record in zip(axes, records, strict=True)}
+            series = {axis: prepare(axis) for axis in axes}
+        sizes = {s.values.size for s in series.values()}
+        pooled = policy.pooling == "machine" or machine != "none"
+        if pooled and len(sizes) > 1:
+            raise CalibrationError(
+                "pooled thresholds and the machine channel need the residuals of every axis "
+                f"on the same rows, got lengths {sorted(sizes)}"
+            )
+        channel = None
+        if machine != "none":
+            channel = self._machine_series(series, machine, machine_scores)
+        percentile = policy.minc_percentile
+        records = self._records(series, channel, dt, policy, percentile)
+        budget: dict[str, Any] = {"max_events_per_day": policy.max_events_per_day, "changes": []}
+        if policy.max_events_per_day is not None:
+            records = self._fit_budget(series, channel, dt, policy, records, budget)
+        self.thresholds_ = records
         self.dt_seconds_ = dt
+        self.expected_events_per_day_ = float(
+            sum(r.expected_events_per_day or 0.0 for r in records.values())
+        )
+        budget["met"] = (
+            policy.max_events_per_day is None
+            or self.expected_events_per_day_ <= policy.max_events_per_day
+        )
+        self.budget_ = budget
         return self
 
     @staticmethod
-    def _fit_axis(
-        axis: str, residuals: np.ndarray, dt_seconds: float, policy: ThresholdPolicy
-    ) -> AxisThreshold:
-        is_finite = np.isfinite(residuals)
-        n_finite = int(np.count_nonzero(is_finite))
-        if n_finite == 0:
+    def _dt(dt_seconds: float) -> float:
+        if isinstance(dt_seconds, bool) or not isinstance(dt_seconds, (int, float, np.number)):
+            raise CalibrationError(f"dt_seconds must be a number, got {dt_seconds!r}")
+        if not (math.isfinite(dt_seconds) and dt_seconds > 0):
             raise CalibrationError(
-                f"axis {axis!r} has no finite residuals ({residuals.size} samples, all idle "
-                "or missing); widen the training window or remove the axis"
+                f"dt_seconds must be finite and > 0, got {dt_seconds!r}; "
+                "the data needs at least two samples with distinct times"
             )
-        # np.compress is ~4x faster than a boolean index when the mask flips at random.
-        positives = np.compress((residuals > 0) & is_finite, residuals)
-        n_positives = int(positives.size)
-        n_trimmed = 0
-        if n_positives >= policy.min_pos_for_percentile:
-            n_trimmed = trim_count(n_positives, policy)
-            kept = positives
-            if n_trimmed:
-                keep = n_positives - n_trimmed
-                kept = np.partition(positives, keep - 1)[:keep]
-            # Linear-time selection (introselect) in place: ``positives`` is our own copy.
-            minc, maxc = np.percentile(
-                kept,
-                [policy.minc_percentile, policy.maxc_percentile],
-                method="linear",
-                overwrite_input=True,
-            )
-            method = "percentile"
-        elif policy.use_mad_fallback:
-            finite = np.compress(is_finite, residuals)
-            median = float(np.median(finite))
-            mad = MAD_SCALE * float(np.median(np.abs(finite - median)))
-            minc = median + policy.mad_k_minc * mad
-            maxc = median + policy.mad_k_maxc * mad
-            method = "mad"
-            logger.warning(
-                "axis %r: only %d positive residual(s) (< min_pos_for_percentile=%d); "
-                "using median + k*MAD of %d residuals (MinC=%.6g, MaxC=%.6g)",
-                axis,
-                n_positives,
-                policy.min_pos_for_percentile,
-                n_finite,
-                minc,
-                maxc,
-            )
-        else:
-            raise CalibrationError(
-                f"axis {axis!r} has {n_positives} positive residual(s), fewer than "
-                f"thresholds.min_pos_for_percentile={policy.min_pos_for_percentile}; "
-                "train on more data, lower thresholds.min_pos_for_percentile, "
-                "or set thresholds.use_mad_fallback: true"
-            )
+        return float(dt_seconds)
 
-        alert_runs = run_lengths(residuals > minc)
-        error_runs = run_lengths(residuals > maxc)
-        t_long = steps_from_runs(
-            alert_runs,
-            policy.alert_quantile,
-            default_steps(policy.alert_seconds_default, dt_seconds),
+    @staticmethod
+    def _machine_series(
+        series: Mapping[str, _Series], machine: str, scores: ArrayLike | None
+    ) -> _Series:
+        if machine == "ssr":
+            squares = np.column_stack([s.z for s in series.values()]) ** 2
+            counts = np.count_nonzero(np.isfinite(squares), axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = np.nansum(squares, axis=1) / counts  # NaN where every axis is idle
+        else:
+            if scores is None:
+                raise CalibrationError(f"the {machine} machine channel needs its scores")
+            values = _as_residuals(scores, MACHINE_CHANNEL)
+            size = next(iter(series.values())).values.size
+            if values.size != size:
+                raise CalibrationError(
+                    f"machine scores have {values.size} samples, the residuals {size}"
+                )
+        if not np.isfinite(values).any():
+            raise CalibrationError("the machine channel has no finite score; check the axes")
+        return _Series(values, 0.0, 1.0)
+
+    def _records(
+        self,
+        series: Mapping[str, _Series],
+        channel: _Series | None,
+        dt: float,
+        policy: ThresholdPolicy,
+        percentile: float,
+    ) -> dict[str, AxisThreshold]:
+        """Every channel's record at alert percentile ``percentile`` (steps learned)."""
+        policy_used = policy.model_copy(update={"minc_percentile": percentile})
+        policy_used = policy_used.model_copy(
+            update={"maxc_percentile": max(policy.maxc_percentile, percentile)}
         )
-        t_short = steps_from_runs(
-            error_runs,
-            policy.error_quantile,
-            default_steps(policy.error_seconds_default, dt_seconds),
-        )
-        logger.debug(
-            "axis %r: %s MinC=%.6g MaxC=%.6g T_long=%d T_short=%d",
-            axis,
-            method,
-            minc,
-            maxc,
-            t_long,
-            t_short,
-        )
+        records: dict[str, AxisThreshold] = {}
+        if policy.pooling == "machine":
+            k_alert, k_error = self._pooled_multipliers(series, policy_used)
+        for axis, s in series.items():
+            if policy.pooling == "machine":
+                record = self._pooled_record(s, k_alert, k_error, dt, policy_used)
+            else:
+                record = self._axis_record(axis, s, dt, policy_used)
+            records[axis] = self._with_rate(_steps(s.values, record, dt), s.values, dt)
+        if channel is not None:
+            finite = channel.values[np.isfinite(channel.values)]
+            minc, maxc = np.percentile(
+                finite, [policy_used.minc_percentile, policy_used.maxc_percentile]
+            )
+            record = AxisThreshold(
+                minc=float(minc),
+                maxc=float(max(maxc, minc)),
+                t_long_steps=1,
+                t_short_steps=1,
+                dt_seconds=dt,
+                method="machine",
+                policy=policy_used,
+                n_residuals=channel.finite,
+                n_positives=channel.finite,
+                n_trimmed=0,
+                n_alert_runs=0,
+                n_error_runs=0,
+                side="upper",
+                calibration=policy.calibration,
+            )
+            records[MACHINE_CHANNEL] = self._with_rate(
+                _steps(channel.values, record, dt), channel.values, dt
+            )
+        return records
+
+    @staticmethod
+    def _pooled_multipliers(
+        series: Mapping[str, _Series], policy: ThresholdPolicy
+    ) -> tuple[float, float]:
+        z = np.column_stack([s.z for s in series.values()])
+        if policy.side == "both":
+            z = np.abs(z)
+        elif policy.side == "lower":
+            z = -z
+        with np.errstate(invalid="ignore"):
+            largest = np.fmax.reduce(z, axis=1)
+        largest = largest[np.isfinite(largest)]
+        k_alert, k_error = np.percentile(largest, [policy.minc_percentile, policy.maxc_percentile])
+        k_alert = max(float(k_alert), 0.0)
+        return k_alert, max(float(k_error), k_alert)
+
+    @staticmethod
+    def _pooled_record(
+        s: _Series, k_alert: float, k_error: float, dt: float, policy: ThresholdPolicy
+    ) -> AxisThreshold:
+        lower = policy.side in ("lower", "both")
         return AxisThreshold(
-            minc=float(minc),
-            maxc=float(maxc),
-            t_long_steps=t_long,
-            t_short_steps=t_short,
-            dt_seconds=dt_seconds,
-            method=method,
+            minc=s.center + k_alert * s.scale,
+            maxc=s.center + k_error * s.scale,
+            minc_low=s.center - k_alert * s.scale if lower else None,
+            maxc_low=s.center - k_error * s.scale if lower else None,
+            t_long_steps=1,
+            t_short_steps=1,
+            dt_seconds=dt,
+            method="pooled",
             policy=policy,
-            n_residuals=n_finite,
-            n_positives=n_positives,
-            n_trimmed=n_trimmed,
-            n_alert_runs=int(alert_runs.size),
-            n_error_runs=int(error_runs.size),
+            n_residuals=s.finite,
+            n_positives=int(np.count_nonzero(s.values > s.center)),
+            n_trimmed=0,
+            n_alert_runs=0,
+            n_error_runs=0,
+            center=s.center,
+            scale=s.scale,
+            side=policy.side,
+            calibration=policy.calibration,
         )
+
+    @staticmethod
+    def _axis_record(axis: str, s: _Series, dt: float, policy: ThresholdPolicy) -> AxisThreshold:
+        residuals = s.values
+        is_finite = np.isfinite(residuals)
+        upper = lower = None
+        if policy.side in ("upper", "both"):
+            upper = _percentile_levels(axis, residuals, is_finite, policy)
+        if policy.side in ("lower", "both"):
+            lower = _percentile_levels(axis, -residuals, is_finite, policy, "negative")
+        main = upper or lower
+        assert main is not None  # side is one of the three
+        methods = {level.method for level in (upper, lower) if level is not None}
+        # A lower-only record keeps MinC/MaxC as the mirror image (unused, but finite JSON).
+        mirror = upper or _Levels(-main.minc, -main.maxc, main.method, 0, 0)
+        return AxisThreshold(
+            minc=mirror.minc,
+            maxc=mirror.maxc,
+            minc_low=-lower.minc if lower else None,
+            maxc_low=-lower.maxc if lower else None,
+            t_long_steps=1,
+            t_short_steps=1,
+            dt_seconds=dt,
+            method="percentile" if methods == {"percentile"} else "mad",
+            policy=policy,
+            n_residuals=s.finite,
+            n_positives=main.n_positives,
+            n_trimmed=main.n_trimmed,
+            n_alert_runs=0,
+            n_error_runs=0,
+            center=s.center,
+            scale=s.scale,
+            side=policy.side,
+            calibration=policy.calibration,
+        )
+
+    @staticmethod
+    def _with_rate(record: AxisThreshold, values: np.ndarray, dt: float) -> AxisThreshold:
+        days = np.count_nonzero(np.isfinite(values)) * dt / _SECONDS_PER_DAY
+        rate = _episodes(alarm_mask(values, record)) / days if days > 0 else 0.0
+        return replace(record, expected_events_per_day=rate)
+
+    def _fit_budget(
+        self,
+        series: Mapping[str, _Series],
+        channel: _Series | None,
+        dt: float,
+        policy: ThresholdPolicy,
+        records: dict[str, AxisThreshold],
+        budget: dict[str, Any],
+    ) -> dict[str, AxisThreshold]:
+        """Raise sustain steps, then the alert percentile, until the total fits the budget."""
+        limit = float(policy.max_events_per_day or math.inf)
+        values = {**{a: s.values for a, s in series.items()}}
+        if channel is not None:
+            values[MACHINE_CHANNEL] = channel.values
+        start_steps = {name: r.t_long_steps for name, r in records.items()}
+        percentile = policy.minc_percentile
+
+        def total(recs: Mapping[str, AxisThreshold]) -> float:
+            return sum(r.expected_events_per_day or 0.0 for r in recs.values())
+
+        for _ in range(5):
+            while total(records) > limit:
+                raisable = [
+                    name
+                    for name, r in records.items()
+                    if (r.expected_events_per_day or 0) > 0
+                    and r.t_long_steps < 4 * start_steps[name]
+                ]
+                if not raisable:
+                    break
+                worst = max(raisable, key=lambda n: records[n].expected_events_per_day or 0.0)
+                old = records[worst]
+                raised = replace(
+                    old, t_long_steps=old.t_long_steps + 1, t_short_steps=old.t_short_steps + 1
+                )
+                records[worst] = self._with_rate(raised, values[worst], dt)
+                budget["changes"].append(
+                    f"{worst}: T_long_steps {old.t_long_steps} -> {raised.t_long_steps}, "
+                    f"T_short_steps {old.t_short_steps} -> {raised.t_short_steps}"
+                )
+            if total(records) <= limit or percentile >= 99.999:
+                break
+            new_percentile = percentile + (100.0 - percentile) / 2
+            budget["changes"].append(
+                f"minc_percentile {percentile:g} -> {new_percentile:g} "
+                f"({total(records):.3g} events/day > {limit:g})"
+            )
+            percentile = new_percentile
+            records = self._records(series, channel, dt, policy, percentile)
+            start_steps = {name: r.t_long_steps for name, r in records.items()}
+        if total(records) > limit:
+            logger.warning(
+                "thresholds.max_events_per_day=%g not met: %.3g expected events per day after %d "
+                "changes; the calibration residuals alarm too often, check the data",
+                limit,
+                total(records),
+                len(budget["changes"]),
+            )
+        return records
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "thresholds_"):
@@ -392,4 +794,8 @@ class ThresholdCalibrator:
         calibrator = cls(first.policy)
         calibrator.thresholds_ = records
         calibrator.dt_seconds_ = first.dt_seconds
+        calibrator.expected_events_per_day_ = float(
+            sum(r.expected_events_per_day or 0.0 for r in records.values())
+        )
+        calibrator.budget_ = {"max_events_per_day": first.policy.max_events_per_day}
         return calibrator

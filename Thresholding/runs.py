@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["run_bounds", "run_lengths"]
+__all__ = ["run_bounds", "run_lengths", "sustained"]
 
 
 def run_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,3 +43,22 @@ def run_lengths(mask: np.ndarray) -> np.ndarray:
     """Return the length of every maximal run of ``True`` in ``mask``, in order."""
     starts, ends = run_bounds(mask)
     return ends - starts
+
+
+def sustained(mask: np.ndarray, min_length: int) -> np.ndarray:
+    """Mask of the samples that lie in a maximal ``True`` run of at least ``min_length``."""
+    if min_length <= 1:
+        return mask
+    starts, ends = run_bounds(mask)
+    long_enough = (ends - starts) >= min_length
+    if long_enough.all():
+        return mask
+    starts, ends = starts[long_enough], ends[long_enough]
+    # Paint the kept runs in one pass: the array splits into alternating segments
+    # gap, run, gap, run, ..., gap whose lengths come from the run bounds.
+    bounds = np.empty(2 * starts.size + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, mask.size
+    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+    inside = np.zeros(2 * starts.size + 1, dtype=bool)
+    inside[1::2] = True
+    return np.repeat(inside, np.diff(bounds))

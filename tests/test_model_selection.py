@@ -1,24 +1,31 @@
-"""Model selection: the family table, LinearTrend and ModelConfig."""
+"""Model selection: the seed's line (``fit_line``, ``LinearTrend``), the family table, ModelConfig."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
 
 from ModelSelection import (
+    DEFAULT_CANDIDATES,
     MODEL_FAMILIES,
     AxisModel,
     LinearTrend,
     ModelConfig,
     ModelError,
     UnknownModelError,
+    fit_line,
     select_model,
 )
+
+
+def _frame(t, y) -> pd.DataFrame:
+    return pd.DataFrame({"time_s": np.asarray(t, dtype=float), "a": np.asarray(y, dtype=float)})
 
 
 @pytest.mark.parametrize(
@@ -32,10 +39,10 @@ from ModelSelection import (
     ],
 )
 def test_linear_trend_recovers_exact_line(t, y, coef, intercept):
-    model = LinearTrend().fit(t, y)
+    model = LinearTrend().fit(_frame(t, y), "a")
     assert model.coef_ == pytest.approx(coef, rel=1e-12, abs=1e-12)
     assert model.intercept_ == pytest.approx(intercept, rel=1e-12, abs=1e-9)
-    np.testing.assert_allclose(model.predict(t), y, rtol=1e-12, atol=1e-6)
+    np.testing.assert_allclose(model.predict(_frame(t, y), "a"), y, rtol=1e-12, atol=1e-6)
 
 
 @pytest.mark.parametrize("offset", [0.0, 1.7e9])
@@ -43,29 +50,28 @@ def test_linear_trend_matches_sklearn(offset):
     rng = np.random.default_rng(7)
     t = offset + np.sort(rng.uniform(0, 5000, 500))
     y = 0.003 * (t - offset) + 12.0 + rng.normal(0, 2, t.size)
-    ours = LinearTrend().fit(t, y)
+    coef, intercept = fit_line(t, y)
     reference = LinearRegression().fit(t.reshape(-1, 1), y)
-    assert ours.coef_ == pytest.approx(reference.coef_[0], rel=1e-9)
-    assert ours.intercept_ == pytest.approx(reference.intercept_, rel=1e-9)
+    assert coef == pytest.approx(reference.coef_[0], rel=1e-9)
+    assert intercept == pytest.approx(reference.intercept_, rel=1e-9)
 
 
 def test_constant_time_gives_flat_line_like_sklearn():
     t = np.array([3.0, 3.0, 3.0])
     y = np.array([1.0, 2.0, 6.0])
-    ours = LinearTrend().fit(t, y)
+    ours = LinearTrend().fit(_frame(t, y), "a")
     reference = LinearRegression().fit(t.reshape(-1, 1), y)
     assert ours.coef_ == 0.0
     assert ours.intercept_ == pytest.approx(3.0)
-    np.testing.assert_allclose(ours.predict(t), reference.predict(t.reshape(-1, 1)))
+    np.testing.assert_allclose(ours.predict(_frame(t, y), "a"), reference.predict(t.reshape(-1, 1)))
 
 
 def test_fit_returns_self_and_does_not_mutate_inputs():
-    t = np.array([0.0, 1.0, 2.0])
-    y = np.array([1.0, 2.0, 3.0])
+    frame = _frame([0.0, 1.0, 2.0], [1.0, 2.0, 3.0])
+    before = frame.copy()
     model = LinearTrend()
-    assert model.fit(t, y) is model
-    np.testing.assert_array_equal(t, [0.0, 1.0, 2.0])
-    np.testing.assert_array_equal(y, [1.0, 2.0, 3.0])
+    assert model.fit(frame, "a") is model
+    pd.testing.assert_frame_equal(frame, before)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +87,15 @@ def test_fit_returns_self_and_does_not_mutate_inputs():
 )
 def test_fit_rejects_bad_input(t, y, message):
     with pytest.raises(ModelError, match=message):
-        LinearTrend().fit(t, y)
+        fit_line(t, y)
+
+
+def test_linear_trend_leaves_idle_and_missing_rows_out():
+    frame = _frame([0.0, 1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 5.0, np.nan, 9.0])
+    model = LinearTrend().fit(frame, "a")
+    assert (model.coef_, model.intercept_) == (2.0, 1.0)
+    with pytest.raises(ModelError, match="column 'b' is missing from the frame"):
+        LinearTrend().fit(frame, "b")
 
 
 def test_fit_where_equals_fit_on_the_selected_rows():
@@ -94,21 +108,20 @@ def test_fit_where_equals_fit_on_the_selected_rows():
     where = rng.random(n) > 0.3
     where[40_000:75_000] = False
     y[~where] = np.where(rng.random(int((~where).sum())) > 0.5, np.nan, 0.0)
-    ours = LinearTrend().fit(t, y, where=where)
+    coef, intercept = fit_line(t, y, where=where)
     reference = LinearRegression().fit(t[where].reshape(-1, 1), y[where])
-    assert ours.coef_ == pytest.approx(reference.coef_[0], rel=1e-11)
-    assert ours.intercept_ == pytest.approx(reference.intercept_, rel=1e-11)
-    copied = LinearTrend().fit(t[where], y[where])
-    assert ours.coef_ == pytest.approx(copied.coef_, rel=1e-13)
+    assert coef == pytest.approx(reference.coef_[0], rel=1e-11)
+    assert intercept == pytest.approx(reference.intercept_, rel=1e-11)
+    copied, _ = fit_line(t[where], y[where])
+    assert coef == pytest.approx(copied, rel=1e-13)
 
 
 def test_fit_where_exact_line_and_constant_time():
     t = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     y = np.array([1.0, np.nan, 5.0, 100.0, 9.0])
-    model = LinearTrend().fit(t, y, where=np.array([True, False, True, False, True]))
-    assert (model.coef_, model.intercept_) == (2.0, 1.0)
-    flat = LinearTrend().fit([3.0, 3.0, 5.0], [1.0, 5.0, 7.0], where=[True, True, False])
-    assert (flat.coef_, flat.intercept_) == (0.0, 3.0)
+    assert fit_line(t, y, where=np.array([True, False, True, False, True])) == (2.0, 1.0)
+    flat = fit_line([3.0, 3.0, 5.0], [1.0, 5.0, 7.0], where=np.array([True, True, False]))
+    assert flat == (0.0, 3.0)
 
 
 @pytest.mark.parametrize("size", [40_000, 100_001])
@@ -119,9 +132,9 @@ def test_constant_time_over_many_blocks_gives_a_flat_line(size):
     y = np.arange(size, dtype=float)
     where = np.ones(size, dtype=bool)
     where[5] = False
-    model = LinearTrend().fit(t, y, where=where)
-    assert model.coef_ == 0.0
-    assert model.intercept_ == pytest.approx(y[where].mean(), rel=1e-12)
+    coef, intercept = fit_line(t, y, where=where)
+    assert coef == 0.0
+    assert intercept == pytest.approx(y[where].mean(), rel=1e-12)
 
 
 def test_opposite_infinities_are_a_model_error_not_a_numpy_warning():
@@ -129,10 +142,10 @@ def test_opposite_infinities_are_a_model_error_not_a_numpy_warning():
     y = np.ones(1000)
     y[[10, 20]] = [np.inf, -np.inf]
     with pytest.raises(ModelError, match="y contains 2 NaN or infinite"):
-        LinearTrend().fit(np.arange(1000.0), y)
+        fit_line(np.arange(1000.0), y)
     huge = np.full(1000, 1e308)
-    model = LinearTrend().fit(np.arange(1000.0), huge)  # no overflow warning either
-    assert model.coef_ == 0.0
+    coef, _ = fit_line(np.arange(1000.0), huge)  # no overflow warning either
+    assert coef == 0.0
 
 
 @pytest.mark.parametrize(
@@ -147,14 +160,14 @@ def test_opposite_infinities_are_a_model_error_not_a_numpy_warning():
 )
 def test_fit_where_rejects_bad_rows_and_masks(y, where, message):
     with pytest.raises(ModelError, match=message):
-        LinearTrend().fit([0.0, 1.0, 2.0], y, where=np.asarray(where))
+        fit_line([0.0, 1.0, 2.0], y, where=np.asarray(where))
 
 
 @pytest.mark.parametrize("method", ["predict", "to_dict"])
 def test_use_before_fit_raises_not_fitted(method):
     model = LinearTrend()
     call = getattr(model, method)
-    args = ([1.0],) if method == "predict" else ()
+    args = (_frame([1.0], [1.0]), "a") if method == "predict" else ()
     with pytest.raises(NotFittedError, match="LinearTrend is not fitted yet; call fit"):
         call(*args)
     assert issubclass(NotFittedError, ValueError)
@@ -162,23 +175,23 @@ def test_use_before_fit_raises_not_fitted(method):
 
 
 def test_to_dict_shape_and_json_round_trip():
-    model = LinearTrend().fit([0.0, 1.0, 2.0], [1.0, 3.5, 6.0])
+    model = LinearTrend().fit(_frame([0.0, 1.0, 2.0], [1.0, 3.5, 6.0]), "a")
     data = model.to_dict()
     assert data == {"family": "linear", "coef": 2.5, "intercept": 1.0}
     assert all(type(v) is float for k, v in data.items() if k != "family")
     restored = LinearTrend.from_dict(json.loads(json.dumps(data)))
-    t = np.linspace(-10, 10, 7)
-    np.testing.assert_array_equal(restored.predict(t), model.predict(t))
+    later = _frame(np.linspace(-10, 10, 7), np.zeros(7))
+    np.testing.assert_array_equal(restored.predict(later, "a"), model.predict(later, "a"))
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         ({"family": "other", "coef": 1.0, "intercept": 0.0}, "expected family 'linear'"),
-        ({"family": "linear", "intercept": 0.0}, "key 'coef' must be a number, got None"),
-        ({"family": "linear", "coef": "1", "intercept": 0.0}, "key 'coef' must be a number"),
-        ({"family": "linear", "coef": 1.0, "intercept": float("nan")}, "must be finite"),
-        ({"family": "linear", "coef": True, "intercept": 0.0}, "must be a number"),
+        ({"family": "linear", "intercept": 0.0}, "key 'coef' must be a finite number, got None"),
+        ({"family": "linear", "coef": "1", "intercept": 0.0}, "key 'coef' must be a finite"),
+        ({"family": "linear", "coef": 1.0, "intercept": float("nan")}, "must be a finite"),
+        ({"family": "linear", "coef": True, "intercept": 0.0}, "must be a finite number"),
         (["linear", 1.0, 0.0], "must be a mapping, got list"),
     ],
 )
@@ -189,7 +202,8 @@ def test_from_dict_rejects_malformed(data, message):
 
 def test_family_table_and_selection():
     assert select_model("linear") is LinearTrend
-    assert dict(MODEL_FAMILIES) == {"linear": LinearTrend}
+    assert list(MODEL_FAMILIES) == list(DEFAULT_CANDIDATES)
+    assert all(select_model(name).family == name for name in MODEL_FAMILIES)
     assert isinstance(LinearTrend(), AxisModel)
     with pytest.raises(TypeError):
         MODEL_FAMILIES["mine"] = LinearTrend  # type: ignore[index]
@@ -197,21 +211,31 @@ def test_family_table_and_selection():
 
 @pytest.mark.parametrize("name", ["foo", "Linear", "", None])
 def test_unknown_family_lists_valid_names(name):
-    with pytest.raises(UnknownModelError, match=r"unknown model family .*; valid families: linear"):
+    with pytest.raises(
+        UnknownModelError, match=r"unknown model family .*; valid families: ar, constant, cross"
+    ):
         select_model(name)
     assert issubclass(UnknownModelError, ValueError)
 
 
 def test_model_config_defaults():
     config = ModelConfig()
-    assert (config.type, config.on_short_axis, config.min_rows) == ("linear", "error", 2)
+    assert (config.type, config.on_short_axis, config.min_rows) == ("auto", "error", 2)
+    assert (config.validation_share, config.folds, config.machine) == (0.2, 5, "ssr")
+    assert config.candidates == DEFAULT_CANDIDATES
     assert all(field.description for field in ModelConfig.model_fields.values())
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"type": "foo"}, "unknown model family 'foo'; valid families: linear"),
+        ({"type": "foo"}, "unknown model family 'foo'; valid families: ar, constant, cross"),
+        ({"candidates": ["cross", "nope"]}, "unknown model family 'nope'"),
+        ({"candidates": ["cross", "cross"]}, "lists a family more than once"),
+        ({"params": {"ar": {"lag": 3}}}, r"ar: invalid parameters \{'lag': 3\}"),
+        ({"params": {"arima": {}}}, "params: unknown family 'arima'"),
+        ({"machine": "svm"}, "machine"),
+        ({"validation_share": 1.0}, "less than 1"),
         ({"on_short_axis": "ignore"}, "on_short_axis"),
         ({"min_rows": 1}, "greater than or equal to 2"),
         ({"colour": "red"}, "Extra inputs are not permitted"),

@@ -1,4 +1,10 @@
-"""Thresholding: MinC/MaxC policy, MAD fallback, run-length steps, thresholds.json."""
+"""Thresholding, seed mode: per-axis percentiles of positives, MAD fallback, run-length steps.
+
+These known-answer tests pin the seed's policy (``SEED_POLICY``: in-sample, upper side,
+per-axis pooling, 1-sample minimum steps); the pooled, two-sided default is tested in
+``test_thresholds_pooled.py``. ``BASE`` also turns trimming off so the expected
+percentiles stay the plain ones unless a test asks for trimming.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pydantic import ValidationError
 from sklearn.exceptions import NotFittedError
 
 from Thresholding import (
+    SEED_POLICY,
     CalibrationError,
     ThresholdCalibrator,
     ThresholdPolicy,
@@ -18,10 +25,13 @@ from Thresholding import (
 )
 
 ONE_TO_HUNDRED = np.arange(1.0, 101.0)
+BASE = {**SEED_POLICY, "trim_top_ratio": 0.0, "min_pos_for_trim": 100}
 
 
 def _fit(residuals, dt_seconds=1.0, **policy):
-    return ThresholdCalibrator(ThresholdPolicy(**policy)).fit({"a": residuals}, dt_seconds)
+    return ThresholdCalibrator(ThresholdPolicy(**{**BASE, **policy})).fit(
+        {"a": residuals}, dt_seconds
+    )
 
 
 def _record(residuals, dt_seconds=1.0, **policy):
@@ -47,20 +57,43 @@ def _runs_signal(runs):
 def test_policy_defaults_and_descriptions():
     policy = ThresholdPolicy()
     assert policy.model_dump() == {
-        "minc_percentile": 75.0,
-        "maxc_percentile": 95.0,
-        "trim_top_ratio": 0.0,
-        "min_pos_for_trim": 100,
+        "calibration": "holdout",
+        "side": "both",
+        "pooling": "machine",
+        "minc_percentile": 99.0,
+        "maxc_percentile": 99.9,
+        "trim_top_ratio": 0.02,
+        "min_pos_for_trim": 20,
         "min_pos_for_percentile": 10,
         "use_mad_fallback": True,
         "mad_k_minc": 3.0,
         "mad_k_maxc": 5.0,
         "alert_seconds_default": 5.0,
         "error_seconds_default": 3.0,
+        "alert_min_steps": 3,
+        "error_min_steps": 2,
         "alert_quantile": 0.8,
         "error_quantile": 0.5,
+        "smoothing": {"method": "none", "alpha": 0.3, "window": None},
+        "max_events_per_day": None,
     }
     assert all(field.description for field in ThresholdPolicy.model_fields.values())
+
+
+def test_seed_policy_trims_the_seeds_share_of_positives():
+    # The seed's 0.02 of 100 positives: the top 2 are dropped, percentiles of 1..98.
+    record = ThresholdCalibrator(ThresholdPolicy(**SEED_POLICY)).fit(
+        {"a": np.concatenate([ONE_TO_HUNDRED, -ONE_TO_HUNDRED])}, 1.891
+    ).to_dict()["a"]
+    assert record["counts"]["trimmed"] == 2
+    assert record["MinC"] == pytest.approx(np.percentile(np.arange(1.0, 99.0), 75))
+    assert record["MaxC"] == pytest.approx(np.percentile(np.arange(1.0, 99.0), 95))
+    assert "MinC_low" not in record
+    assert (record["side"], record["calibration"], record["method"]) == (
+        "upper",
+        "in_sample",
+        "percentile",
+    )
 
 
 @pytest.mark.parametrize(
@@ -280,7 +313,7 @@ def test_bad_dt_seconds(dt_seconds):
 )
 def test_bad_residuals(residuals, message):
     with pytest.raises(CalibrationError, match=message):
-        ThresholdCalibrator().fit(residuals, 1.0)
+        ThresholdCalibrator(ThresholdPolicy(**BASE)).fit(residuals, 1.0)
 
 
 def test_policy_must_be_a_threshold_policy():
@@ -304,7 +337,7 @@ def test_to_dict_before_fit_raises_not_fitted():
 
 
 def test_thresholds_json_shape():
-    calibrator = ThresholdCalibrator(ThresholdPolicy()).fit(
+    calibrator = ThresholdCalibrator(ThresholdPolicy(**BASE)).fit(
         {"axis1": _isolated(ONE_TO_HUNDRED), "Axis #2": np.array([1.0, 2.0, 3.0, 100.0])},
         1.891,
     )
@@ -318,10 +351,16 @@ def test_thresholds_json_shape():
         "T_short_steps",
         "dt_seconds",
         "method",
+        "calibration",
+        "side",
+        "center",
+        "scale",
+        "smoothing",
+        "expected_events_per_day",
         "policy",
         "counts",
     ]
-    assert record["policy"] == ThresholdPolicy().model_dump()
+    assert record["policy"] == ThresholdPolicy(**BASE).model_dump(mode="json")
     assert record["dt_seconds"] == 1.891
     assert (record["T_long_steps"], record["T_short_steps"]) == (3, 2)
     assert record["counts"] == {
@@ -347,12 +386,26 @@ def test_json_round_trip():
     assert restored.thresholds_["a"].minc == data["a"]["MinC"]
 
 
-def test_from_dict_accepts_the_short_design_policy_echo():
-    record = _record(ONE_TO_HUNDRED)
-    record["policy"] = {"minc_percentile": 75.0, "maxc_percentile": 95.0}
-    del record["counts"]
+def test_from_dict_reads_a_record_written_before_the_lower_side_existed():
+    # thresholds.json of the first versions: no side, calibration or centre, a short echo.
+    record = {
+        "MinC": 75.25,
+        "MaxC": 95.05,
+        "T_long_steps": 3,
+        "T_short_steps": 2,
+        "dt_seconds": 1.891,
+        "method": "percentile",
+        "policy": {"minc_percentile": 75.0, "maxc_percentile": 95.0},
+    }
     restored = ThresholdCalibrator.from_dict({"a": record})
-    assert restored.policy == ThresholdPolicy()
+    assert restored.policy == ThresholdPolicy(**SEED_POLICY)
+    entry = restored.thresholds_["a"]
+    assert (entry.side, entry.calibration, entry.minc_low, entry.center) == (
+        "upper",
+        "in_sample",
+        None,
+        0.0,
+    )
 
 
 @pytest.mark.parametrize(

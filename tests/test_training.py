@@ -216,7 +216,7 @@ def test_fit_rejects_bad_parameters(kwargs, axes, message):
     [
         ("time_s", [0.0, np.nan, 2.0], r"'time_s' has 1 NaN or infinite"),
         ("a", ["x", "y", "z"], "column 'a' must be numeric"),
-        ("a", [1.0, np.inf, 3.0], r"cannot fit axis 'a': y contains 1 NaN or infinite"),
+        ("a", [1.0, np.inf, 3.0], r"axis 'a' has 1 infinite value\(s\)"),
     ],
 )
 def test_fit_rejects_bad_data(column, values, message):
@@ -234,7 +234,8 @@ def test_fit_rejects_non_frame():
 def test_json_round_trip_gives_identical_predictions():
     model_set = _fitted()
     data = json.loads(json.dumps(model_set.to_dict()))
-    assert data["family"] == "linear"
+    assert (data["format_version"], data["machine"]) == (2, {"kind": "none", "model": None})
+    assert data["families"] == {"axis1": "linear", "Axis #2": "linear"}
     assert data["axes"] == AXES
     assert data["models"]["axis1"] == {
         "family": "linear",
@@ -258,7 +259,8 @@ def test_pickle_round_trip_gives_identical_predictions():
     ("change", "message"),
     [
         ({"format": "other"}, "models data has format 'other'"),
-        ({"family": "foo"}, "unknown model family 'foo'; valid families: linear"),
+        ({"families": {"axis1": "foo", "Axis #2": "linear"}}, "unknown model family .foo."),
+        ({"machine": {"kind": "svm", "model": None}}, "unknown machine channel 'svm'"),
         ({"axes": ["axis1", "nope"]}, "models data is malformed .*KeyError.*'nope'"),
         ({"models": {"axis1": {"family": "linear"}, "Axis #2": {}}}, "models data is malformed"),
         ({"on_short_axis": "maybe"}, "on_short_axis must be one of"),
@@ -271,8 +273,55 @@ def test_from_dict_rejects_malformed(change, message):
 
 
 def test_from_config_uses_model_section():
-    config = ModelConfig(on_short_axis="skip", min_rows=3)
+    config = ModelConfig(type="linear", on_short_axis="skip", min_rows=3, machine="none")
     model_set = AxisModelSet.from_config(config, AXES)
-    assert model_set.factory is LinearTrend
+    assert model_set.families == {"axis1": ("linear", {}), "Axis #2": ("linear", {})}
     assert (model_set.on_short_axis, model_set.min_rows) == ("skip", 3)
     assert model_set.fit(_frame()).skipped_axes_ == []
+    with pytest.raises(TrainingError, match="model.type auto needs the selected families"):
+        AxisModelSet.from_config(ModelConfig(), AXES)
+
+
+def test_reads_a_version_1_models_json():
+    # models.json of the first versions: one family for every axis, no machine channel.
+    data = {
+        "format": "ml-box/axis-model-set",
+        "format_version": 1,
+        "family": "linear",
+        "axes": ["a"],
+        "skipped_axes": [],
+        "on_short_axis": "error",
+        "min_rows": 2,
+        "models": {"a": {"family": "linear", "coef": 2.0, "intercept": 1.0}},
+        "fit_report": {"a": {"rows_fitted": 3, "rows_excluded_zero": 0, "rows_excluded_nan": 0}},
+    }
+    model_set = AxisModelSet.from_dict(data)
+    frame = pd.DataFrame({"time_s": [0.0, 10.0], "a": [1.0, 30.0]})
+    np.testing.assert_array_equal(model_set.residual(frame, "a"), [0.0, 9.0])
+    assert (model_set.families_(), model_set.machine_model_) == ({"a": "linear"}, None)
+
+
+def test_families_per_axis_and_a_machine_model_round_trip_through_json():
+    rng = np.random.default_rng(5)
+    n = 400
+    base = rng.normal(size=n)
+    frame = pd.DataFrame(
+        {
+            "time_s": np.arange(n, dtype=float),
+            "a": 10 + base + rng.normal(0, 0.1, n),
+            "b": 5 + 2 * base + rng.normal(0, 0.1, n),
+            "c": 3 + rng.normal(0, 1.0, n),
+        }
+    )
+    families = {"a": ("cross", {"alpha": 0.01}), "b": ("ar", {"lags": 2}), "c": ("constant", {})}
+    model_set = AxisModelSet(families, ["a", "b", "c"], machine="pca").fit(frame)
+    assert model_set.families_() == {"a": "cross", "b": "ar", "c": "constant"}
+    assert model_set.lookback_ == 2
+    data = json.loads(json.dumps(model_set.to_dict()))
+    restored = AxisModelSet.from_dict(data)
+    for axis in "abc":
+        np.testing.assert_array_equal(
+            restored.residual(frame, axis), model_set.residual(frame, axis)
+        )
+    np.testing.assert_array_equal(restored.machine_score(frame), model_set.machine_score(frame))
+    assert restored.to_dict() == data

@@ -1,0 +1,138 @@
+"""Out-of-sample residuals: each row predicted by a model that never saw its block.
+
+The window (or its most recent ``max_rows`` rows) is cut into ``folds`` contiguous blocks in
+time. For each block, every axis's family is fitted on the other blocks and predicts the
+block (with the rows before it as look-back, so lagged families see real history). The
+residuals of all blocks together are what the thresholds are calibrated on when
+``thresholds.calibration`` is ``holdout``: they measure how far the model misses on data it
+was not fitted to, which is what scoring meets.
+
+Contiguous blocks rather than forward chaining: a forward-chained first fold is fitted on a
+small share of the window, and its over-fitted residuals would inflate the thresholds of
+every axis (on the Tennessee Eastman benchmark, 2.5x wider).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ModelSelection import ModelError, SharedMoments, build_model, fit_family, machine_model
+
+from .trainer import TIME_COLUMN, FamilySpec, TrainingError
+
+__all__ = ["HeldOut", "out_of_fold"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Out-of-fold residuals (and machine scores) of the calibration rows.
+
+    Attributes
+    ----------
+    start:
+        Position in the window of the first calibration row.
+    residuals:
+        Axis → residual per calibration row (NaN where idle, missing or not allowed).
+    machine:
+        The machine model's out-of-fold score per calibration row, or None.
+    folds:
+        Number of blocks.
+    """
+
+    start: int
+    residuals: dict[str, np.ndarray]
+    machine: np.ndarray | None
+    folds: int
+
+    @property
+    def rows(self) -> int:
+        """Number of calibration rows."""
+        return next(iter(self.residuals.values())).size if self.residuals else 0
+
+
+def out_of_fold(
+    frame: pd.DataFrame,
+    specs: Mapping[str, FamilySpec],
+    *,
+    folds: int = 5,
+    max_rows: int | None = None,
+    where: np.ndarray | None = None,
+    machine: str = "none",
+) -> HeldOut:
+    """Residuals of every axis on rows its model was not fitted to (see the module docstring).
+
+    Parameters
+    ----------
+    frame:
+        The prepared window: ``time_s`` and every axis, in time order. Not modified.
+    specs:
+        Axis → (family, params), as fitted by the training step.
+    folds:
+        Contiguous blocks (>= 2).
+    max_rows:
+        Use only the most recent ``max_rows`` rows (default all).
+    where:
+        Rows allowed in fits and residuals (default all), e.g. without labelled incidents.
+    machine:
+        Machine channel; ``pca``/``iforest`` also get out-of-fold scores.
+
+    Raises
+    ------
+    TrainingError
+        With fewer rows than folds, or when a fold cannot be fitted.
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise TrainingError(f"folds must be an integer >= 2, got {folds!r}")
+    start = 0 if max_rows is None else max(0, len(frame) - max_rows)
+    window = frame.iloc[start:]
+    allowed = np.ones(len(frame), dtype=bool) if where is None else np.asarray(where, dtype=bool)
+    allowed = allowed[start:]
+    n = len(window)
+    if n < folds * 2:
+        raise TrainingError(
+            f"{n} rows are too few for {folds} calibration folds; widen the training window "
+            "or lower model.folds"
+        )
+    axes = list(specs)
+    view = window[[TIME_COLUMN, *axes]]
+    edges = np.linspace(0, n, folds + 1).round().astype(int)
+    residuals = {axis: np.full(n, np.nan) for axis in axes}
+    machine_cls = machine_model(machine)
+    machine_scores = np.full(n, np.nan) if machine_cls is not None else None
+    for lo, hi in itertools.pairwise(edges.tolist()):
+        fit_rows = allowed.copy()
+        fit_rows[lo:hi] = False
+        shared = SharedMoments(view, axes, fit_rows)
+        for axis in axes:
+            family, params = specs[axis]
+            try:
+                model = fit_family(build_model(family, params), view, axis, fit_rows, shared)
+            except ModelError as exc:
+                raise TrainingError(
+                    f"cannot fit axis {axis!r} ({family}) without rows {lo}-{hi} of the "
+                    f"calibration window: {exc}; widen the window or lower model.folds"
+                ) from exc
+            context = max(lo - model.lookback_, 0)
+            part = view.iloc[context:hi]
+            predicted = model.predict(part, axis)[lo - context :]
+            actual = part[axis].to_numpy(dtype=np.float64)[lo - context :]
+            ok = np.isfinite(actual) & (actual != 0.0) & allowed[lo:hi]
+            residuals[axis][lo:hi] = np.where(ok, actual - predicted, np.nan)
+        if machine_cls is not None and machine_scores is not None:
+            try:
+                fitted = machine_cls().fit(view, axes, where=fit_rows)
+            except ModelError as exc:
+                raise TrainingError(
+                    f"cannot fit the {machine} machine channel fold: {exc}"
+                ) from exc
+            machine_scores[lo:hi] = fitted.score(view.iloc[lo:hi])
+    logger.debug("out-of-fold residuals of %d rows in %d folds from row %d", n, folds, start)
+    return HeldOut(start=start, residuals=residuals, machine=machine_scores, folds=folds)
