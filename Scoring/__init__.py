@@ -9,14 +9,15 @@ from .config import EventsConfig
 from .errors import ScoringInputError
 from .events import EVENT_COLUMNS, SEVERITIES, extract_events
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
-from .rules import AxisRule, parse_thresholds
-from .scorer import ScoreResult, lookback_samples, score_frame
+from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
+from .scorer import ScoreResult, lookahead_samples, lookback_samples, score_frame
 from .store import EventStore, WriteSummary
 
 __all__ = [
     "EVENT_COLUMNS",
     "LEVEL_DTYPE",
     "LEVEL_NAMES",
+    "MACHINE_CHANNEL",
     "SEVERITIES",
     "AxisRule",
     "EventStore",
@@ -28,6 +29,7 @@ __all__ = [
     "assign_levels",
     "extract_events",
     "level_labels",
+    "lookahead_samples",
     "lookback_samples",
     "parse_thresholds",
     "score_frame",

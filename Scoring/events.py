@@ -5,10 +5,19 @@ maximal run of samples whose level is **at least** ``s``. An error run therefore
 inside an alert event (the alert *episode*), and both are reported: the alert event covers the
 whole episode, with its peak over all of it, and the error event covers the error samples only.
 Counting alert events counts episodes, whatever their worst level.
+
+The *peak* of an event is its sample furthest beyond the alert level, measured as
+``(r − center) / (MinC − center)`` above and ``(r − center) / (MinC_low − center)`` below; the
+event reports that sample's time, residual, side (``above``/``below``), actual and expected
+value, and ``ratio``: the same measure against the event's own threshold (MinC for alerts,
+MaxC for errors), so 1.0 means "just at the threshold". Machine-channel events (axis ``*``)
+also name the axes that contributed most at the peak, with their share of it.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from numbers import Real
@@ -22,7 +31,7 @@ from Thresholding import run_bounds
 from ._time import TimeAxis, time_axis
 from .errors import ScoringInputError
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level
-from .rules import parse_thresholds
+from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 
 __all__ = ["EVENT_COLUMNS", "SEVERITIES", "extract_events"]
 
@@ -38,9 +47,18 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "samples",
     "peak_residual",
     "threshold",
+    "side",
+    "peak_ts",
+    "actual",
+    "expected",
+    "ratio",
+    "contributors",
     "starts_at_frame_start",
     "ends_at_frame_end",
 )
+
+TOP_CONTRIBUTORS = 3
+"""Axes named per machine-channel event."""
 """Columns of the frame returned by :func:`extract_events`, in order."""
 
 
@@ -53,16 +71,19 @@ def extract_events(
     axes: Sequence[str],
     merge_gap_seconds: float = 0.0,
     cooldown_seconds: float = 0.0,
+    values: Mapping[str, Any] | None = None,
+    expected: Mapping[str, Any] | None = None,
+    contributions: tuple[Sequence[str], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Turn every maximal run of samples at a severity into one event.
 
-    For each axis and severity (``alert``, ``error``), an event is a maximal run of consecutive
-    rows whose level is at least that severity (see the module docstring). Then, per axis and
-    severity and in this order:
+    For each channel (axis, or ``*`` for the machine) and severity (``alert``, ``error``), an
+    event is a maximal run of consecutive rows whose level is at least that severity (see the
+    module docstring). Then, per channel and severity and in this order:
 
     1. ``merge_gap_seconds > 0`` joins consecutive events whose gap (next ``start`` minus
        previous ``end``) is at most that many seconds: ``start`` of the first, ``end`` of the
-       last, ``samples`` added, ``peak_residual`` the maximum (samples in the gap are not
+       last, ``samples`` added, the peak of the furthest one (samples in the gap are not
        counted; ``duration_s`` spans it).
     2. ``cooldown_seconds > 0`` drops an event whose ``start`` is at most that many seconds after
        the ``end`` of the previous *kept* event.
@@ -72,29 +93,37 @@ def extract_events(
     ts:
         Sorted instants of the rows (UTC datetimes or float epoch seconds).
     residuals, levels:
-        Axis → 1-D array-like with one entry per row: residuals (floats), and levels as
-        :class:`Level` codes, level names, or a ``LEVEL_DTYPE`` categorical.
+        Channel → 1-D array-like with one entry per row: the residuals compared with the
+        thresholds (the machine score for ``*``), and levels as :class:`Level` codes, level
+        names, or a ``LEVEL_DTYPE`` categorical.
     thresholds:
-        Axis → thresholds entry; ``MinC`` is reported for alert events, ``MaxC`` for errors.
+        Channel → thresholds entry (``MinC``, ``MaxC``, their lower counterparts when the
+        lower side is on, ``center``).
     axes:
-        Axes to extract, in output order.
+        Channels to extract, in output order.
     merge_gap_seconds, cooldown_seconds:
         See above; 0 (default) turns the step off.
+    values, expected:
+        Axis → actual and expected value per row, reported at each event's peak (NaN when
+        not given, and for ``*``).
+    contributions:
+        (axis names, rows × axes array of each axis's share of the machine score): the top
+        axes at a machine event's peak are reported in ``contributors`` (JSON).
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`EVENT_COLUMNS`, one row per event, sorted by ``start``, then axis (in
-        ``axes`` order), then severity. ``start``/``end`` are the instants of the first and last
-        sample, in the type of ``ts``; ``duration_s`` is ``end - start`` in seconds.
-        ``starts_at_frame_start`` says the run begins at the first row (it may continue a run
-        seen by an earlier window), ``ends_at_frame_end`` that it reaches the last row (it may
-        go on in the next window, and its first samples may be provisional).
+        Columns :data:`EVENT_COLUMNS`, one row per event, sorted by ``start``, then channel (in
+        ``axes`` order), then severity. ``start``/``end``/``peak_ts`` are instants in the type
+        of ``ts``; ``duration_s`` is ``end - start`` in seconds. ``starts_at_frame_start`` says
+        the run begins at the first row (it may continue a run seen by an earlier window),
+        ``ends_at_frame_end`` that it reaches the last row (it may go on in the next window,
+        and its first samples may be provisional).
 
     Raises
     ------
     ScoringInputError
-        On an unknown axis, arrays of the wrong length, unknown level names, or a negative
+        On an unknown channel, arrays of the wrong length, unknown level names, or a negative
         gap/cooldown.
     """
     options = {"merge_gap_seconds": merge_gap_seconds, "cooldown_seconds": cooldown_seconds}
@@ -109,59 +138,127 @@ def extract_events(
     times = time_axis(ts)
     n_rows = times.units.size
 
-    found: list[tuple[np.ndarray, ...]] = []
+    found: list[_Events] = []
     for axis_number, axis in enumerate(axes):
         codes = _level_codes(_column(levels, axis, "levels", n_rows), axis)
-        values = np.asarray(_column(residuals, axis, "residuals", n_rows), dtype=np.float64)
+        series = np.asarray(_column(residuals, axis, "residuals", n_rows), dtype=np.float64)
         rule = rules[axis]
-        for severity_number, (level, threshold) in enumerate(
-            ((Level.ALERT, rule.min_c), (Level.ERROR, rule.max_c))
-        ):
+        deviation = _deviation(series, rule)
+        for severity_number, level in enumerate((Level.ALERT, Level.ERROR)):
             starts, ends = run_bounds(codes >= level)
             if starts.size == 0:
                 continue
             found.append(
-                (
-                    np.full(starts.size, axis_number, dtype=np.int64),
-                    np.full(starts.size, severity_number, dtype=np.int64),
-                    starts,
-                    ends,
-                    _segment_peaks(values, starts, ends),
-                    np.full(starts.size, threshold, dtype=np.float64),
+                _Events(
+                    group=np.full(starts.size, axis_number * len(SEVERITIES) + severity_number),
+                    first=starts,
+                    last=ends - 1,
+                    samples=ends - starts,
+                    peak_at=_segment_argmax(deviation, starts, ends),
                 )
             )
-    if found:
-        group_axis, group_severity, starts, ends, peaks, threshold = (
-            np.concatenate(parts) for parts in zip(*found, strict=True)
-        )
-    else:
-        group_axis = group_severity = starts = ends = np.empty(0, dtype=np.int64)
-        peaks = threshold = np.empty(0, dtype=np.float64)
-    events = _Events(
-        group=group_axis * len(SEVERITIES) + group_severity,
-        first=starts,
-        last=ends - 1,
-        samples=ends - starts,
-        peak=peaks,
-        threshold=threshold,
-    )
+    events = _Events.concatenate(found)
     if merge_gap_seconds > 0:
-        events = events.merged(times, merge_gap_seconds * times.units_per_second)
+        events = events.merged(
+            times, merge_gap_seconds * times.units_per_second, axes, residuals, rules
+        )
     if cooldown_seconds > 0:
         events = events.cooled(times, cooldown_seconds * times.units_per_second)
-    return events.to_frame(times, axes, n_rows)
+    return events.to_frame(
+        times, axes, n_rows, _Details(residuals, rules, values, expected, contributions)
+    )
+
+
+def _deviation(series: np.ndarray, rule: AxisRule) -> np.ndarray:
+    """How far each sample is beyond the alert level, as a multiple of its distance (NaN-free)."""
+    parts = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if rule.upper:
+            parts.append((series - rule.center) / (rule.min_c - rule.center))
+        if rule.lower and rule.min_c_low is not None:
+            parts.append((series - rule.center) / (rule.min_c_low - rule.center))
+    deviation = parts[0] if len(parts) == 1 else np.fmax(parts[0], parts[1])
+    return np.where(np.isnan(deviation), -np.inf, deviation)
+
+
+def _segment_argmax(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Row of the largest value of ``values[starts[i]:ends[i]]`` (first one on ties)."""
+    return np.array(
+        [
+            start + int(np.argmax(values[start:end]))
+            for start, end in zip(starts, ends, strict=True)
+        ],
+        dtype=np.int64,
+    )
+
+
+@dataclass(frozen=True)
+class _Details:
+    """What an event reports about its peak sample."""
+
+    residuals: Mapping[str, Any]
+    rules: Mapping[str, AxisRule]
+    values: Mapping[str, Any] | None
+    expected: Mapping[str, Any] | None
+    contributions: tuple[Sequence[str], np.ndarray] | None
+
+    def at(self, axis: str, severity: str, row: int) -> dict[str, Any]:
+        rule = self.rules[axis]
+        residual = float(np.asarray(self.residuals[axis], dtype=np.float64)[row])
+        below = rule.lower and (not rule.upper or residual < rule.center)
+        if below:
+            threshold = rule.min_c_low if severity == "alert" else rule.max_c_low
+        else:
+            threshold = rule.min_c if severity == "alert" else rule.max_c
+        assert threshold is not None  # a lower rule has both lower levels
+        distance = threshold - rule.center
+        ratio = (residual - rule.center) / distance if distance else math.inf
+        contributors = None
+        if axis == MACHINE_CHANNEL and self.contributions is not None:
+            names, shares = self.contributions
+            row_shares = np.nan_to_num(np.asarray(shares[row], dtype=np.float64), nan=0.0)
+            top = np.argsort(-row_shares, kind="stable")[:TOP_CONTRIBUTORS]
+            contributors = json.dumps(
+                [{"axis": names[i], "share": round(float(row_shares[i]), 4)} for i in top]
+            )
+
+        def pick(source: Mapping[str, Any] | None) -> float:
+            if source is None or axis not in source:
+                return math.nan
+            return float(np.asarray(source[axis], dtype=np.float64)[row])
+
+        return {
+            "peak_residual": residual,
+            "threshold": float(threshold),
+            "side": "below" if below else "above",
+            "actual": pick(self.values),
+            "expected": pick(self.expected),
+            "ratio": float(ratio),
+            "contributors": contributors,
+        }
 
 
 @dataclass(frozen=True)
 class _Events:
-    """Column arrays of events sorted by (group, first row); group = axis x severity."""
+    """Column arrays of events sorted by (group, first row); group = channel x severity."""
 
     group: np.ndarray
     first: np.ndarray
     last: np.ndarray
     samples: np.ndarray
-    peak: np.ndarray
-    threshold: np.ndarray
+    peak_at: np.ndarray
+
+    @staticmethod
+    def concatenate(parts: list[_Events]) -> _Events:
+        if not parts:
+            empty = np.empty(0, dtype=np.int64)
+            return _Events(empty, empty, empty, empty, empty)
+        return _Events(
+            *(
+                np.concatenate([getattr(part, column.name) for part in parts])
+                for column in fields(_Events)
+            )
+        )
 
     def _take(self, rows: np.ndarray) -> _Events:
         return _Events(*(getattr(self, column.name)[rows] for column in fields(self)))
@@ -172,19 +269,35 @@ class _Events:
         gap = times.units[self.first[1:]] - times.units[self.last[:-1]]
         return same_group, gap
 
-    def merged(self, times: TimeAxis, max_gap: float) -> _Events:
+    def merged(
+        self,
+        times: TimeAxis,
+        max_gap: float,
+        axes: list[str],
+        residuals: Mapping[str, Any],
+        rules: Mapping[str, AxisRule],
+    ) -> _Events:
         if self.group.size < 2:
             return self
         same_group, gap = self._gaps(times)
         opens = np.flatnonzero(np.concatenate(([True], ~(same_group & (gap <= max_gap)))))
         closes = np.concatenate((opens[1:], [self.group.size])) - 1
+        # The merged event's peak is its furthest member's peak.
+        deviation = np.empty(self.group.size)
+        for index, (group, row) in enumerate(zip(self.group, self.peak_at, strict=True)):
+            axis = axes[int(group) // len(SEVERITIES)]
+            series = np.asarray(residuals[axis], dtype=np.float64)[row : row + 1]
+            deviation[index] = _deviation(series, rules[axis])[0]
+        peaks = [
+            self.peak_at[lo + int(np.argmax(deviation[lo : hi + 1]))]
+            for lo, hi in zip(opens, closes, strict=True)
+        ]
         return _Events(
             group=self.group[opens],
             first=self.first[opens],
             last=self.last[closes],
             samples=np.add.reduceat(self.samples, opens),
-            peak=np.fmax.reduceat(self.peak, opens),
-            threshold=self.threshold[opens],
+            peak_at=np.asarray(peaks, dtype=np.int64),
         )
 
     def cooled(self, times: TimeAxis, cooldown: float) -> _Events:
@@ -207,11 +320,28 @@ class _Events:
                 kept_group, kept_end = groups[index], ends[index]
         return self._take(keep)
 
-    def to_frame(self, times: TimeAxis, axes: list[str], n_rows: int) -> pd.DataFrame:
+    def to_frame(
+        self, times: TimeAxis, axes: list[str], n_rows: int, details: _Details
+    ) -> pd.DataFrame:
         axis_number, severity_number = np.divmod(self.group, len(SEVERITIES))
         order = np.lexsort((severity_number, axis_number, self.first))
         first, last = self.first[order], self.last[order]
         start_units, end_units = times.units[first], times.units[last]
+        channel = [axes[int(a)] for a in axis_number[order]]
+        severity = [SEVERITIES[int(s)] for s in severity_number[order]]
+        peaks = self.peak_at[order]
+        described = [
+            details.at(a, sev, int(row))
+            for a, sev, row in zip(channel, severity, peaks, strict=True)
+        ]
+
+        def column(name: str, dtype: Any) -> Any:
+            return (
+                pd.array([d[name] for d in described], dtype=dtype)
+                if described
+                else (pd.array([], dtype=dtype))
+            )
+
         return pd.DataFrame(
             {
                 "axis": pd.Index(axes, dtype="str").take(axis_number[order]),
@@ -220,8 +350,14 @@ class _Events:
                 "end": times.take(last),
                 "duration_s": (end_units - start_units) / times.units_per_second,
                 "samples": self.samples[order].astype(np.int64),
-                "peak_residual": self.peak[order],
-                "threshold": self.threshold[order],
+                "peak_residual": np.asarray([d["peak_residual"] for d in described], dtype=float),
+                "threshold": np.asarray([d["threshold"] for d in described], dtype=float),
+                "side": pd.Index([d["side"] for d in described], dtype="str"),
+                "peak_ts": times.take(peaks),
+                "actual": np.asarray([d["actual"] for d in described], dtype=float),
+                "expected": np.asarray([d["expected"] for d in described], dtype=float),
+                "ratio": np.asarray([d["ratio"] for d in described], dtype=float),
+                "contributors": column("contributors", object),
                 "starts_at_frame_start": first == 0,
                 "ends_at_frame_end": last == n_rows - 1,
             },
@@ -258,12 +394,3 @@ def _level_codes(levels: Any, axis: str) -> np.ndarray:
             f"names {list(LEVEL_NAMES)}"
         )
     return codes
-
-
-def _segment_peaks(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Largest non-NaN value of ``values[starts[i]:ends[i]]`` for every (non-empty) run."""
-    bounds = np.empty(2 * starts.size, dtype=np.int64)
-    bounds[0::2], bounds[1::2] = starts, ends
-    if bounds[-1] == values.size:
-        bounds = bounds[:-1]  # reduceat runs the last segment to the end of the array
-    return np.fmax.reduceat(values, bounds)[0::2]

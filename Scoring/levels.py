@@ -54,31 +54,42 @@ def assign_levels(
     maxc: float,
     t_long: int,
     t_short: int,
+    minc_low: float | None = None,
+    maxc_low: float | None = None,
+    upper: bool = True,
+    active: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Level of every sample of one axis.
+    """Level of every sample of one channel.
 
     A sample is
 
     * ``ERROR`` if it lies in a maximal run of at least ``t_short`` consecutive samples with
-      ``residual > maxc``;
-    * else ``ALERT`` if it lies in a maximal run of at least ``t_long`` consecutive samples with
-      ``residual > minc``;
-    * else ``IDLE`` if its value is 0 or NaN;
+      ``residual > maxc`` (upper side) or ``residual < maxc_low`` (lower side, when given);
+    * else ``ALERT`` if it lies in such a run of at least ``t_long`` samples beyond ``minc``
+      (or below ``minc_low``);
+    * else ``IDLE`` if it is not active (by default: its value is 0 or NaN);
     * else ``OK``.
 
-    Comparisons are strict: a residual equal to ``minc`` is not above it. An idle sample (value 0
-    or NaN) never counts as above a threshold and so breaks runs, whatever its residual; the
-    trainer already sets those residuals to NaN, and enforcing it here keeps a stopped axis from
-    ever raising an alarm. A NaN residual on a non-idle sample is ``OK`` and breaks runs too.
+    Each side's runs are counted on their own: a run must stay on one side. Comparisons are
+    strict: a residual equal to ``minc`` is not beyond it. An idle sample never counts as
+    beyond a threshold and so breaks runs, whatever its residual; the trainer already sets
+    those residuals to NaN, and enforcing it here keeps a stopped axis from ever raising an
+    alarm. A NaN residual on an active sample is ``OK`` and breaks runs too.
 
     Parameters
     ----------
     values, residuals:
         1-D float arrays of equal length, in time order.
     minc, maxc:
-        Alert and error residual levels (``MinC``, ``MaxC``); finite.
+        Alert and error levels above (``MinC``, ``MaxC``); finite.
     t_long, t_short:
         Minimum run lengths in samples (``T_long_steps``, ``T_short_steps``); integers >= 1.
+    minc_low, maxc_low:
+        Alert and error levels below (``MinC_low``, ``MaxC_low``); None = no lower side.
+    upper:
+        Whether the upper side alarms (False for a lower-only rule).
+    active:
+        Which samples are active; default: ``values`` neither 0 nor NaN.
 
     Returns
     -------
@@ -97,7 +108,10 @@ def assign_levels(
             f"assign_levels: values and residuals must be 1-D arrays of equal length, got shapes "
             f"{values.shape} and {residuals.shape}"
         )
-    for name, level in (("minc", minc), ("maxc", maxc)):
+    levels = {"minc": minc, "maxc": maxc}
+    if minc_low is not None or maxc_low is not None:
+        levels.update({"minc_low": minc_low, "maxc_low": maxc_low})
+    for name, level in levels.items():
         if not isinstance(level, Real) or not np.isfinite(level):
             raise ScoringInputError(f"assign_levels: {name} must be a finite number, got {level!r}")
     for name, steps in (("t_long", t_long), ("t_short", t_short)):
@@ -106,10 +120,18 @@ def assign_levels(
                 f"assign_levels: {name} must be an integer >= 1 (samples), got {steps!r}"
             )
 
-    # NaN compares False both ways, so this is "value is neither 0 nor NaN" in two passes.
-    active = (values > 0) | (values < 0)
-    error = sustained((residuals > maxc) & active, int(t_short))
-    alert_or_error = sustained((residuals > minc) & active, int(t_long)) | error
+    # NaN compares False both ways, so the default is "value is neither 0 nor NaN" in two passes.
+    active = (values > 0) | (values < 0) if active is None else np.asarray(active, dtype=bool)
+    sides: list[tuple[np.ndarray, np.ndarray]] = []
+    if upper:
+        sides.append((residuals > minc, residuals > maxc))
+    if minc_low is not None and maxc_low is not None:
+        sides.append((residuals < minc_low, residuals < maxc_low))
+    error = np.zeros(values.size, dtype=bool)
+    alert_or_error = np.zeros(values.size, dtype=bool)
+    for beyond_alert, beyond_error in sides:
+        error |= sustained(beyond_error & active, int(t_short))
+        alert_or_error |= sustained(beyond_alert & active, int(t_long))
+    alert_or_error |= error
     # Both masks lie inside ``active``, so the sum is IDLE=0, OK=1, ALERT=2 or ERROR=3.
     return active.view(np.int8) + alert_or_error.view(np.int8) + error.view(np.int8)
-

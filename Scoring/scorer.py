@@ -4,28 +4,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from Thresholding import smooth
+
 from ._time import time_axis
 from .errors import ScoringInputError
 from .events import extract_events
 from .levels import assign_levels, level_labels
-from .rules import AxisRule, parse_thresholds
+from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 
-__all__ = ["ScoreResult", "lookback_samples", "score_frame"]
+__all__ = ["ScoreResult", "lookahead_samples", "lookback_samples", "score_frame"]
 
 logger = logging.getLogger(__name__)
 
 
-def lookback_samples(thresholds: Mapping[str, Mapping[str, Any]]) -> int:
+def lookback_samples(thresholds: Mapping[str, Mapping[str, Any]], model_lookback: int = 0) -> int:
     """Rows of context needed before a window so its levels do not depend on where it starts.
 
-    Returns ``L = T - 1`` with ``T`` the largest ``T_long_steps`` or ``T_short_steps`` of any
-    axis. The same ``L`` rows *after* a window make its levels final (see below).
+    Returns ``L = T - 1 + S - 1 + M`` with ``T`` the largest ``T_long_steps`` or
+    ``T_short_steps`` of any channel, ``S`` the widest smoothing span (1 without smoothing)
+    and ``M`` the rows the models' predictions look back (``model_lookback``, e.g. an ``ar``
+    model's lags). ``T - 1`` rows *after* a window make its levels final
+    (:func:`lookahead_samples`).
+    The argument below is for ``S = 1, M = 0``; a residual that needs ``M`` earlier rows and a
+    smoothed residual that needs ``S - 1`` earlier residuals push the same bound back by those
+    rows.
 
     Why ``L`` rows suffice. Fix an axis and one of its two rules, "above ``c`` for ``t``
     samples" with ``t <= T``. Sample ``i`` lies in a maximal run of at least ``t`` samples above
@@ -56,6 +64,15 @@ def lookback_samples(thresholds: Mapping[str, Mapping[str, Any]]) -> int:
         If ``thresholds`` is empty or an entry is invalid.
     """
     rules = parse_thresholds(thresholds)
+    runs = max(rule.longest_run for rule in rules.values()) - 1
+    # The machine channel reads every axis's smoothed residual, so the widest span counts.
+    span = max(rule.smoothing.span for rule in rules.values()) - 1
+    return runs + span + int(model_lookback)
+
+
+def lookahead_samples(thresholds: Mapping[str, Mapping[str, Any]]) -> int:
+    """Rows after a window that make its levels final: ``T - 1`` (see :func:`lookback_samples`)."""
+    rules = parse_thresholds(thresholds)
     return max(rule.longest_run for rule in rules.values()) - 1
 
 
@@ -66,19 +83,26 @@ class ScoreResult:
     Attributes
     ----------
     frame:
-        One row per sample of the window: ``ts``, then per axis ``{axis}_residual`` and
-        ``{axis}_level``, then ``level`` (worst across axes). Level columns are ordered
-        categoricals of ``idle < ok < alert < error`` (see ``LEVEL_DTYPE``).
+        One row per sample of the window: ``ts``, then per axis ``{axis}_residual`` (as
+        compared with the thresholds: smoothed when smoothing is on) and ``{axis}_level``,
+        then with a machine channel ``machine_score`` and ``machine_level``, then ``level``
+        (worst across all). Level columns are ordered categoricals of
+        ``idle < ok < alert < error`` (see ``LEVEL_DTYPE``).
     axes:
         The scored axes, in output order.
     rules:
-        The validated alarm rule per axis.
+        The validated alarm rule per channel (axes, and ``*`` for the machine channel).
     level_codes:
-        Axis → read-only ``int8`` codes of :class:`Level` for the window rows.
+        Channel → read-only ``int8`` codes of :class:`Level` for the window rows.
     worst_codes:
         Read-only ``int8`` worst level per window row.
     context_before, context_after:
         Rows of look-back and look-ahead that were scored but left out of ``frame``.
+    values, expected:
+        Axis → actual and expected value per window row (expected = actual − raw residual).
+    shares:
+        Window rows × axes: each axis's share of the machine score (its ``z²`` over their
+        sum), or None without a machine channel.
     """
 
     frame: pd.DataFrame
@@ -88,11 +112,22 @@ class ScoreResult:
     worst_codes: np.ndarray
     context_before: int
     context_after: int
+    values: Mapping[str, np.ndarray] = field(default_factory=dict)
+    expected: Mapping[str, np.ndarray] = field(default_factory=dict)
+    shares: np.ndarray | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The axes, then ``*`` when the machine channel is on."""
+        return (*self.axes, MACHINE_CHANNEL) if MACHINE_CHANNEL in self.rules else self.axes
 
     @property
     def residuals(self) -> dict[str, np.ndarray]:
-        """Axis → ``float64`` residuals of the window rows (read-only views of ``frame``)."""
-        return {axis: self.frame[f"{axis}_residual"].to_numpy() for axis in self.axes}
+        """Channel → ``float64`` compared residuals (machine score for ``*``) of the window."""
+        out = {axis: self.frame[f"{axis}_residual"].to_numpy() for axis in self.axes}
+        if MACHINE_CHANNEL in self.rules:
+            out[MACHINE_CHANNEL] = self.frame["machine_score"].to_numpy()
+        return out
 
     def events(
         self, *, merge_gap_seconds: float = 0.0, cooldown_seconds: float = 0.0
@@ -102,10 +137,13 @@ class ScoreResult:
             self.frame["ts"],
             self.residuals,
             self.level_codes,
-            {axis: rule.model_dump(by_alias=True) for axis, rule in self.rules.items()},
-            axes=self.axes,
+            {name: rule.model_dump(by_alias=True) for name, rule in self.rules.items()},
+            axes=self.channels,
             merge_gap_seconds=merge_gap_seconds,
             cooldown_seconds=cooldown_seconds,
+            values=self.values,
+            expected=self.expected,
+            contributions=None if self.shares is None else (self.axes, self.shares),
         )
 
 
@@ -116,12 +154,18 @@ def score_frame(
     *,
     window_start: Any = None,
     window_end: Any = None,
+    machine_scores: np.ndarray | None = None,
 ) -> ScoreResult:
-    """Levels of every axis in ``thresholds`` for the rows with ``window_start <= ts < window_end``.
+    """Levels of every channel of ``thresholds`` for rows with ``window_start <= ts < window_end``.
 
     Levels are computed on the whole frame, so rows before ``window_start`` (look-back, see
     :func:`lookback_samples`) and after ``window_end`` (look-ahead) give runs that cross the
     window edges their full length; only the window rows are returned.
+
+    Per axis, the residuals are smoothed as its rule says, then compared with its thresholds
+    (both sides when the rule has them). The machine channel (``*`` in ``thresholds``) scores
+    ``machine_scores`` when given (a machine model's score per row), else the mean over the
+    active axes of ``z² = ((r − center) / scale)²``.
 
     Parameters
     ----------
@@ -132,11 +176,14 @@ def score_frame(
         ``{axis}_res`` columns aligned row for row with ``frame`` (same index), or ``None`` when
         ``frame`` itself holds them.
     thresholds:
-        Axis → thresholds entry (``MinC``, ``MaxC``, ``T_long_steps``, ``T_short_steps``); the
-        axes are scored in this order.
+        Channel → thresholds entry (``MinC``, ``MaxC``, ``T_long_steps``, ``T_short_steps``,
+        optionally the lower side, ``center``, ``scale``, ``smoothing``); the axes are scored
+        in this order.
     window_start, window_end:
         Window bounds, default unbounded; timestamps (naive ones are read as UTC) when ``ts``
         holds datetimes, epoch seconds (or timestamps) when it holds numbers.
+    machine_scores:
+        A machine model's score per row of ``frame``.
 
     Returns
     -------
@@ -146,10 +193,13 @@ def score_frame(
     ------
     ScoringInputError
         Listing every missing or non-numeric column; or on invalid thresholds, unsorted ``ts``,
-        misaligned residuals, unusable window bounds or ``window_end`` before ``window_start``.
+        misaligned residuals or scores, unusable window bounds or ``window_end`` before
+        ``window_start``.
     """
     rules = parse_thresholds(thresholds)
-    axes = tuple(rules)
+    axes = tuple(name for name in rules if name != MACHINE_CHANNEL)
+    if not axes:
+        raise ScoringInputError("thresholds name no axis besides the machine channel '*'")
     if not isinstance(frame, pd.DataFrame):
         raise ScoringInputError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
     if residuals is not None and not isinstance(residuals, pd.DataFrame):
@@ -164,6 +214,10 @@ def score_frame(
             "the model's predict, or reset both indexes"
         )
     _check_columns(frame, source, axes, "frame" if residuals is None else "residuals")
+    if machine_scores is not None and len(machine_scores) != len(frame):
+        raise ScoringInputError(
+            f"machine_scores has {len(machine_scores)} entries but frame has {len(frame)} rows"
+        )
 
     times = time_axis(frame["ts"], "frame.ts")
     n_rows = len(frame)
@@ -177,32 +231,72 @@ def score_frame(
 
     level_codes: dict[str, np.ndarray] = {}
     columns: dict[str, Any] = {"ts": frame["ts"].iloc[window].reset_index(drop=True)}
-    for axis, rule in rules.items():
+    values_out: dict[str, np.ndarray] = {}
+    expected_out: dict[str, np.ndarray] = {}
+    squares: list[np.ndarray] = []
+    active_any = np.zeros(n_rows, dtype=bool)
+    for axis in axes:
+        rule = rules[axis]
         values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
-        axis_residuals = source[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
+        raw = source[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
+        compared = smooth(raw, rule.smoothing)
+        active = (values > 0) | (values < 0)
+        active_any |= active
         codes = assign_levels(
             values,
-            axis_residuals,
+            compared,
             minc=rule.min_c,
             maxc=rule.max_c,
             t_long=rule.t_long,
             t_short=rule.t_short,
+            minc_low=rule.min_c_low if rule.lower else None,
+            maxc_low=rule.max_c_low if rule.lower else None,
+            upper=rule.upper,
+            active=active,
         )[window]
         codes.flags.writeable = False
         level_codes[axis] = codes
-        columns[f"{axis}_residual"] = np.array(axis_residuals[window])
+        if MACHINE_CHANNEL in rules:
+            squares.append(((compared - rule.center) / rule.scale) ** 2)
+        columns[f"{axis}_residual"] = np.array(compared[window])
         columns[f"{axis}_level"] = level_labels(codes)
+        values_out[axis] = values[window]
+        expected_out[axis] = values[window] - raw[window]
+    shares = None
+    if MACHINE_CHANNEL in rules:
+        rule = rules[MACHINE_CHANNEL]
+        stacked = np.column_stack(squares)
+        counts = np.count_nonzero(np.isfinite(stacked), axis=1)
+        total = np.nansum(stacked, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ssr = total / counts  # NaN where every axis is idle
+            shares = (stacked / total[:, None])[window]
+        score = ssr if machine_scores is None else np.asarray(machine_scores, dtype=np.float64)
+        score = np.where(active_any, score, np.nan)
+        codes = assign_levels(
+            score,
+            score,
+            minc=rule.min_c,
+            maxc=rule.max_c,
+            t_long=rule.t_long,
+            t_short=rule.t_short,
+            active=np.isfinite(score),
+        )[window]
+        codes.flags.writeable = False
+        level_codes[MACHINE_CHANNEL] = codes
+        columns["machine_score"] = np.array(score[window])
+        columns["machine_level"] = level_labels(codes)
     worst = level_codes[axes[0]].copy()
-    for axis in axes[1:]:
-        np.maximum(worst, level_codes[axis], out=worst)
+    for codes in level_codes.values():
+        np.maximum(worst, codes, out=worst)
     worst.flags.writeable = False
     columns["level"] = level_labels(worst)
     # The columns above are fresh arrays owned by this frame alone, so they need no second copy
     # (and no consolidation into one block, which costs more than the scoring itself).
     out = pd.DataFrame(columns, copy=False)
     logger.debug(
-        "scored %d axes on %d rows, kept %d window rows (%d before, %d after)",
-        len(axes),
+        "scored %d channels on %d rows, kept %d window rows (%d before, %d after)",
+        len(level_codes),
         n_rows,
         stop - first,
         first,
@@ -216,6 +310,9 @@ def score_frame(
         worst_codes=worst,
         context_before=first,
         context_after=n_rows - stop,
+        values=values_out,
+        expected=expected_out,
+        shares=shares,
     )
 
 

@@ -1,4 +1,4 @@
-"""Model selection: the seed's line (``fit_line``, ``LinearTrend``), the family table, ModelConfig."""
+"""Model selection: the seed's line (``fit_line``, ``LinearTrend``), family table, ModelConfig."""
 
 from __future__ import annotations
 

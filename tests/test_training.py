@@ -278,7 +278,7 @@ def test_from_config_uses_model_section():
     assert model_set.families == {"axis1": ("linear", {}), "Axis #2": ("linear", {})}
     assert (model_set.on_short_axis, model_set.min_rows) == ("skip", 3)
     assert model_set.fit(_frame()).skipped_axes_ == []
-    with pytest.raises(TrainingError, match="model.type auto needs the selected families"):
+    with pytest.raises(TrainingError, match=r"model\.type auto needs the selected families"):
         AxisModelSet.from_config(ModelConfig(), AXES)
 
 
