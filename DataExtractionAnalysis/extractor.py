@@ -276,9 +276,8 @@ def _read_adbc(target: DatabaseTarget, stmt: sa.Select) -> pd.DataFrame:
     from adbc_driver_postgresql import StatementOptions
 
     sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-    uri = target.url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        with adbc.connect(uri) as conn, conn.cursor() as cursor:
+        with adbc.connect(target.libpq_uri) as conn, conn.cursor() as cursor:
             cursor.adbc_statement.set_options(
                 **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(_ADBC_BATCH_BYTES)}
             )

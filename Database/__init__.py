@@ -1,7 +1,16 @@
 """Database access shared by extraction, ingest, the demo database and event writing."""
 
 from .config import DatabaseConfig
-from .connection import DatabaseTarget, connect_engine, database_errors, resolve_target, scrub
+from .connection import (
+    DatabaseTarget,
+    connect_engine,
+    database_errors,
+    mask_url,
+    redact,
+    resolve_target,
+    scrub,
+    url_secrets,
+)
 from .demo import (
     DEMO_AXES,
     DEMO_LONG_TABLE,
@@ -34,10 +43,13 @@ __all__ = [
     "ensure_demo_database",
     "float_columns",
     "ingest_csv",
+    "mask_url",
+    "redact",
     "resolve_target",
     "scrub",
     "split_table_name",
     "table_exists",
+    "url_secrets",
     "validate_identifier",
     "write_chunks",
 ]

@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from Database import redact
+
 from .config import DEFAULT_CONFIG_PATH, LoadedConfig, load_config
-from .context import database_password, load_environment
+from .context import database_secrets, load_environment
 from .status import ExitCode, Status, status_for
 
 __all__ = ["main", "main_train"]
@@ -204,19 +206,18 @@ def _run(
     args: argparse.Namespace, handler: Callable[[argparse.Namespace, LoadedConfig], int]
 ) -> int:
     _setup_logging(args.log_file, args.verbose)
-    secret: str | None = None
+    secrets: list[str] = []
     try:
         loaded = load_config(args.config, args.overrides)
         load_environment(loaded)
-        secret = database_password(loaded)
+        secrets = database_secrets(loaded)
         return handler(args, loaded)
     except KeyboardInterrupt:
         logger.error("interrupted")
         return int(ExitCode.ERROR)
     except Exception as exc:  # every failure becomes a status, never a traceback for cron
         status = status_for(exc)
-        if secret:
-            status = Status(status.code, status.detail.replace(secret, "***"))
+        status = Status(status.code, redact(status.detail, secrets))
         if status.code == "error":
             logger.exception("unexpected failure")
         else:
