@@ -140,6 +140,7 @@ def test_an_unknown_database_is_named_with_its_hint(pg_target: DatabaseTarget) -
     assert "s3cr3t-pw" not in str(caught.value)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("form", ["userinfo", "query"])
 def test_a_wrong_password_is_a_real_authentication_failure_with_its_hint(
     password_server: PasswordServer, form: str

@@ -132,6 +132,7 @@ def test_every_secret_is_masked_when_the_server_is_unreachable(tmp_path: Path, f
     _assert_no_secret(run.stdout, run.stderr, log)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_every_secret_is_masked_on_the_success_path(
     auth_server: PasswordServer, tmp_path: Path, form: str
@@ -145,6 +146,7 @@ def test_every_secret_is_masked_on_the_success_path(
     _assert_no_secret(run.stdout, run.stderr, log)
 
 
+@pytest.mark.postgres
 def test_a_wrong_password_fails_with_db_error_and_no_secret(
     auth_server: PasswordServer, tmp_path: Path
 ) -> None:
@@ -159,6 +161,7 @@ def test_a_wrong_password_fails_with_db_error_and_no_secret(
     _assert_no_secret(run.stdout, run.stderr, log)
 
 
+@pytest.mark.postgres
 def test_training_and_scoring_use_the_reader_database_fast_path_names(
     auth_server: PasswordServer, tmp_path: Path
 ) -> None:
