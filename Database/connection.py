@@ -85,9 +85,7 @@ class DatabaseTarget:
         port = f":{url.port}" if url.port else ""
         database = "/" + quote(url.database, safe="") if url.database else ""
         query = "&".join(
-            f"{quote(name, safe='')}={quote(item, safe='')}"
-            for name, value in url.query.items()
-            for item in (value if isinstance(value, tuple) else (value,))
+            f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in _query_items(url)
         )
         return f"postgresql://{userinfo}{host}{port}{database}" + (f"?{query}" if query else "")
 
@@ -151,6 +149,13 @@ def _is_secret_option(name: str) -> bool:
     return bool(_SECRET_KEY.search(name))
 
 
+def _query_items(url: URL) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` for every query option, a repeated option once per value."""
+    for name, value in url.query.items():
+        for item in value if isinstance(value, tuple) else (value,):
+            yield name, item
+
+
 def url_secrets(url: URL | str) -> list[str]:
     """Every secret a database URL carries, decoded.
 
@@ -170,19 +175,17 @@ def url_secrets(url: URL | str) -> list[str]:
             return sorted(_raw_secrets(url))
     if url.password:
         found.add(str(url.password))
-    for name, value in url.query.items():
-        if _is_secret_option(name):
-            found.update(value if isinstance(value, tuple) else (value,))
+    found.update(value for name, value in _query_items(url) if _is_secret_option(name))
     return sorted(secret for secret in found if secret)
 
 
 def _raw_secrets(text: str) -> set[str]:
     """The secrets of text that looks like a URL but does not parse as one."""
-    parts = urlsplit(text)
     try:
-        found = {unquote(parts.password)} if parts.password else set()
-    except ValueError:  # urlsplit itself may reject e.g. a malformed port only later
-        found = set()
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unbalanced "[" around the host
+        return set()
+    found = {unquote(parts.password)} if parts.password else set()
     for pair in parts.query.split("&"):
         name, _, value = pair.partition("=")
         if value and _is_secret_option(unquote_plus(name)):
@@ -243,10 +246,9 @@ def mask_url(url: URL) -> str:
     secrets = url_secrets(url)
     shown = url.set(query={}).render_as_string(hide_password=True)
     pairs = []
-    for name, value in url.query.items():
-        for item in value if isinstance(value, tuple) else (value,):
-            masked = _MASK if _is_secret_option(name) else redact(item, secrets)
-            pairs.append(f"{quote_plus(name)}={quote_plus(masked, safe='*')}")
+    for name, value in _query_items(url):
+        masked = _MASK if _is_secret_option(name) else redact(value, secrets)
+        pairs.append(f"{quote_plus(name)}={quote_plus(masked, safe='*')}")
     return f"{shown}?{'&'.join(pairs)}" if pairs else shown
 
 

@@ -72,13 +72,14 @@ class ConfigError(ValueError):
     """The configuration is invalid; ``problems`` lists the problems, each with its key path.
 
     The message shows one problem on one line, several as a list; at most
-    :data:`MAX_PROBLEMS_SHOWN` of them, each at most 500 characters, then the count of the
-    rest (those not in ``problems`` are counted by ``omitted``).
+    :data:`MAX_PROBLEMS_SHOWN` of them, each cut to about 500 characters, then the count of
+    the rest. ``omitted`` counts problems found but not even described (not in ``problems``).
     """
 
     def __init__(self, source: str, problems: Sequence[str], *, omitted: int = 0) -> None:
         self.source = source
         self.problems = list(problems)
+        self.omitted = omitted
         shown = [_clip(problem) for problem in self.problems[:MAX_PROBLEMS_SHOWN]]
         hidden = len(self.problems) - len(shown) + omitted
         if hidden:
