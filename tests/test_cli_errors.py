@@ -81,6 +81,14 @@ def _single_problem(run_code: int, status: dict[str, str], stderr: str) -> str:
             id="log-file-under-a-file",
         ),
         pytest.param(
+            ["profile", "--log-file", "{folder}/loop.log"],
+            "",
+            "--log-file {folder}/loop.log cannot be opened for appending (Too many levels of "
+            "symbolic links); give the path of a file in a folder you can write to, e.g. "
+            "--log-file out/logs/run.log",
+            id="log-file-unopenable",  # a symlink to itself: refused even for root
+        ),
+        pytest.param(
             ["score", "--start", "2026-01-06T00:00:00Z", "--end", "2026-01-05T23:00:00+01:00"],
             "",
             "--end 2026-01-05T22:00:00+00:00 must be after --start 2026-01-06T00:00:00+00:00 "
@@ -93,6 +101,7 @@ def test_a_command_line_mistake_is_exit_2_with_one_line(
     tmp_path: Path, args: list[str], config_text: str, expected: str
 ) -> None:
     config = make_project(tmp_path / "project", config_text)
+    (tmp_path / "loop.log").symlink_to(tmp_path / "loop.log")
     names = {"config": str(config), "folder": str(tmp_path)}
     run = run_cli("orchestrate.py", "--json", *(a.format(**names) for a in args), config=config)
     detail = _single_problem(run.code, run.json()["status"], run.stderr)
