@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["GAP_FACTOR", "AxisProfile", "Profile", "ProfileError", "median_interval", "profile"]
+
+logger = logging.getLogger(__name__)
 
 GAP_FACTOR = 5.0  # an interval longer than GAP_FACTOR * dt_seconds counts as a gap
 
@@ -96,8 +99,13 @@ _BLOCK_ROWS = 1 << 15
 instead of a full-length temporary per statistic (10M rows: ~20 ms per axis, 4x faster)."""
 
 
-def _axis_profile(values: np.ndarray) -> AxisProfile:
-    """Statistics in one blocked pass; the spread is merged per block (Chan et al.)."""
+def _moments(values: np.ndarray, exponent: int = 0) -> tuple[int, int, float, float, float, float]:
+    """count, zeros, min, max, mean and the sum of squared deviations, in one blocked pass.
+
+    The spread is merged per block (Chan et al.). With ``exponent``, values are scaled by
+    ``2**-exponent`` first (exact: only the binary exponent changes), so that sums of values
+    near the float64 limit cannot overflow; min and max are always unscaled.
+    """
     count, zeros, low, high = 0, 0, math.inf, -math.inf
     mean, spread = 0.0, 0.0
     for start in range(0, values.size, _BLOCK_ROWS):
@@ -109,6 +117,8 @@ def _axis_profile(values: np.ndarray) -> AxisProfile:
             continue
         zeros += int(np.count_nonzero(present == 0))
         low, high = min(low, float(present.min())), max(high, float(present.max()))
+        if exponent:
+            present = np.ldexp(present, -exponent)
         block_mean = float(np.add.reduce(present)) / k
         block_spread = float(np.add.reduce(np.square(present - block_mean)))
         total = count + k
@@ -116,10 +126,39 @@ def _axis_profile(values: np.ndarray) -> AxisProfile:
         spread += block_spread + delta * delta * count * k / total
         mean += delta * k / total
         count = total
+    return count, zeros, low, high, mean, spread
+
+
+def _axis_profile(values: np.ndarray, axis: str = "") -> AxisProfile:
+    """Statistics of one axis; finite values near the float64 limit are values like others.
+
+    Their sums overflow, so such an axis is summed again scaled down by a power of two. A
+    result that is itself beyond float64 (a std above ~1.8e308) is reported as None, with a
+    warning naming the axis.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below
+        count, zeros, low, high, mean, spread = _moments(values)
+        exponent = 0
+        finite_values = math.isfinite(low) and math.isfinite(high)
+        if count and finite_values and not (math.isfinite(mean) and math.isfinite(spread)):
+            exponent = math.frexp(max(abs(low), abs(high)))[1]
+            count, zeros, low, high, mean, spread = _moments(values, exponent)
     if not count:
         return AxisProfile(
             count=0, nan=int(values.size), zero_share=0.0, min=None, max=None, mean=None, std=None
         )
+    std = math.sqrt(spread / (count - 1)) if count > 1 else None
+    try:
+        mean = math.ldexp(mean, exponent)
+        std = None if std is None else math.ldexp(std, exponent)
+    except OverflowError:
+        logger.warning(
+            "axis %r: the standard deviation of values up to %g exceeds the float64 range "
+            "(~1.8e308); it is reported as missing",
+            axis,
+            max(abs(low), abs(high)),
+        )
+        std = None
     return AxisProfile(
         count=count,
         nan=int(values.size - count),
@@ -127,7 +166,7 @@ def _axis_profile(values: np.ndarray) -> AxisProfile:
         min=_finite_or_none(low),
         max=_finite_or_none(high),
         mean=_finite_or_none(mean),
-        std=_finite_or_none(math.sqrt(spread / (count - 1))) if count > 1 else None,
+        std=_finite_or_none(std),
     )
 
 
@@ -170,6 +209,6 @@ def _axis_profiles(frame: pd.DataFrame, axes: list[str]) -> list[AxisProfile]:
     """Every axis's statistics, two axes at a time (NumPy releases the GIL per block)."""
     columns = [frame[axis].to_numpy(dtype="float64") for axis in axes]
     if len(columns) < 2 or len(frame) < _BLOCK_ROWS:
-        return [_axis_profile(values) for values in columns]
+        return [_axis_profile(values, axis) for values, axis in zip(columns, axes, strict=True)]
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        return list(pool.map(_axis_profile, columns))
+        return list(pool.map(_axis_profile, columns, axes))

@@ -276,9 +276,8 @@ def _read_adbc(target: DatabaseTarget, stmt: sa.Select) -> pd.DataFrame:
     from adbc_driver_postgresql import StatementOptions
 
     sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-    uri = target.url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        with adbc.connect(uri) as conn, conn.cursor() as cursor:
+        with adbc.connect(target.libpq_uri) as conn, conn.cursor() as cursor:
             cursor.adbc_statement.set_options(
                 **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(_ADBC_BATCH_BYTES)}
             )
@@ -366,14 +365,31 @@ def _to_time(values: pd.Series, kind: TimeKind, where: str) -> pd.Series:
         return values  # the fast path delivers this already (see _arrow_column)
     try:
         if kind == "epoch":
-            return pd.to_numeric(values).astype("float64")
-        if kind == "iso_text" or not pd.api.types.is_datetime64_any_dtype(values):
-            parsed = pd.to_datetime(values, utc=True, format="ISO8601")
+            seconds = pd.to_numeric(values).astype("float64")
+        elif kind == "iso_text" or not pd.api.types.is_datetime64_any_dtype(values):
+            return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
         else:
-            parsed = _as_nanoseconds(values, utc=True)
-        return parsed.astype("datetime64[ns, UTC]")
+            return _as_nanoseconds(values, utc=True).astype("datetime64[ns, UTC]")
     except (ValueError, TypeError) as exc:
         raise ExtractionError(f"{where}: timestamps cannot be parsed: {exc}") from None
+    return _finite_seconds(seconds, where)
+
+
+def _finite_seconds(seconds: pd.Series, where: str) -> pd.Series:
+    """``seconds`` unchanged; ExtractionError when a time is NaN or infinite.
+
+    SQL's ``IS NOT NULL`` keeps NaN (PostgreSQL sorts it after every number), so such a row
+    reaches the frame, where it would pass as a missing or repeated timestamp.
+    """
+    array = seconds.to_numpy()
+    if not array.size or (np.isfinite(array.min()) and np.isfinite(array.max())):
+        return seconds  # two reductions, no mask, in the common case
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    raise ExtractionError(
+        f"{where} holds {bad} rows whose time is NaN or infinite instead of epoch seconds; "
+        "give those rows their real time, or set it to NULL (rows without a time are "
+        "skipped) or delete them"
+    )
 
 
 def _to_float(values: pd.Series, column: str, table: str) -> pd.Series:

@@ -1,6 +1,7 @@
 """Preparation stage: validation, optional interpolation and the time origin ``t0``."""
 
 from .preprocessor import (
+    FIT_VALUE_LIMIT,
     PreparationError,
     PreparedData,
     PrepConfig,
@@ -11,6 +12,7 @@ from .preprocessor import (
 )
 
 __all__ = [
+    "FIT_VALUE_LIMIT",
     "PrepConfig",
     "PreparationError",
     "PreparedData",

@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "FIT_VALUE_LIMIT",
     "PrepConfig",
     "PreparationError",
     "PreparedData",
@@ -21,6 +22,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+FIT_VALUE_LIMIT = 1e150
+"""Largest magnitude of a value that training accepts. Fits and metrics square and sum the
+values: beyond ~1.3e154 a square overflows float64, so 1e150 leaves room for sums of up to
+10^8 squares. Sensors never read this much; such values are sentinels or corrupt rows."""
 
 
 class PrepConfig(BaseModel):
@@ -99,7 +105,12 @@ def time_since(ts: pd.Series, t0: pd.Timestamp | float) -> np.ndarray:
 
 
 def validate_frame(
-    frame: pd.DataFrame, axes: list[str], *, min_samples: int = 2, allow_empty_axes: bool = False
+    frame: pd.DataFrame,
+    axes: list[str],
+    *,
+    min_samples: int = 2,
+    allow_empty_axes: bool = False,
+    value_limit: float = np.inf,
 ) -> None:
     """Check the frame contract; every problem names the column and the fix.
 
@@ -108,10 +119,13 @@ def validate_frame(
         axes: axis columns to check.
         min_samples: fewest rows accepted.
         allow_empty_axes: accept an axis whose values are all NaN (scoring a short window).
+        value_limit: largest magnitude accepted (training passes :data:`FIT_VALUE_LIMIT`);
+            default: any finite value.
 
     Raises:
-        PreparationError: a missing column, too few samples, unsorted or duplicated
-            timestamps, non-numeric or infinite values, or an all-NaN axis.
+        PreparationError: a missing column, too few samples, a sample without a usable
+            time, unsorted or duplicated timestamps, non-numeric or infinite values, values
+            beyond ``value_limit``, or an all-NaN axis.
     """
     missing = [col for col in ["ts", *axes] if col not in frame.columns]
     if missing:
@@ -124,9 +138,13 @@ def validate_frame(
             "Widen the window (data.train_start/data.train_end)"
         )
     ts = frame["ts"]
-    if ts.isna().any():
-        raise PreparationError(f"ts has {int(ts.isna().sum())} missing timestamps")
     is_time = pd.api.types.is_datetime64_any_dtype(ts)
+    unusable = ts.isna().to_numpy() if is_time else ~np.isfinite(ts.to_numpy(dtype="float64"))
+    if unusable.any():
+        raise PreparationError(
+            f"ts has {int(unusable.sum())} samples without a usable time (missing, NaN or "
+            "infinite); every sample needs one: drop those rows or fix them in the source"
+        )
     steps = np.diff(_ticks(ts) if is_time else ts.to_numpy(dtype="float64"))
     if not (steps > 0).all():
         if (steps < 0).any():
@@ -154,6 +172,15 @@ def validate_frame(
             raise PreparationError(
                 f"axis {axis!r} holds {int(infinite.sum())} infinite values (first at "
                 f"{ts.iloc[int(np.argmax(infinite))]}); clean the source or store NULL instead"
+            )
+        if lowest < -value_limit or highest > value_limit:
+            huge = np.abs(array) > value_limit
+            raise PreparationError(
+                f"axis {axis!r} holds {int(huge.sum())} values beyond ±{value_limit:g} "
+                f"(largest {max(-lowest, highest):g}, first at {ts.iloc[int(np.argmax(huge))]}): "
+                "squares and sums of values this large overflow float64, so no baseline can be "
+                "fitted; such values are sentinels or corrupt readings: clean the source or "
+                "store NULL instead"
             )
         if not allow_empty_axes and array.size and np.isnan(array[0]) and np.isnan(array).all():
             raise PreparationError(
@@ -206,9 +233,10 @@ def prepare(
         The prepared data with ``t0`` and ``dt_seconds`` for ``prep_stats.json``.
 
     Raises:
-        PreparationError: see :func:`validate_frame`.
+        PreparationError: see :func:`validate_frame` (with ``value_limit`` =
+            :data:`FIT_VALUE_LIMIT`).
     """
-    validate_frame(frame, axes)
+    validate_frame(frame, axes, value_limit=FIT_VALUE_LIMIT)
     origin = frame["ts"].iloc[0] if t0 is None else t0
     time_s = time_since(frame["ts"], origin)
     # A shallow copy: with pandas' copy-on-write the input still cannot change, and the

@@ -1,16 +1,24 @@
-"""Resolving the database URL and opening connections with password-safe errors."""
+"""Resolving the database URL and opening connections with password-safe errors.
+
+A URL can carry secrets in two places: the password of its user info
+(``postgresql://user:pw@host/db``) and query parameters that libpq (or another driver) takes
+as connection options (``?password=pw``, ``?sslpassword=...``). Both are masked wherever a URL
+or a driver message is shown: :func:`mask_url` renders a URL for display, :func:`redact`
+cleans any text.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
@@ -23,8 +31,11 @@ __all__ = [
     "DatabaseTarget",
     "connect_engine",
     "database_errors",
+    "mask_url",
+    "redact",
     "resolve_target",
     "scrub",
+    "url_secrets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,8 +74,30 @@ class DatabaseTarget:
 
     @property
     def display(self) -> str:
-        """The URL with its password masked: safe for logs, errors and artifacts."""
-        return self.url.render_as_string(hide_password=True)
+        """The URL with every secret masked: safe for logs, errors and artifacts."""
+        return mask_url(self.url)
+
+    @property
+    def libpq_uri(self) -> str:
+        """``postgresql://...`` as libpq parses it, secrets included: for a driver, never shown.
+
+        Every part is percent-encoded (a space as ``%20``: libpq refuses the ``+`` and the
+        bare space that SQLAlchemy's rendering of query values may give).
+        """
+        url = self.url
+        userinfo = ""
+        if url.username:
+            userinfo = quote(url.username, safe="")
+            if url.password is not None:
+                userinfo += ":" + quote(str(url.password), safe="")
+            userinfo += "@"
+        host = f"[{url.host}]" if url.host and ":" in url.host else url.host or ""
+        port = f":{url.port}" if url.port else ""
+        database = "/" + quote(url.database, safe="") if url.database else ""
+        query = "&".join(
+            f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in _query_items(url)
+        )
+        return f"postgresql://{userinfo}{host}{port}{database}" + (f"?{query}" if query else "")
 
 
 def resolve_target(
@@ -108,6 +141,113 @@ def resolve_target(
     return DatabaseTarget(url=url, embedded=False)
 
 
+_SECRET_KEY = re.compile(r"password|passwd|pwd|secret|token", re.IGNORECASE)
+"""Connection options whose value is a secret. libpq hides ``password`` and ``sslpassword``
+(``PQconndefaults`` marks them ``*``; PostgreSQL 18 adds ``oauth_client_secret``); other
+drivers use ``PWD``, ``*_token`` and the like, so any option name holding these words counts."""
+
+_USERINFO = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
+"""``scheme://user:password@`` in any text."""
+
+_SECRET_PAIR = re.compile(
+    r"\b(\w*(?:password|passwd|pwd|secret|token)\w*)(\s*=\s*)(?!\*\*\*)"
+    r"('(?:[^'\\]|\\.)*'|[^\s&;,'\"]+)",
+    re.IGNORECASE,
+)
+"""``password=...`` (any secret option name) in a URL query or a libpq conninfo string; a value
+already masked is left alone, so redacting twice changes nothing."""
+
+_MASK = "***"
+
+
+def _is_secret_option(name: str) -> bool:
+    return bool(_SECRET_KEY.search(name))
+
+
+def _query_items(url: URL) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` for every query option, a repeated option once per value."""
+    for name, value in url.query.items():
+        for item in value if isinstance(value, tuple) else (value,):
+            yield name, item
+
+
+def url_secrets(url: URL | str) -> list[str]:
+    """Every secret a database URL carries, decoded.
+
+    Args:
+        url: a parsed URL, or the URL text as configured.
+
+    Returns:
+        The user info password and the values of secret query options (``password``,
+        ``sslpassword``, ...); empty when it carries none. Text that is not a URL gives
+        what it seems to hold (a ``user:password@`` or ``password=`` part).
+    """
+    found: set[str] = set()
+    if isinstance(url, str):
+        try:
+            url = sa.make_url(url)
+        except (sa.exc.ArgumentError, ValueError):
+            return sorted(_raw_secrets(url))
+    if url.password:
+        found.add(str(url.password))
+    found.update(value for name, value in _query_items(url) if _is_secret_option(name))
+    return sorted(secret for secret in found if secret)
+
+
+def _raw_secrets(text: str) -> set[str]:
+    """The secrets of text that looks like a URL but does not parse as one."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unbalanced "[" around the host
+        return set()
+    found = {unquote(parts.password)} if parts.password else set()
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if value and _is_secret_option(unquote_plus(name)):
+            found.add(unquote_plus(value))
+    return found
+
+
+def _any_spelling(secret: str) -> str:
+    """A pattern matching ``secret`` however it is percent-encoded, even partly.
+
+    Each character may appear as itself or as its UTF-8 bytes in ``%XX`` form (a space also
+    as ``+``), so ``p@ss w``, ``p%40ss+w`` and ``p%40ss w`` all match.
+    """
+    parts = []
+    for char in secret:
+        encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        options = [re.escape(char), re.escape(encoded)] + (["\\+"] if char == " " else [])
+        parts.append(f"(?:{'|'.join(options)})")
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=32)
+def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern for all secrets, longest first (a secret inside another is masked whole).
+
+    Case-insensitive, for the hex digits of ``%xx``; masking a few more characters than
+    needed is the safe side.
+    """
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not ordered:
+        return None
+    return re.compile("|".join(_any_spelling(secret) for secret in ordered), re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask ``secrets`` and any credential a URL or connection string in ``text`` shows.
+
+    Every occurrence of a known secret, in any percent-encoding, becomes ``***``; then any
+    ``scheme://user:...@`` password and any ``password=...``-like option (``sslpassword=``,
+    ``PWD=``, quoted or not), known or not.
+    """
+    pattern = _secrets_pattern(tuple(sorted(secrets)))
+    cleaned = text if pattern is None else pattern.sub(_MASK, text)
+    cleaned = _USERINFO.sub(rf"\1{_MASK}@", cleaned)
+    return _SECRET_PAIR.sub(rf"\1\2{_MASK}", cleaned)
+
+
 def _missing_url(name: str, base_dir: Path, present: bool) -> str:
     dotenv = base_dir / ".env"
     if present:
@@ -123,11 +263,22 @@ def _missing_url(name: str, base_dir: Path, present: bool) -> str:
 
 
 def scrub(text: str, url: URL) -> str:
-    """Remove the password of ``url`` (and any ``user:password@`` pair) from ``text``."""
-    cleaned = text
-    if url.password:
-        cleaned = cleaned.replace(str(url.password), "***")
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", cleaned)
+    """Remove every secret of ``url`` (and any credential of another URL) from ``text``."""
+    return redact(text, url_secrets(url))
+
+
+def mask_url(url: URL) -> str:
+    """``url`` for display: its password and the values of secret query options as ``***``.
+
+    e.g. ``postgresql+psycopg2://robot:***@db:5432/plant?sslmode=require&sslpassword=***``.
+    """
+    secrets = url_secrets(url)
+    shown = url.set(query={}).render_as_string(hide_password=True)
+    pairs = []
+    for name, value in _query_items(url):
+        masked = _MASK if _is_secret_option(name) else redact(value, secrets)
+        pairs.append(f"{quote_plus(name)}={quote_plus(masked, safe='*')}")
+    return f"{shown}?{'&'.join(pairs)}" if pairs else shown
 
 
 def _hint(message: str) -> str:

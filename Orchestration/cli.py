@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_CONFIG_PATH, LoadedConfig, load_config
-from .context import database_password, load_environment
+from Database import redact
+
+from .config import DEFAULT_CONFIG_PATH, LoadedConfig, UsageError, load_config
+from .context import database_secrets, load_environment
 from .status import ExitCode, Status, status_for
 
 __all__ = ["main", "main_train"]
@@ -41,18 +43,44 @@ EXIT_CODES_HELP = """exit codes:
 
 
 def _setup_logging(log_file: str | None, verbose: bool) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    """Log to stderr and, with ``--log-file``, also append to that file.
+
+    Raises:
+        UsageError: the log file cannot be opened for appending (a folder, no permission, a
+            parent that is a file); stderr logging is set up all the same.
+    """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
+        handlers=[logging.StreamHandler(sys.stderr)],
         force=True,
     )
     for noisy in ("matplotlib", "PIL", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not log_file:
+        return
+    handler = _log_file_handler(Path(log_file))
+    handler.setFormatter(logging.getLogger().handlers[0].formatter)
+    logging.getLogger().addHandler(handler)
+
+
+def _log_file_handler(path: Path) -> logging.FileHandler:
+    """A handler appending to ``path`` (its folders created); UsageError saying why not."""
+    try:
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if path.is_dir():
+            problem = "is a folder"
+        elif blocking is not None:
+            problem = f"cannot be created: {blocking} is a file, not a folder"
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        problem = f"cannot be opened for appending ({exc.strerror or exc})"
+    raise UsageError(
+        f"--log-file {path} {problem}; give the path of a file in a folder you can write to, "
+        "e.g. --log-file out/logs/run.log"
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -223,20 +251,19 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
 def _run(
     args: argparse.Namespace, handler: Callable[[argparse.Namespace, LoadedConfig], int]
 ) -> int:
-    _setup_logging(args.log_file, args.verbose)
-    secret: str | None = None
+    secrets: list[str] = []
     try:
+        _setup_logging(args.log_file, args.verbose)
         loaded = load_config(args.config, args.overrides)
         load_environment(loaded)
-        secret = database_password(loaded)
+        secrets = database_secrets(loaded)
         return handler(args, loaded)
     except KeyboardInterrupt:
         logger.error("interrupted")
         return int(ExitCode.ERROR)
     except Exception as exc:  # every failure becomes a status, never a traceback for cron
         status = status_for(exc)
-        if secret:
-            status = Status(status.code, status.detail.replace(secret, "***"))
+        status = Status(status.code, redact(status.detail, secrets))
         if status.code == "error":
             logger.exception("unexpected failure")
         else:
@@ -265,9 +292,12 @@ def _cmd_profile(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 def _cmd_demo_db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from Database import DEMO_LONG_TABLE, build_demo_database
 
-    path = build_demo_database(
-        loaded.path(loaded.config.database.embedded_path), rows=args.rows, schema=args.schema
-    )
+    try:
+        path = build_demo_database(
+            loaded.path(loaded.config.database.embedded_path), rows=args.rows, schema=args.schema
+        )
+    except ValueError as exc:  # demo_data refuses too few rows before anything is written
+        raise UsageError(f"demo-db --rows {args.rows}: {exc}") from None
     detail = f"built the demo database {path} with {args.rows} samples"
     if args.schema == "long":
         detail += (
@@ -340,6 +370,11 @@ def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .report import format_scoring
     from .scoring import run_scoring
 
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise UsageError(
+            f"--end {args.end.isoformat()} must be after --start {args.start.isoformat()} "
+            "(the window is [start, end))"
+        )
     if args.output is not None:
         check_output_file(args.output)  # before the model is loaded and the window read
     report = run_scoring(

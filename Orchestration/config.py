@@ -3,11 +3,16 @@
 Each stage owns the pydantic model of its section; this module composes them into
 :class:`AppConfig` and turns pydantic's errors into one message per problem, each with its
 key path, e.g. ``thresholds.minc_percentile: must be between 0 and 100, got 120``.
+
+Error text is bounded whatever the input: values are echoed shortened, at most
+:data:`MAX_PROBLEMS_SHOWN` problems are spelled out (the rest are counted), and YAML aliases may
+not expand a document by more than :data:`MAX_ALIAS_EXPANSION` values ("billion laughs").
 """
 
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,19 +32,150 @@ from ModelSelection import ModelConfig
 from Scoring import EventsConfig
 from Thresholding import ThresholdPolicy
 
-__all__ = ["DEFAULT_CONFIG_PATH", "AppConfig", "ConfigError", "LoadedConfig", "load_config"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "MAX_ALIAS_EXPANSION",
+    "MAX_PROBLEMS_SHOWN",
+    "AppConfig",
+    "ConfigError",
+    "LoadedConfig",
+    "UsageError",
+    "load_config",
+]
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
+MAX_PROBLEMS_SHOWN = 10
+"""Problems spelled out in one error message; the rest are only counted."""
+MAX_ALIAS_EXPANSION = 10_000
+"""Most values YAML aliases (``*name``) may add to a document by repeating an anchored part."""
+_MAX_PROBLEM_CHARS = 500
+
+_ECHO = reprlib.Repr()
+_ECHO.maxstring = _ECHO.maxother = 80
+_ECHO.maxlist = _ECHO.maxtuple = _ECHO.maxdict = _ECHO.maxset = 6
+_ECHO.maxlevel = 3
+
+
+def _echo(value: object) -> str:
+    """``repr(value)`` shortened to a few dozen characters, however large the value."""
+    return _ECHO.repr(value)
+
+
+def _clip(text: str, limit: int = _MAX_PROBLEM_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters, keeping its end (where the fix usually is)."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 2 // 3], text[-(limit // 3) :]
+    return f"{head} [... {len(text) - len(head) - len(tail):,} characters left out ...] {tail}"
 
 
 class ConfigError(ValueError):
-    """The configuration is invalid; ``problems`` lists every problem with its key path."""
+    """The configuration is invalid; ``problems`` lists the problems, each with its key path.
 
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
+    The message shows one problem on one line, several as a list; at most
+    :data:`MAX_PROBLEMS_SHOWN` of them, each cut to about 500 characters, then the count of
+    the rest. ``omitted`` counts problems found but not even described (not in ``problems``).
+    """
+
+    def __init__(self, source: str, problems: Sequence[str], *, omitted: int = 0) -> None:
         self.source = source
         self.problems = list(problems)
-        lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"invalid configuration ({source}):\n{lines}")
+        self.omitted = omitted
+        shown = [_clip(problem) for problem in self.problems[:MAX_PROBLEMS_SHOWN]]
+        hidden = len(self.problems) - len(shown) + omitted
+        if hidden:
+            shown.append(f"... and {hidden} more problems (fix those above and run again)")
+        if len(shown) == 1:
+            super().__init__(f"invalid configuration ({_clip(source)}): {shown[0]}")
+        else:
+            lines = "\n".join(f"  - {problem}" for problem in shown)
+            super().__init__(f"invalid configuration ({_clip(source)}):\n{lines}")
+
+
+class UsageError(ValueError):
+    """A command-line option is unusable (a bad value, or options that contradict each other)."""
+
+
+class _UnusableYaml(ValueError):
+    """Well-formed YAML that must not be used: aliases expanding too far, too deep, bad tag."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses alias bombs and leaves impossible dates as text.
+
+    A date that does not exist (``2026-02-30``) stays a string, so validation reports it with
+    its key path instead of PyYAML raising a bare ``ValueError``.
+    """
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _check_alias_expansion(node)
+        return node
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> object:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _ConfigLoader.construct_yaml_timestamp)
+
+
+def _check_alias_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases repeat more than MAX_ALIAS_EXPANSION values, or itself.
+
+    PyYAML shares an anchored node between its aliases, so loading stays cheap; it is every
+    later walk (validation, error messages) that meets the expanded tree: 9 levels of 10
+    aliases are 10^9 values. Sizes are counted once per distinct node.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _UnusableYaml(
+                f"the YAML alias at line {node.start_mark.line + 1} contains itself; "
+                "write the value out instead"
+            )
+        open_nodes.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        sizes[key] = 1 + sum(size(child) for child in children)
+        open_nodes.discard(key)
+        return sizes[key]
+
+    expanded = size(root)
+    added = expanded - len(sizes)
+    if added > MAX_ALIAS_EXPANSION:
+        raise _UnusableYaml(
+            f"YAML aliases (*name) would expand the document by {added:,} values (at most "
+            f"{MAX_ALIAS_EXPANSION:,} allowed); write the repeated parts out or use fewer aliases"
+        )
+
+
+def _parse_yaml(text: str) -> Any:
+    """Parse YAML with :class:`_ConfigLoader`.
+
+    Raises:
+        yaml.YAMLError: the text is not well-formed YAML.
+        _UnusableYaml: aliases expand too far or into themselves, nesting too deep, or a
+            value cannot be built from its explicit tag (``!!int abc``).
+    """
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: builds plain data only
+    except RecursionError:
+        raise _UnusableYaml("the YAML is nested too deeply") from None
+    except ValueError as exc:
+        if isinstance(exc, _UnusableYaml):
+            raise
+        raise _UnusableYaml(f"a YAML value cannot be read: {_clip(str(exc), 200)}") from None
 
 
 class AppConfig(BaseModel):
@@ -86,16 +222,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             str(path), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]
         ) from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(str(path), [f"YAML syntax error at {where}{problem}"]) from None
+    except _UnusableYaml as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(str(path), [f"top level must be a mapping of sections, got {loaded!r}"])
+        raise ConfigError(
+            str(path), [f"top level must be a mapping of sections, got {_echo(loaded)}"]
+        )
     # A section whose keys are all commented out reads as null: treat it as empty.
     return {key: {} if value is None else value for key, value in loaded.items()}
 
@@ -104,17 +244,23 @@ def _apply_override(raw: dict[str, Any], assignment: str, problems: list[str]) -
     key, sep, text = assignment.partition("=")
     parts = key.strip().split(".")
     if not sep or not all(parts):
-        problems.append(f"--set {assignment!r}: expected KEY.PATH=VALUE, e.g. data.table=robot_a")
+        problems.append(
+            f"--set {_echo(assignment)}: expected KEY.PATH=VALUE, e.g. data.table=robot_a"
+        )
         return
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = _parse_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
+    except _UnusableYaml as exc:
+        problems.append(f"--set {_clip(key, 100)}: {exc}")
+        return
     node = raw
     for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            problems.append(f"--set {key}: {'.'.join(parts[: depth + 1])} is not a section")
+            section = _clip(".".join(parts[: depth + 1]), 100)
+            problems.append(f"--set {_clip(key, 100)}: {section} is not a section")
             return
         node = child
     node[parts[-1]] = value
@@ -165,7 +311,7 @@ def _range_message(bounds: dict[str, float], value: object) -> str:
         if high:
             pieces.append(f"at most {high[1]:g}" if high[0] == "le" else f"less than {high[1]:g}")
         text = "must be " + " and ".join(pieces)
-    return f"{text}, got {value!r}"
+    return f"{text}, got {_echo(value)}"
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -180,16 +326,23 @@ def _describe(error: dict[str, Any]) -> str:
                 break
             model = field.annotation
         valid = sorted(model.model_fields)
-        close = difflib.get_close_matches(name, valid, n=1)
+        close = difflib.get_close_matches(name[:100], valid, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"{_key_path(loc)}: unknown key{hint}; valid keys here: {', '.join(valid)}"
+        path = _clip(_key_path(loc), 100)
+        return f"{path}: unknown key{hint}; valid keys here: {', '.join(valid)}"
     if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         bounds = _field_bounds(loc) or {k: v for k, v in error.get("ctx", {}).items()}
         return f"{_key_path(loc)}: {_range_message(bounds, error['input'])}"
     message = error["msg"].removeprefix("Value error, ")
     if kind == "value_error":
         return f"{_key_path(loc) or 'config'}: {message}"
-    return f"{_key_path(loc) or 'config'}: {message}, got {error['input']!r}"
+    return f"{_key_path(loc) or 'config'}: {message}, got {_echo(error['input'])}"
+
+
+def _under(loc: Sequence[int | str], key_paths: Sequence[str]) -> bool:
+    """Whether the value at ``loc`` lies at or below one of ``key_paths`` (``data.axes``)."""
+    path = _key_path(loc)
+    return any(path == key or path.startswith((f"{key}.", f"{key}[")) for key in key_paths)
 
 
 def _dedupe_union_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -230,8 +383,15 @@ def load_config(path: Path | None = None, overrides: Sequence[str] = ()) -> Load
     try:
         config = AppConfig.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in _dedupe_union_errors(exc.errors()))
-        raise ConfigError(source, problems) from None
+        errors = _dedupe_union_errors(exc.errors())
+        # Describe only what the message shows: 200,000 unknown keys must not take minutes.
+        described = errors[: max(0, MAX_PROBLEMS_SHOWN - len(problems))]
+        overridden = [assignment.partition("=")[0].strip() for assignment in overrides]
+        problems.extend(
+            _describe(error) + (" (from --set)" if _under(error["loc"], overridden) else "")
+            for error in described
+        )
+        raise ConfigError(source, problems, omitted=len(errors) - len(described)) from None
     if problems:
         raise ConfigError(source, problems)
     base_dir = path.resolve().parent if path is not None else Path.cwd()

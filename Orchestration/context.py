@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from dotenv import dotenv_values, load_dotenv
 from sqlalchemy.engine import Engine
 
@@ -18,14 +17,16 @@ from Database import (
     DatabaseTarget,
     connect_engine,
     ensure_demo_database,
+    redact,
     resolve_target,
+    url_secrets,
 )
 
 from .config import LoadedConfig
 
 __all__ = [
     "DatabaseSession",
-    "database_password",
+    "database_secrets",
     "load_environment",
     "open_database",
     "secret_variables",
@@ -38,65 +39,68 @@ _NO_CONFIG_FILE = "built-in defaults"
 
 
 class _RedactingFilter(logging.Filter):
-    """Replaces every occurrence of the given secrets in log records (defence in depth)."""
+    """Masks the given secrets, and any credential a URL or conninfo shows, in log records.
+
+    Defence in depth: messages already show URLs masked; this catches anything that slips
+    through (a driver message, a traceback) before a handler writes it.
+    """
 
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__()
         self._secrets = [s for s in secrets if s]
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            record.msg, record.args = self._scrub(message), None
+        cleaned = redact(message, self._secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self._scrub(record.exc_text)
+            record.exc_text = redact(record.exc_text, self._secrets)
         return True
 
 
 def load_environment(loaded: LoadedConfig) -> None:
-    """Load ``.env`` next to the config file and keep the database password out of all logs.
+    """Load ``.env`` next to the config file and keep the database secrets out of all logs.
 
     Variables already set in the environment win over ``.env``. Every handler of the root
-    logger gets a filter that masks the password of the URL in ``database.url_env``, should
-    any message ever contain it. Call it after configuring logging (the CLI and the notebook
-    both do).
+    logger gets a filter that masks the secrets of the URL in ``database.url_env`` (see
+    :func:`database_secrets`) and any other credential a logged URL shows. Call it after
+    configuring logging (the CLI and the notebook both do).
     """
     load_dotenv(loaded.base_dir / ".env", override=False)
-    password = database_password(loaded)
-    if password:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_RedactingFilter([password]))
+    secrets = database_secrets(loaded)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter(secrets))
 
 
 def secret_variables(loaded: LoadedConfig) -> list[str]:
     """Environment variables a helper process must not inherit (the plot workers need none).
 
     The database URL (``database.url_env``), libpq's ``PGPASSWORD``, every name set in
-    ``.env``, and any variable whose value holds the database password.
+    ``.env``, and any variable whose value holds one of the database secrets.
     """
     names = {loaded.config.database.url_env, "PGPASSWORD"}
     names.update(name for name in dotenv_values(loaded.base_dir / ".env") if name)
-    password = database_password(loaded)
-    if password:
-        names.update(name for name, value in os.environ.items() if password in value)
+    secrets = database_secrets(loaded)
+    names.update(
+        name for name, value in os.environ.items() if any(secret in value for secret in secrets)
+    )
     return sorted(names)
 
 
-def database_password(loaded: LoadedConfig) -> str | None:
-    """The password of the URL in ``database.url_env`` (to mask it), or None."""
-    raw = os.environ.get(loaded.config.database.url_env, "")
-    try:
-        password = sa.make_url(raw).password if raw else None
-    except (sa.exc.ArgumentError, ValueError):
-        return None
-    return str(password) if password else None
+def database_secrets(loaded: LoadedConfig) -> list[str]:
+    """The secrets to mask: those of the URL in ``database.url_env`` and ``PGPASSWORD``.
+
+    Returns:
+        The URL's password and secret query options (``password``, ``sslpassword``, ...) in
+        every spelling (see :func:`Database.url_secrets`), and the value of ``PGPASSWORD``;
+        empty when there are none.
+    """
+    found = url_secrets(os.environ.get(loaded.config.database.url_env, "").strip())
+    libpq_password = os.environ.get("PGPASSWORD", "")
+    return [*found, libpq_password] if libpq_password else found
 
 
 @dataclass(frozen=True)

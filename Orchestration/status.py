@@ -15,7 +15,7 @@ from ModelTraining import TrainingError
 from Scoring import ScoringInputError
 from Thresholding import CalibrationError
 
-from .config import ConfigError
+from .config import ConfigError, UsageError
 from .destinations import DestinationError
 
 __all__ = ["ExitCode", "Status", "status_for"]
@@ -78,7 +78,9 @@ class Status:
 
 def status_for(exc: BaseException) -> Status:
     """Classify an exception raised by a run into a status."""
-    if isinstance(exc, ConfigError | UnknownModelError | VersionExistsError | InvalidTagError):
+    if isinstance(
+        exc, ConfigError | UsageError | UnknownModelError | VersionExistsError | InvalidTagError
+    ):
         return Status("invalid-config", str(exc))
     if isinstance(exc, DatabaseError):
         return Status("db-error", str(exc))

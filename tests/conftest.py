@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from password_server import ClusterUnavailable, PasswordCluster, PasswordServer
 
 from Database import DatabaseConfig, DatabaseTarget, connect_engine, resolve_target
 
@@ -92,3 +93,24 @@ def any_db(request: pytest.FixtureRequest) -> Db:
     """Each test using this runs once on SQLite and once on PostgreSQL."""
     fixture = "sqlite_db" if request.param == "sqlite" else "pg_db"
     return request.getfixturevalue(fixture)
+
+
+@pytest.fixture(scope="session")
+def password_server() -> Iterator[PasswordServer]:
+    """A private PostgreSQL cluster with password (scram-sha-256) authentication.
+
+    For real authentication failures, which the shared trust-auth server cannot give. Outside
+    CI, missing server binaries skip the tests with the reason; with CI=true they fail.
+    """
+    try:
+        cluster = PasswordCluster()
+        server = cluster.start()
+    except ClusterUnavailable as exc:
+        reason = f"cannot start a PostgreSQL cluster with password authentication: {exc}"
+        if _in_ci():
+            pytest.fail(f"{reason} (CI=true: these tests must run, not skip)")
+        pytest.skip(reason)
+    try:
+        yield server
+    finally:
+        cluster.stop()

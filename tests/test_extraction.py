@@ -14,7 +14,6 @@ from Database import (
     DatabaseConfig,
     DatabaseError,
     connect_engine,
-    database_errors,
     resolve_target,
     write_chunks,
 )
@@ -329,27 +328,6 @@ def test_unreachable_database_message_has_reason_but_no_password(
     assert reason in message
     assert "s3cr3t-pw" not in message
     assert "postgres" in message and "***" in message
-
-
-def test_bad_password_message_is_classified_and_scrubbed() -> None:
-    # The local server trusts every login, so a real "password authentication failed" cannot
-    # be provoked here; this drives the same wrapper with the driver's message.
-    target = resolve_target(
-        DatabaseConfig(),
-        __import__("pathlib").Path("."),
-        {"DB_URL": "postgresql://robot:pw-123-secret@db.example:5432/plant"},
-    )
-    driver = Exception(
-        'FATAL:  password authentication failed for user "robot" '
-        "(tried postgresql://robot:pw-123-secret@db.example:5432/plant)"
-    )
-    with pytest.raises(DatabaseError) as caught, database_errors(target, "connecting"):
-        raise sa.exc.OperationalError("SELECT 1", {}, driver)
-    message = str(caught.value)
-    assert "password authentication failed" in message
-    assert "check the user name and password in the URL" in message
-    assert "pw-123-secret" not in message
-    assert "robot:***@db.example" in message
 
 
 def test_malformed_port_in_the_url_is_a_database_error_without_password() -> None:
