@@ -5,13 +5,13 @@ Levels follow the rules in ``thresholds.json`` (``MinC``/``MaxC`` with ``T_long_
 runs crossing a window start keep their full length. Nothing here touches a database.
 """
 
-from .config import EventsConfig
+from .config import EventsConfig, ScoringConfig
 from .errors import ScoringInputError
 from .events import EVENT_COLUMNS, SEVERITIES, extract_events
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
 from .rules import AxisRule, parse_thresholds
 from .scorer import ScoreResult, lookback_samples, score_frame
-from .store import EventStore, WriteSummary
+from .store import EventStore, EventWriter, WriteSummary
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -20,9 +20,11 @@ __all__ = [
     "SEVERITIES",
     "AxisRule",
     "EventStore",
+    "EventWriter",
     "EventsConfig",
     "Level",
     "ScoreResult",
+    "ScoringConfig",
     "ScoringInputError",
     "WriteSummary",
     "assign_levels",
