@@ -1,8 +1,8 @@
 """Shared pieces of the scoring tests: a hand-published version and samples with known answers.
 
-A flat version makes every answer exact: the model predicts 1.0 everywhere (value - 1 is the
-residual), MinC = 1, MaxC = 2, T_long_steps = T_short_steps = 2 unless given, so a look-back
-of one sample. Samples are 1 s apart from ``T0``.
+A hand-published linear version makes every answer exact: by default flat (the model predicts
+1.0 everywhere, value - 1 is the residual), MinC = 1, MaxC = 2, T_long_steps = T_short_steps =
+2 unless given, so a look-back of one sample. Samples are 1 s apart from ``T0``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from Orchestration import LoadedConfig, load_config
 from Scoring import EventStore
 
 T0 = pd.Timestamp("2026-01-05 00:00:00", tz="UTC")
+ORIGIN = T0 - pd.Timedelta(hours=1)
 
 
 def ts(i: int) -> pd.Timestamp:
@@ -31,7 +32,7 @@ def ts(i: int) -> pd.Timestamp:
     return T0 + pd.Timedelta(seconds=i)
 
 
-def publish_flat_version(
+def publish_linear_version(
     root: Path,
     axes: list[str],
     *,
@@ -39,11 +40,16 @@ def publish_flat_version(
     t_long: int = 2,
     t_short: int = 2,
     epoch: bool = False,
+    slope: float = 0.0,
 ) -> str:
-    """A version predicting exactly 1.0 everywhere, trained on data ending before T0."""
-    train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: [1.0, 1.0, 1.0] for a in axes}})
+    """A version predicting ``1 + slope * (t - ORIGIN)`` in seconds, trained before T0.
+
+    ``ORIGIN`` (one hour before T0) is the version's ``t0``, as float epoch seconds with
+    ``epoch``, else as a timestamp.
+    """
+    line = [1.0, 1.0 + slope, 1.0 + 2 * slope]
+    train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: line for a in axes}})
     models = AxisModelSet(select_model("linear"), axes).fit(train)
-    origin = T0 - pd.Timedelta(hours=1)
     rule = {
         "MinC": 1.0,
         "MaxC": 2.0,
@@ -55,15 +61,15 @@ def publish_flat_version(
         "models.json": json.dumps(models.to_dict()).encode(),
         "thresholds.json": json.dumps({a: rule for a in axes}).encode(),
         "prep_stats.json": json.dumps(
-            {"t0": origin.timestamp(), "t0_kind": "epoch", "dt_seconds": 1.0}
+            {"t0": ORIGIN.timestamp(), "t0_kind": "epoch", "dt_seconds": 1.0}
             if epoch
-            else {"t0": origin.isoformat(), "t0_kind": "datetime", "dt_seconds": 1.0}
+            else {"t0": ORIGIN.isoformat(), "t0_kind": "datetime", "dt_seconds": 1.0}
         ).encode(),
     }
     meta = {
         "data": {
             "rows": 3,
-            "start": (T0 - pd.Timedelta(hours=1)).isoformat(),
+            "start": ORIGIN.isoformat(),
             "end": (T0 - pd.Timedelta(seconds=1)).isoformat(),
         },
         "axes": axes,

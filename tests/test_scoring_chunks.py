@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from conftest import Db
-from scoring_helpers import T0, loaded_config, publish_flat_version, stored_events, use_database
+from scoring_helpers import T0, loaded_config, publish_linear_version, stored_events, use_database
 
 from Database import write_chunks
 from Orchestration.scoring import _RangeScorer, run_scoring
@@ -84,7 +84,7 @@ def test_chunked_scoring_equals_scoring_in_one_piece(
         [samples],
     )
     use_database(db, monkeypatch)
-    publish_flat_version(
+    publish_linear_version(
         tmp_path / "registry", ["a", "b"], t_long=t_long, t_short=t_short, epoch=epoch
     )
     chunks_scored = []
@@ -115,7 +115,12 @@ def test_chunked_scoring_equals_scoring_in_one_piece(
             assert len(chunks_scored) > 3, case
 
     assert csv["chunked"] == csv["whole"], case
-    whole, chunked = (stored_events(db, name)[EVENT_COLUMNS] for name in ("whole", "chunked"))
+    whole, chunked = (
+        stored_events(db, name)[EVENT_COLUMNS].sort_values(
+            ["start_ts", "axis", "severity"], ignore_index=True
+        )
+        for name in ("whole", "chunked")
+    )
     assert len(whole) > 5, case
     pd.testing.assert_frame_equal(chunked, whole, obj=case)
     states = {

@@ -23,7 +23,7 @@ from scoring_helpers import (
     T0,
     append_samples,
     loaded_config,
-    publish_flat_version,
+    publish_linear_version,
     stored_events,
     ts,
     use_database,
@@ -66,7 +66,7 @@ def test_two_runs_at_once_on_adjacent_windows_store_one_event_per_severity(
     # One episode over rows 3-6 (alert and error); A scores rows 0-4, B rows 5-9.
     append_samples(any_db, "s", {"a": [0, 0, 0, 2.5, 2.5, 2.5, 2.5, 0, 0, 0], "b": [0] * 10})
     use_database(any_db, monkeypatch)
-    publish_flat_version(tmp_path / "registry", ["a", "b"])
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
     loaded = loaded_config(any_db, tmp_path)
     windows = {"A": (T0, ts(5)), "B": (ts(5), ts(10))}
     # The tables exist already, as after any earlier run (creating them is serialised anyway).

@@ -15,7 +15,7 @@ from scoring_helpers import (
     T0,
     append_samples,
     loaded_config,
-    publish_flat_version,
+    publish_linear_version,
     stored_events,
     ts,
     use_database,
@@ -74,7 +74,7 @@ def _state(db: Db) -> pd.Timestamp | None:
 @pytest.fixture
 def project(any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     use_database(any_db, monkeypatch)
-    publish_flat_version(tmp_path / "registry", ["a", "b"])
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
     return loaded_config(any_db, tmp_path)
 
 
@@ -112,7 +112,7 @@ def test_an_empty_window_is_ok_with_zero_counts_and_writes_nothing(
 
 def test_score_cli_on_an_empty_window_says_ok(sqlite_db: Db, tmp_path: Path) -> None:
     config = make_project(tmp_path, "data: {table: s, axes: [a, b]}\n")
-    publish_flat_version(tmp_path / "registry", ["a", "b"])
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
     append_samples(sqlite_db, "s", {"a": [0.0, 1.5, 1.5, 0.0], "b": [0.0] * 4})
     window = ["--start", ts(100).isoformat(), "--end", ts(200).isoformat()]
 

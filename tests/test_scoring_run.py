@@ -20,7 +20,7 @@ from scoring_helpers import (
     T0,
     append_samples,
     loaded_config,
-    publish_flat_version,
+    publish_linear_version,
     stored_events,
     ts,
     use_database,
@@ -28,14 +28,15 @@ from scoring_helpers import (
 
 from Database import write_chunks
 from Orchestration import load_config
-from Orchestration.scoring import run_scoring
+from Orchestration.scoring import ScoringReport, run_scoring
+from Scoring import ScoringInputError
 
 
 @pytest.fixture
 def project(any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Builds a loaded config on ``any_db`` with the flat version published."""
     use_database(any_db, monkeypatch)
-    publish_flat_version(tmp_path / "registry", ["a", "b"])
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
     return lambda *overrides: loaded_config(any_db, tmp_path, *overrides)
 
 
@@ -118,8 +119,11 @@ def test_event_grown_by_newer_data_is_extended(any_db: Db, project) -> None:
     assert third.written == {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 0}
 
 
-def test_back_to_back_windows_equal_the_union(any_db: Db, project, tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("seed", range(3))
+def test_back_to_back_windows_equal_the_union(
+    any_db: Db, project, tmp_path: Path, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
     values = rng.choice([0.0, 0.5, 1.5, 2.5], size=(200, 2), p=[0.1, 0.5, 0.25, 0.15])
     append_samples(any_db, "s", {"a": values[:, 0].tolist(), "b": values[:, 1].tolist()})
     whole = tmp_path / "whole.csv"
@@ -129,18 +133,23 @@ def test_back_to_back_windows_equal_the_union(any_db: Db, project, tmp_path: Pat
         end=ts(200).to_pydatetime(),
         output=whole,
     )
+    inner = rng.choice(np.arange(1, 200), size=int(rng.integers(2, 9)), replace=False)
+    cuts = [0, *sorted(int(cut) for cut in inner), 200]
+    case = f"seed {seed}, cuts {cuts}"
     parts = []
-    for lo, hi in [(0, 37), (37, 38), (38, 121), (121, 200)]:
+    for lo, hi in itertools.pairwise(cuts):
         part = tmp_path / f"part{lo}.csv"
         run_scoring(
             project(), start=ts(lo).to_pydatetime(), end=ts(hi).to_pydatetime(), output=part
         )
         parts.append(pd.read_csv(part))
-    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), pd.read_csv(whole))
+    pd.testing.assert_frame_equal(
+        pd.concat(parts, ignore_index=True), pd.read_csv(whole), obj=f"levels ({case})"
+    )
     keys = ["axis", "severity", "start_ts", "end_ts", "samples", "peak_residual"]
     union_events = stored_events(any_db, "union_events")[keys]
-    assert len(union_events) > 10
-    pd.testing.assert_frame_equal(stored_events(any_db)[keys], union_events)
+    assert len(union_events) > 10, case
+    pd.testing.assert_frame_equal(stored_events(any_db)[keys], union_events, obj=f"events ({case})")
 
 
 @pytest.mark.parametrize(
@@ -180,7 +189,7 @@ def test_score_cli_statuses_and_exit_codes(sqlite_db: Db, tmp_path: Path) -> Non
     assert str(tmp_path / "registry") in missing.json()["status"]["detail"]
     assert "python main.py" in missing.json()["status"]["detail"]
 
-    publish_flat_version(tmp_path / "registry", ["a", "b"])
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
     append_samples(sqlite_db, "s", {"a": [0, 2.5, 2.5, 0, 0, 0], "b": [0] * 6})  # row 5: look-ahead
     window = ["--start", T0.isoformat(), "--end", ts(5).isoformat()]
     mismatch = run_cli(
@@ -264,7 +273,7 @@ def test_random_windows_in_any_order_store_the_union_events(
         [frame],
     )
     use_database(sqlite_db, monkeypatch)
-    publish_flat_version(
+    publish_linear_version(
         tmp_path / "registry", ["a", "b"], t_long=t_long, t_short=t_short, epoch=epoch
     )
 
@@ -319,7 +328,7 @@ def test_a_long_axis_offline_in_the_window_is_idle_not_an_error(
         [frame],
     )
     use_database(sqlite_db, monkeypatch)
-    publish_flat_version(tmp_path / "registry", ["axis1", "axis2"])
+    publish_linear_version(tmp_path / "registry", ["axis1", "axis2"])
     loaded = load_config(make_project(tmp_path), ["data.table=long", "data.axes=[1, 2]"])
     out = tmp_path / "levels.csv"
     report = run_scoring(loaded, start=T0.to_pydatetime(), end=ts(5).to_pydatetime(), output=out)
@@ -334,7 +343,7 @@ def test_adjacent_windows_join_an_episode_also_when_one_sample_makes_a_run(
     # next to each window still tell the store that the two halves touch.
     append_samples(any_db, "s", {"a": [0, 0, 0, 2.5, 2.5, 2.5, 2.5, 0, 0, 0], "b": [0] * 10})
     use_database(any_db, monkeypatch)
-    publish_flat_version(tmp_path / "registry", ["a", "b"], t_long=1, t_short=1)
+    publish_linear_version(tmp_path / "registry", ["a", "b"], t_long=1, t_short=1)
     loaded = loaded_config(any_db, tmp_path)
     for lo, hi in [(0, 5), (5, 10)]:
         run_scoring(loaded, start=ts(lo).to_pydatetime(), end=ts(hi).to_pydatetime())
@@ -343,3 +352,127 @@ def test_adjacent_windows_join_an_episode_also_when_one_sample_makes_a_run(
         {"axis": "a", "severity": s, "start_ts": ts(3), "end_ts": ts(6), "samples": 4}
         for s in ("alert", "error")
     ]
+
+
+@pytest.mark.parametrize("epoch", [False, True], ids=["timestamps", "epoch-seconds"])
+def test_residuals_follow_the_trend_from_the_versions_t0(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, epoch: bool
+) -> None:
+    # The model is 1 + 0.25 * (seconds since t0), t0 one hour before T0: at sample i it
+    # expects 901 + 0.25 i. Residuals measured from any other origin are off by hundreds.
+    residuals = [0.0, 0.5, 1.5, 1.5, 0.5, 2.5, 2.5, 0.0, 0.0, 0.0]
+    expected = [1 + 0.25 * (3600 + i) for i in range(10)]
+    frame = pd.DataFrame(
+        {
+            "ts": [ts(i) for i in range(10)],
+            "a": [e + r for e, r in zip(expected, residuals, strict=True)],
+            "b": expected,
+        }
+    )
+    if epoch:
+        frame["ts"] = [t.timestamp() for t in frame["ts"]]
+    time_type = sa.Float(53) if epoch else sa.DateTime(timezone=True)
+    columns = {"ts": time_type, "a": sa.Float(53), "b": sa.Float(53)}
+    write_chunks(sqlite_db.engine, sqlite_db.target, "s", columns, [frame])
+    use_database(sqlite_db, monkeypatch)
+    publish_linear_version(tmp_path / "registry", ["a", "b"], slope=0.25, epoch=epoch)
+    out = tmp_path / "levels.csv"
+
+    report = run_scoring(
+        loaded_config(sqlite_db, tmp_path),
+        start=ts(2).to_pydatetime(),
+        end=ts(9).to_pydatetime(),
+        output=out,
+    )
+
+    levels = pd.read_csv(out)
+    assert levels["a_residual"].tolist() == pytest.approx(residuals[2:9], abs=1e-9)
+    assert levels["b_residual"].tolist() == pytest.approx([0.0] * 7, abs=1e-9)
+    assert levels["a_level"].tolist() == ["alert", "alert", "ok", "error", "error", "ok", "ok"]
+    assert report.counts["a"] == {"alert": 2, "error": 1}
+
+
+def test_suppressed_events_are_stored_but_not_counted_and_never_fail_a_run(
+    any_db: Db, project
+) -> None:
+    # Two alert episodes 4 s apart; a 10 s cooldown suppresses the second.
+    append_samples(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0, 1.5, 1.5, 0, 0], "b": [0] * 10})
+    loaded = project("events.cooldown_seconds=10")
+
+    first = run_scoring(loaded, start=T0.to_pydatetime(), end=ts(4).to_pydatetime())
+    second = run_scoring(loaded, start=ts(4).to_pydatetime(), end=ts(10).to_pydatetime())
+    both = run_scoring(
+        project("events.cooldown_seconds=10", f"events.table={any_db.table('both')}"),
+        start=T0.to_pydatetime(),
+        end=ts(10).to_pydatetime(),
+    )
+
+    assert (first.counts["a"], first.exit_code("alert")) == ({"alert": 1, "error": 0}, 6)
+    assert second.counts["a"] == {"alert": 0, "error": 0}
+    assert second.written == {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 1}
+    assert second.exit_code("alert") == 0
+    assert both.counts["a"] == {"alert": 1, "error": 0}
+    assert both.written == {"inserted": 1, "extended": 0, "unchanged": 0, "suppressed": 1}
+    stored = stored_events(any_db)
+    assert stored[["start_ts", "suppressed"]].values.tolist() == [[ts(1), False], [ts(6), True]]
+
+
+@pytest.mark.parametrize(
+    ("alerts", "errors", "fail_on", "code"),
+    [
+        (0, 0, None, 0),
+        (2, 1, None, 0),
+        (0, 0, "alert", 0),
+        (2, 0, "alert", 6),
+        (0, 1, "alert", 7),
+        (2, 1, "alert", 7),
+        (0, 0, "error", 0),
+        (2, 0, "error", 0),
+        (0, 1, "error", 7),
+    ],
+)
+def test_fail_on_exit_codes(alerts: int, errors: int, fail_on: str | None, code: int) -> None:
+    # Alerts on one axis and errors on another: the totals over axes decide.
+    report = ScoringReport(
+        version="v1",
+        run_id="r",
+        start=None,
+        end=None,
+        samples=10,
+        counts={"a": {"alert": alerts, "error": 0}, "b": {"alert": 0, "error": errors}},
+    )
+    assert int(report.exit_code(fail_on)) == code
+
+
+def test_score_cli_fail_on_alert_exits_6_on_alert_events_only(
+    sqlite_db: Db, tmp_path: Path
+) -> None:
+    config = make_project(tmp_path, "data: {table: s, axes: [a, b]}\n")
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+    append_samples(sqlite_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0], "b": [0] * 6})
+    window = ["--start", T0.isoformat(), "--end", ts(5).isoformat()]
+
+    codes = {
+        fail_on: run_cli(
+            "orchestrate.py",
+            "score",
+            *window,
+            "--fail-on",
+            fail_on,
+            config=config,
+            db_url=sqlite_db.url,
+        ).code
+        for fail_on in ("alert", "error")
+    }
+
+    assert codes == {"alert": 6, "error": 0}
+
+
+def test_an_axis_mismatch_names_both_lists_and_the_differences(project) -> None:
+    message = (
+        r"version v1 was trained on axes \['a', 'b'\], but data.axes gives \['a', 'c'\] "
+        r"\(missing: \['b'\], not trained: \['c'\]\); score with the matching data.axes or "
+        r"train a new version"
+    )
+    with pytest.raises(ScoringInputError, match=message):
+        run_scoring(project("data.axes=[a, c]"))
