@@ -23,6 +23,7 @@ only after that transaction has committed, so a failure leaves neither.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import tempfile
@@ -196,6 +197,8 @@ def _write_csv(path: Path | None) -> Iterator[Callable[[pd.DataFrame], None]]:
     if path is None:
         yield lambda frame: None
         return
+    if path.is_dir():  # the rename would fail only after the events are committed
+        raise IsADirectoryError(errno.EISDIR, "--output is a folder; give a file name", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     rows = 0
@@ -276,8 +279,9 @@ class _RangeScorer:
         lo = start
         while True:
             hi = end
-            if span is not None and lo is not None and (end is None or lo + span < end):
-                hi = lo + span
+            cut = _later(lo, span)
+            if cut is not None and (end is None or cut < end):
+                hi = cut
                 if (
                     end is None
                     and lookahead_end(self.engine, self.target, self.data, hi, 1) is None
@@ -425,10 +429,7 @@ def run_scoring(
             axes,
             loaded.config.database.fast_path,
         )
-        span = None
-        if model.dt_seconds is not None:
-            rows = loaded.config.scoring.chunk_rows
-            span = dt.timedelta(microseconds=max(1, round(rows * model.dt_seconds * 1e6)))
+        span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
         progress = _Progress()
         with _write_csv(output) as append_rows, ExitStack() as transaction:
             writer: EventWriter | None = None
@@ -480,6 +481,26 @@ def run_scoring(
         output=output,
         detail=detail,
     )
+
+
+def _chunk_span(rows: int, dt_seconds: float | None) -> dt.timedelta | None:
+    """Time covered by about ``rows`` samples (None: unknown sampling, score in one piece)."""
+    if dt_seconds is None:
+        return None
+    try:
+        return max(dt.timedelta(seconds=rows * dt_seconds), dt.timedelta(microseconds=1))
+    except OverflowError:  # longer than any calendar: one piece
+        return None
+
+
+def _later(start: dt.datetime | None, span: dt.timedelta | None) -> dt.datetime | None:
+    """``start + span``; None without either, or past the calendar's end (one piece then)."""
+    if start is None or span is None:
+        return None
+    try:
+        return start + span
+    except OverflowError:
+        return None
 
 
 def _datetime(value: Any) -> dt.datetime | None:

@@ -1,8 +1,9 @@
-"""Scoring stage (pure core): per-sample levels, the worst level across axes, and events.
+"""Scoring stage: per-sample levels, the worst level across axes, events, and their storage.
 
 Levels follow the rules in ``thresholds.json`` (``MinC``/``MaxC`` with ``T_long_steps`` /
 ``T_short_steps``); windows are scored with :func:`lookback_samples` rows of look-back so that
-runs crossing a window start keep their full length. Nothing here touches a database.
+runs crossing a window start keep their full length. The core (levels, events, scorer) touches
+no database; :class:`EventStore` writes the events table and the scoring state.
 """
 
 from .config import EventsConfig, ScoringConfig

@@ -476,3 +476,12 @@ def test_an_axis_mismatch_names_both_lists_and_the_differences(project) -> None:
     )
     with pytest.raises(ScoringInputError, match=message):
         run_scoring(project("data.axes=[a, c]"))
+
+
+def test_an_output_folder_is_refused_before_anything_is_written(
+    any_db: Db, project, tmp_path: Path
+) -> None:
+    append_samples(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0], "b": [0] * 5})
+    with pytest.raises(IsADirectoryError, match="--output is a folder; give a file name"):
+        run_scoring(project(), start=T0.to_pydatetime(), end=ts(4).to_pydatetime(), output=tmp_path)
+    assert not sa.inspect(any_db.engine).has_table("events", schema=any_db.schema)
