@@ -1,7 +1,7 @@
 """Peak memory and time of a long scoring backfill against PostgreSQL, per ``scoring.chunk_rows``.
 
 Builds (if missing) ``bench_robot_wide`` with ``--rows`` samples x 8 axes (see
-``bench_tables.py``), trains a version on the first ``--train-rows`` samples (plots off), then
+``bench_tables.py``), trains a version on the first ``--train-rows`` samples, then
 runs ``python orchestrate.py score --start <training end> --end <last sample> --output CSV``
 (``--no-output``: without the CSV) over the rest once per ``--chunk-rows`` value, each in a
 fresh interpreter writing its own events table, and prints its wall time, peak RSS
@@ -30,13 +30,19 @@ import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
-import yaml
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 from bench_tables import AXES, DT_SECONDS, WIDE_TABLE, ensure_wide_table, window  # noqa: E402
-from bench_training import DEFAULT_URL, ROOT, machine, print_table, run_child  # noqa: E402
+from bench_training import (  # noqa: E402
+    DEFAULT_URL,
+    ROOT,
+    machine,
+    print_table,
+    run_child,
+    write_config,
+)
 
 logger = logging.getLogger("bench_backfill")
 
@@ -55,24 +61,6 @@ def _describe(csv: Path) -> str:
     if not csv.exists():
         return ""
     return f"  CSV {csv.stat().st_size / 2**30:.2f} GiB sha256 {_sha256(csv)[:16]}"
-
-
-def _write_config(folder: Path, train_rows: int) -> Path:
-    start, end = window(train_rows)
-    config = {
-        "database": {"url_env": "DB_URL"},
-        "data": {
-            "table": WIDE_TABLE,
-            "axes": AXES,
-            "train_start": start.isoformat(),
-            "train_end": end.isoformat(),
-        },
-        "registry": {"root_dir": str(folder / "registry")},
-        "plots": {"enabled": False, "dir": str(folder / "plots")},
-    }
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
         folder = Path(tmp)
-        config = _write_config(folder, args.train_rows)
+        config = write_config(folder, WIDE_TABLE, AXES, args.train_rows)
         trained = run_child([*orchestrate, "train", "--config", str(config), "--json"], env)
         rows.append(("train (setup)", f"{trained.json()['version']} in {trained.seconds:.1f} s"))
         for setting in args.chunk_rows:
