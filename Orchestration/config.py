@@ -28,7 +28,7 @@ from DataPreparation import PrepConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
-from Scoring import EventsConfig
+from Scoring import EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
 
 __all__ = [
@@ -190,6 +190,7 @@ class AppConfig(BaseModel):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     plots: PlotConfig = Field(default_factory=PlotConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
 
 @dataclass(frozen=True)
