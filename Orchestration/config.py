@@ -29,7 +29,7 @@ from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
-from Scoring import EventsConfig
+from Scoring import EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
 
 __all__ = [
@@ -192,6 +192,7 @@ class AppConfig(BaseModel):
     plots: PlotConfig = Field(default_factory=PlotConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
 
 @dataclass(frozen=True)

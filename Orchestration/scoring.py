@@ -11,27 +11,34 @@ Window rules (so that scoring back-to-back windows gives exactly the levels of t
   events only ever grow), but the stored state stops before them, so the next run, which
   continues from the state when ``--start`` is not given, scores them again.
 
-Everything is computed first; then the CSV is written aside, events + state are written in one
-transaction, and only once that committed is the CSV renamed into place, so a failure writes
-nothing.
+Because of these rules a long range is scored as back-to-back chunks of about
+``scoring.chunk_rows`` samples, each read with its own look-back and look-ahead: the levels,
+the CSV and the events equal scoring the range in one piece, and memory follows the chunk.
+
+Each chunk is computed first; the events of all chunks and the state are written in one
+transaction (all or nothing), and the CSV, appended chunk by chunk aside, is renamed into place
+only after that transaction has committed, so a failure leaves neither.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import errno
 import logging
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
+from Database import DatabaseTarget
 from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
@@ -42,7 +49,15 @@ from DataExtractionAnalysis import (
 from DataPreparation import t0_from_stats, time_since, validate_frame
 from ModelRegistry import LoadedVersion, ModelRegistry
 from ModelTraining import AxisModelSet
-from Scoring import SEVERITIES, EventStore, ScoringInputError, lookback_samples, score_frame
+from Scoring import (
+    SEVERITIES,
+    EventStore,
+    EventWriter,
+    ScoreResult,
+    ScoringInputError,
+    lookback_samples,
+    score_frame,
+)
 
 from .config import LoadedConfig
 from .context import open_database
@@ -103,13 +118,18 @@ class ScoringReport:
 
 @dataclass(frozen=True)
 class _Model:
-    """What scoring needs from a registered version, read from its JSON artifacts."""
+    """What scoring needs from a registered version, read from its JSON artifacts.
+
+    ``trained_until`` is the last training sample in the time column's own kind (float epoch
+    seconds or a UTC timestamp); ``dt_seconds`` the sampling interval seen in training.
+    """
 
     version: str
     models: AxisModelSet
     thresholds: dict[str, dict[str, Any]]
     t0: pd.Timestamp | float
-    trained_until: pd.Timestamp | None
+    trained_until: pd.Timestamp | float | None
+    dt_seconds: float | None
 
 
 def _load_model(loaded: LoadedConfig, version: str) -> _Model:
@@ -119,12 +139,16 @@ def _load_model(loaded: LoadedConfig, version: str) -> _Model:
     thresholds = found.read_json("thresholds.json")
     stats = found.read_json("prep_stats.json")
     end = (found.meta.get("data") or {}).get("end")
-    trained_until = None
+    trained_until: pd.Timestamp | float | None = None
     if isinstance(end, str):
         trained_until = pd.Timestamp(end).tz_convert("UTC")
     elif isinstance(end, (int, float)):
-        trained_until = pd.Timestamp(float(end), unit="s", tz="UTC")
-    return _Model(found.version, models, thresholds, t0_from_stats(stats), trained_until)
+        trained_until = float(end)
+    step = stats.get("dt_seconds")
+    dt_seconds = float(step) if isinstance(step, (int, float)) and step > 0 else None
+    return _Model(
+        found.version, models, thresholds, t0_from_stats(stats), trained_until, dt_seconds
+    )
 
 
 def _check_axes(data: DataConfig, model: _Model) -> list[str]:
@@ -147,35 +171,66 @@ def _as_utc(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-@contextlib.contextmanager
-def _csv_on_success(frame: pd.DataFrame, path: Path | None) -> Iterator[None]:
-    """Write the CSV aside now; rename it into place only if the ``with`` block succeeds.
+def _just_after(last: pd.Timestamp | float) -> dt.datetime:
+    """The first microsecond instant after the sample ``last``, as the database compares them.
 
-    The block writes the events, so a run whose database write fails leaves no CSV (and no
-    temporary file), and a reader never sees a half-written one.
+    Epoch seconds are compared as floats with the bound's ``timestamp()``. ``last`` converted
+    to a timestamp, plus 1 µs and cut to the microsecond, can give ``last`` itself again (the
+    float's binary noise lands below the microsecond), which re-scored the last training
+    sample; so step up until the bound really lies beyond it (at most a few steps).
+    """
+    if isinstance(last, float):
+        bound = _as_utc(last).floor("us").to_pydatetime()
+        while bound.timestamp() <= last:
+            bound += dt.timedelta(microseconds=1)
+        return bound
+    return (last.floor("us") + _ONE_US).to_pydatetime()
+
+
+@contextmanager
+def _write_csv(path: Path | None) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Write aside chunk by chunk and rename when the block succeeds.
+
+    A reader never sees a half-written file, and a run that fails leaves none. The file is
+    created (and the folder made) on entry, so an unwritable ``--output`` fails before any
+    work; a run that scored no sample leaves no file. ``path`` None writes nothing.
 
     Raises:
         DestinationError: the CSV cannot be written (status ``registry-error``).
     """
     if path is None:
-        yield
+        yield lambda frame: None
         return
     try:
+        if path.is_dir():  # the rename would fail only after the events are committed
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
     except OSError as exc:
         raise _output_error(path, exc) from exc
+    rows = 0
     try:
-        try:
-            frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
-        except OSError as exc:
-            raise _output_error(path, exc) from exc
-        yield
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise _output_error(path, exc, committed=True) from exc
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+
+            def append(frame: pd.DataFrame) -> None:
+                nonlocal rows
+                try:
+                    frame.to_csv(
+                        handle,
+                        index=False,
+                        header=rows == 0,
+                        date_format="%Y-%m-%dT%H:%M:%S.%f%z",
+                    )
+                except OSError as exc:
+                    raise _output_error(path, exc) from exc
+                rows += len(frame)
+
+            yield append
+        if rows:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _output_error(path, exc, committed=True) from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -203,6 +258,151 @@ def _empty(
     )
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """One scored piece ``[start, end)`` of a run's range.
+
+    Attributes:
+        result: the levels of its rows (None: no sample in it).
+        previous, following: ``ts`` of the rows just before and after it (None: none).
+        end: its end (None: up to the newest sample).
+        held: where its provisional levels begin (None: all final).
+    """
+
+    result: ScoreResult | None
+    previous: Any
+    following: Any
+    end: pd.Timestamp | None
+    held: pd.Timestamp | None
+
+
+@dataclass(frozen=True)
+class _RangeScorer:
+    """Reads and scores a range of the configured table chunk by chunk."""
+
+    engine: Engine
+    target: DatabaseTarget
+    data: DataConfig
+    model: _Model
+    axes: list[str]
+    fast_path: bool
+
+    @property
+    def context(self) -> int:
+        return lookback_samples(self.model.thresholds)
+
+    def chunks(
+        self, start: dt.datetime | None, end: dt.datetime | None, span: dt.timedelta | None
+    ) -> Iterator[_Chunk]:
+        """Score ``[start, end)`` as back-to-back chunks of ``span`` (None: in one piece).
+
+        Without ``end`` the last chunk runs up to the newest sample (its newest levels are
+        provisional). Without ``start`` the range is scored in one piece: chunks need a first
+        bound to count from.
+        """
+        lo = start
+        while True:
+            hi = end
+            cut = _later(lo, span)
+            if cut is not None and (end is None or cut < end):
+                hi = cut
+                if (
+                    end is None
+                    and lookahead_end(self.engine, self.target, self.data, hi, 1) is None
+                ):
+                    hi = None  # nothing from there on: the last chunk, open to the newest data
+            yield self.score(lo, hi)
+            if hi is None or hi == end:
+                return
+            lo = hi
+
+    def score(self, start: dt.datetime | None, end: dt.datetime | None) -> _Chunk:
+        """Read ``[start, end)`` with its look-back and look-ahead, and score it."""
+        context = self.context
+        # At least the row on each side, even when the levels need no context (runs of one
+        # sample): the store joins a run at a window edge to a stored run that reaches it.
+        reach = max(context, 1)
+        read_from: Any = start
+        if start is not None:
+            read_from = lookback_start(self.engine, self.target, self.data, start, reach) or start
+        read_to: Any = None
+        if end is not None:
+            read_to = lookahead_end(self.engine, self.target, self.data, end, reach + 1)
+        until = None if end is None else _as_utc(end)
+        try:
+            frame = extract_window(
+                self.engine,
+                self.target,
+                self.data,
+                start=_datetime(read_from),
+                end=_datetime(read_to),
+                fast_path=self.fast_path,
+                allow_missing_axes=True,
+            ).frame
+        except EmptyWindowError:
+            return _Chunk(None, None, None, until, None)
+        held = None
+        if read_to is None:
+            # Fewer than `context` samples follow the window yet: the newest `context` levels
+            # are provisional (a run may still reach T). They are scored and written (levels
+            # and events only ever grow), but the state stops before them, so the next run
+            # scores them again with the samples that follow. Cut down to the microsecond the
+            # state keeps, never up past a sample.
+            tail = frame["ts"].iloc[max(0, len(frame) - context)] if context else None
+            held = (
+                _as_utc(frame["ts"].iloc[-1]) + _ONE_US
+                if tail is None
+                else _as_utc(tail).floor("us")
+            )
+        validate_frame(frame, self.axes, min_samples=1, allow_empty_axes=True)
+        model = self.model
+        predicted = model.models.predict(frame.assign(time_s=time_since(frame["ts"], model.t0)))
+        window_start = start if start is not None else frame["ts"].iloc[0]
+        result = score_frame(
+            predicted,
+            None,
+            model.thresholds,
+            window_start=_bound(window_start, frame),
+            window_end=_bound(end, frame),
+        )
+        if result.frame.empty:
+            return _Chunk(None, None, None, until, held)
+        before, after = result.context_before, result.context_after
+        previous = frame["ts"].iloc[before - 1] if before else None
+        following = frame["ts"].iloc[before + len(result.frame)] if after else None
+        return _Chunk(result, previous, following, until, held)
+
+
+@dataclass
+class _Progress:
+    """What a run has scored so far, chunk by chunk."""
+
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    samples: int = 0
+    end: pd.Timestamp | None = None
+    held: pd.Timestamp | None = None
+
+    def add(self, chunk: _Chunk) -> None:
+        self.end = chunk.end
+        if chunk.held is not None:
+            self.held = chunk.held if self.held is None else min(self.held, chunk.held)
+        if chunk.result is None:
+            return
+        ts = chunk.result.frame["ts"]
+        if self.first is None:
+            self.first = _as_utc(ts.iloc[0])
+        self.last = _as_utc(ts.iloc[-1])
+        self.samples += len(ts)
+
+    @property
+    def final_until(self) -> pd.Timestamp | None:
+        """Levels before it are final: the run's end, or where provisional levels begin."""
+        if self.held is None:
+            return self.end
+        return self.held if self.end is None else min(self.end, self.held)
+
+
 def run_scoring(
     loaded: LoadedConfig,
     *,
@@ -214,7 +414,7 @@ def run_scoring(
     """Score ``[start, end)`` of the configured table with a registered version.
 
     Args:
-        loaded: the validated config (``data``, ``registry``, ``events`` sections).
+        loaded: the validated config (``data``, ``registry``, ``events``, ``scoring``).
         version: registry version, default ``latest``.
         start: window start; None = where the last run for this table and version ended
             (first run: just after the version's training window).
@@ -232,87 +432,63 @@ def run_scoring(
     model = _load_model(loaded, version)
     data = loaded.config.data
     axes = _check_axes(data, model)
+    events_config = loaded.config.events
     session = open_database(loaded)
     try:
-        events_config = loaded.config.events
         store = EventStore(session.engine, session.target, events_config.table, data.table)
         if start is None:
             continued = store.scored_until(model.version)
-            origin = continued or (
-                model.trained_until + pd.Timedelta(microseconds=1)
-                if model.trained_until is not None
-                else None
-            )
-            start = None if origin is None else origin.to_pydatetime()
+            if continued is not None:
+                start = continued.to_pydatetime()
+            elif model.trained_until is not None:
+                start = _just_after(model.trained_until)
             logger.info("continuing %s with %s from %s", data.table, model.version, start)
         if start is not None and end is not None and end <= start:
             raise ScoringInputError(f"--end ({end}) must be after --start ({start})")
-        context = lookback_samples(model.thresholds)
-        engine, target = session.engine, session.target
-        read_from = start
-        if start is not None and context:
-            read_from = lookback_start(engine, target, data, start, context) or start
-        read_to = None
-        if end is not None:
-            read_to = lookahead_end(engine, target, data, end, context + 1) if context else end
-        try:
-            frame = extract_window(
-                engine,
-                target,
-                data,
-                start=_datetime(read_from),
-                end=_datetime(read_to),
-                fast_path=loaded.config.database.fast_path,
-                allow_missing_axes=True,
-            ).frame
-        except EmptyWindowError:
-            return _empty(model, run_id, start, end, "no samples in the window yet", axes)
-        window_start = start if start is not None else frame["ts"].iloc[0]
-        final_until = None if end is None else _as_utc(end)
-        if read_to is None:
-            # Fewer than `context` samples follow the window yet: the newest `context` levels
-            # are provisional (a run may still reach T). They are scored and written (levels
-            # and events only ever grow), but the state stops before them, so the next run
-            # scores them again with the samples that follow.
-            tail = frame["ts"].iloc[max(0, len(frame) - context)] if context else None
-            held = _as_utc(frame["ts"].iloc[-1]) + _ONE_US if tail is None else _as_utc(tail)
-            final_until = held if final_until is None else min(final_until, held)
-        validate_frame(frame, axes, min_samples=1, allow_empty_axes=True)
-        predicted = model.models.predict(frame.assign(time_s=time_since(frame["ts"], model.t0)))
-        result = score_frame(
-            predicted,
-            None,
-            model.thresholds,
-            window_start=_bound(window_start, frame),
-            window_end=_bound(end, frame),
+        scorer = _RangeScorer(
+            session.engine,
+            session.target,
+            data,
+            model,
+            axes,
+            loaded.config.database.fast_path,
         )
-        if result.frame.empty:
-            return _empty(model, run_id, start, end, "no samples in the window yet", axes)
-        # The cooldown is applied by the store, in time order against stored events too, so
-        # that where windows are cut cannot change which events it drops.
-        events = result.events(merge_gap_seconds=events_config.merge_gap_seconds)
-        before, after = result.context_before, result.context_after
-        previous = frame["ts"].iloc[before - 1] if before else None
-        following = frame["ts"].iloc[before + len(result.frame)] if after else None
-        with _csv_on_success(result.frame, output):
-            written = store.write(
-                events,
-                window_ts=result.frame["ts"],
-                previous_ts=previous,
-                next_ts=following,
-                model_version=model.version,
-                run_id=run_id,
-                scored_until=final_until,
-                merge_gap_seconds=events_config.merge_gap_seconds,
-                cooldown_seconds=events_config.cooldown_seconds,
-            )
+        span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
+        progress = _Progress()
+        with _write_csv(output) as append_rows, ExitStack() as transaction:
+            writer: EventWriter | None = None
+            for chunk in scorer.chunks(start, end, span):
+                progress.add(chunk)
+                if chunk.result is None:
+                    continue
+                if writer is None:  # the run's one transaction, once there is something to write
+                    writer = transaction.enter_context(
+                        store.session(
+                            model.version,
+                            run_id,
+                            merge_gap_seconds=events_config.merge_gap_seconds,
+                            cooldown_seconds=events_config.cooldown_seconds,
+                        )
+                    )
+                append_rows(chunk.result.frame)
+                # The cooldown is applied by the store, in time order against stored events
+                # too, so that where windows are cut cannot change which events it drops.
+                writer.add(
+                    chunk.result.events(merge_gap_seconds=events_config.merge_gap_seconds),
+                    window_ts=chunk.result.frame["ts"],
+                    previous_ts=chunk.previous,
+                    next_ts=chunk.following,
+                )
+            if writer is None:
+                return _empty(model, run_id, start, end, "no samples in the window yet", axes)
+            writer.advance_state(progress.final_until)
     finally:
         session.close()
+    written = writer.summary()
     counts = {axis: {s: written.kept.get(axis, {}).get(s, 0) for s in SEVERITIES} for axis in axes}
-    first, last = _as_utc(result.frame["ts"].iloc[0]), _as_utc(result.frame["ts"].iloc[-1])
     detail = (
-        f"scored {len(result.frame)} samples from {first} to {last} with {model.version} "
-        f"(final up to {final_until}): "
+        f"scored {progress.samples} samples from {progress.first} to {progress.last} with "
+        f"{model.version} (final up to {progress.final_until}): "
         f"{sum(c['alert'] for c in counts.values())} alert and "
         f"{sum(c['error'] for c in counts.values())} error events"
     )
@@ -320,10 +496,10 @@ def run_scoring(
     return ScoringReport(
         version=model.version,
         run_id=run_id,
-        start=first,
-        end=last,
-        samples=len(result.frame),
-        final_until=final_until,
+        start=progress.first,
+        end=progress.last,
+        samples=progress.samples,
+        final_until=progress.final_until,
         counts=counts,
         written=written.counts(),
         output=output,
@@ -331,11 +507,35 @@ def run_scoring(
     )
 
 
+def _chunk_span(rows: int, dt_seconds: float | None) -> dt.timedelta | None:
+    """Time covered by about ``rows`` samples (None: unknown sampling, score in one piece)."""
+    if dt_seconds is None:
+        return None
+    try:
+        return max(dt.timedelta(seconds=rows * dt_seconds), dt.timedelta(microseconds=1))
+    except OverflowError:  # longer than any calendar: one piece
+        return None
+
+
+def _later(start: dt.datetime | None, span: dt.timedelta | None) -> dt.datetime | None:
+    """``start + span``; None without either, or past the calendar's end (one piece then)."""
+    if start is None or span is None:
+        return None
+    try:
+        return start + span
+    except OverflowError:
+        return None
+
+
 def _datetime(value: Any) -> dt.datetime | None:
-    """Extraction bounds are datetimes; epoch seconds from a numeric time column become UTC."""
+    """Extraction bounds are datetimes; epoch seconds from a numeric time column become UTC.
+
+    Cut down to the microsecond (a datetime's resolution), so a bound taken from a sample's
+    time never moves past that sample.
+    """
     if value is None or isinstance(value, dt.datetime):
         return value
-    return _as_utc(value).to_pydatetime()
+    return _as_utc(value).floor("us").to_pydatetime()
 
 
 def _bound(value: Any, frame: pd.DataFrame) -> Any:

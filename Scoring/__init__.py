@@ -1,17 +1,18 @@
-"""Scoring stage (pure core): per-sample levels, the worst level across axes, and events.
+"""Scoring stage: per-sample levels, the worst level across axes, events, and their storage.
 
 Levels follow the rules in ``thresholds.json`` (``MinC``/``MaxC`` with ``T_long_steps`` /
 ``T_short_steps``); windows are scored with :func:`lookback_samples` rows of look-back so that
-runs crossing a window start keep their full length. Nothing here touches a database.
+runs crossing a window start keep their full length. The core (levels, events, scorer) touches
+no database; :class:`EventStore` writes the events table and the scoring state.
 """
 
-from .config import EventsConfig
+from .config import EventsConfig, ScoringConfig
 from .errors import ScoringInputError
 from .events import EVENT_COLUMNS, SEVERITIES, extract_events
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 from .scorer import ScoreResult, lookahead_samples, lookback_samples, score_frame
-from .store import EventStore, WriteSummary
+from .store import EventStore, EventWriter, WriteSummary
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -21,9 +22,11 @@ __all__ = [
     "SEVERITIES",
     "AxisRule",
     "EventStore",
+    "EventWriter",
     "EventsConfig",
     "Level",
     "ScoreResult",
+    "ScoringConfig",
     "ScoringInputError",
     "WriteSummary",
     "assign_levels",

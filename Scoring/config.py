@@ -1,4 +1,4 @@
-"""Typed configuration of event extraction and storage (the ``events`` config section)."""
+"""Typed configuration of score runs (``scoring``) and of event storage (``events``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from Database import split_table_name
 
-__all__ = ["EventsConfig"]
+__all__ = ["EventsConfig", "ScoringConfig"]
 
 
 class EventsConfig(BaseModel):
@@ -43,3 +43,19 @@ class EventsConfig(BaseModel):
     def _safe_table(cls, value: str) -> str:
         split_table_name(value)  # UnsafeIdentifierError is a ValueError: pydantic reports it
         return value
+
+
+class ScoringConfig(BaseModel):
+    """How a score run reads a long range: in chunks, so memory follows the chunk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chunk_rows: int = Field(
+        1_000_000,
+        ge=1,
+        description=(
+            "Score a long range in chunks of about this many samples (chunk_rows x the "
+            "version's dt_seconds of time each), so memory is bounded by the chunk, not the "
+            "range; the levels, CSV and events equal scoring the range in one piece."
+        ),
+    )

@@ -18,14 +18,18 @@
   events).
 
 ``<events.table>_state`` remembers, per source table and model version, where scoring ended,
-so ``score`` without ``--start`` continues from there. Events and state are written in one
-transaction: all or nothing.
+so ``score`` without ``--start`` continues from there. A run's events (all its windows) and
+state are written in one transaction (:meth:`EventStore.session`): all or nothing. The
+transaction holds a database lock per (events table, asset) from its start, so a concurrent
+run reads the stored events only after this one has committed (see ``Scoring._lock``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +40,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from Database import DatabaseTarget, database_errors, split_table_name
 
-__all__ = ["EventStore", "WriteSummary"]
+from ._lock import locked_transaction
+
+__all__ = ["EventStore", "EventWriter", "WriteSummary"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +51,12 @@ _ONE_US = pd.Timedelta(microseconds=1)
 
 @dataclass(frozen=True)
 class WriteSummary:
-    """How the events of one run landed, and how many were kept per axis and severity."""
+    """How the events of one run landed, and how many were kept per axis and severity.
+
+    Counted per stored row the run wrote to: ``inserted`` rows hold only events of this run,
+    ``extended`` rows older ones it changed, ``unchanged`` older ones it found as they were;
+    ``suppressed`` rows are left out of ``kept`` (cooldown).
+    """
 
     inserted: int
     extended: int
@@ -184,6 +195,59 @@ class EventStore:
             frame[column] = frame[column].map(_utc)
         return frame
 
+    @contextmanager
+    def session(
+        self,
+        model_version: str,
+        run_id: str,
+        *,
+        merge_gap_seconds: float = 0.0,
+        cooldown_seconds: float = 0.0,
+    ) -> Iterator[EventWriter]:
+        """The one transaction of a score run, holding the writers' lock of (table, asset).
+
+        Every window the run scores is added to the writer in time order; the run's events,
+        and the state moved by :meth:`EventWriter.advance_state`, are committed together when
+        the block ends, or not at all when it raises. A second run writing the same events
+        table and asset waits for the lock, so it reads the events this one stored (see
+        ``Scoring._lock``).
+
+        Args:
+            model_version: registry version used.
+            run_id: this run's id.
+            merge_gap_seconds, cooldown_seconds: as in ``events.*`` of the config.
+
+        Yields:
+            The writer of this run.
+
+        Raises:
+            DatabaseError: the database failed (nothing of the run is stored).
+        """
+        action = f"writing events to {self.events.fullname!r}"
+        with database_errors(self.target, action):
+            conn = self.engine.connect()
+        try:
+            with ExitStack() as transaction:
+                with database_errors(self.target, action):
+                    locked = transaction.enter_context(
+                        locked_transaction(conn, self.events.schema, self.events.name, self.asset)
+                    )
+                    self._metadata.create_all(locked, checkfirst=True)
+                writer = EventWriter(
+                    self,
+                    locked,
+                    model_version=model_version,
+                    run_id=run_id,
+                    gap=pd.Timedelta(seconds=merge_gap_seconds),
+                    cooldown=pd.Timedelta(seconds=cooldown_seconds),
+                )
+                yield writer
+                with database_errors(self.target, action):
+                    transaction.close()  # commits
+        finally:
+            conn.close()
+        logger.info("events written to %s: %s", self.events.fullname, writer.summary().counts())
+
     def _existing(
         self, conn: Connection, model_version: str, since: pd.Timestamp, until: pd.Timestamp
     ) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -202,20 +266,50 @@ class EventStore:
             grouped.setdefault((row["axis"], row["severity"]), []).append(record)
         return grouped
 
-    def write(
+
+@dataclass
+class _Touched:
+    """A stored row this run wrote to: whether it holds rows older than the run, and changed."""
+
+    axis: str
+    severity: str
+    older: bool
+    changed: bool
+    suppressed: bool
+
+
+class EventWriter:
+    """Places the events of a run's windows among the stored ones (see :meth:`EventStore.session`).
+
+    Counts are per stored row the run wrote to, so an episode that spans two windows of one
+    run (chunks) is one event, as when the run scores them as one window.
+    """
+
+    def __init__(
         self,
-        events: pd.DataFrame,
+        store: EventStore,
+        conn: Connection,
         *,
-        window_ts: pd.Series,
-        previous_ts: Any,
-        next_ts: Any,
         model_version: str,
         run_id: str,
-        scored_until: Any,
-        merge_gap_seconds: float = 0.0,
-        cooldown_seconds: float = 0.0,
-    ) -> WriteSummary:
-        """Store the events of one scored window and move the scoring state, in one transaction.
+        gap: pd.Timedelta,
+        cooldown: pd.Timedelta,
+    ) -> None:
+        self._store = store
+        self._events = store.events
+        self._conn = conn
+        self._model_version = model_version
+        self._run_id = run_id
+        self._gap = gap
+        self._cooldown = cooldown
+        self._now = dt.datetime.now(dt.timezone.utc)
+        self._first: pd.Timestamp | None = None
+        self._touched: dict[int, _Touched] = {}
+
+    def add(
+        self, events: pd.DataFrame, *, window_ts: pd.Series, previous_ts: Any, next_ts: Any
+    ) -> None:
+        """Store the events of one scored window (windows of a run come in time order).
 
         Args:
             events: from :meth:`ScoreResult.events`, merged but *without* cooldown (the
@@ -224,81 +318,89 @@ class EventStore:
                 double counting).
             previous_ts: ``ts`` of the row just before the window (None when there is none).
             next_ts: ``ts`` of the row just after the window (None when there is none yet).
-            model_version: registry version used.
-            run_id: this run's id.
-            scored_until: levels before it are final; the state moves there when this window
-                starts at or before the stored state (a later backfill range leaves it).
-            merge_gap_seconds, cooldown_seconds: as in ``events.*`` of the config.
 
-        Returns:
-            Counts of inserted, extended, unchanged and suppressed events.
+        Raises:
+            DatabaseError: the database failed.
         """
-        now = dt.datetime.now(dt.timezone.utc)
         times = _utc_ns(window_ts)
+        if not len(times):
+            return
+        if self._first is None:
+            self._first = pd.Timestamp(times[0], tz="UTC")
         edges = (
             None if previous_ts is None else _utc(previous_ts),
             None if next_ts is None else _utc(next_ts),
         )
-        gap = pd.Timedelta(seconds=merge_gap_seconds)
-        cooldown = pd.Timedelta(seconds=cooldown_seconds)
-        reach = max(gap, cooldown)
-        first = pd.Timestamp(times[0], tz="UTC") if len(times) else _utc(scored_until)
-        last = pd.Timestamp(times[-1], tz="UTC") if len(times) else _utc(scored_until)
-        counts = {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 0}
-        kept: dict[str, dict[str, int]] = {}
-        action = f"writing events to {self.events.fullname!r}"
-        with database_errors(self.target, action), self.engine.begin() as conn:
-            self._metadata.create_all(conn, checkfirst=True)
-            since = (edges[0] or first) - reach - _ONE_US
-            until = (edges[1] or last) + gap + _ONE_US
-            stored = self._existing(conn, model_version, since, until)
+        reach = max(self._gap, self._cooldown)
+        since = (edges[0] or pd.Timestamp(times[0], tz="UTC")) - reach - _ONE_US
+        until = (edges[1] or pd.Timestamp(times[-1], tz="UTC")) + self._gap + _ONE_US
+        with database_errors(self._store.target, f"writing events to {self._events.fullname!r}"):
+            stored = self._store._existing(self._conn, self._model_version, since, until)
             ordered = events.sort_values("start", kind="stable") if len(events) else events
             for event in ordered.to_dict("records"):
                 rows = stored.setdefault((event["axis"], event["severity"]), [])
-                outcome = self._place(
-                    conn,
-                    event,
-                    rows,
-                    times,
-                    edges,
-                    gap=gap,
-                    cooldown=cooldown,
-                    model_version=model_version,
-                    run_id=run_id,
-                    now=now,
+                self._place(event, rows, times, edges)
+
+    def advance_state(self, scored_until: Any) -> None:
+        """Move the continuation point to ``scored_until``, unless the run lies beyond it.
+
+        Levels before ``scored_until`` are final. The state moves there when the run's first
+        sample is at or before the stored state (a later backfill range leaves it).
+
+        Raises:
+            DatabaseError: the database failed.
+        """
+        until = _utc(scored_until)
+        first = until if self._first is None else self._first
+        state = self._store.state
+        key = (state.c.source_table == self._store.source_table) & (
+            state.c.model_version == self._model_version
+        )
+        with database_errors(self._store.target, f"writing the scoring state {state.fullname!r}"):
+            current = self._conn.execute(sa.select(state.c.scored_until).where(key)).scalar()
+            if current is not None and (_utc(current) >= until or first > _utc(current)):
+                return
+            self._conn.execute(state.delete().where(key))
+            self._conn.execute(
+                state.insert().values(
+                    source_table=self._store.source_table,
+                    model_version=self._model_version,
+                    scored_until=until.to_pydatetime(),
+                    run_id=self._run_id,
+                    updated_at=self._now,
                 )
-                counts[outcome] += 1
-                if outcome != "suppressed":
-                    per_axis = kept.setdefault(event["axis"], {})
-                    per_axis[event["severity"]] = per_axis.get(event["severity"], 0) + 1
-            self._move_state(conn, model_version, first, _utc(scored_until), run_id, now)
-        logger.info("events written to %s: %s", self.events.fullname, counts)
+            )
+
+    def summary(self) -> WriteSummary:
+        """Stored rows this run inserted, extended, left unchanged or suppressed so far."""
+        counts = {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 0}
+        kept: dict[str, dict[str, int]] = {}
+        for row in self._touched.values():
+            if row.suppressed:
+                counts["suppressed"] += 1
+                continue
+            counts["extended" if row.changed else "unchanged" if row.older else "inserted"] += 1
+            per_axis = kept.setdefault(row.axis, {})
+            per_axis[row.severity] = per_axis.get(row.severity, 0) + 1
         return WriteSummary(**counts, kept=kept)
 
     def _place(
         self,
-        conn: Connection,
         event: dict[str, Any],
         stored: list[dict[str, Any]],
         times: np.ndarray,
         edges: tuple[pd.Timestamp | None, pd.Timestamp | None],
-        *,
-        gap: pd.Timedelta,
-        cooldown: pd.Timedelta,
-        model_version: str,
-        run_id: str,
-        now: dt.datetime,
-    ) -> str:
+    ) -> None:
+        gap, cooldown = self._gap, self._cooldown
         start, end = _utc(event["start"]), _utc(event["end"])
-        # The rows next to the run: the look-back/look-ahead row at a window edge, else the
-        # run's own edge (the neighbouring window row is not part of the run).
+        # A stored row joins the run when it touches it (reaches the row next to the run: the
+        # look-back/look-ahead row at a window edge, else the run's own edge, since the
+        # neighbouring window row is not part of the run), or lies within the merge gap of
+        # the run itself (not of that neighbouring row, which would widen the gap by a row).
         before = edges[0] if event["starts_at_frame_start"] and edges[0] is not None else start
         after = edges[1] if event["ends_at_frame_end"] and edges[1] is not None else end
-        joined = [
-            row
-            for row in stored
-            if row["start_ts"] <= after + gap and row["end_ts"] >= before - gap
-        ]
+        low, high = min(before, start - gap), max(after, end + gap)
+        joined = [row for row in stored if row["start_ts"] <= high and row["end_ts"] >= low]
         if joined and joined[0]["start_ts"] <= start:
             suppressed = bool(joined[0]["suppressed"])  # the run's start decided it already
         else:
@@ -308,13 +410,11 @@ class EventStore:
                 kept and cooldown > pd.Timedelta(0) and first - kept[-1]["end_ts"] <= cooldown
             )
         if joined:
-            outcome = self._fold(
-                conn, joined, stored, event, start, end, times, suppressed, run_id, now
-            )
-            return "suppressed" if suppressed else outcome
+            self._fold(joined, stored, event, start, end, times, suppressed)
+            return
         row = {
-            "asset": self.asset,
-            "source_table": self.source_table,
+            "asset": self._store.asset,
+            "source_table": self._store.source_table,
             "axis": event["axis"],
             "severity": event["severity"],
             "start_ts": start.to_pydatetime(),
@@ -324,19 +424,20 @@ class EventStore:
             "peak_residual": float(event["peak_residual"]),
             "threshold": float(event["threshold"]),
             "suppressed": suppressed,
-            "model_version": model_version,
-            "run_id": run_id,
-            "created_at": now,
-            "updated_at": now,
+            "model_version": self._model_version,
+            "run_id": self._run_id,
+            "created_at": self._now,
+            "updated_at": self._now,
         }
-        new_id = conn.execute(self.events.insert().values(**row)).inserted_primary_key[0]
+        new_id = self._conn.execute(self._events.insert().values(**row)).inserted_primary_key[0]
         stored.append({**row, "id": new_id, "start_ts": start, "end_ts": end})
         stored.sort(key=lambda r: r["start_ts"])
-        return "suppressed" if suppressed else "inserted"
+        self._touched[new_id] = _Touched(
+            event["axis"], event["severity"], older=False, changed=False, suppressed=suppressed
+        )
 
     def _fold(
         self,
-        conn: Connection,
         joined: list[dict[str, Any]],
         stored: list[dict[str, Any]],
         event: dict[str, Any],
@@ -344,9 +445,7 @@ class EventStore:
         end: pd.Timestamp,
         times: np.ndarray,
         suppressed: bool,
-        run_id: str,
-        now: dt.datetime,
-    ) -> str:
+    ) -> None:
         """Make ``event`` and the stored rows it joins one row (the earliest one survives)."""
         samples = int(event["samples"])
         total = samples
@@ -374,47 +473,36 @@ class EventStore:
             ),
             "suppressed": suppressed,
         }
-        if len(joined) == 1 and all(keep[k] == v for k, v in values.items()):
-            return "unchanged"
+        # A row this run has not written to yet is older than the run; a row this run
+        # inserted stays "inserted" however often later windows of the run extend it.
+        older = changed = False
+        for row in joined:
+            seen = self._touched.pop(row["id"], None)
+            older |= seen is None or seen.older
+            changed |= seen is not None and seen.changed
+        unchanged = len(joined) == 1 and all(keep[k] == v for k, v in values.items())
+        self._touched[keep["id"]] = _Touched(
+            event["axis"],
+            event["severity"],
+            older=older,
+            changed=changed or (older and not unchanged),
+            suppressed=suppressed,
+        )
+        if unchanged:
+            return
         absorbed = [r["id"] for r in joined[1:]]
         if absorbed:
-            conn.execute(self.events.delete().where(self.events.c.id.in_(absorbed)))
+            self._conn.execute(self._events.delete().where(self._events.c.id.in_(absorbed)))
         update = {
             **values,
             "start_ts": new_start.to_pydatetime(),
             "end_ts": new_end.to_pydatetime(),
             "duration_s": float((new_end - new_start).total_seconds()),
-            "run_id": run_id,
-            "updated_at": now,
+            "run_id": self._run_id,
+            "updated_at": self._now,
         }
-        conn.execute(self.events.update().where(self.events.c.id == keep["id"]).values(**update))
+        self._conn.execute(
+            self._events.update().where(self._events.c.id == keep["id"]).values(**update)
+        )
         stored[:] = [r for r in stored if r["id"] not in absorbed]
         keep.update({**update, "start_ts": new_start, "end_ts": new_end})
-        return "extended"
-
-    def _move_state(
-        self,
-        conn: Connection,
-        model_version: str,
-        window_first: pd.Timestamp,
-        until: pd.Timestamp,
-        run_id: str,
-        now: dt.datetime,
-    ) -> None:
-        """Advance the continuation point, unless this window lies beyond it (a backfill)."""
-        key = (self.state.c.source_table == self.source_table) & (
-            self.state.c.model_version == model_version
-        )
-        current = conn.execute(sa.select(self.state.c.scored_until).where(key)).scalar()
-        if current is not None and (_utc(current) >= until or window_first > _utc(current)):
-            return
-        conn.execute(self.state.delete().where(key))
-        conn.execute(
-            self.state.insert().values(
-                source_table=self.source_table,
-                model_version=model_version,
-                scored_until=until.to_pydatetime(),
-                run_id=run_id,
-                updated_at=now,
-            )
-        )

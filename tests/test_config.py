@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pathlib import Path
 
 import pytest
@@ -89,13 +91,13 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
 def test_overrides_parse_yaml_and_win_over_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "data: {table: robot_a}\n")
     loaded = load_config(
-        path, ["data.table=robot_b", "data.axes=[1, 2, 3]", "thresholds.maxc_percentile=97.5"]
+        path, ["data.table=robot_b", "data.axes=[1, 2, 3]", "thresholds.maxc_percentile=99.5"]
     )
     assert loaded.config.data.table == "robot_b"
     assert loaded.config.data.axes == [1, 2, 3]
     assert loaded.config.data.layout == "long"
     assert loaded.config.data.axis_columns == ["axis1", "axis2", "axis3"]
-    assert loaded.config.thresholds.maxc_percentile == 97.5
+    assert loaded.config.thresholds.maxc_percentile == 99.5
 
 
 @pytest.mark.parametrize(
@@ -132,12 +134,28 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
-def test_shipped_config_equals_the_defaults_except_that_it_asks_for_the_demo() -> None:
+def test_shipped_config_equals_the_defaults_except_for_the_demo() -> None:
     loaded = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
     defaults = type(loaded.config)().model_dump()
     assert defaults["database"]["embedded_demo"] is False  # a missing URL is an error...
     defaults["database"]["embedded_demo"] = True  # ...unless the config asks for the demo
+    # The demo's own window and labels: train on its first 80 %, evaluate on its anomalies.
+    assert (defaults["data"]["train_end"], defaults["labels"]["table"]) == (None, None)
+    defaults["data"]["train_end"] = dt.datetime(2026, 1, 10, 14, tzinfo=dt.UTC)
+    defaults["labels"]["table"] = "demo_injected_anomalies"
     assert loaded.config.model_dump() == defaults
+
+
+def test_the_seed_preset_is_the_seed_mode() -> None:
+    loaded = load_config(Path(__file__).resolve().parents[1] / "configs" / "seed.yaml")
+    config = loaded.config
+    assert (config.model.type, config.model.machine) == ("linear", "none")
+    policy = config.thresholds
+    assert (policy.calibration, policy.side, policy.pooling) == ("in_sample", "upper", "axis")
+    assert (policy.minc_percentile, policy.maxc_percentile) == (75.0, 95.0)
+    assert (policy.trim_top_ratio, policy.min_pos_for_trim) == (0.02, 20)
+    assert (policy.alert_min_steps, policy.error_min_steps) == (1, 1)
+    assert policy.smoothing.method == "none" and policy.max_events_per_day is None
 
 
 def test_a_url_put_in_url_env_is_never_echoed(tmp_path: Path) -> None:

@@ -29,16 +29,23 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from Database import write_chunks
 from Orchestration import STEPS, load_config, run_training
-from Thresholding import ThresholdPolicy
+from Thresholding import SEED_POLICY, ThresholdPolicy
 
 pytestmark = pytest.mark.postgres
 
 T0 = pd.Timestamp("2026-01-05 00:00:00", tz="UTC")
 AXES = ["axis1", "axis2", "axis3"]
 RELATIVE = 1e-9
+# The seed mode (linear model, in-sample, upper side, per-axis percentiles): the straightforward
+# path below is the seed's policy, written from DESIGN.md.
 POLICIES = {
-    "default": {},
-    "trimmed": {"trim_top_ratio": 0.05, "min_pos_for_trim": 100, "alert_quantile": 0.9},
+    "default": dict(SEED_POLICY),
+    "trimmed": {
+        **SEED_POLICY,
+        "trim_top_ratio": 0.05,
+        "min_pos_for_trim": 100,
+        "alert_quantile": 0.9,
+    },
 }
 
 
@@ -84,6 +91,7 @@ def _fast(db: Db, table: str, layout: str, policy: dict[str, Any], tmp_path: Pat
     axes: list[Any] = AXES if layout == "wide" else [1, 2, 3]
     config = {
         "data": {"table": table, "axes": axes},
+        "model": {"type": "linear", "machine": "none"},
         "thresholds": policy,
         "registry": {"root_dir": str(tmp_path / "registry")},
         "plots": {"dir": str(tmp_path / "plots"), "max_points": 400},

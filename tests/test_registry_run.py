@@ -27,7 +27,8 @@ from clitools import make_project, run_cli
 from conftest import PROJECT_ROOT, Db
 from filelock import FileLock
 from fstools import full_disk, immutable
-from test_scoring_run import T0, publish_flat_version
+from scoring_helpers import T0
+from scoring_helpers import publish_linear_version as publish_flat_version
 
 from Database import build_demo_database, write_chunks
 from ModelRegistry import ModelRegistry

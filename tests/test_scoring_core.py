@@ -699,52 +699,6 @@ def test_window_event_flags_let_a_writer_extend_instead_of_duplicating():
     ]
 
 
-def stitch(window_events: list[pd.DataFrame]) -> pd.DataFrame:
-    """What the DB writer does: a flagged event that continues an open one extends it."""
-    rows, open_rows = [], {}
-    for events in window_events:
-        still_open = {}
-        for event in events.to_dict("records"):
-            key = (event["axis"], event["severity"])
-            if event["starts_at_frame_start"] and key in open_rows:
-                row = open_rows[key]
-                row["end"] = event["end"]
-                row["samples"] += event["samples"]
-                row["peak_residual"] = max(row["peak_residual"], event["peak_residual"])
-            else:
-                row = dict(event)
-                rows.append(row)
-            if event["ends_at_frame_end"]:
-                still_open[key] = row
-        open_rows = still_open
-    for row in rows:
-        row["duration_s"] = row["end"] - row["start"]
-    columns = ["axis", "severity", "start", "end", "duration_s", "samples", "peak_residual"]
-    return pd.DataFrame(rows, columns=columns).sort_values(["start", "axis", "severity"])
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_window_events_stitched_by_their_flags_equal_the_union_events(seed):
-    rng = np.random.default_rng(3000 + seed)
-    frame, thresholds = random_frame(rng, int(rng.integers(40, 300)))
-    context = lookback_samples(thresholds)
-    edges = random_boundaries(rng, len(frame))
-    stitched = stitch(
-        [
-            score_window(frame, thresholds, first, stop, before=context, after=context).events()
-            for first, stop in itertools.pairwise(edges)
-        ]
-    )
-    union = score_frame(frame, None, thresholds).events()
-    pd.testing.assert_frame_equal(
-        stitched.reset_index(drop=True),
-        union[list(stitched.columns)]
-        .sort_values(["start", "axis", "severity"])
-        .reset_index(drop=True),
-        check_dtype=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("merge_gap", "expected"),
     [

@@ -1,14 +1,13 @@
 """Scoring runs against real SQLite and PostgreSQL: events, idempotency, continuation, statuses.
 
-A hand-published version makes every answer exact: a flat model (value - 1 is the residual),
-MinC = 1, MaxC = 2, T_long_steps = T_short_steps = 2, so a look-back of one sample.
+Most tests use the flat version of ``scoring_helpers`` (value - 1 is the residual, MinC = 1,
+MaxC = 2, T_long_steps = T_short_steps = 2, so a look-back of one sample).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,103 +16,33 @@ import pytest
 import sqlalchemy as sa
 from clitools import make_project, run_cli
 from conftest import Db
+from scoring_helpers import (
+    T0,
+    append_samples,
+    loaded_config,
+    publish_linear_version,
+    stored_events,
+    ts,
+    use_database,
+)
 
 from Database import write_chunks
-from ModelRegistry import ModelRegistry
-from ModelSelection import select_model
-from ModelTraining import AxisModelSet
 from Orchestration import load_config
-from Orchestration.scoring import run_scoring
-from Scoring import EventStore
-
-T0 = pd.Timestamp("2026-01-05 00:00:00", tz="UTC")
-
-
-def _ts(i: int) -> pd.Timestamp:
-    return T0 + pd.Timedelta(seconds=i)
-
-
-def publish_flat_version(
-    root: Path,
-    axes: list[str],
-    *,
-    tag: str = "auto",
-    t_long: int = 2,
-    t_short: int = 2,
-    epoch: bool = False,
-) -> str:
-    """A version predicting exactly 1.0 everywhere, trained on data ending before T0."""
-    train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: [1.0, 1.0, 1.0] for a in axes}})
-    models = AxisModelSet(select_model("linear"), axes).fit(train)
-    origin = T0 - pd.Timedelta(hours=1)
-    rule = {
-        "MinC": 1.0,
-        "MaxC": 2.0,
-        "T_long_steps": t_long,
-        "T_short_steps": t_short,
-        "dt_seconds": 1.0,
-    }
-    files = {
-        "models.json": json.dumps(models.to_dict()).encode(),
-        "thresholds.json": json.dumps({a: rule for a in axes}).encode(),
-        "prep_stats.json": json.dumps(
-            {"t0": origin.timestamp(), "t0_kind": "epoch", "dt_seconds": 1.0}
-            if epoch
-            else {"t0": origin.isoformat(), "t0_kind": "datetime", "dt_seconds": 1.0}
-        ).encode(),
-    }
-    meta = {
-        "data": {
-            "rows": 3,
-            "start": (T0 - pd.Timedelta(hours=1)).isoformat(),
-            "end": (T0 - pd.Timedelta(seconds=1)).isoformat(),
-        },
-        "axes": axes,
-    }
-    return ModelRegistry(root).publish(files, meta=meta, version_tag=tag, run_id="test").version
-
-
-def _append(db: Db, table: str, residuals: dict[str, list[float]], first: int = 0) -> None:
-    """Rows at 1 s spacing from ``first``; each axis value = 1 + residual (0 -> idle value 0)."""
-    n = len(next(iter(residuals.values())))
-    frame = pd.DataFrame({"ts": [_ts(first + i) for i in range(n)]})
-    for axis, res in residuals.items():
-        frame[axis] = [0.0 if r is None else 1.0 + r for r in res]
-    columns = {"ts": sa.DateTime(timezone=True), **{a: sa.Float(53) for a in residuals}}
-    write_chunks(db.engine, db.target, db.table(table), columns, [frame], if_exists="append")
+from Orchestration.destinations import DestinationError
+from Orchestration.scoring import ScoringReport, run_scoring
+from Scoring import ScoringInputError
 
 
 @pytest.fixture
 def project(any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Builds a loaded config on ``any_db`` with the flat version published."""
-    if any_db.schema:
-        monkeypatch.setenv("DB_URL", any_db.url)
-    else:
-        monkeypatch.setenv("DB_URL", any_db.target.url.render_as_string(hide_password=False))
-    publish_flat_version(tmp_path / "registry", ["a", "b"])
-
-    def loaded(*overrides: str):
-        config = make_project(tmp_path)
-        return load_config(
-            config,
-            [
-                f"data.table={any_db.table('s')}",
-                "data.axes=[a, b]",
-                f"events.table={any_db.table('events')}",
-                *overrides,
-            ],
-        )
-
-    return loaded
-
-
-def _events(db: Db, table: str = "events") -> pd.DataFrame:
-    store = EventStore(db.engine, db.target, db.table(table), db.table("s"))
-    return store.read_events()
+    use_database(any_db, monkeypatch)
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+    return lambda *overrides: loaded_config(any_db, tmp_path, *overrides)
 
 
 def test_injected_anomalies_become_exact_events(any_db: Db, project) -> None:
-    _append(
+    append_samples(
         any_db,
         "s",
         {
@@ -121,19 +50,19 @@ def test_injected_anomalies_become_exact_events(any_db: Db, project) -> None:
             "b": [0, 0, None, None, 0, 0, 0, 0, 0, 0, 0],
         },
     )
-    report = run_scoring(project(), end=_ts(10).to_pydatetime(), start=T0.to_pydatetime())
+    report = run_scoring(project(), end=ts(10).to_pydatetime(), start=T0.to_pydatetime())
 
     assert report.samples == 10
     assert report.counts == {"a": {"alert": 2, "error": 1}, "b": {"alert": 0, "error": 0}}
-    events = _events(any_db)[
+    events = stored_events(any_db)[
         ["axis", "severity", "start_ts", "end_ts", "samples", "peak_residual", "threshold"]
     ]
     assert events.to_dict("records") == [
         {
             "axis": "a",
             "severity": "alert",
-            "start_ts": _ts(1),
-            "end_ts": _ts(2),
+            "start_ts": ts(1),
+            "end_ts": ts(2),
             "samples": 2,
             "peak_residual": 0.5 + 1.0,
             "threshold": 1.0,
@@ -141,8 +70,8 @@ def test_injected_anomalies_become_exact_events(any_db: Db, project) -> None:
         {
             "axis": "a",
             "severity": "alert",
-            "start_ts": _ts(4),
-            "end_ts": _ts(6),
+            "start_ts": ts(4),
+            "end_ts": ts(6),
             "samples": 3,
             "peak_residual": 2.5,
             "threshold": 1.0,
@@ -150,8 +79,8 @@ def test_injected_anomalies_become_exact_events(any_db: Db, project) -> None:
         {
             "axis": "a",
             "severity": "error",
-            "start_ts": _ts(4),
-            "end_ts": _ts(6),
+            "start_ts": ts(4),
+            "end_ts": ts(6),
             "samples": 3,
             "peak_residual": 2.5,
             "threshold": 2.0,
@@ -160,69 +89,77 @@ def test_injected_anomalies_become_exact_events(any_db: Db, project) -> None:
 
 
 def test_rescoring_a_range_writes_no_duplicates(any_db: Db, project) -> None:
-    _append(any_db, "s", {"a": [0, 1.5, 1.5, 0, 2.5, 2.5, 2.5, 0, 1.5, 0], "b": [0] * 10})
-    window = {"start": T0.to_pydatetime(), "end": _ts(10).to_pydatetime()}
+    append_samples(any_db, "s", {"a": [0, 1.5, 1.5, 0, 2.5, 2.5, 2.5, 0, 1.5, 0], "b": [0] * 10})
+    window = {"start": T0.to_pydatetime(), "end": ts(10).to_pydatetime()}
     first = run_scoring(project(), **window)
     again = run_scoring(project(), **window)
     assert first.written == {"inserted": 3, "extended": 0, "unchanged": 0, "suppressed": 0}
     assert again.written == {"inserted": 0, "extended": 0, "unchanged": 3, "suppressed": 0}
-    assert len(_events(any_db)) == 3
+    assert len(stored_events(any_db)) == 3
 
 
 def test_event_grown_by_newer_data_is_extended(any_db: Db, project) -> None:
-    _append(any_db, "s", {"a": [0, 0, 0, 0, 0, 0, 0, 1.5, 1.5, 1.5], "b": [0] * 10})
+    append_samples(any_db, "s", {"a": [0, 0, 0, 0, 0, 0, 0, 1.5, 1.5, 1.5], "b": [0] * 10})
     first = run_scoring(project())  # continues from the version's training end
     # every row is scored; the newest one is provisional, so the state stops before it
-    assert (first.samples, first.end, first.final_until) == (10, _ts(9), _ts(9))
-    assert _events(any_db)[["start_ts", "end_ts", "samples"]].values.tolist() == [
-        [_ts(7), _ts(9), 3]
+    assert (first.samples, first.end, first.final_until) == (10, ts(9), ts(9))
+    assert stored_events(any_db)[["start_ts", "end_ts", "samples"]].values.tolist() == [
+        [ts(7), ts(9), 3]
     ]
 
-    _append(any_db, "s", {"a": [1.5, 1.5, 0], "b": [0, 0, 0]}, first=10)
+    append_samples(any_db, "s", {"a": [1.5, 1.5, 0], "b": [0, 0, 0]}, first=10)
     second = run_scoring(project())
-    assert second.start == _ts(9) and second.samples == 4  # the provisional row 9 again
+    assert second.start == ts(9) and second.samples == 4  # the provisional row 9 again
     assert second.written["extended"] == 1 and second.written["inserted"] == 0
-    stored = _events(any_db)
-    assert stored[["start_ts", "end_ts", "samples"]].values.tolist() == [[_ts(7), _ts(11), 5]]
+    stored = stored_events(any_db)
+    assert stored[["start_ts", "end_ts", "samples"]].values.tolist() == [[ts(7), ts(11), 5]]
     assert stored["duration_s"].tolist() == [4.0]
 
     third = run_scoring(project())  # nothing new but the provisional newest sample
-    assert third.samples == 1 and len(_events(any_db)) == 1
+    assert third.samples == 1 and len(stored_events(any_db)) == 1
     assert third.written == {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 0}
 
 
-def test_back_to_back_windows_equal_the_union(any_db: Db, project, tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("seed", range(3))
+def test_back_to_back_windows_equal_the_union(
+    any_db: Db, project, tmp_path: Path, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
     values = rng.choice([0.0, 0.5, 1.5, 2.5], size=(200, 2), p=[0.1, 0.5, 0.25, 0.15])
-    _append(any_db, "s", {"a": values[:, 0].tolist(), "b": values[:, 1].tolist()})
+    append_samples(any_db, "s", {"a": values[:, 0].tolist(), "b": values[:, 1].tolist()})
     whole = tmp_path / "whole.csv"
     run_scoring(
         project("events.table=" + any_db.table("union_events")),
         start=T0.to_pydatetime(),
-        end=_ts(200).to_pydatetime(),
+        end=ts(200).to_pydatetime(),
         output=whole,
     )
+    inner = rng.choice(np.arange(1, 200), size=int(rng.integers(2, 9)), replace=False)
+    cuts = [0, *sorted(int(cut) for cut in inner), 200]
+    case = f"seed {seed}, cuts {cuts}"
     parts = []
-    for lo, hi in [(0, 37), (37, 38), (38, 121), (121, 200)]:
+    for lo, hi in itertools.pairwise(cuts):
         part = tmp_path / f"part{lo}.csv"
         run_scoring(
-            project(), start=_ts(lo).to_pydatetime(), end=_ts(hi).to_pydatetime(), output=part
+            project(), start=ts(lo).to_pydatetime(), end=ts(hi).to_pydatetime(), output=part
         )
         parts.append(pd.read_csv(part))
-    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), pd.read_csv(whole))
+    pd.testing.assert_frame_equal(
+        pd.concat(parts, ignore_index=True), pd.read_csv(whole), obj=f"levels ({case})"
+    )
     keys = ["axis", "severity", "start_ts", "end_ts", "samples", "peak_residual"]
-    union_events = _events(any_db, "union_events")[keys]
-    assert len(union_events) > 10
-    pd.testing.assert_frame_equal(_events(any_db)[keys], union_events)
+    union_events = stored_events(any_db, "union_events")[keys]
+    assert len(union_events) > 10, case
+    pd.testing.assert_frame_equal(stored_events(any_db)[keys], union_events, obj=f"events ({case})")
 
 
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        ("events.merge_gap_seconds=4", [[_ts(1), _ts(7), 4]]),  # gap 2 s -> 6 s = 4 s
-        ("events.merge_gap_seconds=3.9", [[_ts(1), _ts(2), 2], [_ts(6), _ts(7), 2]]),
-        ("events.cooldown_seconds=4", [[_ts(1), _ts(2), 2]]),
-        ("events.cooldown_seconds=3.9", [[_ts(1), _ts(2), 2], [_ts(6), _ts(7), 2]]),
+        ("events.merge_gap_seconds=4", [[ts(1), ts(7), 4]]),  # gap 2 s -> 6 s = 4 s
+        ("events.merge_gap_seconds=3.9", [[ts(1), ts(2), 2], [ts(6), ts(7), 2]]),
+        ("events.cooldown_seconds=4", [[ts(1), ts(2), 2]]),
+        ("events.cooldown_seconds=3.9", [[ts(1), ts(2), 2], [ts(6), ts(7), 2]]),
     ],
 )
 def test_merge_gap_and_cooldown_across_windows(
@@ -231,11 +168,11 @@ def test_merge_gap_and_cooldown_across_windows(
     setting: str,
     expected: list,
 ) -> None:
-    _append(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0, 1.5, 1.5, 0, 0], "b": [0] * 10})
+    append_samples(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0, 1.5, 1.5, 0, 0], "b": [0] * 10})
     loaded = project(setting)
-    run_scoring(loaded, start=T0.to_pydatetime(), end=_ts(4).to_pydatetime())
-    run_scoring(loaded, start=_ts(4).to_pydatetime(), end=_ts(10).to_pydatetime())
-    stored = _events(any_db)
+    run_scoring(loaded, start=T0.to_pydatetime(), end=ts(4).to_pydatetime())
+    run_scoring(loaded, start=ts(4).to_pydatetime(), end=ts(10).to_pydatetime())
+    stored = stored_events(any_db)
     alerts = stored[stored.severity == "alert"]
     kept = alerts[~alerts["suppressed"].astype(bool)]
     assert kept[["start_ts", "end_ts", "samples"]].values.tolist() == expected
@@ -253,9 +190,9 @@ def test_score_cli_statuses_and_exit_codes(sqlite_db: Db, tmp_path: Path) -> Non
     assert str(tmp_path / "registry") in missing.json()["status"]["detail"]
     assert "python main.py" in missing.json()["status"]["detail"]
 
-    publish_flat_version(tmp_path / "registry", ["a", "b"])
-    _append(sqlite_db, "s", {"a": [0, 2.5, 2.5, 0, 0, 0], "b": [0] * 6})  # row 5: look-ahead
-    window = ["--start", T0.isoformat(), "--end", _ts(5).isoformat()]
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+    append_samples(sqlite_db, "s", {"a": [0, 2.5, 2.5, 0, 0, 0], "b": [0] * 6})  # row 5: look-ahead
+    window = ["--start", T0.isoformat(), "--end", ts(5).isoformat()]
     mismatch = run_cli(
         "orchestrate.py",
         "score",
@@ -318,12 +255,12 @@ def test_random_windows_in_any_order_store_the_union_events(
     sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    t_long, t_short = (int(v) for v in rng.integers(2, 6, size=2))
+    t_long, t_short = (int(v) for v in rng.integers(1, 6, size=2))
     epoch = seed % 2 == 1
     merge = (0.0, 3.0)[seed % 4 == 2]
     cooldown = (0.0, 4.0)[seed % 4 == 3]  # the cooldown assumes windows in time order
     n = 160
-    frame = pd.DataFrame({"ts": [_ts(i) for i in range(n)]})
+    frame = pd.DataFrame({"ts": [ts(i) for i in range(n)]})
     for axis in ("a", "b"):
         frame[axis] = [0.0 if r is None else 1.0 + r for r in _random_residuals(rng, n)]
     if epoch:
@@ -336,8 +273,8 @@ def test_random_windows_in_any_order_store_the_union_events(
         {"ts": time_type, "a": sa.Float(53), "b": sa.Float(53)},
         [frame],
     )
-    monkeypatch.setenv("DB_URL", sqlite_db.target.url.render_as_string(hide_password=False))
-    publish_flat_version(
+    use_database(sqlite_db, monkeypatch)
+    publish_linear_version(
         tmp_path / "registry", ["a", "b"], t_long=t_long, t_short=t_short, epoch=epoch
     )
 
@@ -353,27 +290,27 @@ def test_random_windows_in_any_order_store_the_union_events(
             ],
         )
 
-    run_scoring(loaded("union"), start=T0.to_pydatetime(), end=_ts(n).to_pydatetime())
+    run_scoring(loaded("union"), start=T0.to_pydatetime(), end=ts(n).to_pydatetime())
     cuts = sorted({0, n, *(int(c) for c in rng.integers(1, n, size=int(rng.integers(2, 7))))})
     windows = list(itertools.pairwise(cuts))
     if not cooldown:
         rng.shuffle(windows)
     for lo, hi in windows:
-        run_scoring(loaded("pieces"), start=_ts(lo).to_pydatetime(), end=_ts(hi).to_pydatetime())
+        run_scoring(loaded("pieces"), start=ts(lo).to_pydatetime(), end=ts(hi).to_pydatetime())
 
     keys = ["axis", "severity", "start_ts", "end_ts", "samples", "peak_residual", "suppressed"]
-    union = _events(sqlite_db, "union")[keys]
+    union = stored_events(sqlite_db, "union")[keys]
     assert len(union) > 5
-    pd.testing.assert_frame_equal(_events(sqlite_db, "pieces")[keys], union)
+    pd.testing.assert_frame_equal(stored_events(sqlite_db, "pieces")[keys], union)
 
 
 def test_zone_offsets_on_the_window_are_converted_to_utc(any_db: Db, project) -> None:
-    _append(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0], "b": [0] * 6})
+    append_samples(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0], "b": [0] * 6})
     plus_two = dt.timezone(dt.timedelta(hours=2))
     report = run_scoring(
         project(),
         start=T0.tz_convert(plus_two).to_pydatetime(),  # 02:00+02:00 is T0
-        end=_ts(5).tz_convert(plus_two).to_pydatetime(),
+        end=ts(5).tz_convert(plus_two).to_pydatetime(),
     )
     assert (report.samples, report.start) == (5, T0)
     assert report.counts["a"]["alert"] == 1
@@ -382,7 +319,7 @@ def test_zone_offsets_on_the_window_are_converted_to_utc(any_db: Db, project) ->
 def test_a_long_axis_offline_in_the_window_is_idle_not_an_error(
     sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows = [(_ts(i), k, 2.5 if (k == 1 and i in (2, 3)) else 1.0) for i in range(6) for k in (1,)]
+    rows = [(ts(i), k, 2.5 if (k == 1 and i in (2, 3)) else 1.0) for i in range(6) for k in (1,)]
     frame = pd.DataFrame(rows, columns=["ts", "axis_id", "value"])
     write_chunks(
         sqlite_db.engine,
@@ -391,10 +328,161 @@ def test_a_long_axis_offline_in_the_window_is_idle_not_an_error(
         {"ts": sa.DateTime(timezone=True), "axis_id": sa.Integer(), "value": sa.Float(53)},
         [frame],
     )
-    monkeypatch.setenv("DB_URL", sqlite_db.target.url.render_as_string(hide_password=False))
-    publish_flat_version(tmp_path / "registry", ["axis1", "axis2"])
+    use_database(sqlite_db, monkeypatch)
+    publish_linear_version(tmp_path / "registry", ["axis1", "axis2"])
     loaded = load_config(make_project(tmp_path), ["data.table=long", "data.axes=[1, 2]"])
     out = tmp_path / "levels.csv"
-    report = run_scoring(loaded, start=T0.to_pydatetime(), end=_ts(5).to_pydatetime(), output=out)
+    report = run_scoring(loaded, start=T0.to_pydatetime(), end=ts(5).to_pydatetime(), output=out)
     assert report.counts == {"axis1": {"alert": 1, "error": 0}, "axis2": {"alert": 0, "error": 0}}
     assert pd.read_csv(out)["axis2_level"].tolist() == ["idle"] * 5
+
+
+def test_adjacent_windows_join_an_episode_also_when_one_sample_makes_a_run(
+    any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # T_long_steps = T_short_steps = 1: no look-back is needed for the levels, but the rows
+    # next to each window still tell the store that the two halves touch.
+    append_samples(any_db, "s", {"a": [0, 0, 0, 2.5, 2.5, 2.5, 2.5, 0, 0, 0], "b": [0] * 10})
+    use_database(any_db, monkeypatch)
+    publish_linear_version(tmp_path / "registry", ["a", "b"], t_long=1, t_short=1)
+    loaded = loaded_config(any_db, tmp_path)
+    for lo, hi in [(0, 5), (5, 10)]:
+        run_scoring(loaded, start=ts(lo).to_pydatetime(), end=ts(hi).to_pydatetime())
+    events = stored_events(any_db)[["axis", "severity", "start_ts", "end_ts", "samples"]]
+    assert events.to_dict("records") == [
+        {"axis": "a", "severity": s, "start_ts": ts(3), "end_ts": ts(6), "samples": 4}
+        for s in ("alert", "error")
+    ]
+
+
+@pytest.mark.parametrize("epoch", [False, True], ids=["timestamps", "epoch-seconds"])
+def test_residuals_follow_the_trend_from_the_versions_t0(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, epoch: bool
+) -> None:
+    # The model is 1 + 0.25 * (seconds since t0), t0 one hour before T0: at sample i it
+    # expects 901 + 0.25 i. Residuals measured from any other origin are off by hundreds.
+    residuals = [0.0, 0.5, 1.5, 1.5, 0.5, 2.5, 2.5, 0.0, 0.0, 0.0]
+    expected = [1 + 0.25 * (3600 + i) for i in range(10)]
+    frame = pd.DataFrame(
+        {
+            "ts": [ts(i) for i in range(10)],
+            "a": [e + r for e, r in zip(expected, residuals, strict=True)],
+            "b": expected,
+        }
+    )
+    if epoch:
+        frame["ts"] = [t.timestamp() for t in frame["ts"]]
+    time_type = sa.Float(53) if epoch else sa.DateTime(timezone=True)
+    columns = {"ts": time_type, "a": sa.Float(53), "b": sa.Float(53)}
+    write_chunks(sqlite_db.engine, sqlite_db.target, "s", columns, [frame])
+    use_database(sqlite_db, monkeypatch)
+    publish_linear_version(tmp_path / "registry", ["a", "b"], slope=0.25, epoch=epoch)
+    out = tmp_path / "levels.csv"
+
+    report = run_scoring(
+        loaded_config(sqlite_db, tmp_path),
+        start=ts(2).to_pydatetime(),
+        end=ts(9).to_pydatetime(),
+        output=out,
+    )
+
+    levels = pd.read_csv(out)
+    assert levels["a_residual"].tolist() == pytest.approx(residuals[2:9], abs=1e-9)
+    assert levels["b_residual"].tolist() == pytest.approx([0.0] * 7, abs=1e-9)
+    assert levels["a_level"].tolist() == ["alert", "alert", "ok", "error", "error", "ok", "ok"]
+    assert report.counts["a"] == {"alert": 2, "error": 1}
+
+
+def test_suppressed_events_are_stored_but_not_counted_and_never_fail_a_run(
+    any_db: Db, project
+) -> None:
+    # Two alert episodes 4 s apart; a 10 s cooldown suppresses the second.
+    append_samples(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0, 1.5, 1.5, 0, 0], "b": [0] * 10})
+    loaded = project("events.cooldown_seconds=10")
+
+    first = run_scoring(loaded, start=T0.to_pydatetime(), end=ts(4).to_pydatetime())
+    second = run_scoring(loaded, start=ts(4).to_pydatetime(), end=ts(10).to_pydatetime())
+    both = run_scoring(
+        project("events.cooldown_seconds=10", f"events.table={any_db.table('both')}"),
+        start=T0.to_pydatetime(),
+        end=ts(10).to_pydatetime(),
+    )
+
+    assert (first.counts["a"], first.exit_code("alert")) == ({"alert": 1, "error": 0}, 6)
+    assert second.counts["a"] == {"alert": 0, "error": 0}
+    assert second.written == {"inserted": 0, "extended": 0, "unchanged": 0, "suppressed": 1}
+    assert second.exit_code("alert") == 0
+    assert both.counts["a"] == {"alert": 1, "error": 0}
+    assert both.written == {"inserted": 1, "extended": 0, "unchanged": 0, "suppressed": 1}
+    stored = stored_events(any_db)
+    assert stored[["start_ts", "suppressed"]].values.tolist() == [[ts(1), False], [ts(6), True]]
+
+
+@pytest.mark.parametrize(
+    ("alerts", "errors", "fail_on", "code"),
+    [
+        (0, 0, None, 0),
+        (2, 1, None, 0),
+        (0, 0, "alert", 0),
+        (2, 0, "alert", 6),
+        (0, 1, "alert", 7),
+        (2, 1, "alert", 7),
+        (0, 0, "error", 0),
+        (2, 0, "error", 0),
+        (0, 1, "error", 7),
+    ],
+)
+def test_fail_on_exit_codes(alerts: int, errors: int, fail_on: str | None, code: int) -> None:
+    # Alerts on one axis and errors on another: the totals over axes decide.
+    report = ScoringReport(
+        version="v1",
+        run_id="r",
+        start=None,
+        end=None,
+        samples=10,
+        counts={"a": {"alert": alerts, "error": 0}, "b": {"alert": 0, "error": errors}},
+    )
+    assert int(report.exit_code(fail_on)) == code
+
+
+def test_score_cli_fail_on_alert_exits_6_on_alert_events_only(
+    sqlite_db: Db, tmp_path: Path
+) -> None:
+    config = make_project(tmp_path, "data: {table: s, axes: [a, b]}\n")
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+    append_samples(sqlite_db, "s", {"a": [0, 1.5, 1.5, 0, 0, 0], "b": [0] * 6})
+    window = ["--start", T0.isoformat(), "--end", ts(5).isoformat()]
+
+    codes = {
+        fail_on: run_cli(
+            "orchestrate.py",
+            "score",
+            *window,
+            "--fail-on",
+            fail_on,
+            config=config,
+            db_url=sqlite_db.url,
+        ).code
+        for fail_on in ("alert", "error")
+    }
+
+    assert codes == {"alert": 6, "error": 0}
+
+
+def test_an_axis_mismatch_names_both_lists_and_the_differences(project) -> None:
+    message = (
+        r"version v1 was trained on axes \['a', 'b'\], but data.axes gives \['a', 'c'\] "
+        r"\(missing: \['b'\], not trained: \['c'\]\); score with the matching data.axes or "
+        r"train a new version"
+    )
+    with pytest.raises(ScoringInputError, match=message):
+        run_scoring(project("data.axes=[a, c]"))
+
+
+def test_an_output_folder_is_refused_before_anything_is_written(
+    any_db: Db, project, tmp_path: Path
+) -> None:
+    append_samples(any_db, "s", {"a": [0, 1.5, 1.5, 0, 0], "b": [0] * 5})
+    with pytest.raises(DestinationError, match=r"--output .* cannot be written: is a folder"):
+        run_scoring(project(), start=T0.to_pydatetime(), end=ts(4).to_pydatetime(), output=tmp_path)
+    assert not sa.inspect(any_db.engine).has_table("events", schema=any_db.schema)

@@ -1,0 +1,110 @@
+"""Shared pieces of the scoring tests: a hand-published version and samples with known answers.
+
+A hand-published linear version makes every answer exact: by default flat (the model predicts
+1.0 everywhere, value - 1 is the residual), MinC = 1, MaxC = 2, T_long_steps = T_short_steps =
+2 unless given, so a look-back of one sample. Samples are 1 s apart from ``T0``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from clitools import make_project
+from conftest import Db
+
+from Database import write_chunks
+from ModelRegistry import ModelRegistry
+from ModelSelection import select_model
+from ModelTraining import AxisModelSet
+from Orchestration import LoadedConfig, load_config
+from Scoring import EventStore
+
+T0 = pd.Timestamp("2026-01-05 00:00:00", tz="UTC")
+ORIGIN = T0 - pd.Timedelta(hours=1)
+
+
+def ts(i: int) -> pd.Timestamp:
+    """The time of sample ``i``."""
+    return T0 + pd.Timedelta(seconds=i)
+
+
+def publish_linear_version(
+    root: Path,
+    axes: list[str],
+    *,
+    tag: str = "auto",
+    t_long: int = 2,
+    t_short: int = 2,
+    epoch: bool = False,
+    slope: float = 0.0,
+) -> str:
+    """A version predicting ``1 + slope * (t - ORIGIN)`` in seconds, trained before T0.
+
+    ``ORIGIN`` (one hour before T0) is the version's ``t0``, as float epoch seconds with
+    ``epoch``, else as a timestamp.
+    """
+    line = [1.0, 1.0 + slope, 1.0 + 2 * slope]
+    train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: line for a in axes}})
+    models = AxisModelSet(select_model("linear"), axes).fit(train)
+    rule = {
+        "MinC": 1.0,
+        "MaxC": 2.0,
+        "T_long_steps": t_long,
+        "T_short_steps": t_short,
+        "dt_seconds": 1.0,
+    }
+    files = {
+        "models.json": json.dumps(models.to_dict()).encode(),
+        "thresholds.json": json.dumps({a: rule for a in axes}).encode(),
+        "prep_stats.json": json.dumps(
+            {"t0": ORIGIN.timestamp(), "t0_kind": "epoch", "dt_seconds": 1.0}
+            if epoch
+            else {"t0": ORIGIN.isoformat(), "t0_kind": "datetime", "dt_seconds": 1.0}
+        ).encode(),
+    }
+    meta = {
+        "data": {
+            "rows": 3,
+            "start": ORIGIN.isoformat(),
+            "end": (T0 - pd.Timedelta(seconds=1)).isoformat(),
+        },
+        "axes": axes,
+    }
+    return ModelRegistry(root).publish(files, meta=meta, version_tag=tag, run_id="test").version
+
+
+def append_samples(db: Db, table: str, residuals: dict[str, list], first: int = 0) -> None:
+    """Rows at 1 s spacing from ``first``; each axis value = 1 + residual (None -> idle 0)."""
+    n = len(next(iter(residuals.values())))
+    frame = pd.DataFrame({"ts": [ts(first + i) for i in range(n)]})
+    for axis, res in residuals.items():
+        frame[axis] = [0.0 if r is None else 1.0 + r for r in res]
+    columns = {"ts": sa.DateTime(timezone=True), **{a: sa.Float(53) for a in residuals}}
+    write_chunks(db.engine, db.target, db.table(table), columns, [frame], if_exists="append")
+
+
+def use_database(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point ``DB_URL`` at ``db`` for runs in this process."""
+    monkeypatch.setenv("DB_URL", db.url)
+
+
+def loaded_config(db: Db, folder: Path, *overrides: str) -> LoadedConfig:
+    """A config in ``folder`` scoring table ``s`` (axes a, b) of ``db`` into ``events``."""
+    return load_config(
+        make_project(folder),
+        [
+            f"data.table={db.table('s')}",
+            "data.axes=[a, b]",
+            f"events.table={db.table('events')}",
+            *overrides,
+        ],
+    )
+
+
+def stored_events(db: Db, table: str = "events") -> pd.DataFrame:
+    """Every stored event of table ``s`` in the events table ``table``."""
+    return EventStore(db.engine, db.target, db.table(table), db.table("s")).read_events()
