@@ -72,7 +72,9 @@ def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFr
         return frame.astype({"start_ts": "datetime64[ns, UTC]", "end_ts": "datetime64[ns, UTC]"})
     frame["start_ts"] = _utc(frame["start_ts"], "start_ts", table)
     frame["end_ts"] = _utc(frame["end_ts"], "end_ts", table)
-    frame["axis"] = [None if a is None or str(a) == "" else str(a) for a in frame["axis"]]
+    frame["axis"] = pd.Series(
+        [None if pd.isna(a) or str(a) == "" else str(a) for a in frame["axis"]], dtype=object
+    )
     backwards = frame["end_ts"] < frame["start_ts"]
     if backwards.any():
         first = frame[backwards].iloc[0]

@@ -204,6 +204,15 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
         help="exit 6/7 when events of this severity (or worse) were found",
     )
 
+    evaluate = command(
+        "evaluate", "score a range without writing and compare it with the labelled anomalies"
+    )
+    evaluate.add_argument("--version", default="latest", help="registry version (default: latest)")
+    evaluate.add_argument(
+        "--start", type=_timestamp, help="range start (default: after the training window)"
+    )
+    evaluate.add_argument("--end", type=_timestamp, help="range end, exclusive (default: now)")
+
     ingest = command("ingest", "load a CSV export into the configured database")
     ingest.add_argument("csv", type=Path, help="CSV file with a header row")
     ingest.add_argument("--table", required=True, help="table to create (or append to)")
@@ -387,6 +396,24 @@ def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return int(report.exit_code(args.fail_on))
 
 
+def _cmd_evaluate(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .evaluation import run_evaluation
+    from .report import format_evaluation
+
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise UsageError(
+            f"--end {args.end.isoformat()} must be after --start {args.start.isoformat()} "
+            "(the range is [start, end))"
+        )
+    run = run_evaluation(loaded, version=args.version, start=args.start, end=args.end)
+    if args.json:
+        detail = f"evaluated {run.version} against {run.labels_table}"
+        _print_json({"status": _ok(detail), **run.to_dict()})
+    else:
+        print(format_evaluation(run))
+    return int(ExitCode.OK)
+
+
 def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .report import registry_list, registry_show
 
@@ -406,6 +433,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "train": _cmd_train,
     "profile": _cmd_profile,
     "score": _cmd_score,
+    "evaluate": _cmd_evaluate,
     "ingest": _cmd_ingest,
     "demo-db": _cmd_demo_db,
     "registry": _cmd_registry,

@@ -12,7 +12,14 @@ import pandas as pd
 from DataExtractionAnalysis import Profile
 from ModelRegistry import ModelRegistry
 
-__all__ = ["format_profile", "format_scoring", "format_training", "registry_list", "registry_show"]
+__all__ = [
+    "format_evaluation",
+    "format_profile",
+    "format_scoring",
+    "format_training",
+    "registry_list",
+    "registry_show",
+]
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -95,6 +102,46 @@ def format_scoring(report: Any) -> str:
     text = f"{report.detail}\n\n" + _table(["axis", "alert events", "error events"], rows)
     if report.output:
         text += f"\n\nper-sample levels: {report.output}"
+    return text
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_evaluation(run: Any) -> str:
+    """The ``evaluate`` summary: pointwise and event-wise figures, and the labels missed."""
+    r = run.report
+    delay = "-" if r.mean_time_to_detect_s is None else f"{r.mean_time_to_detect_s:.0f} s"
+    per_day = "-" if r.false_events_per_day is None else f"{r.false_events_per_day:.2f}"
+    rows = [
+        ["samples scored (not idle)", r.samples],
+        ["labelled samples", r.positives],
+        ["flagged samples (alert or error)", r.flagged],
+        ["precision / recall / F1", f"{_share(r.precision)} / {_share(r.recall)} / {_share(r.f1)}"],
+        ["false-alarm rate", _share(r.false_alarm_rate)],
+        ["missed-alarm rate", _share(r.missed_alarm_rate)],
+        [
+            "labels / found (event recall)",
+            f"{r.labels} / {r.labels_found} ({_share(r.event_recall)})",
+        ],
+        [
+            "events / on a label (precision)",
+            f"{r.events} / {r.true_events} ({_share(r.event_precision)})",
+        ],
+        ["mean time to detect", delay],
+        ["false events / per day", f"{r.false_events} / {per_day} over {r.days:.2f} days"],
+    ]
+    text = f"{run.version} against {run.labels_table}, {run.start} to {run.end}\n\n" + _table(
+        ["measure", "value"], rows
+    )
+    missed = [row for row in r.per_label if not row["found"]]
+    if missed:
+        text += "\n\nmissed:\n" + "\n".join(
+            f"  {row['kind'] or 'anomaly'} on {row['axis'] or 'the machine'} from "
+            f"{row['start_ts']} to {row['end_ts']}"
+            for row in missed
+        )
     return text
 
 

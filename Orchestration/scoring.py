@@ -50,11 +50,13 @@ from DataPreparation import t0_from_stats, time_since, validate_frame
 from ModelRegistry import LoadedVersion, ModelRegistry
 from ModelTraining import AxisModelSet
 from Scoring import (
+    MACHINE_CHANNEL,
     SEVERITIES,
     EventStore,
     EventWriter,
     ScoreResult,
     ScoringInputError,
+    lookahead_samples,
     lookback_samples,
     score_frame,
 )
@@ -152,7 +154,7 @@ def _load_model(loaded: LoadedConfig, version: str) -> _Model:
 
 
 def _check_axes(data: DataConfig, model: _Model) -> list[str]:
-    trained = list(model.thresholds)
+    trained = [name for name in model.thresholds if name != MACHINE_CHANNEL]
     configured = data.axis_columns
     if set(trained) != set(configured):
         raise ScoringInputError(
@@ -288,8 +290,14 @@ class _RangeScorer:
     fast_path: bool
 
     @property
-    def context(self) -> int:
-        return lookback_samples(self.model.thresholds)
+    def before(self) -> int:
+        """Rows of look-back: runs, smoothing and the models' own look-back (e.g. ar lags)."""
+        return lookback_samples(self.model.thresholds, self.model.models.lookback_)
+
+    @property
+    def after(self) -> int:
+        """Rows of look-ahead that make a window's levels final."""
+        return lookahead_samples(self.model.thresholds)
 
     def chunks(
         self, start: dt.datetime | None, end: dt.datetime | None, span: dt.timedelta | None
@@ -318,16 +326,18 @@ class _RangeScorer:
 
     def score(self, start: dt.datetime | None, end: dt.datetime | None) -> _Chunk:
         """Read ``[start, end)`` with its look-back and look-ahead, and score it."""
-        context = self.context
+        context = self.after
         # At least the row on each side, even when the levels need no context (runs of one
         # sample): the store joins a run at a window edge to a stored run that reaches it.
-        reach = max(context, 1)
         read_from: Any = start
         if start is not None:
-            read_from = lookback_start(self.engine, self.target, self.data, start, reach) or start
+            read_from = (
+                lookback_start(self.engine, self.target, self.data, start, max(self.before, 1))
+                or start
+            )
         read_to: Any = None
         if end is not None:
-            read_to = lookahead_end(self.engine, self.target, self.data, end, reach + 1)
+            read_to = lookahead_end(self.engine, self.target, self.data, end, max(context, 1) + 1)
         until = None if end is None else _as_utc(end)
         try:
             frame = extract_window(
@@ -356,7 +366,8 @@ class _RangeScorer:
             )
         validate_frame(frame, self.axes, min_samples=1, allow_empty_axes=True)
         model = self.model
-        predicted = model.models.predict(frame.assign(time_s=time_since(frame["ts"], model.t0)))
+        timed = frame.assign(time_s=time_since(frame["ts"], model.t0))
+        predicted = model.models.predict(timed)
         window_start = start if start is not None else frame["ts"].iloc[0]
         result = score_frame(
             predicted,
@@ -364,6 +375,7 @@ class _RangeScorer:
             model.thresholds,
             window_start=_bound(window_start, frame),
             window_end=_bound(end, frame),
+            machine_scores=model.models.machine_score(timed),
         )
         if result.frame.empty:
             return _Chunk(None, None, None, until, held)
@@ -432,6 +444,8 @@ def run_scoring(
     model = _load_model(loaded, version)
     data = loaded.config.data
     axes = _check_axes(data, model)
+    # Counts name the machine channel too when the version has one.
+    channels = [*axes, MACHINE_CHANNEL] if MACHINE_CHANNEL in model.thresholds else list(axes)
     events_config = loaded.config.events
     session = open_database(loaded)
     try:
@@ -480,12 +494,14 @@ def run_scoring(
                     next_ts=chunk.following,
                 )
             if writer is None:
-                return _empty(model, run_id, start, end, "no samples in the window yet", axes)
+                return _empty(model, run_id, start, end, "no samples in the window yet", channels)
             writer.advance_state(progress.final_until)
     finally:
         session.close()
     written = writer.summary()
-    counts = {axis: {s: written.kept.get(axis, {}).get(s, 0) for s in SEVERITIES} for axis in axes}
+    counts = {
+        name: {s: written.kept.get(name, {}).get(s, 0) for s in SEVERITIES} for name in channels
+    }
     detail = (
         f"scored {progress.samples} samples from {progress.first} to {progress.last} with "
         f"{model.version} (final up to {progress.final_until}): "

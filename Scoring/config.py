@@ -19,12 +19,13 @@ class EventsConfig(BaseModel):
         description="Name of the events table, written in the same database as the data.",
     )
     merge_gap_seconds: float = Field(
-        0.0,
+        300.0,
         ge=0,
         allow_inf_nan=False,
         description=(
             "Join consecutive events of the same axis and severity whose gap (next start minus "
-            "previous end) is at most this many seconds; 0 turns merging off."
+            "previous end) is at most this many seconds, so a residual wavering about its "
+            "threshold during one incident gives one event; 0 turns merging off."
         ),
     )
     cooldown_seconds: float = Field(

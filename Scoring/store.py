@@ -48,6 +48,66 @@ logger = logging.getLogger(__name__)
 
 _ONE_US = pd.Timedelta(microseconds=1)
 
+PEAK_FIELDS = (
+    "peak_residual",
+    "threshold",
+    "side",
+    "peak_ts",
+    "actual",
+    "expected",
+    "ratio",
+    "contributors",
+)
+"""What an event says about its peak sample; a merged event keeps its furthest member's."""
+
+
+def _peak_columns() -> list[sa.Column]:
+    """Columns added after the first release: nullable, so older tables gain them in place."""
+    return [
+        sa.Column("side", sa.String(8), nullable=True),
+        sa.Column("peak_ts", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("actual", sa.Float(53), nullable=True),
+        sa.Column("expected", sa.Float(53), nullable=True),
+        sa.Column("ratio", sa.Float(53), nullable=True),
+        sa.Column("contributors", sa.Text, nullable=True),
+    ]
+
+
+def _finite(value: Any) -> float | None:
+    """A float for the database, None for NaN/inf/missing."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def _peak_values(event: dict[str, Any]) -> dict[str, Any]:
+    """The peak fields of a scored event, as stored."""
+    peak_ts = event.get("peak_ts")
+    contributors = event.get("contributors")
+    return {
+        "peak_residual": float(event["peak_residual"]),
+        "threshold": float(event["threshold"]),
+        "side": event.get("side"),
+        "peak_ts": None if peak_ts is None or pd.isna(peak_ts) else _utc(peak_ts).to_pydatetime(),
+        "actual": _finite(event.get("actual")),
+        "expected": _finite(event.get("expected")),
+        "ratio": _finite(event.get("ratio")),
+        "contributors": contributors if isinstance(contributors, str) else None,
+    }
+
+
+def _furthest(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The peak fields of the candidate furthest beyond its threshold (rows stored before the
+    ratio existed compare by their peak residual)."""
+
+    def key(record: dict[str, Any]) -> tuple[float, float]:
+        ratio = record.get("ratio")
+        return (-np.inf if ratio is None else float(ratio), float(record["peak_residual"]))
+
+    best = max(candidates, key=key)
+    return {field: best.get(field) for field in PEAK_FIELDS}
+
 
 @dataclass(frozen=True)
 class WriteSummary:
@@ -139,6 +199,7 @@ class EventStore:
             sa.Column("peak_residual", sa.Float(53), nullable=False),
             sa.Column("threshold", sa.Float(53), nullable=False),
             sa.Column("suppressed", sa.Boolean, nullable=False),
+            *_peak_columns(),
             sa.Column("model_version", sa.String(64), nullable=False),
             sa.Column("run_id", sa.String(64), nullable=False),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -233,6 +294,7 @@ class EventStore:
                         locked_transaction(conn, self.events.schema, self.events.name, self.asset)
                     )
                     self._metadata.create_all(locked, checkfirst=True)
+                    self._add_missing_columns(locked)
                 writer = EventWriter(
                     self,
                     locked,
@@ -247,6 +309,25 @@ class EventStore:
         finally:
             conn.close()
         logger.info("events written to %s: %s", self.events.fullname, writer.summary().counts())
+
+    def _add_missing_columns(self, conn: Connection) -> None:
+        """Give an events table created by an earlier release the columns added since."""
+        present = {
+            c["name"]
+            for c in sa.inspect(conn).get_columns(self.events.name, schema=self.events.schema)
+        }
+        preparer = conn.dialect.identifier_preparer
+        for column in _peak_columns():
+            if column.name in present:
+                continue
+            # Names are quoted by the dialect, never pasted as given.
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {preparer.format_table(self.events)} ADD COLUMN "
+                    f"{preparer.quote(column.name)} {column.type.compile(conn.dialect)}"
+                )
+            )
+            logger.info("added column %s to %s", column.name, self.events.fullname)
 
     def _existing(
         self, conn: Connection, model_version: str, since: pd.Timestamp, until: pd.Timestamp
@@ -263,6 +344,8 @@ class EventStore:
         for row in conn.execute(stmt.order_by(self.events.c.start_ts)).mappings():
             record = dict(row)
             record["start_ts"], record["end_ts"] = _utc(row["start_ts"]), _utc(row["end_ts"])
+            if record.get("peak_ts") is not None:
+                record["peak_ts"] = _utc(record["peak_ts"]).to_pydatetime()
             grouped.setdefault((row["axis"], row["severity"]), []).append(record)
         return grouped
 
@@ -421,8 +504,7 @@ class EventWriter:
             "end_ts": end.to_pydatetime(),
             "duration_s": float((end - start).total_seconds()),
             "samples": int(event["samples"]),
-            "peak_residual": float(event["peak_residual"]),
-            "threshold": float(event["threshold"]),
+            **_peak_values(event),
             "suppressed": suppressed,
             "model_version": self._model_version,
             "run_id": self._run_id,
@@ -468,9 +550,7 @@ class EventWriter:
             "start_ts": new_start,
             "end_ts": new_end,
             "samples": max(total, samples),
-            "peak_residual": max(
-                float(event["peak_residual"]), *(float(r["peak_residual"]) for r in joined)
-            ),
+            **_furthest([_peak_values(event), *joined]),
             "suppressed": suppressed,
         }
         # A row this run has not written to yet is older than the run; a row this run

@@ -1,0 +1,159 @@
+"""An evaluation run: score a range with a version, without writing, and compare with labels.
+
+The range is scored exactly as ``score`` would (chunks with look-back and look-ahead, the
+version's thresholds, ``events.merge_gap_seconds``) but nothing is written: no events, no
+state, no CSV. Its flagged samples and alert episodes are compared with the windows of
+``labels.table`` (see :mod:`Labels.metrics` for every figure).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from Labels import DetectionReport, evaluate_detection, read_labels
+from Scoring import Level
+
+from .config import ConfigError, LoadedConfig
+from .context import open_database
+from .scoring import _as_utc, _check_axes, _chunk_span, _just_after, _load_model, _RangeScorer
+
+__all__ = ["EvaluationRun", "run_evaluation"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    """The outcome of ``evaluate``: what was scored, against which labels, and the figures."""
+
+    version: str
+    labels_table: str
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
+    report: DetectionReport
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` payload of ``evaluate`` (without ``status``)."""
+        return {
+            "version": self.version,
+            "labels_table": self.labels_table,
+            "window": {
+                "start": None if self.start is None else self.start.isoformat(),
+                "end": None if self.end is None else self.end.isoformat(),
+            },
+            "evaluation": self.report.to_dict(),
+        }
+
+
+def _episodes(events: list[pd.DataFrame], gap: float) -> pd.DataFrame:
+    """The alert episodes of all chunks: runs cut at a chunk edge are joined again, and
+    episodes of one channel within ``gap`` seconds merged, as the event store does."""
+    alerts = [frame[frame["severity"] == "alert"] for frame in events if len(frame)]
+    if not alerts:
+        return pd.DataFrame(columns=["axis", "start", "end"])
+    joined = pd.concat(alerts, ignore_index=True)
+    rows: list[dict[str, Any]] = []
+    for axis, group in joined.groupby("axis", sort=False):
+        current: dict[str, Any] | None = None
+        for event in group.sort_values("start", kind="stable").to_dict("records"):
+            start, end = _as_utc(event["start"]), _as_utc(event["end"])
+            touches = current is not None and current["open_end"] and event["starts_at_frame_start"]
+            if current is not None and (touches or (start - current["end"]).total_seconds() <= gap):
+                current["end"] = max(current["end"], end)
+                current["open_end"] = bool(event["ends_at_frame_end"])
+                continue
+            current = {
+                "axis": axis,
+                "start": start,
+                "end": end,
+                "open_end": bool(event["ends_at_frame_end"]),
+            }
+            rows.append(current)
+    return pd.DataFrame(rows, columns=["axis", "start", "end"])
+
+
+def run_evaluation(
+    loaded: LoadedConfig,
+    *,
+    version: str = "latest",
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> EvaluationRun:
+    """Score ``[start, end)`` with ``version`` (writing nothing) and compare with the labels.
+
+    Args:
+        loaded: the validated config (``data``, ``registry``, ``events``, ``labels``).
+        version: registry version, default ``latest``.
+        start: range start; None = just after the version's training window.
+        end: range end, exclusive; None = up to the newest sample.
+
+    Raises:
+        ConfigError: ``labels.table`` is not set (status ``invalid-config``).
+        VersionNotFoundError, RegistryError: as for ``score``.
+        LabelsError, ScoringInputError, ExtractionError: unusable labels or data
+            (status ``invalid-input``).
+        DatabaseError: the database failed (status ``db-error``).
+    """
+    table = loaded.config.labels.table
+    if table is None:
+        raise ConfigError(
+            loaded.source,
+            [
+                "labels.table: not set; name the table of labelled anomaly windows "
+                "(start_ts, end_ts, axis, kind, severity) to evaluate against"
+            ],
+        )
+    model = _load_model(loaded, version)
+    data = loaded.config.data
+    axes = _check_axes(data, model)
+    if start is None and model.trained_until is not None:
+        start = _just_after(model.trained_until)
+    session = open_database(loaded, access="read")
+    try:
+        labels = read_labels(session.engine, session.target, table)
+        scorer = _RangeScorer(
+            session.engine, session.target, data, model, axes, loaded.config.database.fast_path
+        )
+        span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
+        times: list[pd.Series] = []
+        worst: list[np.ndarray] = []
+        events: list[pd.DataFrame] = []
+        gap = loaded.config.events.merge_gap_seconds
+        for chunk in scorer.chunks(start, end, span):
+            if chunk.result is None:
+                continue
+            times.append(chunk.result.frame["ts"])
+            worst.append(np.asarray(chunk.result.worst_codes))
+            events.append(chunk.result.events(merge_gap_seconds=gap))
+    finally:
+        session.close()
+    if not times:
+        ts = pd.Series([], dtype="datetime64[ns, UTC]")
+        codes = np.zeros(0, dtype=np.int8)
+    else:
+        ts = pd.concat(times, ignore_index=True)
+        codes = np.concatenate(worst)
+    report = evaluate_detection(
+        ts, codes >= Level.ALERT, codes >= Level.OK, _episodes(events, gap), labels
+    )
+    first = None if ts.empty else _as_utc(ts.iloc[0])
+    last = None if ts.empty else _as_utc(ts.iloc[-1])
+    logger.info(
+        "evaluated %s on %d samples from %s to %s against %d label(s) of %s: event recall %s, "
+        "%d false event(s)",
+        model.version,
+        report.samples,
+        first,
+        last,
+        report.labels,
+        table,
+        "n/a" if report.event_recall is None else f"{report.event_recall:.3f}",
+        report.false_events,
+    )
+    return EvaluationRun(model.version, table, first, last, report)
