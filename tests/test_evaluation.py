@@ -141,6 +141,47 @@ def test_axis_metrics_from_residuals_equal_evaluate(predicted):
         axis_metrics("a", np.zeros(3), np.zeros(2))
 
 
+# Several 32,768-row blocks and a partial one: the blocked sums must merge exactly.
+LONG_N = 3 * 32_768 + 12_345
+
+
+def test_metrics_over_many_blocks_match_closed_form():
+    # actual = 0, 1, ..., N-1 and residuals ±c: mean |res| = rms res = c, Σres² = N c²,
+    # Σ(actual - mean)² = N (N² - 1) / 12, so R² = 1 - 12 c² / (N² - 1) (about 0.25 here).
+    n, c = LONG_N, LONG_N / 4
+    actual = np.arange(n, dtype=np.float64)
+    residual = np.where(np.arange(n) % 2 == 0, c, -c)
+    axis, rows, r2, mae, rmse = axis_metrics("a", actual, residual)
+    assert (axis, rows) == ("a", n)
+    assert r2 == pytest.approx(1 - 12 * c**2 / (n**2 - 1), rel=1e-12)
+    assert mae == pytest.approx(c, rel=1e-12)
+    assert rmse == pytest.approx(c, rel=1e-12)
+
+
+def test_metrics_over_many_blocks_with_gaps_match_a_float64_reference():
+    # Far from zero (1e6) with idle and missing stretches that cross block edges: the
+    # reference is the textbook two-pass formula on the kept rows.
+    rng = np.random.default_rng(7)
+    t = np.arange(LONG_N, dtype=np.float64)
+    actual = 1e6 + 0.01 * t + rng.normal(0, 3, LONG_N)
+    predicted = 1e6 + 0.01 * t
+    actual[30_000:40_000] = 0.0  # idle across the first block edge
+    actual[70_000:70_500] = np.nan
+    frame = _predicted_frame(actual, predicted)
+    kept = frame["a_res"].notna().to_numpy()
+    value, residual = actual[kept], (actual - predicted)[kept]
+    expected_r2 = 1 - np.sum(residual**2) / np.sum((value - value.mean()) ** 2)
+    for metrics in (
+        evaluate(frame, ["a"]).iloc[0],
+        metrics_frame([axis_metrics("a", frame["a"], frame["a_res"])]).iloc[0],
+    ):
+        assert metrics["n"] == LONG_N - 10_000 - 500
+        assert metrics["r2"] == pytest.approx(expected_r2, rel=1e-9)
+        assert metrics["mae"] == pytest.approx(np.mean(np.abs(residual)), rel=1e-12)
+        assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean(residual**2)), rel=1e-12)
+    assert expected_r2 == pytest.approx(r2_score(value, predicted[kept]), rel=1e-9)
+
+
 def test_axis_without_residuals_gets_nan_metrics(caplog):
     frame = _predicted_frame([0.0, np.nan], [1.0, 1.0])
     with caplog.at_level(logging.WARNING, logger="ModelEvaluation.evaluator"):
