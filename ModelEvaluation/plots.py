@@ -14,7 +14,6 @@ File names
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,8 +40,6 @@ __all__ = [
     "save_figure",
     "write_plots",
 ]
-
-logger = logging.getLogger(__name__)
 
 ZERO_COLOUR = "black"
 MINC_COLOUR = "tab:orange"
