@@ -4,25 +4,22 @@ from .config import PlotConfig
 from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metrics_frame
 from .plots import (
     AxisPlotData,
-    PlotRenderer,
     PlotSpec,
     axis_plot_data,
     plot_file_stems,
     plot_fit,
     plot_residuals,
-    render_plots,
     safe_file_stem,
     save_figure,
-    subsample_extremes,
     write_plots,
 )
+from .subsample import subsample_extremes
 
 __all__ = [
     "AxisPlotData",
     "EvaluationError",
     "MetricsRow",
     "PlotConfig",
-    "PlotRenderer",
     "PlotSpec",
     "axis_metrics",
     "axis_plot_data",
@@ -31,7 +28,6 @@ __all__ = [
     "plot_file_stems",
     "plot_fit",
     "plot_residuals",
-    "render_plots",
     "safe_file_stem",
     "save_figure",
     "subsample_extremes",

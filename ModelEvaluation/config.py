@@ -25,11 +25,3 @@ class PlotConfig(BaseModel):
             "time bucket's min, max, first and middle sample."
         ),
     )
-    workers: int = Field(
-        2,
-        ge=0,
-        description=(
-            "Worker processes drawing the plots side by side; they start with the run, so "
-            "they are ready when the plots are due. 0 draws them in the training process."
-        ),
-    )

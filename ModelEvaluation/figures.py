@@ -1,33 +1,24 @@
 """Drawing a plot's figure with matplotlib: the only module of the pipeline that imports it.
 
 :mod:`ModelEvaluation.plots` computes what a figure shows (a ``PlotSpec``); this module
-draws it. Importing matplotlib costs ~0.2 s, so it happens only where figures are drawn:
-in the plot worker processes, or on the first ``plot_fit`` call.
+draws it. Importing matplotlib costs 0.2-1.5 s, so :mod:`~ModelEvaluation.plots` imports this
+module on the first figure drawn: commands that draw none (scoring) never pay for it.
 No pyplot state is used: drawing is backend-independent and safe in any thread or process.
-
-Run as a script, this file is a plot worker (:func:`serve`): it imports numpy and matplotlib
-only, and none of the pipeline or of the caller's code.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import pickle
-import signal
-import sys
 from pathlib import Path
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
-import numpy as np
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from .plots import PlotSpec
 
-__all__ = ["DPI", "draw", "render_png", "save_png", "serve"]
+__all__ = ["DPI", "draw", "render_png", "save_png"]
 
 DPI = 100
 FIGSIZE = (10.0, 4.5)
@@ -107,51 +98,3 @@ def render_png(spec: PlotSpec) -> bytes:
     buffer = io.BytesIO()
     save_png(draw(spec), buffer)
     return buffer.getvalue()
-
-
-def _warm_up() -> None:
-    """Draw one small figure of each kind, so the first real one pays no loading."""
-    x = np.arange("2026-01-01T00", "2026-01-01T04", dtype="datetime64[h]").astype("M8[ns]")
-    y = np.arange(x.size, dtype=np.float64)
-    common = {"title": "warm-up", "x_label": "time", "y_label": "y", "x_is_time": True}
-    fit = SimpleNamespace(
-        **common, points_x=x, points_y=y, points_label="data", n_total=x.size + 1,
-        line_x=x, line_y=y, line_label="fit", levels=(),
-    )  # fmt: skip
-    residual = SimpleNamespace(
-        **common, points_x=x, points_y=y, points_label="residual", n_total=x.size,
-        line_x=None, line_y=None, line_label="", levels=((0.0, "zero", "black"),),
-    )  # fmt: skip
-    for spec in (fit, residual):
-        render_png(spec)  # type: ignore[arg-type]
-
-
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    """The plot worker's loop (see ``ModelEvaluation.plots.PlotRenderer``).
-
-    Reads pickled spec fields (a dict) from ``requests`` until end of file; answers each with
-    a pickled ``(True, png_bytes)``, or ``(False, "Error: message")`` when drawing failed.
-    """
-    _warm_up()
-    while True:
-        try:
-            fields = pickle.load(requests)
-        except EOFError:
-            return
-        reply: tuple[bool, bytes | str]
-        try:
-            reply = (True, render_png(SimpleNamespace(**fields)))  # type: ignore[arg-type]
-        except Exception as exc:  # the parent draws this figure itself, and raises there
-            reply = (False, f"{type(exc).__name__}: {exc}")
-        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
-
-
-if __name__ == "__main__":
-    # A plot worker, started by PlotRenderer. Ctrl-C is for the training process, which then
-    # ends the worker's input. Replies go to the original stdout; anything else that writes
-    # to stdout (a library's print) goes to stderr instead.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin.buffer, _replies)

@@ -37,7 +37,6 @@ from Labels import label_mask, read_labels
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
-    PlotRenderer,
     axis_metrics,
     axis_plot_data,
     metrics_frame,
@@ -49,7 +48,7 @@ from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
 from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
-from .context import DatabaseSession, open_database, secret_variables
+from .context import DatabaseSession, open_database
 from .destinations import check_folder
 
 __all__ = [
@@ -105,7 +104,6 @@ class RunState:
     timings: dict[str, float] = field(default_factory=dict)
     version: str | None = None
     artifact_dir: Path | None = None
-    renderer: PlotRenderer | None = field(default=None, repr=False)
     _predicted: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     @property
@@ -374,10 +372,7 @@ def _plot(state: RunState) -> None:
         state.plot_data,
         state.thresholds,
         state.loaded.path(plots.dir),
-        renderer=state.renderer,
     )
-    if state.renderer is not None:
-        state.renderer.close(wait=False)  # the workers exit while the version is registered
 
 
 def _code_revision() -> str | None:
@@ -557,10 +552,6 @@ class TrainingRun:
         session = open_database(loaded, access="read")
         self.state = RunState(loaded=loaded, session=session, run_id=run_id)
         self._next = 0
-        plots = loaded.config.plots
-        if plots.enabled and plots.workers and "plot" in self.step_names:
-            # Started now, the workers import matplotlib while the window is read.
-            self.state.renderer = PlotRenderer(plots.workers, hide_env=secret_variables(loaded))
 
     @property
     def step_names(self) -> list[str]:
@@ -598,11 +589,8 @@ class TrainingRun:
         return self.state
 
     def close(self) -> None:
-        """Release the database connections and stop the plot worker processes."""
+        """Release the database connections."""
         self.state.session.close()
-        if self.state.renderer is not None:
-            self.state.renderer.close()
-            self.state.renderer = None
 
     def result(self) -> OrchestrationResult:
         """The outcome once the ``register`` step has run.

@@ -19,8 +19,7 @@ in the database with pivoting in the client (see ``long_pivot.py``), then trains
 
 The database URL comes from ``--url``, else ``$DB_URL``, else the local test server. A table
 whose row count differs from ``--rows`` is rebuilt (10M rows: ~1 min; LONG: ~2 min). Peak RSS
-is the child's own (``wait4``); with its plot worker processes it is its RSS plus their private
-memory at one moment, sampled from /proc. At 10M rows the naive
+is the child's own (``wait4``; the pipeline starts no helper processes). At 10M rows the naive
 reference takes ~3 minutes and ~8 GB (``--skip-naive`` leaves it out). Run it on a quiet machine:
 other processes on the 2 cores show up directly in every figure.
 """
@@ -64,15 +63,13 @@ GOALS = {"b_over_a": 2.0, "c_over_b": 8.0, "peak_rss_gib": 2.5}
 
 @dataclass(frozen=True)
 class ChildRun:
-    """A finished child process: wall time, peak RSS (its own), peak memory of it and its
-    children at one moment, exit code and its output."""
+    """A finished child process: wall time, peak RSS, exit code and its output."""
 
     seconds: float
     peak_rss_mib: float
     returncode: int
     stdout: str
     stderr: str
-    peak_tree_mib: float = 0.0
 
     def json(self) -> dict[str, Any]:
         if self.returncode != 0:
@@ -80,65 +77,17 @@ class ChildRun:
         return json.loads(self.stdout)
 
 
-def _proc_kib(path: str, *keys: str) -> int:
-    """Sum of the ``kB`` values of ``keys`` in a /proc file (0 if the process ended)."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return 0
-    return sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(keys))
-
-
-def _tree_mib(pid: int) -> float:
-    """Memory of ``pid`` with its plot worker processes at this moment, in MiB.
-
-    ``pid``'s RSS plus each plot worker's private pages (``Private_*`` of smaps_rollup), so
-    pages a worker shares with ``pid`` count once. Other children (``git rev-parse``, started
-    with vfork, briefly shows all of ``pid``'s pages as its own) are left out, and only the
-    small processes' smaps are read: reading the large one's would stall its mappings. The
-    children are those its main thread started; sampling every 20 ms adds up to 20 ms to the
-    wall time.
-    """
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return 0.0
-    total = _proc_kib(f"/proc/{pid}/status", "VmRSS:")
-    for child in children:
-        try:
-            if b"figures.py" not in Path(f"/proc/{child}/cmdline").read_bytes():
-                continue
-        except OSError:
-            continue  # it just ended
-        total += _proc_kib(f"/proc/{child}/smaps_rollup", "Private_Clean:", "Private_Dirty:")
-    return total / 1024
-
-
 def run_child(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``command``; measure its wall time, its peak RSS (``wait4`` on that very child),
-    and the peak of its memory plus its children's, sampled every 20 ms from /proc (Linux)."""
+    """Run ``command``; measure its wall time and its peak RSS (``wait4`` on that very child)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
-        tree_peak = 0.0
-        while True:  # not Popen.poll(): it would reap the child without its rusage
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            tree_peak = max(tree_peak, _tree_mib(process.pid))
-            time.sleep(0.02)
+        _, status, usage = os.wait4(process.pid, 0)  # not Popen.wait(): it drops the rusage
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return ChildRun(
-            seconds,
-            usage.ru_maxrss / 1024,
-            process.returncode,
-            out.read(),
-            err.read(),
-            peak_tree_mib=tree_peak,
-        )
+        return ChildRun(seconds, usage.ru_maxrss / 1024, process.returncode, out.read(), err.read())
 
 
 def copy_sql(table: str, columns: list[str], rows: int) -> str:
@@ -270,7 +219,6 @@ def bench_wide(args: argparse.Namespace, engine: sa.Engine, folder: Path) -> Non
     copy_s, copy_tool = min(copies)[0], copies[0][1]
     train, payload = min(trains, key=lambda run: run[0].seconds)
     peak_gib = max(run.peak_rss_mib for run, _ in trains) / 1024
-    tree_gib = max(run.peak_tree_mib for run, _ in trains) / 1024
     every = "all runs: (a) {} s, (b) {} s".format(
         " ".join(f"{seconds:.2f}" for seconds, _ in copies),
         " ".join(f"{run.seconds:.2f}" for run, _ in trains),
@@ -296,11 +244,6 @@ def bench_wide(args: argparse.Namespace, engine: sa.Engine, folder: Path) -> Non
             "peak RSS of (b)",
             f"{peak_gib:8.2f} GiB goal <= {GOALS['peak_rss_gib']}: "
             f"{verdict(peak_gib <= GOALS['peak_rss_gib'])}",
-        ),
-        (
-            "  with its plot workers",
-            f"{tree_gib:8.2f} GiB (at one moment, sampled every 20 ms): "
-            f"{verdict(tree_gib <= GOALS['peak_rss_gib'])}",
         ),
     ]
     stages = payload["timings"]

@@ -15,7 +15,7 @@ from conftest import PROJECT_ROOT
 CONFIG_TEMPLATE = """\
 database: {{embedded_demo: true, embedded_path: demo.sqlite}}
 registry: {{root_dir: registry}}
-plots: {{dir: plots, max_points: 2000, workers: 1}}
+plots: {{dir: plots, max_points: 2000}}
 """
 
 

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import struct
-import subprocess
-import sys
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +17,6 @@ from sklearn.metrics import r2_score
 from ModelEvaluation import (
     EvaluationError,
     PlotConfig,
-    PlotRenderer,
     axis_metrics,
     axis_plot_data,
     evaluate,
@@ -31,17 +24,14 @@ from ModelEvaluation import (
     plot_file_stems,
     plot_fit,
     plot_residuals,
-    render_plots,
     safe_file_stem,
     save_figure,
     subsample_extremes,
     write_plots,
 )
-from ModelEvaluation import plots as plots_module
 from ModelSelection import LinearTrend
 from ModelTraining import AxisModelSet
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -141,6 +131,47 @@ def test_axis_metrics_from_residuals_equal_evaluate(predicted):
         axis_metrics("a", np.zeros(3), np.zeros(2))
 
 
+# Several 32,768-row blocks and a partial one: the blocked sums must merge exactly.
+LONG_N = 3 * 32_768 + 12_345
+
+
+def test_metrics_over_many_blocks_match_closed_form():
+    # actual = 0, 1, ..., N-1 and residuals ±c: mean |res| = rms res = c, Σres² = N c²,
+    # Σ(actual - mean)² = N (N² - 1) / 12, so R² = 1 - 12 c² / (N² - 1) (about 0.25 here).
+    n, c = LONG_N, LONG_N / 4
+    actual = np.arange(n, dtype=np.float64)
+    residual = np.where(np.arange(n) % 2 == 0, c, -c)
+    axis, rows, r2, mae, rmse = axis_metrics("a", actual, residual)
+    assert (axis, rows) == ("a", n)
+    assert r2 == pytest.approx(1 - 12 * c**2 / (n**2 - 1), rel=1e-12)
+    assert mae == pytest.approx(c, rel=1e-12)
+    assert rmse == pytest.approx(c, rel=1e-12)
+
+
+def test_metrics_over_many_blocks_with_gaps_match_a_float64_reference():
+    # Far from zero (1e6) with idle and missing stretches that cross block edges: the
+    # reference is the textbook two-pass formula on the kept rows.
+    rng = np.random.default_rng(7)
+    t = np.arange(LONG_N, dtype=np.float64)
+    actual = 1e6 + 0.01 * t + rng.normal(0, 3, LONG_N)
+    predicted = 1e6 + 0.01 * t
+    actual[30_000:40_000] = 0.0  # idle across the first block edge
+    actual[70_000:70_500] = np.nan
+    frame = _predicted_frame(actual, predicted)
+    kept = frame["a_res"].notna().to_numpy()
+    value, residual = actual[kept], (actual - predicted)[kept]
+    expected_r2 = 1 - np.sum(residual**2) / np.sum((value - value.mean()) ** 2)
+    for metrics in (
+        evaluate(frame, ["a"]).iloc[0],
+        metrics_frame([axis_metrics("a", frame["a"], frame["a_res"])]).iloc[0],
+    ):
+        assert metrics["n"] == LONG_N - 10_000 - 500
+        assert metrics["r2"] == pytest.approx(expected_r2, rel=1e-9)
+        assert metrics["mae"] == pytest.approx(np.mean(np.abs(residual)), rel=1e-12)
+        assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean(residual**2)), rel=1e-12)
+    assert expected_r2 == pytest.approx(r2_score(value, predicted[kept]), rel=1e-9)
+
+
 def test_axis_without_residuals_gets_nan_metrics(caplog):
     frame = _predicted_frame([0.0, np.nan], [1.0, 1.0])
     with caplog.at_level(logging.WARNING, logger="ModelEvaluation.evaluator"):
@@ -160,19 +191,13 @@ def test_evaluate_names_missing_columns(predicted):
 
 def test_plot_config():
     config = PlotConfig()
-    assert (config.dir, config.enabled, config.max_points, config.workers) == (
-        "out/plots",
-        True,
-        20000,
-        2,
-    )
+    assert (config.dir, config.enabled, config.max_points) == ("out/plots", True, 20000)
     with pytest.raises(ValidationError, match="greater than or equal to 100"):
         PlotConfig(max_points=50)
-    assert PlotConfig(workers=0).workers == 0
-    with pytest.raises(ValidationError, match="greater than or equal to 0"):
-        PlotConfig(workers=-1)
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         PlotConfig(format="svg")
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        PlotConfig(workers=2)  # figures are drawn in the training process
 
 
 # --- subsampling and file names ---------------------------------------------------------
@@ -312,11 +337,13 @@ def test_save_figure_writes_png(tmp_path, predicted):
     assert _png_size(path) == (1000, 450)
 
 
-def test_render_plots_writes_every_file(tmp_path, predicted):
-    thresholds = {"axis1": {"MinC": 0.7, "MaxC": 1.6}}
-    paths = render_plots(
-        predicted, ["axis1", "Axis #1"], thresholds, tmp_path, max_points=1000, workers=2
-    )
+def _write_both(predicted, out_dir, thresholds=None, max_points=1000):
+    data = [axis_plot_data(predicted, axis, max_points=max_points) for axis in ["axis1", "Axis #1"]]
+    return write_plots(data, thresholds, out_dir)
+
+
+def test_write_plots_writes_every_file(tmp_path, predicted):
+    paths = _write_both(predicted, tmp_path, {"axis1": {"MinC": 0.7, "MaxC": 1.6}})
     assert [p.name for p in paths] == [
         "axis1_fit.png",
         "axis1_residual.png",
@@ -329,124 +356,23 @@ def test_render_plots_writes_every_file(tmp_path, predicted):
         assert 10_000 < path.stat().st_size < 2_000_000
 
 
-def test_render_plots_is_deterministic_across_worker_processes(tmp_path, predicted, caplog):
-    axes = ["axis1", "Axis #1"]
-    here = render_plots(predicted, axes, None, tmp_path / "here", max_points=500, workers=0)
-    with caplog.at_level(logging.WARNING, logger="ModelEvaluation.plots"):
-        workers = render_plots(predicted, axes, None, tmp_path / "two", max_points=500, workers=2)
-    assert "plot workers failed" not in caplog.text  # the workers drew them, not the fallback
-    assert [p.name for p in here] == [p.name for p in workers]
-    assert [p.read_bytes() for p in here] == [p.read_bytes() for p in workers]
+def test_write_plots_draws_the_same_bytes_every_time(tmp_path, predicted):
+    first = _write_both(predicted, tmp_path / "first", max_points=500)
+    again = _write_both(predicted, tmp_path / "again", max_points=500)
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+    drawn = save_figure(plot_fit(predicted, "axis1", max_points=500), tmp_path / "fit.png")
+    assert drawn.read_bytes() == first[0].read_bytes()  # the same figure as plot_fit's
 
 
-def test_plot_renderer_draws_in_this_process_when_its_workers_die(tmp_path, predicted, caplog):
-    data = [axis_plot_data(predicted, "axis1", max_points=500)]
-    expected = write_plots(data, None, tmp_path / "here")
-    with PlotRenderer(1) as renderer:
-        first = write_plots(data, None, tmp_path / "first", renderer=renderer)
-        # Failure injection through private state: kill the only worker process.
-        (worker,) = renderer._workers
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-        with caplog.at_level(logging.WARNING, logger="ModelEvaluation.plots"):
-            after = write_plots(data, None, tmp_path / "after", renderer=renderer)
-        assert f"plot workers failed (worker {worker.pid} stopped:" in caplog.text
-        assert "drawing their figures in this process" in caplog.text
-        assert renderer._workers == []  # a dead worker is not tried again
-        caplog.clear()
-        again = write_plots(data, None, tmp_path / "again", renderer=renderer)
-        assert "plot workers failed" not in caplog.text
-    images = [p.read_bytes() for p in expected]
-    assert [p.read_bytes() for p in first] == images
-    assert [p.read_bytes() for p in after] == images
-    assert [p.read_bytes() for p in again] == images
-
-
-def test_a_hung_worker_is_killed_and_its_figures_drawn_here(monkeypatch, predicted, caplog):
-    monkeypatch.setattr(plots_module, "_WORKER_SECONDS_PER_FIGURE", 1.0)
-    data = axis_plot_data(predicted, "axis1", max_points=300)
-    specs = [data.fit, data.residual] * 3
-    expected = [plots_module._render_png(spec) for spec in specs]
-    with PlotRenderer(2) as renderer:
-        assert renderer.render(specs[:2]) == expected[:2]  # both workers are up
-        hung, healthy = renderer._workers  # failure injection through private state
-        os.kill(hung.pid, signal.SIGSTOP)
-        started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="ModelEvaluation.plots"):
-            images = renderer.render(specs)
-        elapsed = time.monotonic() - started
-        assert renderer._workers == [healthy]
-    assert images == expected
-    assert f"worker {hung.pid} did not answer in time" in caplog.text
-    assert elapsed < 10  # one second without an answer, not 30 s per figure
-
-
-def test_plot_renderer_stopped_early_draws_here_and_reaps_its_workers(tmp_path, predicted):
-    data = [axis_plot_data(predicted, "Axis #1", max_points=500)]
-    expected = [p.read_bytes() for p in write_plots(data, None, tmp_path / "here")]
-    renderer = PlotRenderer(2)
-    workers = list(renderer._workers)
-    renderer.close(wait=False)
-    paths = write_plots(data, None, tmp_path / "after", renderer=renderer)
-    renderer.close()
-    assert [p.read_bytes() for p in paths] == expected
-    assert [worker.returncode for worker in workers] == [0, 0]  # ended by end of input
-
-
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
-def test_plot_workers_do_not_get_the_hidden_environment(monkeypatch, predicted):
-    monkeypatch.setenv("MLBOX_TEST_DB_URL", "postgresql://u:s3cret@db/x")
-    monkeypatch.setenv("MLBOX_TEST_VISIBLE", "yes")
-    with PlotRenderer(1, hide_env=["MLBOX_TEST_DB_URL"]) as renderer:
-        (worker,) = renderer._workers
-        # Once it has drawn a figure the worker surely runs (its environ is final).
-        renderer.render([axis_plot_data(predicted, "axis1", max_points=100).fit])
-        environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
-    assert b"MLBOX_TEST_VISIBLE=yes" in environ
-    assert not any(entry.startswith(b"MLBOX_TEST_DB_URL=") for entry in environ)
-    assert not any(b"s3cret" in entry for entry in environ)
-
-
-def test_a_figure_a_worker_cannot_draw_raises_here(predicted, caplog):
-    spec = axis_plot_data(predicted, "axis1", max_points=500).fit
-    broken = replace(spec, points_y=spec.points_y[:-1])  # one y short of the x values
-    with PlotRenderer(1) as renderer, caplog.at_level(logging.WARNING):
-        with pytest.raises(ValueError, match="x and y must have same first dimension"):
-            renderer.render([broken])
-        assert len(renderer.render([spec])) == 1
-    assert "could not draw a figure: ValueError: x and y must have same first" in caplog.text
-    assert caplog.text.count("plot workers failed") == 1  # the worker drew the second one
-
-
-def test_workers_run_none_of_the_callers_script(tmp_path):
-    # A script without an `if __name__ == "__main__":` guard: multiprocessing workers would
-    # import it and run its top level again; these workers do not (it prints once, and no
-    # worker fails).
-    script = tmp_path / "unguarded.py"
-    script.write_text(
-        "import numpy as np, pandas as pd\n"
-        "from ModelEvaluation import render_plots\n"
-        "t = np.arange(50.0)\n"
-        "frame = pd.DataFrame({'time_s': t, 'a': t + 1.0, 'a_pred': t, 'a_res': 1.0})\n"
-        f"paths = render_plots(frame, ['a'], None, {str(tmp_path / 'plots')!r}, workers=1)\n"
-        "print(len(paths))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "2"
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["a_fit.png", "a_residual.png"]
-    assert "plot workers failed" not in done.stderr
-
-
-def test_render_plots_checks_columns_before_writing(tmp_path, predicted):
-    with pytest.raises(EvaluationError, match=r"plots needs column\(s\) 'axis2', 'axis2_res'"):
-        render_plots(
-            predicted, ["axis1", "axis2"], None, tmp_path / "out", max_points=500, workers=1
-        )
+def test_a_figure_that_cannot_be_drawn_raises_here_and_writes_nothing(tmp_path, predicted):
+    good = axis_plot_data(predicted, "axis1", max_points=500)
+    fit = good.fit
+    broken = replace(good, axis="axis2", fit=replace(fit, points_y=fit.points_y[:-1]))  # y < x
+    with pytest.raises(ValueError, match="x and y must have same first dimension"):
+        write_plots([good, broken], None, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_plot_data_checks_columns_before_anything_is_drawn(predicted):
+    with pytest.raises(EvaluationError, match=r"plots needs column\(s\) 'axis2', 'axis2_res'"):
+        axis_plot_data(predicted, "axis2")

@@ -52,7 +52,7 @@ def test_notebook_runs_and_registers_v1_under_tmp_path(
     build_demo_database(tmp_path / "demo.sqlite", rows=DEMO_ROWS)
     monkeypatch.delenv("DB_URL", raising=False)
     monkeypatch.setenv("MLBOX_NB_CONFIG", str(config_path))
-    monkeypatch.setenv("MLBOX_NB_SET", "thresholds.maxc_percentile=97; plots.workers=1")
+    monkeypatch.setenv("MLBOX_NB_SET", "thresholds.maxc_percentile=97; plots.max_points=5000")
     # Older jupyter_core 5.x raise a DeprecationWarning about moving to platformdirs when
     # jupyter_core.paths is first imported (by nbclient, here and in the kernel) unless this
     # opts in; filterwarnings=error would turn it into a failure, hence the late import below.
@@ -78,6 +78,7 @@ def test_notebook_runs_and_registers_v1_under_tmp_path(
     thresholds = json.loads((tmp_path / "registry" / "v1" / "thresholds.json").read_text())
     assert sorted(thresholds) == [f"axis{k}" for k in range(1, 9)]
     assert {record["policy"]["maxc_percentile"] for record in thresholds.values()} == {97.0}
+    assert latest.meta["config"]["plots"]["max_points"] == 5000  # the second override
     assert len(list((tmp_path / "plots").glob("*.png"))) == 16
 
     outputs = _outputs(nb)

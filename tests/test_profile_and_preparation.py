@@ -46,6 +46,31 @@ def test_profile_values_are_exact() -> None:
     assert result["axes"]["b"]["std"] == 0.0
 
 
+def test_profile_over_many_blocks_matches_closed_form_and_a_float64_reference() -> None:
+    # Several 32,768-row blocks and a partial one, two axes (the threaded path). Axis "a" is
+    # 0, 1, ..., N-1: mean (N-1)/2, sample std sqrt(N (N+1) / 12). Axis "b" is far from zero
+    # with NaN stretches across block edges, against NumPy's two-pass float64 result.
+    n = 3 * 32_768 + 12_345
+    rng = np.random.default_rng(11)
+    b = 5e6 + rng.normal(0, 2, n)
+    b[32_000:34_000] = np.nan
+    b[-100:] = np.nan
+    frame = _frame(list(np.arange(n) * 2.0), a=list(np.arange(n, dtype=float)), b=list(b))
+    axes = profile(frame, ["a", "b"]).to_dict()["axes"]
+    assert axes["a"] == {
+        "count": n,
+        "nan": 0,
+        "zero_share": pytest.approx(1 / n, rel=1e-12),
+        "min": 0.0,
+        "max": n - 1.0,
+        "mean": pytest.approx((n - 1) / 2, rel=1e-12),
+        "std": pytest.approx(np.sqrt(n * (n + 1) / 12), rel=1e-12),
+    }
+    assert axes["b"]["count"] == n - 2_100
+    assert axes["b"]["mean"] == pytest.approx(np.nanmean(b), rel=1e-12)
+    assert axes["b"]["std"] == pytest.approx(np.nanstd(b, ddof=1), rel=1e-9)
+
+
 def test_median_interval_of_robot_sampling_is_1_891() -> None:
     rng = np.random.default_rng(1)
     steps_ms = 1891 + rng.integers(-30, 31, 40_000)
