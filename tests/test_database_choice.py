@@ -24,7 +24,7 @@ from Database import (
 from Orchestration import load_config
 from Orchestration.orchestrator import TrainingRun
 
-PRODUCTION_CONFIG = "registry: {root_dir: registry}\nplots: {dir: plots, workers: 0}\n"
+PRODUCTION_CONFIG = "registry: {root_dir: registry}\nplots: {dir: plots}\n"
 
 
 def _files(folder: Path) -> list[str]:

@@ -60,15 +60,9 @@ def _add_user_tables(path: Path, tmp_path: Path) -> None:
         {"axis1": {"MinC": 1.0, "MaxC": 10.0, "T_long_steps": 2, "T_short_steps": 2}},
         axes=["axis1"],
     )
-    EventStore(engine, target, "anomaly_events", DEMO_TABLE).write(
-        events,
-        window_ts=ts,
-        previous_ts=None,
-        next_ts=None,
-        model_version="v1",
-        run_id="r1",
-        scored_until=ts.iloc[-1],
-    )
+    with EventStore(engine, target, "anomaly_events", DEMO_TABLE).session("v1", "r1") as writer:
+        writer.add(events, window_ts=ts, previous_ts=None, next_ts=None)
+        writer.advance_state(ts.iloc[-1])
     engine.dispose()
 
 

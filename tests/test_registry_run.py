@@ -159,8 +159,7 @@ def test_an_unusable_destination_is_refused_before_any_step(
     blocker, overrides, message = DESTINATIONS[case]
     monkeypatch.setenv("DB_URL", demo_url)
     _file(tmp_path / blocker)
-    # No plot workers: should the constructor not refuse, none are left running.
-    loaded = load_config(make_project(tmp_path), ["plots.workers=0", *overrides])
+    loaded = load_config(make_project(tmp_path), overrides)
 
     with pytest.raises(DestinationError, match=message) as caught:
         TrainingRun(loaded)  # the constructor refuses: no step has run
@@ -176,7 +175,7 @@ def test_an_immutable_registry_root_is_refused_before_any_step(
     monkeypatch.setenv("DB_URL", demo_url)
     root = tmp_path / "registry"
     root.mkdir()
-    loaded = load_config(make_project(tmp_path), ["plots.workers=0"])
+    loaded = load_config(make_project(tmp_path))
     with immutable(root), pytest.raises(DestinationError) as caught:
         TrainingRun(loaded)
     assert str(caught.value) == (
