@@ -13,6 +13,7 @@ from .connection import (
     url_secrets,
 )
 from .demo import (
+    DEMO_ANOMALY_TABLE,
     DEMO_AXES,
     DEMO_LONG_TABLE,
     DEMO_TABLE,
@@ -21,6 +22,8 @@ from .demo import (
     demo_data,
     ensure_demo_database,
 )
+from .demo_signals import DEFAULT_ROWS as DEFAULT_DEMO_ROWS
+from .demo_signals import TRAIN_SHARE as DEMO_TRAIN_SHARE
 from .errors import DatabaseError, UnsafeIdentifierError
 from .identifiers import split_table_name, validate_identifier
 from .ingest import IngestError, IngestResult, ingest_csv, parse_delimiter
@@ -34,9 +37,12 @@ from .tables import (
 )
 
 __all__ = [
+    "DEFAULT_DEMO_ROWS",
+    "DEMO_ANOMALY_TABLE",
     "DEMO_AXES",
     "DEMO_LONG_TABLE",
     "DEMO_TABLE",
+    "DEMO_TRAIN_SHARE",
     "Access",
     "DatabaseConfig",
     "DatabaseError",

@@ -147,6 +147,17 @@ class OrchestrationResult:
     fit_report: dict[str, dict[str, int]]
     data_source: str = "database"
     """``demo``: trained on the embedded synthetic demo database, not on real data."""
+    families: dict[str, str] = field(default_factory=dict)
+    """Axis → the family fitted to it."""
+    alarm_budget: dict[str, Any] = field(default_factory=dict)
+    """The expected false events per day (all channels), the budget and what it changed."""
+    masked_rows: int = 0
+    """Training rows left out because they lie in a labelled anomaly window."""
+
+    @property
+    def expected_events_per_day(self) -> float | None:
+        """False alert events per day the thresholds raise on the calibration residuals."""
+        return self.alarm_budget.get("expected_events_per_day")
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` payload of ``train`` (without ``status``)."""
@@ -156,9 +167,13 @@ class OrchestrationResult:
             "run_id": self.run_id,
             "artifact_dir": str(self.artifact_dir),
             "rows": self.rows,
+            "masked_rows": self.masked_rows,
             "axes": self.axes,
+            "families": self.families,
             "metrics": self.metrics.to_dict(orient="records"),
             "thresholds": self.thresholds,
+            "expected_events_per_day": self.expected_events_per_day,
+            "alarm_budget": self.alarm_budget,
             "timings": self.timings,
         }
 
@@ -614,6 +629,9 @@ class TrainingRun:
             profile=state.profile,
             fit_report=state.models.fit_report_,
             data_source=_data_source(state),
+            families=state.models.families_(),
+            alarm_budget=dict(state.alarm_budget),
+            masked_rows=int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
         )
 
 

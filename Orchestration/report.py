@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pandas as pd
 
 from DataExtractionAnalysis import Profile
 from ModelRegistry import ModelRegistry
+from Thresholding import MACHINE_CHANNEL
 
 __all__ = [
     "format_evaluation",
@@ -58,41 +60,82 @@ def format_profile(result: Profile, table: str) -> str:
     return head + "\n" + _table(headers, rows)
 
 
-def _axis_rows(metrics: pd.DataFrame, thresholds: dict[str, dict[str, Any]]) -> list[list[Any]]:
+def _axis_rows(
+    metrics: pd.DataFrame,
+    thresholds: dict[str, dict[str, Any]],
+    families: dict[str, str] | None = None,
+) -> list[list[Any]]:
+    """One row per axis (metrics and thresholds), then the machine channel's thresholds."""
     rows = []
-    for record in metrics.to_dict(orient="records"):
+    fitted = metrics.to_dict(orient="records")
+    machine = thresholds.get(MACHINE_CHANNEL)
+    if machine is not None:
+        fitted.append({"axis": MACHINE_CHANNEL})
+    for record in fitted:
         th = thresholds.get(record["axis"], {})
+        family = (families or {}).get(record["axis"])
+        if record["axis"] == MACHINE_CHANNEL:
+            family = "machine"
         rows.append(
             [
                 record["axis"],
-                record["n"],
-                record["r2"],
-                record["mae"],
-                record["rmse"],
+                family,
+                record.get("n"),
+                record.get("r2"),
+                record.get("mae"),
+                record.get("rmse"),
+                th.get("MaxC_low"),
+                th.get("MinC_low"),
                 th.get("MinC"),
                 th.get("MaxC"),
                 th.get("T_long_steps"),
                 th.get("T_short_steps"),
-                th.get("method"),
+                th.get("expected_events_per_day"),
             ]
         )
     return rows
 
 
-_AXIS_HEADERS = ["axis", "n", "R2", "MAE", "RMSE", "MinC", "MaxC", "T_long", "T_short", "method"]
+_AXIS_HEADERS = [
+    "axis",
+    "family",
+    "n",
+    "R2",
+    "MAE",
+    "RMSE",
+    "MaxC_low",
+    "MinC_low",
+    "MinC",
+    "MaxC",
+    "T_long",
+    "T_short",
+    "events/day",
+]
 
 
 def format_training(result: Any) -> str:
-    """The ``train`` summary: per-axis metrics and thresholds, timings and the artifact folder."""
+    """The ``train`` summary: per-axis metrics and thresholds, the expected alarm rate, timings
+    and the artifact folder."""
     timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.timings.items())
     demo = ""
     if result.data_source == "demo":
         demo = " of the embedded DEMO database (synthetic data, not your machines)"
+    masked = f" ({result.masked_rows} in labelled anomalies left out)" if result.masked_rows else ""
+    budget = result.alarm_budget
+    expected = budget.get("expected_events_per_day")
+    alarms = "expected false alert events per day (on held-out data): " + (
+        "-" if expected is None else f"{expected:.3g}"
+    )
+    if budget.get("max_events_per_day") is not None:
+        alarms += f" (budget {budget['max_events_per_day']:g}"
+        alarms += ": met)" if budget.get("met") else ": NOT met)"
+    for change in budget.get("changes", []):
+        alarms += f"\n  budget raised {change}"
     return (
-        f"registered {result.version} (run {result.run_id}) from {result.rows} rows{demo}, "
-        f"dt_seconds {result.profile.dt_seconds:g}\n\n"
-        + _table(_AXIS_HEADERS, _axis_rows(result.metrics, result.thresholds))
-        + f"\n\nsteps: {timings}\nartifacts: {result.artifact_dir}"
+        f"registered {result.version} (run {result.run_id}) from {result.rows} rows{demo}"
+        f"{masked}, dt_seconds {result.profile.dt_seconds:g}\n\n"
+        + _table(_AXIS_HEADERS, _axis_rows(result.metrics, result.thresholds, result.families))
+        + f"\n\n{alarms}\nsteps: {timings}\nartifacts: {result.artifact_dir}"
     )
 
 
@@ -183,6 +226,8 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
     loaded = ModelRegistry(root).load(version)
     thresholds = loaded.read_json("thresholds.json")
     metrics = pd.read_csv(io.BytesIO(loaded.read_bytes("metrics.csv")))
+    # Versions written before model selection existed have no selection.json.
+    selection = loaded.read_json("selection.json") if "selection.json" in loaded.artifacts else {}
     meta = loaded.meta
     data = meta.get("data", {})
     payload = {
@@ -191,10 +236,31 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
         "meta": {k: meta.get(k) for k in ("run_id", "created_at", "axes", "dt_seconds", "data")},
         "metrics": metrics.to_dict(orient="records"),
         "thresholds": thresholds,
+        "families": meta.get("families"),
+        "selection": selection,
     }
     head = (
         f"{loaded.version} at {loaded.path}\ncreated {meta.get('created_at')} by run "
         f"{meta.get('run_id')}; {data.get('rows')} rows from {data.get('start')} to "
         f"{data.get('end')}; dt_seconds {meta.get('dt_seconds')}\n\n"
     )
-    return payload, head + _table(_AXIS_HEADERS, _axis_rows(metrics, thresholds))
+    families = meta.get("families") or {}
+    text = head + _table(_AXIS_HEADERS, _axis_rows(metrics, thresholds, families))
+    if selection.get("table"):
+        text += "\n\nfamily selection (" + str(selection.get("criterion")) + "; chosen marked *)\n"
+        text += _table(
+            ["axis", "family", "params", "spread", "gain", "shift", "AUC"],
+            [
+                [
+                    row["axis"],
+                    row["family"] + (" *" if row["chosen"] else ""),
+                    json.dumps(row["params"]) if row["params"] else "-",
+                    row["spread"],
+                    row["gain"],
+                    row["shift"],
+                    row["auc"],
+                ]
+                for row in selection["table"]
+            ],
+        )
+    return payload, text

@@ -93,13 +93,18 @@ def use_database(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def loaded_config(db: Db, folder: Path, *overrides: str) -> LoadedConfig:
-    """A config in ``folder`` scoring table ``s`` (axes a, b) of ``db`` into ``events``."""
+    """A config in ``folder`` scoring table ``s`` (axes a, b) of ``db`` into ``events``.
+
+    Events are not merged across gaps unless an override asks (the default 300 s would join
+    every event of these few-second tables).
+    """
     return load_config(
         make_project(folder),
         [
             f"data.table={db.table('s')}",
             "data.axes=[a, b]",
             f"events.table={db.table('events')}",
+            "events.merge_gap_seconds=0",
             *overrides,
         ],
     )

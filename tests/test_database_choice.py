@@ -17,12 +17,15 @@ from Database import (
     DatabaseError,
     DatabaseTarget,
     connect_engine,
+    demo_data,
     float_columns,
     resolve_target,
     write_chunks,
 )
 from Orchestration import load_config
 from Orchestration.orchestrator import TrainingRun
+
+TRAIN_END = pd.Timestamp("2026-01-10T14:00:00Z")  # data.train_end of the shipped config
 
 PRODUCTION_CONFIG = "registry: {root_dir: registry}\nplots: {dir: plots}\n"
 
@@ -123,7 +126,9 @@ def test_the_shipped_config_runs_on_the_demo_from_another_folder(tmp_path: Path)
     )
 
     assert run.code == 0, run.stderr
-    assert run.json()["profile"]["rows"] == 100_000
+    # The shipped config trains on the demo's first ~80 %: the window up to data.train_end.
+    samples = demo_data().samples
+    assert run.json()["profile"]["rows"] == int((samples["ts"] < TRAIN_END).sum()) == 255_104
     assert f"using the embedded demo database {clone / 'out' / 'demo.sqlite'}" in run.stderr
     assert "database.embedded_demo is on" in run.stderr
     assert _files(clone) == ["config.yaml", "out", "out/demo.sqlite"]

@@ -14,12 +14,14 @@ import sqlalchemy as sa
 from conftest import PROJECT_ROOT
 
 from Database import (
+    DEFAULT_DEMO_ROWS,
     DEMO_LONG_TABLE,
     DEMO_TABLE,
     DatabaseConfig,
     DatabaseTarget,
     build_demo_database,
     connect_engine,
+    demo_data,
     ensure_demo_database,
     ingest_csv,
 )
@@ -67,6 +69,7 @@ def _add_user_tables(path: Path, tmp_path: Path) -> None:
 
 
 USER_TABLES = {"mine": 3, "anomaly_events": 1, "anomaly_events_state": 1}
+LABELS = len(demo_data(1000).labels)  # every labelled anomaly, whatever the size
 
 
 def test_a_rebuild_replaces_only_the_demo_tables(tmp_path: Path) -> None:
@@ -76,14 +79,14 @@ def test_a_rebuild_replaces_only_the_demo_tables(tmp_path: Path) -> None:
     assert _counts(path) == {
         DEMO_TABLE: 1000,
         DEMO_LONG_TABLE: _counts(path)[DEMO_LONG_TABLE],
-        ANOMALY_TABLE: 5,
+        ANOMALY_TABLE: LABELS,
         **USER_TABLES,
     }
 
     build_demo_database(path, rows=1200, schema="wide")
 
     # The LONG table is the demo's own: a WIDE rebuild drops it rather than keep stale rows.
-    assert _counts(path) == {DEMO_TABLE: 1200, ANOMALY_TABLE: 5, **USER_TABLES}
+    assert _counts(path) == {DEMO_TABLE: 1200, ANOMALY_TABLE: LABELS, **USER_TABLES}
     engine, _ = _engine(path)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT a FROM mine ORDER BY ts")).scalars().all() == [
@@ -106,11 +109,11 @@ def test_first_use_builds_the_demo_tables_beside_existing_ones(tmp_path: Path) -
     engine.dispose()
 
     ensure_demo_database(path)
-    assert _counts(path)[DEMO_TABLE] == 100_000  # the default size, as on a fresh clone
+    assert _counts(path)[DEMO_TABLE] == DEFAULT_DEMO_ROWS  # the default size, as on a fresh clone
     assert {name: _counts(path)[name] for name in USER_TABLES} == USER_TABLES
 
     ensure_demo_database(path)  # present now: left as it is
-    assert _counts(path)[DEMO_TABLE] == 100_000
+    assert _counts(path)[DEMO_TABLE] == DEFAULT_DEMO_ROWS
 
 
 def test_temporary_files_of_an_interrupted_build_are_removed_by_the_next(tmp_path: Path) -> None:

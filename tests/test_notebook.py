@@ -8,18 +8,21 @@ database, registry and plots all live under ``tmp_path`` and never touches the r
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 
-from Database import build_demo_database
+from Database import build_demo_database, demo_data
 from ModelRegistry import ModelRegistry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = PROJECT_ROOT / "00_Main.ipynb"
 DEMO_ROWS = 5000
+TRAIN_END = "2026-01-05T02:06:00Z"  # ~80 % of 5000 samples at 1.891 s: section 4 scores the rest
 
 
 def _write_config(tmp_path: Path) -> Path:
@@ -52,7 +55,10 @@ def test_notebook_runs_and_registers_v1_under_tmp_path(
     build_demo_database(tmp_path / "demo.sqlite", rows=DEMO_ROWS)
     monkeypatch.delenv("DB_URL", raising=False)
     monkeypatch.setenv("MLBOX_NB_CONFIG", str(config_path))
-    monkeypatch.setenv("MLBOX_NB_SET", "thresholds.maxc_percentile=97; plots.max_points=5000")
+    monkeypatch.setenv(
+        "MLBOX_NB_SET",
+        f"thresholds.maxc_percentile=99.5; plots.max_points=5000; data.train_end={TRAIN_END}",
+    )
     # Older jupyter_core 5.x raise a DeprecationWarning about moving to platformdirs when
     # jupyter_core.paths is first imported (by nbclient, here and in the kernel) unless this
     # opts in; filterwarnings=error would turn it into a failure, hence the late import below.
@@ -74,10 +80,11 @@ def test_notebook_runs_and_registers_v1_under_tmp_path(
     assert [summary.version for summary in registry.list_versions()] == ["v1"]
     latest = registry.load("latest")
     assert latest.version == "v1"
-    assert latest.meta["data"]["rows"] == DEMO_ROWS
+    samples = demo_data(DEMO_ROWS).samples
+    assert latest.meta["data"]["rows"] == int((samples["ts"] < pd.Timestamp(TRAIN_END)).sum())
     thresholds = json.loads((tmp_path / "registry" / "v1" / "thresholds.json").read_text())
-    assert sorted(thresholds) == [f"axis{k}" for k in range(1, 9)]
-    assert {record["policy"]["maxc_percentile"] for record in thresholds.values()} == {97.0}
+    assert sorted(thresholds) == ["*", *(f"axis{k}" for k in range(1, 9))]
+    assert {record["policy"]["maxc_percentile"] for record in thresholds.values()} == {99.5}
     assert latest.meta["config"]["plots"]["max_points"] == 5000  # the second override
     assert len(list((tmp_path / "plots").glob("*.png"))) == 16
 
@@ -86,6 +93,9 @@ def test_notebook_runs_and_registers_v1_under_tmp_path(
     assert "registered version v1" in text
     assert str(tmp_path / "registry" / "v1") in text
     assert "latest -> v1" in text
+    # Section 4 scored the held-back 20 % and found every labelled anomaly in it.
+    assert re.search(r"labels found: (\d+) of \1 \(event recall 1\.0\)", text), text
+    assert "false events: 0 in" in text
     assert sum("image/png" in output.get("data", {}) for output in outputs) >= 2
     # Warnings in the kernel do not fail it, but a newcomer would read them as problems.
     assert "Warning:" not in text

@@ -829,7 +829,7 @@ def test_events_config_defaults_and_validation():
     config = EventsConfig()
     assert (config.table, config.merge_gap_seconds, config.cooldown_seconds) == (
         "anomaly_events",
-        0.0,
+        300.0,
         0.0,
     )
     assert EventsConfig.model_validate({"merge_gap_seconds": 30}).merge_gap_seconds == 30.0

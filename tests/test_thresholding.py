@@ -82,9 +82,11 @@ def test_policy_defaults_and_descriptions():
 
 def test_seed_policy_trims_the_seeds_share_of_positives():
     # The seed's 0.02 of 100 positives: the top 2 are dropped, percentiles of 1..98.
-    record = ThresholdCalibrator(ThresholdPolicy(**SEED_POLICY)).fit(
-        {"a": np.concatenate([ONE_TO_HUNDRED, -ONE_TO_HUNDRED])}, 1.891
-    ).to_dict()["a"]
+    record = (
+        ThresholdCalibrator(ThresholdPolicy(**SEED_POLICY))
+        .fit({"a": np.concatenate([ONE_TO_HUNDRED, -ONE_TO_HUNDRED])}, 1.891)
+        .to_dict()["a"]
+    )
     assert record["counts"]["trimmed"] == 2
     assert record["MinC"] == pytest.approx(np.percentile(np.arange(1.0, 99.0), 75))
     assert record["MaxC"] == pytest.approx(np.percentile(np.arange(1.0, 99.0), 95))
