@@ -29,11 +29,13 @@ import pandas as pd
 __all__ = [
     "BLOCK_ROWS",
     "AxisModel",
+    "FamilyBase",
     "ModelError",
     "Moments",
     "SharedMoments",
     "as_float_column",
     "blocked_moments",
+    "check_family",
     "check_fitted",
     "number",
     "ridge_solve",
@@ -93,6 +95,42 @@ class AxisModel(Protocol):
     def from_dict(cls, data: Mapping[str, Any]) -> AxisModel:
         """Rebuild a fitted model from :meth:`to_dict` output."""
         ...
+
+
+class FamilyBase:
+    """Defaults of the :class:`AxisModel` declarations: a function of the row alone (no
+    look-back), reading nothing besides the axis, with a sustained offset showing in full and
+    no hyperparameters. Families override what differs."""
+
+    family: ClassVar[str]
+
+    def params(self) -> dict[str, Any]:
+        """The hyperparameters, as passed to ``__init__`` (none)."""
+        return {}
+
+    @property
+    def inputs_(self) -> tuple[str, ...]:
+        """Columns read besides the axis itself (none)."""
+        return ()
+
+    @property
+    def lookback_(self) -> int:
+        """Earlier rows a prediction needs (none)."""
+        return 0
+
+    def shift_gain(self) -> float:
+        """Share of a sustained offset of the axis that stays in its residual (all of it)."""
+        return 1.0
+
+
+def check_family(data: Any, family: str) -> None:
+    """Raise :class:`ModelError` unless ``data`` is a model dict of ``family``."""
+    if not isinstance(data, Mapping):
+        raise ModelError(f"a {family} model must be a mapping, got {type(data).__name__}")
+    if data.get("family") != family:
+        raise ModelError(
+            f"expected family {family!r} in the model dict, got {data.get('family')!r}"
+        )
 
 
 def check_fitted(model: object, attribute: str) -> None:

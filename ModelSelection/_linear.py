@@ -19,7 +19,16 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ._base import BLOCK_ROWS, ModelError, as_float_column, check_fitted, number, usable
+from ._base import (
+    BLOCK_ROWS,
+    FamilyBase,
+    ModelError,
+    as_float_column,
+    check_family,
+    check_fitted,
+    number,
+    usable,
+)
 
 __all__ = ["LinearTrend", "fit_line"]
 
@@ -142,7 +151,7 @@ def fit_line(t: ArrayLike, y: ArrayLike, where: ArrayLike | None = None) -> tupl
     return coef, y_mean - coef * t_mean
 
 
-class LinearTrend:
+class LinearTrend(FamilyBase):
     """Straight-line trend of one axis in time: ``y = coef_ * time_s + intercept_``.
 
     The seed's model, unchanged: ordinary least squares over the axis's usable rows (see
@@ -159,23 +168,10 @@ class LinearTrend:
 
     family: ClassVar[str] = "linear"
 
-    def params(self) -> dict[str, Any]:
-        """No hyperparameters."""
-        return {}
-
     @property
     def inputs_(self) -> tuple[str, ...]:
         """Reads ``time_s``."""
         return (TIME_COLUMN,)
-
-    @property
-    def lookback_(self) -> int:
-        """A function of the row alone."""
-        return 0
-
-    def shift_gain(self) -> float:
-        """A sustained offset shows in full."""
-        return 1.0
 
     def fit(self, frame: pd.DataFrame, axis: str, where: np.ndarray | None = None) -> LinearTrend:
         """Fit the line to the usable rows of ``axis`` (and ``where``); return ``self``.
@@ -218,12 +214,7 @@ class LinearTrend:
         ModelError
             If ``family`` is not ``"linear"`` or ``coef``/``intercept`` are not finite numbers.
         """
-        if not isinstance(data, Mapping):
-            raise ModelError(f"a linear model must be a mapping, got {type(data).__name__}")
-        if data.get("family") != cls.family:
-            raise ModelError(
-                f"expected family {cls.family!r} in the model dict, got {data.get('family')!r}"
-            )
+        check_family(data, cls.family)
         model = cls()
         model.coef_ = number(data, "coef", cls.family)
         model.intercept_ = number(data, "intercept", cls.family)

@@ -30,11 +30,13 @@ import pandas as pd
 
 from ._base import (
     BLOCK_ROWS,
+    FamilyBase,
     ModelError,
     Moments,
     SharedMoments,
     as_float_column,
     blocked_moments,
+    check_family,
     check_fitted,
     number,
     ridge_solve,
@@ -77,15 +79,6 @@ def _non_negative(value: Any, name: str, family: str) -> float:
     return float(value)
 
 
-def _check_family(data: Mapping[str, Any], family: str) -> None:
-    if not isinstance(data, Mapping):
-        raise ModelError(f"a {family} model must be a mapping, got {type(data).__name__}")
-    if data.get("family") != family:
-        raise ModelError(
-            f"expected family {family!r} in the model dict, got {data.get('family')!r}"
-        )
-
-
 def _floats(
     data: Mapping[str, Any], key: str, family: str, length: int | None = None
 ) -> np.ndarray:
@@ -121,7 +114,7 @@ def _filled(values: np.ndarray, fill: float) -> np.ndarray:
     return np.where(usable(values), values, fill)
 
 
-class ConstantLevel:
+class ConstantLevel(FamilyBase):
     """A robust level: the median of the axis's usable values.
 
     Attributes
@@ -130,21 +123,6 @@ class ConstantLevel:
     """
 
     family: ClassVar[str] = "constant"
-
-    def params(self) -> dict[str, Any]:
-        """No hyperparameters."""
-        return {}
-
-    @property
-    def inputs_(self) -> tuple[str, ...]:
-        return ()
-
-    @property
-    def lookback_(self) -> int:
-        return 0
-
-    def shift_gain(self) -> float:
-        return 1.0
 
     def fit(self, frame: pd.DataFrame, axis: str, where: np.ndarray | None = None) -> ConstantLevel:
         """Learn the median of the usable rows of ``axis`` (within ``where``); ``self``.
@@ -170,13 +148,13 @@ class ConstantLevel:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConstantLevel:
-        _check_family(data, cls.family)
+        check_family(data, cls.family)
         model = cls()
         model.level_ = number(data, "level", cls.family)
         return model
 
 
-class PiecewiseLinear:
+class PiecewiseLinear(FamilyBase):
     """A continuous piecewise-linear curve in time, flat beyond the training window.
 
     The curve is a sum of hat functions on ``knots + 2`` evenly spaced knots (the first and
@@ -212,13 +190,6 @@ class PiecewiseLinear:
     @property
     def inputs_(self) -> tuple[str, ...]:
         return (TIME_COLUMN,)
-
-    @property
-    def lookback_(self) -> int:
-        return 0
-
-    def shift_gain(self) -> float:
-        return 1.0
 
     def _segments(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per time: the knot interval (left knot index) and the weight of its right knot."""
@@ -282,7 +253,7 @@ class PiecewiseLinear:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PiecewiseLinear:
-        _check_family(data, cls.family)
+        check_family(data, cls.family)
         model = cls(knots=data.get("knots", 4), alpha=data.get("alpha", 1e-6))
         knots = _positive_int(model.knots, "knots", cls.family, minimum=0)
         model.knot_times_ = _floats(data, "knot_times", cls.family, knots + 2)
@@ -301,14 +272,30 @@ def _shifted(array: np.ndarray, lag: int, start: int, stop: int) -> np.ndarray:
     return out
 
 
-class _Regression:
+class _Regression(FamilyBase):
     """Shared fit and prediction of the ridge families: target ~ (column, lag) inputs."""
 
     family: ClassVar[str]
 
+    @property
+    def inputs_(self) -> tuple[str, ...]:
+        """The other axes read (lags of the axis itself are not columns of their own)."""
+        return tuple(getattr(self, "others_", ()))
+
     def _inputs(self, frame: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, int]]:
         """The inputs as (column values, lag in rows)."""
         raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        check_fitted(self, "coef_")
+        return {
+            "family": self.family,
+            **self.params(),
+            "others": list(self.others_),
+            "coef": self.coef_.tolist(),
+            "intercept": self.intercept_,
+            "fill": self.fill_.tolist(),
+        }
 
     def _fit_ridge(
         self,
@@ -401,10 +388,6 @@ class ARModel(_Regression):
         return {"lags": self.lags, "exog": self.exog, "alpha": self.alpha}
 
     @property
-    def inputs_(self) -> tuple[str, ...]:
-        return tuple(getattr(self, "others_", ()))
-
-    @property
     def lookback_(self) -> int:
         return int(self.lags)
 
@@ -437,20 +420,9 @@ class ARModel(_Regression):
         """One-step prediction of every row (the first ``lags`` rows use the fill values)."""
         return self._predict_ridge(frame, axis)
 
-    def to_dict(self) -> dict[str, Any]:
-        check_fitted(self, "coef_")
-        return {
-            "family": self.family,
-            **self.params(),
-            "others": list(self.others_),
-            "coef": self.coef_.tolist(),
-            "intercept": self.intercept_,
-            "fill": self.fill_.tolist(),
-        }
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ARModel:
-        _check_family(data, cls.family)
+        check_family(data, cls.family)
         model = cls(
             lags=data.get("lags", 2), exog=data.get("exog", False), alpha=data.get("alpha", 1e-3)
         )
@@ -488,17 +460,6 @@ class CrossAxis(_Regression):
     def params(self) -> dict[str, Any]:
         return {"alpha": self.alpha}
 
-    @property
-    def inputs_(self) -> tuple[str, ...]:
-        return tuple(getattr(self, "others_", ()))
-
-    @property
-    def lookback_(self) -> int:
-        return 0
-
-    def shift_gain(self) -> float:
-        return 1.0
-
     def _inputs(self, frame: pd.DataFrame, axis: str) -> list[tuple[np.ndarray, int]]:
         return [(as_float_column(frame, other), 0) for other in self.others_]
 
@@ -528,20 +489,9 @@ class CrossAxis(_Regression):
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         return self._predict_ridge(frame, axis)
 
-    def to_dict(self) -> dict[str, Any]:
-        check_fitted(self, "coef_")
-        return {
-            "family": self.family,
-            **self.params(),
-            "others": list(self.others_),
-            "coef": self.coef_.tolist(),
-            "intercept": self.intercept_,
-            "fill": self.fill_.tolist(),
-        }
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CrossAxis:
-        _check_family(data, cls.family)
+        check_family(data, cls.family)
         model = cls(alpha=data.get("alpha", 0.01))
         model.others_ = _names(data, "others", cls.family)
         model.coef_ = _floats(data, "coef", cls.family, len(model.others_))
@@ -559,7 +509,7 @@ def _other_axes(frame: pd.DataFrame, axis: str) -> tuple[str, ...]:
     )
 
 
-class PCAReconstruction:
+class PCAReconstruction(FamilyBase):
     """The axis as reconstructed from the first principal components of all axes.
 
     The axes are standardised with their training mean and standard deviation; the residual
@@ -678,7 +628,7 @@ class PCAReconstruction:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PCAReconstruction:
-        _check_family(data, cls.family)
+        check_family(data, cls.family)
         model = cls(components=data.get("components", 1))
         components = _positive_int(model.components, "components", cls.family)
         model.columns_ = _names(data, "columns", cls.family)

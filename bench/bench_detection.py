@@ -45,7 +45,25 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEP = ROOT.parent / "shared" / "datasets" / "tep"
-FAMILIES = ("auto", "constant", "linear", "spline", "ar", "cross", "pca")
+FAMILIES = ("auto", "constant", "linear", "spline", "ar", "cross", "pca", "seed")
+SEED_PRESET = (
+    "model.type=linear",
+    "model.machine=none",
+    "thresholds.calibration=in_sample",
+    "thresholds.side=upper",
+    "thresholds.pooling=axis",
+    "thresholds.minc_percentile=75",
+    "thresholds.maxc_percentile=95",
+    "thresholds.alert_min_steps=1",
+    "thresholds.error_min_steps=1",
+)
+"""``seed``: the keys of ``configs/seed.yaml`` (the seed's model and thresholds)."""
+
+
+def _model_options(family: str) -> list[str]:
+    """``--set`` options training one family (``auto`` chooses; ``seed`` is the seed preset)."""
+    keys = SEED_PRESET if family == "seed" else (f"model.type={family}",)
+    return [option for key in keys for option in ("--set", key)]
 TRAIN_ROWS, TEST_ROWS, FAULT_START = 500, 960, 160
 HARD_FAULTS = (3, 9, 15)
 START = pd.Timestamp("2026-01-01T00:00:00Z")
@@ -111,8 +129,7 @@ def bench_tep(tep: Path, families: list[str], jobs: int) -> None:
                 [
                     str(ROOT / "main.py"),
                     *common,
-                    "--set",
-                    f"model.type={family}",
+                    *_model_options(family),
                     "--set",
                     "data.table=tep_d00",
                     "--set",
