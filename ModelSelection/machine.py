@@ -37,7 +37,9 @@ from ._base import (
 __all__ = ["MACHINE_MODELS", "IsolationForestMachine", "PCAMachine", "machine_model"]
 
 
-def _standardised(frame: pd.DataFrame, axes: Sequence[str], mean: np.ndarray, scale: np.ndarray):
+def _standardised(
+    frame: pd.DataFrame, axes: Sequence[str], mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
     """Rows × axes of standardised values, an unusable reading at its training mean (0)."""
     columns = []
     for axis, m, s in zip(axes, mean, scale, strict=True):

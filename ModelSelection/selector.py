@@ -37,7 +37,14 @@ import pandas as pd
 
 from ._base import AxisModel, ModelError, SharedMoments, as_float_column, usable
 from ._linear import LinearTrend
-from .families import ARModel, ConstantLevel, CrossAxis, PCAReconstruction, PiecewiseLinear
+from .families import (
+    ARModel,
+    ConstantLevel,
+    CrossAxis,
+    PCAReconstruction,
+    PiecewiseLinear,
+    explained_components,
+)
 
 __all__ = [
     "GRIDS",
@@ -233,8 +240,6 @@ def _resolved(
 ) -> dict[str, Any]:
     """Turn grid shorthands into real parameters (``pca``'s variance share → components)."""
     if family == "pca" and "share" in params:
-        from .families import explained_components
-
         sub = frame.loc[fit_rows, list(axes)]
         return {"components": explained_components(sub, axes, float(params["share"]))}
     return dict(params)

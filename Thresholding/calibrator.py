@@ -562,9 +562,11 @@ class ThresholdCalibrator:
         percentile: float,
     ) -> dict[str, AxisThreshold]:
         """Every channel's record at alert percentile ``percentile`` (steps learned)."""
-        policy_used = policy.model_copy(update={"minc_percentile": percentile})
-        policy_used = policy_used.model_copy(
-            update={"maxc_percentile": max(policy.maxc_percentile, percentile)}
+        policy_used = policy.model_copy(
+            update={
+                "minc_percentile": percentile,
+                "maxc_percentile": max(policy.maxc_percentile, percentile),
+            }
         )
         records: dict[str, AxisThreshold] = {}
         if policy.pooling == "machine":
