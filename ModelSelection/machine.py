@@ -258,6 +258,7 @@ class IsolationForestMachine:
                     "feature": features[np.maximum(nodes.feature, 0)].tolist(),
                     "threshold": nodes.threshold.tolist(),
                     "size": nodes.n_node_samples.tolist(),
+                    "depth": int(tree.get_depth()),
                 }
             )
         return self
@@ -266,20 +267,27 @@ class IsolationForestMachine:
         """Anomaly score of every row, in (0, 1]."""
         check_fitted(self, "trees_")
         data = _standardised(frame, self.axes_, self.mean_, self.scale_)
+        rows = np.arange(len(frame))
         depth = np.zeros(len(frame))
         for tree in self.trees_:
             left, right = np.asarray(tree["left"]), np.asarray(tree["right"])
             feature, threshold = np.asarray(tree["feature"]), np.asarray(tree["threshold"])
             size = np.asarray(tree["size"])
+            leaf = left < 0
+            # A leaf points to itself, so every row takes the same number of steps.
+            left, right = (
+                np.where(leaf, np.arange(leaf.size), left),
+                np.where(leaf, np.arange(leaf.size), right),
+            )
             node = np.zeros(len(frame), dtype=np.int64)
             steps = np.zeros(len(frame))
-            active = left[node] >= 0
-            while active.any():
-                current = node[active]
-                go_left = data[active, feature[current]] <= threshold[current]
-                node[active] = np.where(go_left, left[current], right[current])
-                steps[active] += 1.0
-                active = left[node] >= 0
+            for _ in range(int(tree.get("depth", leaf.size))):
+                inside = ~leaf[node]
+                if not inside.any():
+                    break
+                steps += inside
+                go_left = data[rows, feature[node]] <= threshold[node]
+                node = np.where(go_left, left[node], right[node])
             depth += steps + _average_path_length(size[node])
         mean_depth = depth / len(self.trees_)
         return 2.0 ** (-mean_depth / _average_path_length(np.array([self.samples_]))[0])
