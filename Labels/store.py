@@ -1,8 +1,8 @@
 """Reading the labels table: windows of known anomalies, with bound values and quoted names.
 
 Columns: ``start_ts`` and ``end_ts`` (inclusive; timestamps, ISO text on SQLite, or epoch
-seconds), ``axis`` (NULL or empty = the whole machine), ``kind`` and ``severity`` (free text,
-may be NULL).
+seconds; both required), and optionally ``axis`` (NULL, empty or absent = the whole machine),
+``kind`` and ``severity`` (free text).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = ["LABEL_COLUMNS", "label_mask", "read_labels"]
 logger = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("start_ts", "end_ts", "axis", "kind", "severity")
+REQUIRED_COLUMNS = ("start_ts", "end_ts")
 
 
 def _utc(values: pd.Series, column: str, table: str) -> pd.Series:
@@ -46,7 +47,8 @@ def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFr
     Raises
     ------
     LabelsError
-        The table does not exist, lacks a column, or holds a window that ends before it starts.
+        The table does not exist, lacks ``start_ts``/``end_ts``, or holds a window without
+        both times or that ends before it starts.
     DatabaseError
         The database failed.
     """
@@ -58,16 +60,27 @@ def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFr
                 f"columns {', '.join(LABEL_COLUMNS)}, or set labels.table: null"
             )
         present = {c["name"] for c in sa.inspect(engine).get_columns(name, schema=schema)}
-        missing = [c for c in LABEL_COLUMNS if c not in present]
+        missing = [c for c in REQUIRED_COLUMNS if c not in present]
         if missing:
             raise LabelsError(
-                f"labels table {table!r} lacks column(s) {missing}; it needs "
-                f"{', '.join(LABEL_COLUMNS)} (axis, kind and severity may be NULL)"
+                f"labels table {table!r} lacks column(s) {missing}; it needs start_ts and "
+                "end_ts (axis, kind and severity are optional)"
             )
-        source = sa.table(name, *(sa.column(c) for c in LABEL_COLUMNS), schema=schema)
+        columns = [c for c in LABEL_COLUMNS if c in present]
+        source = sa.table(name, *(sa.column(c) for c in columns), schema=schema)
         with engine.connect() as connection:
             rows = connection.execute(sa.select(*source.columns)).fetchall()
-    frame = pd.DataFrame(rows, columns=list(LABEL_COLUMNS))
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in LABEL_COLUMNS:  # an optional column the table lacks is NULL everywhere
+        if column not in frame:
+            frame[column] = pd.Series([None] * len(frame), dtype=object)
+    frame = frame[list(LABEL_COLUMNS)]
+    empty_bounds = int((frame["start_ts"].isna() | frame["end_ts"].isna()).sum())
+    if empty_bounds:
+        raise LabelsError(
+            f"labels table {table!r}: {empty_bounds} window(s) have no start_ts or end_ts; "
+            "give every window both times, or delete those rows"
+        )
     if frame.empty:
         return frame.astype({"start_ts": "datetime64[ns, UTC]", "end_ts": "datetime64[ns, UTC]"})
     frame["start_ts"] = _utc(frame["start_ts"], "start_ts", table)

@@ -5,7 +5,7 @@ Criterion (``model.type: auto``)
     part of the window and predicts the held-out tail (``model.validation_share`` of the rows).
     Its *detectable shift* on the axis is::
 
-        spread / |shift_gain|        spread = 1.4826 · median(|r − median(r)|) of tail residuals
+        spread / |shift_gain|        spread = 95th percentile of |r − median(r)| / 1.96
 
     the smallest sustained offset that stands one robust standard deviation out of its
     residual noise, in the axis's own units. Lower is better. Dividing by the shift gain keeps

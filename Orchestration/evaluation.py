@@ -51,9 +51,11 @@ class EvaluationRun:
         }
 
 
-def _episodes(events: list[pd.DataFrame], gap: float) -> pd.DataFrame:
-    """The alert episodes of all chunks: runs cut at a chunk edge are joined again, and
-    episodes of one channel within ``gap`` seconds merged, as the event store does."""
+def _episodes(events: list[pd.DataFrame], gap: float, cooldown: float = 0.0) -> pd.DataFrame:
+    """The alert episodes of all chunks as the event store keeps them: runs cut at a chunk
+    edge joined again, episodes of one channel within ``gap`` seconds merged, and an episode
+    starting within ``cooldown`` seconds after the previous kept one's end left out
+    (suppressed)."""
     alerts = [frame[frame["severity"] == "alert"] for frame in events if len(frame)]
     if not alerts:
         return pd.DataFrame(columns=["axis", "start", "end"])
@@ -75,6 +77,16 @@ def _episodes(events: list[pd.DataFrame], gap: float) -> pd.DataFrame:
                 "open_end": bool(event["ends_at_frame_end"]),
             }
             rows.append(current)
+    if cooldown > 0:
+        kept: list[dict[str, Any]] = []
+        last_end: dict[str, pd.Timestamp] = {}
+        for row in rows:  # in time order per channel
+            previous = last_end.get(row["axis"])
+            if previous is not None and (row["start"] - previous).total_seconds() <= cooldown:
+                continue
+            kept.append(row)
+            last_end[row["axis"]] = row["end"]
+        rows = kept
     return pd.DataFrame(rows, columns=["axis", "start", "end"])
 
 
@@ -139,9 +151,8 @@ def run_evaluation(
     else:
         ts = pd.concat(times, ignore_index=True)
         codes = np.concatenate(worst)
-    report = evaluate_detection(
-        ts, codes >= Level.ALERT, codes >= Level.OK, _episodes(events, gap), labels
-    )
+    episodes = _episodes(events, gap, loaded.config.events.cooldown_seconds)
+    report = evaluate_detection(ts, codes >= Level.ALERT, codes >= Level.OK, episodes, labels)
     first = None if ts.empty else _as_utc(ts.iloc[0])
     last = None if ts.empty else _as_utc(ts.iloc[-1])
     logger.info(

@@ -360,12 +360,17 @@ def _threshold(state: RunState) -> None:
         if scores is not None and allowed is not None:
             scores = np.where(allowed, scores, np.nan)
     calibrator = ThresholdCalibrator(config.thresholds, n_jobs=_AXIS_THREADS).fit(
-        residuals, state.profile.dt_seconds, machine=machine, machine_scores=scores
+        residuals,
+        state.profile.dt_seconds,
+        machine=machine,
+        machine_scores=scores,
+        merge_gap_seconds=config.events.merge_gap_seconds,
     )
     state.thresholds = calibrator.to_dict()
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
+        "calibration": config.thresholds.calibration,
     }
     for change in calibrator.budget_.get("changes", []):
         logger.info("alarm budget: %s", change)

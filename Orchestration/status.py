@@ -8,9 +8,10 @@ from enum import IntEnum
 from Database import DatabaseError, IngestError, UnsafeIdentifierError
 from DataExtractionAnalysis import ExtractionError, ProfileError
 from DataPreparation import PreparationError
+from Labels import LabelsError
 from ModelEvaluation import EvaluationError
 from ModelRegistry import InvalidTagError, RegistryError, VersionExistsError, VersionNotFoundError
-from ModelSelection import UnknownModelError
+from ModelSelection import ModelError, UnknownModelError
 from ModelTraining import TrainingError
 from Scoring import ScoringInputError
 from Thresholding import CalibrationError
@@ -55,6 +56,8 @@ _INPUT_ERRORS = (
     ScoringInputError,
     UnsafeIdentifierError,
     IngestError,
+    ModelError,
+    LabelsError,
 )
 
 

@@ -3,8 +3,9 @@
 Policy (see :class:`~Thresholding.config.ThresholdPolicy` for the keys). The residuals are
 the calibration residuals the caller chose (``holdout``: out-of-fold; ``in_sample``: the
 final model's own), smoothed first when ``smoothing`` is on. Per axis, ``center`` is their
-median and ``scale`` their robust spread (1.4826 · MAD, the standard deviation when the MAD
-is 0); ``z = (r - center) / scale``.
+median and ``scale`` their tail spread (the 95th percentile of ``|r − center|`` over 1.96: the
+standard deviation for normal residuals; their standard deviation when that is 0);
+``z = (r - center) / scale``.
 
 ``pooling: machine`` (default)
     One multiplier for all axes: ``k_alert`` and ``k_error`` are the ``minc_percentile`` and
@@ -39,8 +40,9 @@ Machine channel (``*``)
 
 Expected alarm rate
     Levels are computed on the calibration residuals with the learned thresholds; each
-    channel's ``expected_events_per_day`` is its number of alert episodes divided by the
-    days of usable calibration samples. With ``max_events_per_day`` and a total above it, the
+    channel's ``expected_events_per_day`` is its number of alert episodes (runs closer than
+    ``merge_gap_seconds`` counted once, as the event store joins them) divided by the days of
+    usable calibration samples. With ``max_events_per_day`` and a total above it, the
     alert and error steps of the noisiest channel are raised by one at a time (up to 4x their
     start), then the alert percentile halfway to 100 (up to 5 times), until the total fits;
     ``budget_`` lists what changed.
@@ -363,8 +365,14 @@ def _steps(residuals: np.ndarray, record: AxisThreshold, dt_seconds: float) -> A
     )
 
 
-def _episodes(alarm: np.ndarray) -> int:
-    return int(run_bounds(alarm)[0].size)
+def _episodes(alarm: np.ndarray, dt: float, merge_gap_seconds: float) -> int:
+    """Alert episodes of an alarm mask: its runs, those within the merge gap counted once (as
+    the event store joins them)."""
+    starts, ends = run_bounds(alarm)
+    if starts.size < 2 or merge_gap_seconds <= 0:
+        return int(starts.size)
+    gaps = (starts[1:] - (ends[:-1] - 1)) * dt
+    return 1 + int(np.count_nonzero(gaps > merge_gap_seconds))
 
 
 @dataclass
@@ -435,6 +443,7 @@ class ThresholdCalibrator:
         *,
         machine: str = "none",
         machine_scores: ArrayLike | None = None,
+        merge_gap_seconds: float = 0.0,
     ) -> ThresholdCalibrator:
         """Learn MinC, MaxC (and their lower counterparts), T_long_steps and T_short_steps.
 
@@ -451,6 +460,9 @@ class ThresholdCalibrator:
             name of a machine model whose ``machine_scores`` are given.
         machine_scores:
             The machine model's score per sample (aligned with ``residuals``).
+        merge_gap_seconds:
+            Alarm runs this close count as one episode in the expected alarm rate, as the
+            event store joins them (``events.merge_gap_seconds``).
 
         Returns
         -------
@@ -468,6 +480,7 @@ class ThresholdCalibrator:
         policy = self._policy()
         n_jobs = self._n_jobs()
         dt = self._dt(dt_seconds)
+        self.merge_gap_seconds_ = max(0.0, float(merge_gap_seconds))
         if not isinstance(residuals, Mapping):
             raise CalibrationError(
                 "residuals must be a mapping of axis name to residual array, "
@@ -680,10 +693,10 @@ class ThresholdCalibrator:
             calibration=policy.calibration,
         )
 
-    @staticmethod
-    def _with_rate(record: AxisThreshold, values: np.ndarray, dt: float) -> AxisThreshold:
+    def _with_rate(self, record: AxisThreshold, values: np.ndarray, dt: float) -> AxisThreshold:
         days = np.count_nonzero(np.isfinite(values)) * dt / _SECONDS_PER_DAY
-        rate = _episodes(alarm_mask(values, record)) / days if days > 0 else 0.0
+        episodes = _episodes(alarm_mask(values, record), dt, self.merge_gap_seconds_)
+        rate = episodes / days if days > 0 else 0.0
         return replace(record, expected_events_per_day=rate)
 
     def _fit_budget(

@@ -155,6 +155,7 @@ def test_the_seed_preset_is_the_seed_mode() -> None:
     assert (policy.trim_top_ratio, policy.min_pos_for_trim) == (0.02, 20)
     assert (policy.alert_min_steps, policy.error_min_steps) == (1, 1)
     assert policy.smoothing.method == "none" and policy.max_events_per_day is None
+    assert config.labels.table is None  # the seed masked nothing
 
 
 def test_a_url_put_in_url_env_is_never_echoed(tmp_path: Path) -> None:

@@ -126,6 +126,26 @@ def test_read_labels_from_sqlite_and_postgresql(any_db: Db, time_kind: str):
     assert labels["axis"].tolist() == ["axis1", None]
 
 
+def test_axis_kind_and_severity_are_optional(sqlite_db: Db):
+    write_chunks(
+        sqlite_db.engine,
+        sqlite_db.target,
+        "windows",
+        {"start_ts": sa.DateTime(), "end_ts": sa.DateTime()},
+        [pd.DataFrame({"start_ts": [T0], "end_ts": [T0 + pd.Timedelta(seconds=5)]})],
+    )
+    labels = read_labels(sqlite_db.engine, sqlite_db.target, "windows")
+    assert labels.to_dict("records") == [
+        {
+            "start_ts": T0,
+            "end_ts": T0 + pd.Timedelta(seconds=5),
+            "axis": None,
+            "kind": None,
+            "severity": None,
+        }
+    ]
+
+
 def test_read_labels_names_what_is_wrong(sqlite_db: Db):
     with pytest.raises(
         LabelsError, match=r"labels table 'nope' does not exist .*labels.table: null"
@@ -134,12 +154,21 @@ def test_read_labels_names_what_is_wrong(sqlite_db: Db):
     write_chunks(
         sqlite_db.engine,
         sqlite_db.target,
-        "partial",
-        {"start_ts": sa.DateTime(), "end_ts": sa.DateTime()},
-        [pd.DataFrame({"start_ts": [T0], "end_ts": [T0]})],
+        "starts",
+        {"start_ts": sa.DateTime()},
+        [pd.DataFrame({"start_ts": [T0]})],
     )
-    with pytest.raises(LabelsError, match=r"lacks column\(s\) \['axis', 'kind', 'severity'\]"):
-        read_labels(sqlite_db.engine, sqlite_db.target, "partial")
+    with pytest.raises(LabelsError, match=r"lacks column\(s\) \['end_ts'\]; it needs start_ts"):
+        read_labels(sqlite_db.engine, sqlite_db.target, "starts")
+    write_chunks(
+        sqlite_db.engine,
+        sqlite_db.target,
+        "bare",
+        {"start_ts": sa.DateTime(), "end_ts": sa.DateTime()},
+        [pd.DataFrame({"start_ts": [T0, T0], "end_ts": [T0, None]})],
+    )
+    with pytest.raises(LabelsError, match=r"1 window\(s\) have no start_ts or end_ts"):
+        read_labels(sqlite_db.engine, sqlite_db.target, "bare")
     columns = {
         "start_ts": sa.DateTime(),
         "end_ts": sa.DateTime(),
@@ -162,3 +191,51 @@ def test_evaluate_without_a_labels_table_is_a_config_error(tmp_path):
     loaded = load_config(make_project(tmp_path))
     with pytest.raises(ConfigError, match=r"labels\.table: not set; name the table"):
         run_evaluation(loaded)
+
+
+def test_a_missing_labels_table_is_invalid_input_for_train_and_evaluate(tmp_path):
+    from clitools import make_project, run_cli
+
+    config = make_project(tmp_path, "labels: {table: nope}\nplots: {enabled: false}\n")
+    assert run_cli("orchestrate.py", "demo-db", "--rows", "1000", config=config).code == 0
+    trained = run_cli("main.py", "--set", "labels.table=null", config=config)
+    assert trained.code == 0, trained.stderr
+    for command in (["main.py"], ["orchestrate.py", "evaluate"]):
+        run = run_cli(*command, "--json", config=config)
+        assert run.code == 3, run.stderr
+        assert run.json()["status"]["code"] == "invalid-input"
+        assert "labels table 'nope' does not exist" in run.json()["status"]["detail"]
+        assert "Traceback" not in run.stderr
+
+
+def test_evaluation_episodes_join_chunk_edges_merge_gaps_and_drop_cooldown_repeats():
+    from Orchestration.evaluation import _episodes
+
+    def chunk(*events):
+        return pd.DataFrame(
+            [
+                {
+                    "axis": axis,
+                    "severity": "alert",
+                    "start": T0 + pd.Timedelta(seconds=a),
+                    "end": T0 + pd.Timedelta(seconds=b),
+                    "starts_at_frame_start": first,
+                    "ends_at_frame_end": last,
+                }
+                for axis, a, b, first, last in events
+            ]
+        )
+
+    chunks = [
+        chunk(("a", 0, 2, False, False), ("a", 50, 59, False, True)),
+        chunk(
+            ("a", 60, 61, True, False), ("a", 70, 71, False, False), ("a", 200, 201, False, False)
+        ),
+    ]
+    # 50-59 and 60-61 are one run cut by the chunk edge; 70 is within a 10 s gap of 61.
+    assert _episodes(chunks, 10.0)[["start", "end"]].map(
+        lambda t: int((t - T0).total_seconds())
+    ).values.tolist() == [[0, 2], [50, 71], [200, 201]]
+    # Without a gap 70-71 stays apart; a 100 s cooldown then drops it and 50-61 (after 0-2).
+    cooled = _episodes(chunks, 0.0, cooldown=100.0)
+    assert [int((t - T0).total_seconds()) for t in cooled["start"]] == [0, 200]

@@ -9,6 +9,7 @@ import pytest
 
 from Thresholding import (
     MACHINE_CHANNEL,
+    CalibrationError,
     SmoothingConfig,
     ThresholdCalibrator,
     ThresholdPolicy,
@@ -123,7 +124,7 @@ def test_a_machine_model_channel_uses_its_scores():
     calibrator = _calibrate({"a": np.zeros(1000) + 0.5}, machine="pca", scores=scores)
     machine = calibrator.thresholds_[MACHINE_CHANNEL]
     assert machine.minc == pytest.approx(np.percentile(scores, 99.0))
-    with pytest.raises(Exception, match="the pca machine channel needs its scores"):
+    with pytest.raises(CalibrationError, match="the pca machine channel needs its scores"):
         _calibrate({"a": np.zeros(10)}, machine="pca")
 
 
@@ -138,7 +139,7 @@ def test_records_round_trip_through_json():
 
 
 def test_pooled_thresholds_need_equally_long_residuals():
-    with pytest.raises(Exception, match="same rows, got lengths"):
+    with pytest.raises(CalibrationError, match="same rows, got lengths"):
         _calibrate({"a": np.ones(10), "b": np.ones(12)})
 
 
@@ -165,3 +166,14 @@ def test_smoothing_of_a_window_with_its_look_back_equals_the_whole():
     for cut in (37, 400, 999):
         part = smooth(r[cut - (config.span - 1) :], config)[config.span - 1 :]
         np.testing.assert_array_equal(part, whole[cut:])
+
+
+def test_the_expected_rate_counts_runs_within_the_merge_gap_once():
+    day = 86_400
+    r = np.tile([0.1, -0.1], day // 2)
+    for start in (10_000, 10_008, 50_000, 70_000):  # the first two are 3 s apart
+        r[start : start + 5] = 10.0
+    apart = ThresholdCalibrator(ThresholdPolicy()).fit({"a": r}, 1.0)
+    merged = ThresholdCalibrator(ThresholdPolicy()).fit({"a": r}, 1.0, merge_gap_seconds=4.0)
+    assert apart.expected_events_per_day_ == pytest.approx(4.0)
+    assert merged.expected_events_per_day_ == pytest.approx(3.0)
