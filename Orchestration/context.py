@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values, load_dotenv
+from dotenv import load_dotenv
 from sqlalchemy.engine import Engine
 
 from Database import (
@@ -29,7 +29,6 @@ __all__ = [
     "database_secrets",
     "load_environment",
     "open_database",
-    "secret_variables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -73,21 +72,6 @@ def load_environment(loaded: LoadedConfig) -> None:
     secrets = database_secrets(loaded)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactingFilter(secrets))
-
-
-def secret_variables(loaded: LoadedConfig) -> list[str]:
-    """Environment variables a helper process must not inherit (the plot workers need none).
-
-    The database URL (``database.url_env``), libpq's ``PGPASSWORD``, every name set in
-    ``.env``, and any variable whose value holds one of the database secrets.
-    """
-    names = {loaded.config.database.url_env, "PGPASSWORD"}
-    names.update(name for name in dotenv_values(loaded.base_dir / ".env") if name)
-    secrets = database_secrets(loaded)
-    names.update(
-        name for name, value in os.environ.items() if any(secret in value for secret in secrets)
-    )
-    return sorted(names)
 
 
 def database_secrets(loaded: LoadedConfig) -> list[str]:

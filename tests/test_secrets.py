@@ -32,7 +32,6 @@ from Database import (
     write_chunks,
 )
 from Orchestration import load_config, load_environment
-from Orchestration.context import secret_variables
 
 ROBOT_PASSWORD = "Robot-Plain-Secret-1"
 SSL_KEY_PASSWORD = "Ssl-Key-Secret-2"
@@ -224,21 +223,3 @@ def test_log_messages_and_tracebacks_never_show_a_secret(
     assert "decoded ***, as typed ***, lower case ***" in text
     assert "conninfo host=other password=*** port=5432" in text
     assert "RuntimeError: driver said: password *** rejected, *** too" in text
-
-
-def test_secret_variables_name_everything_a_helper_process_must_not_get(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PLANT_DB", "postgresql://robot@db:5432/plant?password=Hunter2-Secret")
-    monkeypatch.setenv("BACKUP_DSN", "host=db password=Hunter2-Secret")
-    monkeypatch.setenv("KEY_PASS", "the key's is Key-Secret-7")
-    monkeypatch.setenv("PLANT_DB_KEY", "postgresql://robot@db/plant?sslpassword=Key-Secret-7")
-    monkeypatch.setenv("SHIFT", "night")
-    (tmp_path / ".env").write_text("API_TOKEN=abc\nPLANT_DB=ignored, the environment wins\n")
-    config = tmp_path / "config.yaml"
-    config.write_text("database: {url_env: PLANT_DB}\n", encoding="utf-8")
-    names = secret_variables(load_config(config))
-    assert names == ["API_TOKEN", "BACKUP_DSN", "PGPASSWORD", "PLANT_DB"]
-    monkeypatch.setenv("PLANT_DB", "postgresql://robot@db/plant?sslpassword=Key-Secret-7")
-    names = secret_variables(load_config(config))
-    assert names == ["API_TOKEN", "KEY_PASS", "PGPASSWORD", "PLANT_DB", "PLANT_DB_KEY"]
