@@ -9,8 +9,9 @@ from .calibrator import (
     robust_scale,
 )
 from .config import SEED_POLICY, SmoothingConfig, ThresholdPolicy
-from .runs import run_bounds, run_lengths, sustained
+from .runs import row_runs, run_bounds, run_lengths, sustained, sustained_rows
 from .smoothing import smooth
+from .ssr import ssr_score, ssr_shares
 
 __all__ = [
     "MACHINE_CHANNEL",
@@ -22,8 +23,12 @@ __all__ = [
     "ThresholdPolicy",
     "alarm_mask",
     "robust_scale",
+    "row_runs",
     "run_bounds",
     "run_lengths",
     "smooth",
+    "ssr_score",
+    "ssr_shares",
     "sustained",
+    "sustained_rows",
 ]

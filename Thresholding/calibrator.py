@@ -62,6 +62,7 @@ from pydantic import ValidationError
 from .config import SEED_POLICY, ThresholdPolicy
 from .runs import run_bounds, run_lengths, sustained
 from .smoothing import smooth
+from .ssr import ssr_score
 
 __all__ = [
     "MACHINE_CHANNEL",
@@ -536,10 +537,11 @@ class ThresholdCalibrator:
         series: Mapping[str, _Series], machine: str, scores: ArrayLike | None
     ) -> _Series:
         if machine == "ssr":
-            squares = np.column_stack([s.z for s in series.values()]) ** 2
-            counts = np.count_nonzero(np.isfinite(squares), axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values = np.nansum(squares, axis=1) / counts  # NaN where every axis is idle
+            values = ssr_score(
+                [s.values for s in series.values()],
+                [s.center for s in series.values()],
+                [s.scale for s in series.values()],
+            )
         else:
             if scores is None:
                 raise CalibrationError(f"the {machine} machine channel needs its scores")
