@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from Thresholding import domain_median
+
 from ._base import (
     BLOCK_ROWS,
     ModelError,
@@ -156,8 +158,10 @@ class ConstantLevel:
         """
         values = as_float_column(frame, axis)
         rows = usable(values) & _mask(where, values.size)
-        _require_rows(int(np.count_nonzero(rows)), 1, self.family, axis)
-        self.level_ = float(np.median(values[rows]))
+        count = int(np.count_nonzero(rows))
+        _require_rows(count, 1, self.family, axis)
+        # np.median of values[rows], without copying them (see Thresholding.selection).
+        self.level_ = domain_median(lambda r: values[r][rows[r]], values.size, count)
         return self
 
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
@@ -728,17 +732,32 @@ def _loadings(data: Mapping[str, Any], width: int, components: int) -> np.ndarra
 
 def explained_components(frame: pd.DataFrame, axes: Sequence[str], share: float) -> int:
     """Fewest components whose correlation-matrix eigenvalues explain ``share`` of the variance."""
+    return components_for_share(explained_variance(frame, axes), share)
+
+
+def explained_variance(frame: pd.DataFrame, axes: Sequence[str]) -> np.ndarray | None:
+    """Cumulative share of the variance of the standardised axes explained by the first 1, 2, ...
+    principal components, over the rows where every axis is usable; None when that is
+    undefined (fewer than two axes or three rows)."""
     if len(axes) < 2:
-        return 1
+        return None
     arrays = [as_float_column(frame, c) for c in axes]
     rows = np.ones(arrays[0].size, dtype=bool)
     for array in arrays:
         rows &= usable(array)
     data = np.column_stack([array[rows] for array in arrays])
     if data.shape[0] < 3:
-        return 1
+        return None
     correlation = np.corrcoef(data, rowvar=False)
     correlation = np.nan_to_num(correlation, nan=0.0)
     variance = np.sort(np.linalg.eigvalsh(correlation))[::-1]
-    cumulative = np.cumsum(variance) / max(variance.sum(), 1e-300)
-    return int(min(len(axes) - 1, max(1, math.ceil(np.searchsorted(cumulative, share) + 1))))
+    return np.cumsum(variance) / max(variance.sum(), 1e-300)
+
+
+def components_for_share(cumulative: np.ndarray | None, share: float) -> int:
+    """Fewest components that explain ``share`` of the variance (see :func:`explained_variance`);
+    at least 1 and at most the number of axes − 1."""
+    if cumulative is None:
+        return 1
+    axes = cumulative.size
+    return int(min(axes - 1, max(1, math.ceil(np.searchsorted(cumulative, share) + 1))))

@@ -10,6 +10,7 @@ from .calibrator import (
 )
 from .config import SEED_POLICY, SmoothingConfig, ThresholdPolicy
 from .runs import row_runs, run_bounds, run_lengths, sustained, sustained_rows
+from .selection import domain_median, domain_percentiles
 from .smoothing import smooth
 from .ssr import ssr_score, ssr_shares
 
@@ -22,6 +23,8 @@ __all__ = [
     "ThresholdCalibrator",
     "ThresholdPolicy",
     "alarm_mask",
+    "domain_median",
+    "domain_percentiles",
     "robust_scale",
     "row_runs",
     "run_bounds",
