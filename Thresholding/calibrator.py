@@ -281,16 +281,17 @@ def _percentile_levels(
 ) -> _Levels:
     """The seed's per-axis MinC/MaxC from the positive residuals (see the module docstring);
     ``sign`` negative: from the negated negative ones, for the lower side."""
-    factor = 1.0 if sign == "positive" else -1.0
+    upper = sign == "positive"
 
     def positives(rows: slice | np.ndarray) -> np.ndarray:
-        values = residuals[rows] * factor
-        return values[(values > 0) & (values < math.inf)]
+        values = residuals[rows]
+        if upper:
+            return values[(values > 0) & (values < math.inf)]
+        return -values[(values < 0) & (values > -math.inf)]
 
     # Counted and selected block by block: no copy of the positives (nor of -residuals).
-    with np.errstate(invalid="ignore"):
-        signed = residuals > 0 if factor > 0 else residuals < 0
-        n_positives = int(np.count_nonzero(signed & np.isfinite(residuals)))
+    signed = residuals > 0 if upper else residuals < 0
+    n_positives = int(np.count_nonzero(signed & np.isfinite(residuals)))
     if n_positives >= policy.min_pos_for_percentile:
         n_trimmed = trim_count(n_positives, policy)
         minc, maxc = domain_percentiles(
@@ -308,7 +309,7 @@ def _percentile_levels(
             "train on more data, lower thresholds.min_pos_for_percentile, "
             "or set thresholds.use_mad_fallback: true"
         )
-    finite = np.compress(np.isfinite(residuals), residuals * factor)
+    finite = np.compress(np.isfinite(residuals), residuals if upper else -residuals)
     median = float(np.median(finite))
     mad = MAD_SCALE * float(np.median(np.abs(finite - median)))
     minc = median + policy.mad_k_minc * mad

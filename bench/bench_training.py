@@ -20,6 +20,7 @@ in the database with pivoting in the client (see ``long_pivot.py``), then trains
     python bench/bench_training.py                        # 10,000,000 rows, everything
     python bench/bench_training.py --rows 1000000 --skip-naive
     python bench/bench_training.py --preset seed --repeat 3
+    python bench/bench_training.py --skip-naive --root . --root /path/to/other/checkout
     python bench/bench_training.py --long
 
 The database URL comes from ``--url``, else ``$DB_URL``, else the local test server. A table
@@ -151,9 +152,10 @@ def write_config(
     return path
 
 
-def run_train(url: str, config: Path) -> tuple[ChildRun, dict[str, Any]]:
+def run_train(url: str, config: Path, root: Path = ROOT) -> tuple[ChildRun, dict[str, Any]]:
+    """``orchestrate.py train`` of the checkout at ``root`` on ``config``."""
     env = {**os.environ, "DB_URL": url}
-    command = [sys.executable, str(ROOT / "orchestrate.py"), "train", "--config", str(config)]
+    command = [sys.executable, str(root / "orchestrate.py"), "train", "--config", str(config)]
     child = run_child([*command, "--json"], env)
     return child, child.json()
 
@@ -225,15 +227,15 @@ def verdict(ok: bool) -> str:
 
 
 def train_rows(
-    preset: str, runs: list[tuple[ChildRun, dict[str, Any]]], copy_s: float
+    label: str, preset: str, runs: list[tuple[ChildRun, dict[str, Any]]], copy_s: float
 ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
-    """Table rows of one preset's training runs (the fastest counts), and its payload."""
+    """Table rows of one variant's training runs (the fastest counts), and its payload."""
     train, payload = min(runs, key=lambda run: run[0].seconds)
     peak_gib = max(run.peak_rss_mib for run, _ in runs) / 1024
     goal = B_OVER_A[preset]
     rows = [
         (
-            f"(b) train, {preset}",
+            f"(b) train, {label}",
             f"{train.seconds:8.2f} s  ({payload['rows'] / train.seconds:,.0f} rows/s; runs: "
             + " ".join(f"{run.seconds:.2f}" for run, _ in runs)
             + ")",
@@ -261,18 +263,27 @@ def bench_wide(args: argparse.Namespace, engine: sa.Engine, folder: Path) -> Non
     built = ensure_wide_table(engine, args.rows)
     sql = copy_sql(WIDE_TABLE, AXES, args.rows)
     time_copy(args.url, sql)  # warm the page cache: every timed read below starts equal
+    load_before = os.getloadavg()
     presets = PRESETS if args.preset == "both" else (args.preset,)
     configs = {
         preset: write_config(folder / preset, WIDE_TABLE, AXES, args.rows, preset)
         for preset in presets
     }
-    # (a) and each (b) alternate, so all see the same background load; the fastest counts.
+    roots = args.root or [ROOT]
+    # One variant per checkout and preset, labelled by the preset (and the checkout when
+    # several are compared).
+    variants = {
+        (f"{preset}, {root}" if len(roots) > 1 else preset): (root, preset)
+        for root in roots
+        for preset in presets
+    }
+    # (a) and every (b) alternate, so all see the same background load; the fastest counts.
     copies: list[tuple[float, str]] = []
-    trains: dict[str, list[tuple[ChildRun, dict[str, Any]]]] = {p: [] for p in presets}
+    trains: dict[str, list[tuple[ChildRun, dict[str, Any]]]] = {label: [] for label in variants}
     for _ in range(args.repeat):
         copies.append(time_copy(args.url, sql))
-        for preset in presets:
-            trains[preset].append(run_train(args.url, configs[preset]))
+        for label, (root, preset) in variants.items():
+            trains[label].append(run_train(args.url, configs[preset], root))
     copy_s, copy_tool = min(copies)[0], copies[0][1]
     rows = [
         (
@@ -280,7 +291,14 @@ def bench_wide(args: argparse.Namespace, engine: sa.Engine, folder: Path) -> Non
             f"{WIDE_TABLE}: {args.rows:,} rows x {len(AXES)} axes{' (built now)' if built else ''}",
         ),
         ("machine", machine()),
-        ("load average (1, 5, 15 min)", " ".join(f"{x:.2f}" for x in os.getloadavg())),
+        ("code", ", ".join(str(root) for root in roots)),
+        (
+            "load average (1, 5, 15 min)",
+            "before "
+            + " ".join(f"{x:.2f}" for x in load_before)
+            + ", after "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        ),
         (
             "(a) binary COPY -> /dev/null",
             f"{copy_s:8.2f} s  ({copy_tool}; runs: "
@@ -289,9 +307,9 @@ def bench_wide(args: argparse.Namespace, engine: sa.Engine, folder: Path) -> Non
         ),
     ]
     payloads = {}
-    for preset in presets:
-        preset_rows, payloads[preset] = train_rows(preset, trains[preset], copy_s)
-        rows += preset_rows
+    for label, (_, preset) in variants.items():
+        variant_rows, payloads[label] = train_rows(label, preset, trains[label], copy_s)
+        rows += variant_rows
     if not args.skip_naive and "seed" in payloads:
         seed_train = min(run.seconds for run, _ in trains["seed"])
         naive, naive_payload = run_naive(args.url, args.rows, folder)
@@ -398,6 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=1, help="timed runs of (a) and (b); the fastest is shown"
     )
     parser.add_argument("--keep", type=Path, help="keep registry and plots in this folder")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        help="checkout whose orchestrate.py trains (b); repeat it to compare checkouts under "
+        "the same load (default: this one)",
+    )
     args = parser.parse_args(argv)
     if args.rows < 100 or args.repeat < 1:
         parser.error("--rows must be >= 100 and --repeat >= 1")
