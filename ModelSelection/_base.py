@@ -216,8 +216,11 @@ def blocked_moments(
         if not keep.any():
             continue
         block = features(start, stop)
-        keep = keep & np.isfinite(block).all(axis=1)
-        moments.add(block[keep])
+        # Column by column: NumPy reduces along short rows slowly.
+        keep = keep.copy()
+        for column in block.T:
+            keep &= np.isfinite(column)
+        moments.add(block if keep.all() else block[keep])
     return moments
 
 

@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from Thresholding import domain_median
+
 from ._base import (
     BLOCK_ROWS,
     FamilyBase,
@@ -134,8 +136,10 @@ class ConstantLevel(FamilyBase):
         """
         values = as_float_column(frame, axis)
         rows = usable(values) & _mask(where, values.size)
-        _require_rows(int(np.count_nonzero(rows)), 1, self.family, axis)
-        self.level_ = float(np.median(values[rows]))
+        count = int(np.count_nonzero(rows))
+        _require_rows(count, 1, self.family, axis)
+        # np.median of values[rows], without copying them (see Thresholding.selection).
+        self.level_ = domain_median(lambda r: values[r][rows[r]], values.size, count)
         return self
 
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
@@ -237,9 +241,14 @@ class PiecewiseLinear(FamilyBase):
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         check_fitted(self, "coef_")
         times = as_float_column(frame, TIME_COLUMN)
-        segment, right = self._segments(times)
-        out = self.coef_[segment] * (1.0 - right) + self.coef_[segment + 1] * right
-        out[~np.isfinite(times)] = np.nan
+        out = np.empty(times.size)
+        # Block by block: the half-dozen temporaries per time stay in the CPU cache.
+        for start in range(0, times.size, BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            segment, right = self._segments(times[rows])
+            block = self.coef_[segment] * (1.0 - right) + self.coef_[segment + 1] * right
+            block[~np.isfinite(times[rows])] = np.nan
+            out[rows] = block
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -345,11 +354,15 @@ class _Regression(FamilyBase):
         size = len(frame)
         inputs = self._inputs(frame, axis)
         out = np.empty(size)
-        # Block by block: the few input columns of a block stay in the CPU cache.
+        # Block by block, in one reused buffer: the few input columns of a block stay in the
+        # CPU cache, and no block allocates fresh memory.
+        buffer = np.empty((min(size, BLOCK_ROWS), len(inputs)))
         for start in range(0, size, BLOCK_ROWS):
             stop = min(start + BLOCK_ROWS, size)
-            block = np.column_stack([_shifted(array, lag, start, stop) for array, lag in inputs])
-            block = np.where(usable(block), block, self.fill_)
+            block = buffer[: stop - start]
+            for column, (array, lag) in enumerate(inputs):
+                block[:, column] = _shifted(array, lag, start, stop)
+            np.copyto(block, self.fill_, where=~usable(block))
             out[start:stop] = block @ self.coef_ + self.intercept_
         return out
 
@@ -604,14 +617,23 @@ class PCAReconstruction(FamilyBase):
         check_fitted(self, "loadings_")
         index = self.columns_.index(self.axis_)
         weights = self.loadings_ @ self.loadings_[index]  # row `index` of P Pᵀ
-        standardised = np.zeros(len(frame))
-        for column, mean, scale, weight in zip(
-            self.columns_, self.mean_, self.scale_, weights, strict=True
-        ):
-            if weight != 0.0:
-                values = as_float_column(frame, column)
-                standardised += weight * (_filled(values, mean) - mean) / scale
-        return self.mean_[index] + self.scale_[index] * standardised
+        used = [
+            (as_float_column(frame, column), mean, scale, weight)
+            for column, mean, scale, weight in zip(
+                self.columns_, self.mean_, self.scale_, weights, strict=True
+            )
+            if weight != 0.0
+        ]
+        size = len(frame)
+        out = np.empty(size)
+        # Block by block: each column's temporaries stay in the CPU cache.
+        for start in range(0, size, BLOCK_ROWS):
+            rows = slice(start, min(start + BLOCK_ROWS, size))
+            standardised = np.zeros(rows.stop - start)
+            for values, mean, scale, weight in used:
+                standardised += weight * (_filled(values[rows], mean) - mean) / scale
+            out[rows] = self.mean_[index] + self.scale_[index] * standardised
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         check_fitted(self, "loadings_")
@@ -660,17 +682,32 @@ def _loadings(data: Mapping[str, Any], width: int, components: int) -> np.ndarra
 
 def explained_components(frame: pd.DataFrame, axes: Sequence[str], share: float) -> int:
     """Fewest components whose correlation-matrix eigenvalues explain ``share`` of the variance."""
+    return components_for_share(explained_variance(frame, axes), share)
+
+
+def explained_variance(frame: pd.DataFrame, axes: Sequence[str]) -> np.ndarray | None:
+    """Cumulative share of the variance of the standardised axes explained by the first 1, 2, ...
+    principal components, over the rows where every axis is usable; None when that is
+    undefined (fewer than two axes or three rows)."""
     if len(axes) < 2:
-        return 1
+        return None
     arrays = [as_float_column(frame, c) for c in axes]
     rows = np.ones(arrays[0].size, dtype=bool)
     for array in arrays:
         rows &= usable(array)
     data = np.column_stack([array[rows] for array in arrays])
     if data.shape[0] < 3:
-        return 1
+        return None
     correlation = np.corrcoef(data, rowvar=False)
     correlation = np.nan_to_num(correlation, nan=0.0)
     variance = np.sort(np.linalg.eigvalsh(correlation))[::-1]
-    cumulative = np.cumsum(variance) / max(variance.sum(), 1e-300)
-    return int(min(len(axes) - 1, max(1, math.ceil(np.searchsorted(cumulative, share) + 1))))
+    return np.cumsum(variance) / max(variance.sum(), 1e-300)
+
+
+def components_for_share(cumulative: np.ndarray | None, share: float) -> int:
+    """Fewest components that explain ``share`` of the variance (see :func:`explained_variance`);
+    at least 1 and at most the number of axes − 1."""
+    if cumulative is None:
+        return 1
+    axes = cumulative.size
+    return int(min(axes - 1, max(1, math.ceil(np.searchsorted(cumulative, share) + 1))))

@@ -43,7 +43,8 @@ from .families import (
     CrossAxis,
     PCAReconstruction,
     PiecewiseLinear,
-    explained_components,
+    components_for_share,
+    explained_variance,
 )
 
 __all__ = [
@@ -156,13 +157,15 @@ def robust_spread(residuals: np.ndarray) -> float:
     """The 95th percentile of ``|r − median(r)|`` over 1.96 (the standard deviation for normal
     residuals; unlike the MAD it sees the jumps of a sample-and-hold signal, which are where
     alarms happen); their standard deviation when it is 0."""
-    finite = residuals[np.isfinite(residuals)]
+    finite = np.compress(np.isfinite(residuals), residuals)  # our own copy: selected in place
     if finite.size == 0:
         return math.inf
-    spread = float(np.percentile(np.abs(finite - np.median(finite)), 95.0)) / 1.959964
+    center = np.median(finite, overwrite_input=True)
+    deviation = np.abs(np.subtract(finite, center, out=finite), out=finite)
+    spread = float(np.percentile(deviation, 95.0, overwrite_input=True)) / 1.959964
     if spread > 0:
         return spread
-    return float(finite.std())
+    return float(np.compress(np.isfinite(residuals), residuals).std())
 
 
 def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -237,11 +240,16 @@ def _resolved(
     frame: pd.DataFrame,
     axes: Sequence[str],
     fit_rows: np.ndarray,
+    spectrum: dict[str, np.ndarray | None],
 ) -> dict[str, Any]:
-    """Turn grid shorthands into real parameters (``pca``'s variance share → components)."""
+    """Turn grid shorthands into real parameters (``pca``'s variance share → components).
+
+    ``spectrum`` caches the axes' explained variance, computed once for all shares.
+    """
     if family == "pca" and "share" in params:
-        sub = frame.loc[fit_rows, list(axes)]
-        return {"components": explained_components(sub, axes, float(params["share"]))}
+        if "pca" not in spectrum:
+            spectrum["pca"] = explained_variance(frame.loc[fit_rows, list(axes)], axes)
+        return {"components": components_for_share(spectrum["pca"], float(params["share"]))}
     return dict(params)
 
 
@@ -444,12 +452,14 @@ def select_families(
     split = _Split(frame, fit_rows, slice(tail_start, n), allowed, shared)
     fixed = fixed or {}
     grids: dict[str, list[dict[str, Any]]] = {}
+    spectrum: dict[str, np.ndarray | None] = {}
     for family in candidates:
         if family in fixed:
             grids[family] = [dict(fixed[family])]
         elif trials == 0 or family not in SPACES:
             grids[family] = [
-                _resolved(family, params, frame, axes, fit_rows) for params in GRIDS[family]
+                _resolved(family, params, frame, axes, fit_rows, spectrum)
+                for params in GRIDS[family]
             ]
     table: list[AxisChoice] = []
     chosen: dict[str, tuple[str, dict[str, Any]]] = {}

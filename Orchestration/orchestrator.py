@@ -100,6 +100,8 @@ class RunState:
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
     alarm_budget: dict[str, Any] = field(default_factory=dict)
     plot_data: list[AxisPlotData] = field(default_factory=list)
+    kept_residuals: dict[str, np.ndarray] = field(default_factory=dict)
+    """In-sample residuals from ``evaluate`` for ``threshold`` (``calibration: in_sample``)."""
     plot_paths: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     version: str | None = None
@@ -300,9 +302,10 @@ class _Computed(Mapping[str, Any]):
 def _axis_residuals(state: RunState) -> Mapping[str, np.ndarray]:
     """Fitted axis → its residuals (value − model, NaN where idle or missing), on access.
 
-    Evaluation, calibration and plotting each take the axes one by one, so only the axes in
-    flight have a residual array. Recomputing a fitted curve is cheaper than keeping (and
-    first allocating) all of them: 8 axes of a 10M-row window would hold 640 MB more.
+    Evaluation and plotting take the axes one by one, so only the axes in flight have a
+    residual array. Recomputing a fitted curve is cheaper than keeping (and first allocating)
+    all of them: 8 axes of a 10M-row window would hold 640 MB more. In-sample calibration is
+    the exception: it holds every axis at once, so ``evaluate`` keeps them for it.
     """
     assert state.models is not None and state.prepared is not None
     models, frame = state.models, state.prepared.frame
@@ -316,9 +319,15 @@ def _evaluate(state: RunState) -> None:
     plots = state.loaded.config.plots
     residuals = _axis_residuals(state)
     shared = [column for column in ("ts", "time_s") if column in frame.columns]
+    # In-sample calibration needs these very residuals, all of them at once (it holds every
+    # axis's series): keeping them spares computing them again and costs no extra peak memory.
+    keep = state.loaded.config.thresholds.calibration == "in_sample"
+    kept: dict[str, np.ndarray] = {}
 
     def evaluate_axis(axis: str) -> tuple[MetricsRow, AxisPlotData | None]:
         residual = residuals[axis]
+        if keep:
+            kept[axis] = residual
         metrics = axis_metrics(axis, frame[axis].to_numpy(dtype=np.float64), residual)
         if not plots.enabled:
             return metrics, None
@@ -331,6 +340,7 @@ def _evaluate(state: RunState) -> None:
         results = list(pool.map(evaluate_axis, list(residuals)))
     state.metrics = metrics_frame([metrics for metrics, _ in results])
     state.plot_data = [data for _, data in results if data is not None]
+    state.kept_residuals = {axis: kept[axis] for axis in residuals if axis in kept}
 
 
 def _threshold(state: RunState) -> None:
@@ -352,7 +362,8 @@ def _threshold(state: RunState) -> None:
         residuals: Mapping[str, np.ndarray] = held.residuals
         scores = held.machine
     else:
-        residuals = _axis_residuals(state)
+        residuals = state.kept_residuals or _axis_residuals(state)
+        state.kept_residuals = {}  # the calibrator holds them as long as it needs them
         if allowed is not None:
             plain = residuals
             residuals = _Computed(list(plain), lambda axis: np.where(allowed, plain[axis], np.nan))

@@ -101,6 +101,7 @@ def time_axis(ts: Any, name: str = "ts") -> TimeAxis:
         raise ScoringInputError(
             f"{name} has {int(index.isna().sum())} missing value(s); drop those rows first"
         )
-    if units.size > 1 and bool((np.diff(units) < 0).any()):
+    # One pass without a full-length difference array (missing values were refused above).
+    if not index.is_monotonic_increasing:
         raise ScoringInputError(f"{name} must be sorted ascending; sort the frame by {name}")
     return TimeAxis(original=index, units=units, units_per_second=per_second)

@@ -17,7 +17,6 @@ also name the axes that contributed most at the peak, with their share of it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from numbers import Real
@@ -61,6 +60,9 @@ TOP_CONTRIBUTORS = 3
 """Axes named per machine-channel event."""
 """Columns of the frame returned by :func:`extract_events`, in order."""
 
+SIDES = pd.Index(["above", "below"], dtype="str")
+"""An event's ``side``, by whether its peak lies below the center."""
+
 
 def extract_events(
     ts: Any,
@@ -73,7 +75,8 @@ def extract_events(
     cooldown_seconds: float = 0.0,
     values: Mapping[str, Any] | None = None,
     expected: Mapping[str, Any] | None = None,
-    contributions: tuple[Sequence[str], np.ndarray] | None = None,
+    contributions: tuple[Sequence[str], Any] | None = None,
+    raw_residuals: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Turn every maximal run of samples at a severity into one event.
 
@@ -107,8 +110,12 @@ def extract_events(
         Axis → actual and expected value per row, reported at each event's peak (NaN when
         not given, and for ``*``).
     contributions:
-        (axis names, rows × axes array of each axis's share of the machine score): the top
-        axes at a machine event's peak are reported in ``contributors`` (JSON).
+        (axis names, rows × axes array of each axis's share of the machine score, or anything
+        that gives the rows of an integer array of rows, as :class:`Scoring.MachineShares`):
+        the top axes at a machine event's peak are reported in ``contributors`` (JSON).
+    raw_residuals:
+        Axis → the residual before smoothing, per row: an axis missing from ``expected`` reports
+        ``values − raw_residuals`` at the peak as its expected value.
 
     Returns
     -------
@@ -143,7 +150,6 @@ def extract_events(
         codes = _level_codes(_column(levels, axis, "levels", n_rows), axis)
         series = np.asarray(_column(residuals, axis, "residuals", n_rows), dtype=np.float64)
         rule = rules[axis]
-        deviation = _deviation(series, rule)
         for severity_number, level in enumerate((Level.ALERT, Level.ERROR)):
             starts, ends = run_bounds(codes >= level)
             if starts.size == 0:
@@ -154,7 +160,7 @@ def extract_events(
                     first=starts,
                     last=ends - 1,
                     samples=ends - starts,
-                    peak_at=_segment_argmax(deviation, starts, ends),
+                    peak_at=_run_peaks(series, rule, starts, ends),
                 )
             )
     events = _Events.concatenate(found)
@@ -165,7 +171,10 @@ def extract_events(
     if cooldown_seconds > 0:
         events = events.cooled(times, cooldown_seconds * times.units_per_second)
     return events.to_frame(
-        times, axes, n_rows, _Details(residuals, rules, values, expected, contributions)
+        times,
+        axes,
+        n_rows,
+        _Details(residuals, rules, values, expected, contributions, raw_residuals),
     )
 
 
@@ -181,15 +190,29 @@ def _deviation(series: np.ndarray, rule: AxisRule) -> np.ndarray:
     return np.where(np.isnan(deviation), -np.inf, deviation)
 
 
-def _segment_argmax(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Row of the largest value of ``values[starts[i]:ends[i]]`` (first one on ties)."""
-    return np.array(
-        [
-            start + int(np.argmax(values[start:end]))
-            for start, end in zip(starts, ends, strict=True)
-        ],
-        dtype=np.int64,
-    )
+def _run_peaks(
+    series: np.ndarray, rule: AxisRule, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
+    """Row of each run's peak, the sample furthest beyond the alert level (the first on ties).
+
+    Only the samples inside the runs are measured (a few percent of a window's rows).
+    """
+    lengths = ends - starts
+    offsets = np.cumsum(lengths) - lengths  # where each run starts among the gathered rows
+    rows = np.arange(int(lengths.sum())) + np.repeat(starts - offsets, lengths)
+    return rows[_first_max(_deviation(series[rows], rule), offsets, lengths)]
+
+
+def _first_max(values: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Position in ``values`` of the largest value of each segment (the first on ties).
+
+    Segment ``i`` is ``values[offsets[i] : offsets[i] + lengths[i]]``; segments are
+    consecutive and non-empty, and ``values`` holds no NaN.
+    """
+    largest = np.maximum.reduceat(values, offsets)
+    hits = np.flatnonzero(values == np.repeat(largest, lengths))
+    segment = np.searchsorted(offsets, hits, side="right") - 1
+    return hits[np.concatenate(([True], segment[1:] != segment[:-1]))]
 
 
 @dataclass(frozen=True)
@@ -200,42 +223,91 @@ class _Details:
     rules: Mapping[str, AxisRule]
     values: Mapping[str, Any] | None
     expected: Mapping[str, Any] | None
-    contributions: tuple[Sequence[str], np.ndarray] | None
+    contributions: tuple[Sequence[str], Any] | None
+    raw_residuals: Mapping[str, Any] | None = None
 
-    def at(self, axis: str, severity: str, row: int) -> dict[str, Any]:
+    def describe(
+        self, axes: list[str], axis_numbers: np.ndarray, errors: np.ndarray, rows: np.ndarray
+    ) -> dict[str, Any]:
+        """Per event (channel number, whether it is an error, peak row): the reported columns.
+
+        Computed channel by channel on the peak rows only.
+        """
+        size = rows.size
+        out: dict[str, Any] = {
+            name: np.full(size, np.nan)
+            for name in ("peak_residual", "threshold", "actual", "expected", "ratio")
+        }
+        out["below"] = np.zeros(size, dtype=bool)
+        out["contributors"] = [None] * size
+        for axis_number in np.unique(axis_numbers):
+            axis = axes[int(axis_number)]
+            events = np.flatnonzero(axis_numbers == axis_number)
+            for name, value in self._channel(axis, errors[events], rows[events]).items():
+                if name == "contributors":
+                    for event, text in zip(events.tolist(), value, strict=True):
+                        out[name][event] = text
+                else:
+                    out[name][events] = value
+        return out
+
+    def _channel(self, axis: str, errors: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
         rule = self.rules[axis]
-        residual = float(np.asarray(self.residuals[axis], dtype=np.float64)[row])
-        below = rule.lower and (not rule.upper or residual < rule.center)
-        if below:
-            threshold = rule.min_c_low if severity == "alert" else rule.max_c_low
+        residual = np.asarray(self.residuals[axis], dtype=np.float64)[rows]
+        if rule.lower and rule.upper:
+            below = residual < rule.center
         else:
-            threshold = rule.min_c if severity == "alert" else rule.max_c
-        assert threshold is not None  # a lower rule has both lower levels
-        distance = threshold - rule.center
-        ratio = (residual - rule.center) / distance if distance else math.inf
-        contributors = None
-        if axis == MACHINE_CHANNEL and self.contributions is not None:
-            names, shares = self.contributions
-            row_shares = np.nan_to_num(np.asarray(shares[row], dtype=np.float64), nan=0.0)
-            top = np.argsort(-row_shares, kind="stable")[:TOP_CONTRIBUTORS]
-            contributors = json.dumps(
-                [{"axis": names[i], "share": round(float(row_shares[i]), 4)} for i in top]
+            below = np.full(rows.size, rule.lower)
+        above_levels = np.where(errors, rule.max_c, rule.min_c)
+        if rule.lower:
+            assert rule.min_c_low is not None and rule.max_c_low is not None  # by validation
+            threshold = np.where(
+                below, np.where(errors, rule.max_c_low, rule.min_c_low), above_levels
             )
-
-        def pick(source: Mapping[str, Any] | None) -> float:
-            if source is None or axis not in source:
-                return math.nan
-            return float(np.asarray(source[axis], dtype=np.float64)[row])
-
+        else:
+            threshold = above_levels
+        distance = threshold - rule.center
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(distance != 0, (residual - rule.center) / distance, np.inf)
         return {
             "peak_residual": residual,
-            "threshold": float(threshold),
-            "side": "below" if below else "above",
-            "actual": pick(self.values),
-            "expected": pick(self.expected),
-            "ratio": float(ratio),
-            "contributors": contributors,
+            "threshold": threshold,
+            "below": below,
+            "actual": self._pick(self.values, axis, rows),
+            "expected": self._expected(axis, rows),
+            "ratio": ratio,
+            "contributors": self._contributors(axis, rows),
         }
+
+    @staticmethod
+    def _pick(source: Mapping[str, Any] | None, axis: str, rows: np.ndarray) -> np.ndarray:
+        if source is None or axis not in source:
+            return np.full(rows.size, np.nan)
+        return np.asarray(source[axis], dtype=np.float64)[rows]
+
+    def _expected(self, axis: str, rows: np.ndarray) -> np.ndarray:
+        if self.expected is not None and axis in self.expected:
+            return self._pick(self.expected, axis, rows)
+        if self.raw_residuals is None or axis not in self.raw_residuals:
+            return np.full(rows.size, np.nan)
+        return self._pick(self.values, axis, rows) - self._pick(self.raw_residuals, axis, rows)
+
+    def _contributors(self, axis: str, rows: np.ndarray) -> list[str | None]:
+        if axis != MACHINE_CHANNEL or self.contributions is None:
+            return [None] * rows.size
+        names, shares = self.contributions
+        row_shares = np.nan_to_num(np.asarray(shares[rows], dtype=np.float64), nan=0.0)
+        top = np.argsort(-row_shares, axis=1, kind="stable")[:, :TOP_CONTRIBUTORS]
+        # json.dumps([{"axis": name, "share": round(share, 4)}, ...]) of each event, with the
+        # names encoded once: a machine channel can have tens of thousands of events. The
+        # shares are finite (nan_to_num), and JSON writes a finite float as its repr.
+        encoded = [json.dumps(name) for name in names]
+        return [
+            "["
+            + ", ".join(f'{{"axis": {encoded[i]}, "share": {round(part[i], 4)!r}}}' for i in best)
+            + "]"
+            for part, best in zip(row_shares.tolist(), top.tolist(), strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -284,20 +356,19 @@ class _Events:
         closes = np.concatenate((opens[1:], [self.group.size])) - 1
         # The merged event's peak is its furthest member's peak.
         deviation = np.empty(self.group.size)
-        for index, (group, row) in enumerate(zip(self.group, self.peak_at, strict=True)):
-            axis = axes[int(group) // len(SEVERITIES)]
-            series = np.asarray(residuals[axis], dtype=np.float64)[row : row + 1]
-            deviation[index] = _deviation(series, rules[axis])[0]
-        peaks = [
-            self.peak_at[lo + int(np.argmax(deviation[lo : hi + 1]))]
-            for lo, hi in zip(opens, closes, strict=True)
-        ]
+        axis_numbers = self.group // len(SEVERITIES)
+        for axis_number in np.unique(axis_numbers):
+            members = axis_numbers == axis_number
+            axis = axes[int(axis_number)]
+            series = np.asarray(residuals[axis], dtype=np.float64)
+            deviation[members] = _deviation(series[self.peak_at[members]], rules[axis])
+        peaks = self.peak_at[_first_max(deviation, opens, closes - opens + 1)]
         return _Events(
             group=self.group[opens],
             first=self.first[opens],
             last=self.last[closes],
             samples=np.add.reduceat(self.samples, opens),
-            peak_at=np.asarray(peaks, dtype=np.int64),
+            peak_at=peaks.astype(np.int64, copy=False),
         )
 
     def cooled(self, times: TimeAxis, cooldown: float) -> _Events:
@@ -327,21 +398,10 @@ class _Events:
         order = np.lexsort((severity_number, axis_number, self.first))
         first, last = self.first[order], self.last[order]
         start_units, end_units = times.units[first], times.units[last]
-        channel = [axes[int(a)] for a in axis_number[order]]
-        severity = [SEVERITIES[int(s)] for s in severity_number[order]]
         peaks = self.peak_at[order]
-        described = [
-            details.at(a, sev, int(row))
-            for a, sev, row in zip(channel, severity, peaks, strict=True)
-        ]
-
-        def column(name: str, dtype: Any) -> Any:
-            return (
-                pd.array([d[name] for d in described], dtype=dtype)
-                if described
-                else (pd.array([], dtype=dtype))
-            )
-
+        described = details.describe(
+            axes, axis_number[order], severity_number[order] == SEVERITIES.index("error"), peaks
+        )
         return pd.DataFrame(
             {
                 "axis": pd.Index(axes, dtype="str").take(axis_number[order]),
@@ -350,14 +410,14 @@ class _Events:
                 "end": times.take(last),
                 "duration_s": (end_units - start_units) / times.units_per_second,
                 "samples": self.samples[order].astype(np.int64),
-                "peak_residual": np.asarray([d["peak_residual"] for d in described], dtype=float),
-                "threshold": np.asarray([d["threshold"] for d in described], dtype=float),
-                "side": pd.Index([d["side"] for d in described], dtype="str"),
+                "peak_residual": described["peak_residual"],
+                "threshold": described["threshold"],
+                "side": SIDES.take(described["below"].astype(np.intp)),
                 "peak_ts": times.take(peaks),
-                "actual": np.asarray([d["actual"] for d in described], dtype=float),
-                "expected": np.asarray([d["expected"] for d in described], dtype=float),
-                "ratio": np.asarray([d["ratio"] for d in described], dtype=float),
-                "contributors": column("contributors", object),
+                "actual": described["actual"],
+                "expected": described["expected"],
+                "ratio": described["ratio"],
+                "contributors": pd.array(described["contributors"], dtype=object),
                 "starts_at_frame_start": first == 0,
                 "ends_at_frame_end": last == n_rows - 1,
             },
@@ -388,7 +448,7 @@ def _level_codes(levels: Any, axis: str) -> np.ndarray:
         codes = np.asarray(levels)
     else:
         codes = LEVEL_DTYPE.categories.get_indexer(pd.Index(np.asarray(levels, dtype=object)))
-    if ((codes < Level.IDLE) | (codes > Level.ERROR)).any():
+    if codes.size and (codes.min() < Level.IDLE or codes.max() > Level.ERROR):
         raise ScoringInputError(
             f"levels[{axis!r}] holds values that are not levels; expected codes 0-3 or the "
             f"names {list(LEVEL_NAMES)}"

@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-from Thresholding import sustained
+from Thresholding import sustained_rows
 
 from .errors import ScoringInputError
 
@@ -122,16 +122,25 @@ def assign_levels(
 
     # NaN compares False both ways, so the default is "value is neither 0 nor NaN" in two passes.
     active = (values > 0) | (values < 0) if active is None else np.asarray(active, dtype=bool)
-    sides: list[tuple[np.ndarray, np.ndarray]] = []
+    # Work on the positions beyond each threshold (a small share of the samples), not on masks.
+    sides: list[tuple[np.ufunc, float, float]] = []
     if upper:
-        sides.append((residuals > minc, residuals > maxc))
+        sides.append((np.greater, minc, maxc))
     if minc_low is not None and maxc_low is not None:
-        sides.append((residuals < minc_low, residuals < maxc_low))
-    error = np.zeros(values.size, dtype=bool)
-    alert_or_error = np.zeros(values.size, dtype=bool)
-    for beyond_alert, beyond_error in sides:
-        error |= sustained(beyond_error & active, int(t_short))
-        alert_or_error |= sustained(beyond_alert & active, int(t_long))
-    alert_or_error |= error
-    # Both masks lie inside ``active``, so the sum is IDLE=0, OK=1, ALERT=2 or ERROR=3.
-    return active.view(np.int8) + alert_or_error.view(np.int8) + error.view(np.int8)
+        sides.append((np.less, minc_low, maxc_low))
+    codes = active.astype(np.int8)  # IDLE 0, OK 1
+    errors: list[np.ndarray] = []
+    for beyond, alert_level, error_level in sides:
+        alert_rows = np.flatnonzero(beyond(residuals, alert_level))
+        alert_rows = alert_rows[active[alert_rows]]
+        if beyond(error_level, alert_level) or error_level == alert_level:
+            # Beyond the error level implies beyond the alert level: look among those only.
+            error_rows = alert_rows[beyond(residuals[alert_rows], error_level)]
+        else:
+            error_rows = np.flatnonzero(beyond(residuals, error_level))
+            error_rows = error_rows[active[error_rows]]
+        codes[sustained_rows(alert_rows, int(t_long))] = Level.ALERT
+        errors.append(sustained_rows(error_rows, int(t_short)))
+    for rows in errors:
+        codes[rows] = Level.ERROR
+    return codes

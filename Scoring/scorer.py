@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from Thresholding import smooth
+from Thresholding import smooth, ssr_score, ssr_shares
 
 from ._time import time_axis
 from .errors import ScoringInputError
@@ -18,7 +18,7 @@ from .events import extract_events
 from .levels import assign_levels, level_labels
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 
-__all__ = ["ScoreResult", "lookahead_samples", "lookback_samples", "score_frame"]
+__all__ = ["MachineShares", "ScoreResult", "lookahead_samples", "lookback_samples", "score_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,41 @@ def lookahead_samples(thresholds: Mapping[str, Mapping[str, Any]]) -> int:
     return max(rule.longest_run for rule in rules.values()) - 1
 
 
+class MachineShares:
+    """Each axis's share of the machine score per window row, computed for the rows asked for.
+
+    ``shares[row]`` is the 1-D array of the axes' ``z²`` over their sum at that window row (NaN
+    for an axis without a finite residual); ``np.asarray(shares)`` builds the whole rows × axes
+    array. Events read only their peak rows, so scoring never builds the matrix (8 axes of a
+    10 M-row window: 640 MB).
+    """
+
+    def __init__(
+        self, residuals: list[np.ndarray], centers: list[float], scales: list[float]
+    ) -> None:
+        self._residuals = residuals
+        self._centers = centers
+        self._scales = scales
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(window rows, axes)."""
+        return (len(self), len(self._residuals))
+
+    def __len__(self) -> int:
+        return self._residuals[0].size if self._residuals else 0
+
+    def __getitem__(self, rows: int | np.ndarray) -> np.ndarray:
+        """The shares at window row ``rows`` (1-D), or at each of an array of rows (2-D)."""
+        if np.ndim(rows) == 0:
+            return ssr_shares(self._residuals, self._centers, self._scales, np.array([rows]))[0]
+        return ssr_shares(self._residuals, self._centers, self._scales, np.asarray(rows))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        whole = ssr_shares(self._residuals, self._centers, self._scales, slice(None))
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     """Levels of the rows inside the scored window.
@@ -98,11 +133,13 @@ class ScoreResult:
         Read-only ``int8`` worst level per window row.
     context_before, context_after:
         Rows of look-back and look-ahead that were scored but left out of ``frame``.
-    values, expected:
-        Axis → actual and expected value per window row (expected = actual − raw residual).
+    values, raw_residuals:
+        Axis → actual value and residual before smoothing per window row (views of the input);
+        :attr:`expected` is their difference.
     shares:
         Window rows × axes: each axis's share of the machine score (its ``z²`` over their
-        sum), or None without a machine channel.
+        sum), computed for the rows read (see :class:`MachineShares`); None without a machine
+        channel.
     """
 
     frame: pd.DataFrame
@@ -113,8 +150,13 @@ class ScoreResult:
     context_before: int
     context_after: int
     values: Mapping[str, np.ndarray] = field(default_factory=dict)
-    expected: Mapping[str, np.ndarray] = field(default_factory=dict)
-    shares: np.ndarray | None = None
+    raw_residuals: Mapping[str, np.ndarray] = field(default_factory=dict)
+    shares: MachineShares | None = None
+
+    @property
+    def expected(self) -> dict[str, np.ndarray]:
+        """Axis → expected value per window row (actual − raw residual), computed on access."""
+        return {axis: self.values[axis] - self.raw_residuals[axis] for axis in self.raw_residuals}
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -142,7 +184,7 @@ class ScoreResult:
             merge_gap_seconds=merge_gap_seconds,
             cooldown_seconds=cooldown_seconds,
             values=self.values,
-            expected=self.expected,
+            raw_residuals=self.raw_residuals,
             contributions=None if self.shares is None else (self.axes, self.shares),
         )
 
@@ -232,8 +274,8 @@ def score_frame(
     level_codes: dict[str, np.ndarray] = {}
     columns: dict[str, Any] = {"ts": frame["ts"].iloc[window].reset_index(drop=True)}
     values_out: dict[str, np.ndarray] = {}
-    expected_out: dict[str, np.ndarray] = {}
-    squares: list[np.ndarray] = []
+    raw_out: dict[str, np.ndarray] = {}
+    compared_all: list[np.ndarray] = []
     active_any = np.zeros(n_rows, dtype=bool)
     for axis in axes:
         rule = rules[axis]
@@ -256,23 +298,22 @@ def score_frame(
         )[window]
         codes.flags.writeable = False
         level_codes[axis] = codes
-        if MACHINE_CHANNEL in rules:
-            squares.append(((compared - rule.center) / rule.scale) ** 2)
-        columns[f"{axis}_residual"] = np.array(compared[window])
+        compared_all.append(compared)
+        columns[f"{axis}_residual"] = _residual_column(source[f"{axis}_res"], compared, window)
         columns[f"{axis}_level"] = level_labels(codes)
         values_out[axis] = values[window]
-        expected_out[axis] = values[window] - raw[window]
+        raw_out[axis] = raw[window]
     shares = None
     if MACHINE_CHANNEL in rules:
         rule = rules[MACHINE_CHANNEL]
-        stacked = np.column_stack(squares)
-        counts = np.count_nonzero(np.isfinite(stacked), axis=1)
-        total = np.nansum(stacked, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ssr = total / counts  # NaN where every axis is idle
-            shares = (stacked / total[:, None])[window]
-        score = ssr if machine_scores is None else np.asarray(machine_scores, dtype=np.float64)
-        score = np.where(active_any, score, np.nan)
+        centers = [rules[axis].center for axis in axes]
+        scales = [rules[axis].scale for axis in axes]
+        shares = MachineShares([c[window] for c in compared_all], centers, scales)
+        if machine_scores is None:
+            score = ssr_score(compared_all, centers, scales)  # NaN where every axis is idle
+            np.copyto(score, np.nan, where=~active_any)
+        else:
+            score = np.where(active_any, np.asarray(machine_scores, dtype=np.float64), np.nan)
         codes = assign_levels(
             score,
             score,
@@ -284,15 +325,16 @@ def score_frame(
         )[window]
         codes.flags.writeable = False
         level_codes[MACHINE_CHANNEL] = codes
-        columns["machine_score"] = np.array(score[window])
+        columns["machine_score"] = score[window]  # a fresh array of our own
         columns["machine_level"] = level_labels(codes)
     worst = level_codes[axes[0]].copy()
     for codes in level_codes.values():
         np.maximum(worst, codes, out=worst)
     worst.flags.writeable = False
     columns["level"] = level_labels(worst)
-    # The columns above are fresh arrays owned by this frame alone, so they need no second copy
-    # (and no consolidation into one block, which costs more than the scoring itself).
+    # The columns above are fresh arrays owned by this frame alone or columns it shares with the
+    # input through copy-on-write, so they need no second copy (and no consolidation into one
+    # block, which costs more than the scoring itself).
     out = pd.DataFrame(columns, copy=False)
     logger.debug(
         "scored %d channels on %d rows, kept %d window rows (%d before, %d after)",
@@ -311,9 +353,21 @@ def score_frame(
         context_before=first,
         context_after=n_rows - stop,
         values=values_out,
-        expected=expected_out,
+        raw_residuals=raw_out,
         shares=shares,
     )
+
+
+def _residual_column(column: pd.Series, compared: np.ndarray, window: slice) -> Any:
+    """The window rows of an axis's compared residuals for the output frame, copied only if needed.
+
+    Smoothed residuals, and residuals converted to float64, are arrays of our own. Unsmoothed
+    float64 ones are the caller's column, which the output shares through pandas' copy-on-write:
+    a change to either frame then copies instead of reaching the other.
+    """
+    if column.dtype == np.float64 and np.may_share_memory(compared, column.array):
+        return column.iloc[window].reset_index(drop=True)
+    return compared[window]
 
 
 def _check_columns(

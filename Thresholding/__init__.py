@@ -9,8 +9,10 @@ from .calibrator import (
     robust_scale,
 )
 from .config import SEED_POLICY, SmoothingConfig, ThresholdPolicy
-from .runs import run_bounds, run_lengths, sustained
+from .runs import row_runs, run_bounds, run_lengths, sustained, sustained_rows
+from .selection import domain_median, domain_percentiles
 from .smoothing import smooth
+from .ssr import ssr_score, ssr_shares
 
 __all__ = [
     "MACHINE_CHANNEL",
@@ -21,9 +23,15 @@ __all__ = [
     "ThresholdCalibrator",
     "ThresholdPolicy",
     "alarm_mask",
+    "domain_median",
+    "domain_percentiles",
     "robust_scale",
+    "row_runs",
     "run_bounds",
     "run_lengths",
     "smooth",
+    "ssr_score",
+    "ssr_shares",
     "sustained",
+    "sustained_rows",
 ]

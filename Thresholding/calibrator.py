@@ -52,18 +52,20 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import ValidationError
 
 from .config import SEED_POLICY, ThresholdPolicy
-from .runs import run_bounds, run_lengths, sustained
+from .runs import row_runs, sustained_rows
+from .selection import domain_median, domain_percentiles
 from .smoothing import smooth
+from .ssr import ssr_score
 
 __all__ = [
     "MACHINE_CHANNEL",
@@ -76,6 +78,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MAD_SCALE = 1.4826
 """Scales the median absolute deviation to the standard deviation of normal data."""
@@ -100,13 +104,22 @@ def robust_scale(values: np.ndarray) -> tuple[float, float]:
     """(median, tail scale) of the finite ``values``: the 95th percentile of ``|v − median|``
     over 1.96, which is the standard deviation for normal data and, unlike the MAD, sees the
     jumps of a sample-and-hold signal; the std (or 1e-12) when it is 0."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    count = int(np.count_nonzero(np.isfinite(values)))
+    if count == 0:
         return math.nan, math.nan
-    center = float(np.median(finite))
-    scale = float(np.percentile(np.abs(finite - center), 95.0)) / TAIL_SCALE
+
+    def finite(rows: slice | np.ndarray) -> np.ndarray:
+        block = values[rows]
+        return block[np.isfinite(block)]
+
+    # Selected block by block (Thresholding.selection): no copy of the residuals.
+    center = domain_median(finite, values.size, count)
+    deviation = domain_percentiles(
+        lambda rows: np.abs(finite(rows) - center), values.size, count, [95.0]
+    )
+    scale = deviation[0] / TAIL_SCALE
     if not scale > 0:
-        scale = float(finite.std())
+        scale = float(np.compress(np.isfinite(values), values).std())
     if not scale > 0:
         scale = 1e-12 * max(1.0, abs(center))
     return center, scale
@@ -265,28 +278,32 @@ class _Levels:
 def _percentile_levels(
     axis: str,
     residuals: np.ndarray,
-    is_finite: np.ndarray,
     policy: ThresholdPolicy,
     sign: str = "positive",
 ) -> _Levels:
-    """The seed's per-axis MinC/MaxC from the positive residuals (see the module docstring)."""
-    # np.compress is ~4x faster than a boolean index when the mask flips at random.
-    positives = np.compress((residuals > 0) & is_finite, residuals)
-    n_positives = int(positives.size)
+    """The seed's per-axis MinC/MaxC from the positive residuals (see the module docstring);
+    ``sign`` negative: from the negated negative ones, for the lower side."""
+    upper = sign == "positive"
+
+    def positives(rows: slice | np.ndarray) -> np.ndarray:
+        values = residuals[rows]
+        if upper:
+            return values[(values > 0) & (values < math.inf)]
+        return -values[(values < 0) & (values > -math.inf)]
+
+    # Counted and selected block by block: no copy of the positives (nor of -residuals).
+    signed = residuals > 0 if upper else residuals < 0
+    n_positives = int(np.count_nonzero(signed & np.isfinite(residuals)))
     if n_positives >= policy.min_pos_for_percentile:
         n_trimmed = trim_count(n_positives, policy)
-        kept = positives
-        if n_trimmed:
-            keep = n_positives - n_trimmed
-            kept = np.partition(positives, keep - 1)[:keep]
-        # Linear-time selection (introselect) in place: ``positives`` is our own copy.
-        minc, maxc = np.percentile(
-            kept,
+        minc, maxc = domain_percentiles(
+            positives,
+            residuals.size,
+            n_positives,
             [policy.minc_percentile, policy.maxc_percentile],
-            method="linear",
-            overwrite_input=True,
+            smallest=n_positives - n_trimmed,
         )
-        return _Levels(float(minc), float(maxc), "percentile", n_positives, n_trimmed)
+        return _Levels(minc, maxc, "percentile", n_positives, n_trimmed)
     if not policy.use_mad_fallback:
         raise CalibrationError(
             f"axis {axis!r} has {n_positives} {sign} residual(s), fewer than "
@@ -294,7 +311,7 @@ def _percentile_levels(
             "train on more data, lower thresholds.min_pos_for_percentile, "
             "or set thresholds.use_mad_fallback: true"
         )
-    finite = np.compress(is_finite, residuals)
+    finite = np.compress(np.isfinite(residuals), residuals if upper else -residuals)
     median = float(np.median(finite))
     mad = MAD_SCALE * float(np.median(np.abs(finite - median)))
     minc = median + policy.mad_k_minc * mad
@@ -314,38 +331,63 @@ def _percentile_levels(
 
 
 def _beyond(residuals: np.ndarray, record: AxisThreshold, level: str) -> list[np.ndarray]:
-    """Masks of the samples beyond the ``level`` (alert/error) threshold, one per side."""
+    """Positions of the samples beyond the ``level`` (alert/error) threshold, one array per side.
+
+    Positions rather than masks: what lies beyond a threshold is a small share of the samples,
+    so the run lengths and alarms below cost little more than the one comparison per side.
+    """
     upper, lower = (
-        (record.minc, record.minc_low)
-        if level == "alert"
-        else (
-            record.maxc,
-            record.maxc_low,
-        )
+        (record.minc, record.minc_low) if level == "alert" else (record.maxc, record.maxc_low)
     )
-    masks = []
+    rows = []
     if record.side in ("upper", "both"):
-        masks.append(residuals > upper)
+        rows.append(np.flatnonzero(residuals > upper))
     if record.side in ("lower", "both") and lower is not None:
-        masks.append(residuals < lower)
-    return masks
+        rows.append(np.flatnonzero(residuals < lower))
+    return rows
+
+
+@dataclass(frozen=True)
+class _Crossings:
+    """Positions beyond a record's alert and error levels, one array per enabled side: found
+    once, for its sustain steps and for its alarm rate alike."""
+
+    alert: list[np.ndarray]
+    error: list[np.ndarray]
+
+    @classmethod
+    def of(cls, residuals: np.ndarray, record: AxisThreshold) -> _Crossings:
+        return cls(_beyond(residuals, record, "alert"), _beyond(residuals, record, "error"))
+
+
+def _alarm_rows(crossings: _Crossings, record: AxisThreshold) -> np.ndarray:
+    """Sorted positions of the samples at alert level or worse (see :func:`alarm_mask`)."""
+    parts = [sustained_rows(rows, record.t_long_steps) for rows in crossings.alert]
+    parts += [sustained_rows(rows, record.t_short_steps) for rows in crossings.error]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.intp)
 
 
 def alarm_mask(residuals: np.ndarray, record: AxisThreshold) -> np.ndarray:
     """Samples at alert level or worse under ``record``'s thresholds and sustain steps."""
     out = np.zeros(residuals.size, dtype=bool)
-    for mask in _beyond(residuals, record, "alert"):
-        out |= sustained(mask, record.t_long_steps)
-    for mask in _beyond(residuals, record, "error"):
-        out |= sustained(mask, record.t_short_steps)
+    out[_alarm_rows(_Crossings.of(residuals, record), record)] = True
     return out
 
 
-def _steps(residuals: np.ndarray, record: AxisThreshold, dt_seconds: float) -> AxisThreshold:
+def _run_lengths(rows: list[np.ndarray]) -> np.ndarray:
+    """Lengths of the runs of consecutive positions, side after side."""
+    lengths = []
+    for positions in rows:
+        starts, ends = row_runs(positions)
+        lengths.append(ends - starts)
+    return np.concatenate(lengths)
+
+
+def _steps(crossings: _Crossings, record: AxisThreshold, dt_seconds: float) -> AxisThreshold:
     """``record`` with the sustain steps learned from the runs beyond its thresholds."""
     policy = record.policy
-    alert_runs = np.concatenate([run_lengths(m) for m in _beyond(residuals, record, "alert")])
-    error_runs = np.concatenate([run_lengths(m) for m in _beyond(residuals, record, "error")])
+    alert_runs = _run_lengths(crossings.alert)
+    error_runs = _run_lengths(crossings.error)
     t_long = steps_from_runs(
         alert_runs,
         policy.alert_quantile,
@@ -365,14 +407,39 @@ def _steps(residuals: np.ndarray, record: AxisThreshold, dt_seconds: float) -> A
     )
 
 
-def _episodes(alarm: np.ndarray, dt: float, merge_gap_seconds: float) -> int:
-    """Alert episodes of an alarm mask: its runs, those within the merge gap counted once (as
-    the event store joins them)."""
-    starts, ends = run_bounds(alarm)
+def _episodes(alarm_rows: np.ndarray, dt: float, merge_gap_seconds: float) -> int:
+    """Alert episodes among the alarm positions: their runs, those within the merge gap counted
+    once (as the event store joins them)."""
+    starts, ends = row_runs(alarm_rows)
     if starts.size < 2 or merge_gap_seconds <= 0:
         return int(starts.size)
     gaps = (starts[1:] - (ends[:-1] - 1)) * dt
     return 1 + int(np.count_nonzero(gaps > merge_gap_seconds))
+
+
+def _with_rate(
+    record: AxisThreshold,
+    finite: int,
+    dt: float,
+    crossings: _Crossings,
+    merge_gap_seconds: float = 0.0,
+) -> AxisThreshold:
+    """``record`` with its alert episodes per day of its ``finite`` calibration samples."""
+    days = finite * dt / _SECONDS_PER_DAY
+    episodes = _episodes(_alarm_rows(crossings, record), dt, merge_gap_seconds)
+    return replace(record, expected_events_per_day=episodes / days if days > 0 else 0.0)
+
+
+def _learned(
+    values: np.ndarray,
+    finite: int,
+    record: AxisThreshold,
+    dt: float,
+    merge_gap_seconds: float = 0.0,
+) -> AxisThreshold:
+    """``record`` with its sustain steps and alarm rate learned from the calibration series."""
+    crossings = _Crossings.of(values, record)
+    return _with_rate(_steps(crossings, record, dt), finite, dt, crossings, merge_gap_seconds)
 
 
 @dataclass
@@ -427,6 +494,14 @@ class ThresholdCalibrator:
             raise CalibrationError(f"n_jobs must be None or an integer >= 1, got {self.n_jobs!r}")
         return self.n_jobs
 
+    def _map(self, function: Callable[[str], _T], axes: list[str]) -> list[_T]:
+        """``function`` of every axis, in order; on ``n_jobs`` threads when it is above 1."""
+        n_jobs = self._n_jobs()
+        if n_jobs > 1 and len(axes) > 1:
+            with ThreadPoolExecutor(max_workers=min(n_jobs, len(axes))) as pool:
+                return list(pool.map(function, axes))
+        return [function(axis) for axis in axes]
+
     def _policy(self) -> ThresholdPolicy:
         if self.policy is None:
             return ThresholdPolicy()
@@ -478,7 +553,7 @@ class ThresholdCalibrator:
             is off.
         """
         policy = self._policy()
-        n_jobs = self._n_jobs()
+        self._n_jobs()  # a bad n_jobs fails before any work
         dt = self._dt(dt_seconds)
         self.merge_gap_seconds_ = max(0.0, float(merge_gap_seconds))
         if not isinstance(residuals, Mapping):
@@ -501,11 +576,7 @@ class ThresholdCalibrator:
                 )
             return _Series(values, *robust_scale(values))
 
-        if n_jobs > 1 and len(axes) > 1:
-            with ThreadPoolExecutor(max_workers=min(n_jobs, len(axes))) as pool:
-                series = dict(zip(axes, pool.map(prepare, axes), strict=True))
-        else:
-            series = {axis: prepare(axis) for axis in axes}
+        series = dict(zip(axes, self._map(prepare, axes), strict=True))
         sizes = {s.values.size for s in series.values()}
         pooled = policy.pooling == "machine" or machine != "none"
         if pooled and len(sizes) > 1:
@@ -549,10 +620,11 @@ class ThresholdCalibrator:
         series: Mapping[str, _Series], machine: str, scores: ArrayLike | None
     ) -> _Series:
         if machine == "ssr":
-            squares = np.column_stack([s.z for s in series.values()]) ** 2
-            counts = np.count_nonzero(np.isfinite(squares), axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values = np.nansum(squares, axis=1) / counts  # NaN where every axis is idle
+            values = ssr_score(
+                [s.values for s in series.values()],
+                [s.center for s in series.values()],
+                [s.scale for s in series.values()],
+            )
         else:
             if scores is None:
                 raise CalibrationError(f"the {machine} machine channel needs its scores")
@@ -581,15 +653,18 @@ class ThresholdCalibrator:
                 "maxc_percentile": max(policy.maxc_percentile, percentile),
             }
         )
-        records: dict[str, AxisThreshold] = {}
         if policy.pooling == "machine":
             k_alert, k_error = self._pooled_multipliers(series, policy_used)
-        for axis, s in series.items():
+
+        def record_of(axis: str) -> AxisThreshold:
+            s = series[axis]
             if policy.pooling == "machine":
                 record = self._pooled_record(s, k_alert, k_error, dt, policy_used)
             else:
                 record = self._axis_record(axis, s, dt, policy_used)
-            records[axis] = self._with_rate(_steps(s.values, record, dt), s.values, dt)
+            return _learned(s.values, s.finite, record, dt, self.merge_gap_seconds_)
+
+        records = dict(zip(series, self._map(record_of, list(series)), strict=True))
         if channel is not None:
             finite = channel.values[np.isfinite(channel.values)]
             minc, maxc = np.percentile(
@@ -611,8 +686,8 @@ class ThresholdCalibrator:
                 side="upper",
                 calibration=policy.calibration,
             )
-            records[MACHINE_CHANNEL] = self._with_rate(
-                _steps(channel.values, record, dt), channel.values, dt
+            records[MACHINE_CHANNEL] = _learned(
+                channel.values, channel.finite, record, dt, self.merge_gap_seconds_
             )
         return records
 
@@ -620,14 +695,18 @@ class ThresholdCalibrator:
     def _pooled_multipliers(
         series: Mapping[str, _Series], policy: ThresholdPolicy
     ) -> tuple[float, float]:
-        z = np.column_stack([s.z for s in series.values()])
-        if policy.side == "both":
-            z = np.abs(z)
-        elif policy.side == "lower":
-            z = -z
-        with np.errstate(invalid="ignore"):
-            largest = np.fmax.reduce(z, axis=1)
-        largest = largest[np.isfinite(largest)]
+        # The largest z of each sample, NaN-skipping, one axis at a time (no samples x axes
+        # matrix, no reduction along its short rows).
+        largest = None
+        for s in series.values():
+            z = s.z
+            if policy.side == "both":
+                np.abs(z, out=z)
+            elif policy.side == "lower":
+                np.negative(z, out=z)
+            largest = z if largest is None else np.fmax(largest, z, out=largest)
+        assert largest is not None  # at least one axis
+        largest = np.compress(np.isfinite(largest), largest)
         k_alert, k_error = np.percentile(largest, [policy.minc_percentile, policy.maxc_percentile])
         k_alert = max(float(k_alert), 0.0)
         return k_alert, max(float(k_error), k_alert)
@@ -661,12 +740,11 @@ class ThresholdCalibrator:
     @staticmethod
     def _axis_record(axis: str, s: _Series, dt: float, policy: ThresholdPolicy) -> AxisThreshold:
         residuals = s.values
-        is_finite = np.isfinite(residuals)
         upper = lower = None
         if policy.side in ("upper", "both"):
-            upper = _percentile_levels(axis, residuals, is_finite, policy)
+            upper = _percentile_levels(axis, residuals, policy)
         if policy.side in ("lower", "both"):
-            lower = _percentile_levels(axis, -residuals, is_finite, policy, "negative")
+            lower = _percentile_levels(axis, residuals, policy, "negative")
         main = upper or lower
         assert main is not None  # side is one of the three
         methods = {level.method for level in (upper, lower) if level is not None}
@@ -692,12 +770,6 @@ class ThresholdCalibrator:
             side=policy.side,
             calibration=policy.calibration,
         )
-
-    def _with_rate(self, record: AxisThreshold, values: np.ndarray, dt: float) -> AxisThreshold:
-        days = np.count_nonzero(np.isfinite(values)) * dt / _SECONDS_PER_DAY
-        episodes = _episodes(alarm_mask(values, record), dt, self.merge_gap_seconds_)
-        rate = episodes / days if days > 0 else 0.0
-        return replace(record, expected_events_per_day=rate)
 
     def _fit_budget(
         self,
@@ -734,7 +806,9 @@ class ThresholdCalibrator:
                 raised = replace(
                     old, t_long_steps=old.t_long_steps + 1, t_short_steps=old.t_short_steps + 1
                 )
-                records[worst] = self._with_rate(raised, values[worst], dt)
+                finite = int(np.count_nonzero(np.isfinite(values[worst])))
+                crossings = _Crossings.of(values[worst], raised)
+                records[worst] = _with_rate(raised, finite, dt, crossings, self.merge_gap_seconds_)
                 budget["changes"].append(
                     f"{worst}: T_long_steps {old.t_long_steps} -> {raised.t_long_steps}, "
                     f"T_short_steps {old.t_short_steps} -> {raised.t_short_steps}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["run_bounds", "run_lengths", "sustained"]
+__all__ = ["row_runs", "run_bounds", "run_lengths", "sustained", "sustained_rows"]
 
 
 def run_bounds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +62,27 @@ def sustained(mask: np.ndarray, min_length: int) -> np.ndarray:
     inside = np.zeros(2 * starts.size + 1, dtype=bool)
     inside[1::2] = True
     return np.repeat(inside, np.diff(bounds))
+
+
+def row_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the runs of consecutive positions begin and end in sorted, distinct ``rows``.
+
+    ``rows`` lists the ``True`` samples of a mask (``np.flatnonzero(mask)``); run ``i`` is
+    ``rows[starts[i]:ends[i]]``, so ``ends - starts`` are the :func:`run_lengths` of the mask.
+    Its cost follows the ``True`` samples, not the mask: what alarms is a small share of it.
+    """
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = np.concatenate(([0], breaks)) if rows.size else breaks
+    ends = np.concatenate((breaks, [rows.size])) if rows.size else breaks
+    return starts, ends
+
+
+def sustained_rows(rows: np.ndarray, min_length: int) -> np.ndarray:
+    """The positions of sorted, distinct ``rows`` that lie in a run of at least ``min_length``
+    consecutive positions: ``np.flatnonzero(sustained(mask, min_length))`` for
+    ``rows = np.flatnonzero(mask)``."""
+    if min_length <= 1 or rows.size == 0:
+        return rows
+    starts, ends = row_runs(rows)
+    lengths = ends - starts
+    return rows[np.repeat(lengths >= min_length, lengths)]

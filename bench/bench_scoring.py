@@ -1,13 +1,24 @@
-"""Benchmark of the pure scoring core: levels for every axis, worst level, event extraction.
+"""Benchmark of the pure scoring computation, per model family: residuals, levels, events.
 
-Builds ``--samples`` rows x ``--axes`` axes of synthetic values and residuals in memory (seeded:
-idle stretches where the value is 0 and the residual NaN, Gaussian residual noise, and injected
-sustained excursions), then times only the scoring computation — no data generation, no
-DataFrame assembly, no database. Prints rows/s, sample-axes/s and the peak RSS.
+Builds ``--samples`` rows x ``--axes`` axes of synthetic robot values in memory (seeded: a
+repeating motion program shared by the axes, so ``cross`` and ``pca`` have something to
+explain, idle stretches where every value is 0, an axis resting alone now and then, Gaussian
+noise and injected sustained excursions). For every family it fits a model set on the first
+``--train`` rows and calibrates the default thresholds there (both sides, pooled, machine
+channel ``*`` with the ``ssr`` score), then times on all rows, with no database:
 
-    python bench/bench_scoring.py                 # 10,000,000 samples x 8 axes
+1. residuals: ``AxisModelSet.predict`` (expected value and residual of every axis, as scoring
+   calls it);
+2. levels: ``score_frame`` (smoothing, both sides of every axis, the machine channel's
+   ``ssr`` score and its levels, the worst level, the output frame);
+3. events: ``ScoreResult.events`` with the default 300 s merge gap.
+
+Prints one table per family and a summary of sample-axes per second against the goals (issue
+11: >= 20 M for ``linear``/``constant``, >= 5 M for ``ar``, ``cross``, ``pca``).
+
+    python bench/bench_scoring.py                      # 10,000,000 samples x 8 axes
     python bench/bench_scoring.py --samples 1000000 --repeat 5
-    python bench/bench_scoring.py --frame         # also time score_frame end to end
+    python bench/bench_scoring.py --families linear ar
 """
 
 from __future__ import annotations
@@ -17,20 +28,33 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from Scoring import assign_levels, extract_events, score_frame
+from ModelTraining import AxisModelSet
+from Scoring import score_frame
+from Thresholding import ThresholdCalibrator, ThresholdPolicy
 
 DT_SECONDS = 1.891
-GOAL_SAMPLE_AXES_PER_SECOND = 20e6
-# Standard-normal residual noise: MinC at its 75th and MaxC at its 95th percentile, the policy
-# defaults; run lengths as in the design's example thresholds.json.
-THRESHOLDS_ENTRY = {"MinC": 0.674, "MaxC": 1.645, "T_long_steps": 3, "T_short_steps": 2}
+MERGE_GAP_SECONDS = 300.0
+GOALS = {"constant": 20e6, "linear": 20e6, "ar": 5e6, "cross": 5e6, "pca": 5e6}
+"""Sample-axes per second each family must reach (issue 11, item 8); spline has none."""
+PARAMS: dict[str, dict[str, Any]] = {
+    "constant": {},
+    "linear": {},
+    "spline": {"knots": 8},
+    "ar": {"lags": 4},
+    "cross": {"alpha": 0.01},
+    "pca": {"components": 2},
+}
+"""Mid-grid settings: what selection typically picks on robot data."""
+STAGES = ("residuals", "levels", "events")
 
 
 def make_busy(rng: np.random.Generator, samples: int) -> np.ndarray:
@@ -40,121 +64,154 @@ def make_busy(rng: np.random.Generator, samples: int) -> np.ndarray:
     return np.concatenate((busy, np.ones(samples - busy.size, dtype=bool)))
 
 
-def make_axis(rng: np.random.Generator, busy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values and residuals of one axis, one sustained excursion per ~5,000 samples.
+def make_frame(rng: np.random.Generator, samples: int, axes: list[str]) -> pd.DataFrame:
+    """``ts``, ``time_s`` and one column per axis (see the module docstring).
 
-    The axis is idle (value 0, residual NaN) where the robot stops and, at ~2 % of the other
-    samples, where this joint alone rests; elsewhere the residual is standard-normal noise.
+    Every axis follows a 600-sample motion program with its own gain, plus noise; it is 0
+    where the robot stops and, at ~2 % of the other samples, where this joint alone rests.
+    One sustained excursion (2-40 samples, 1-6 noise units, either sign) per ~5,000 samples.
     """
-    samples = busy.size
-    active = busy & (rng.random(samples) >= 0.02)
-    values = np.where(active, 5.0 + rng.standard_normal(samples), 0.0)
-    residuals = rng.standard_normal(samples)
-    excursions = samples // 5000
-    starts = rng.integers(0, samples, excursions)
-    lengths = rng.integers(2, 40, excursions)
-    heights = rng.uniform(1.0, 6.0, excursions)
-    for start, length, height in zip(starts, lengths, heights, strict=True):
-        residuals[start : start + length] += height
-    residuals[~active] = np.nan
-    return values, residuals
+    # Nanoseconds, as extraction delivers them.
+    ts = pd.date_range("2024-01-01", periods=samples, freq=f"{DT_SECONDS}s", tz="UTC", unit="ns")
+    phase = 2 * np.pi * (np.arange(samples) % 600) / 600
+    program = np.sin(phase) + 0.5 * np.sin(3 * phase + 1.0)
+    busy = make_busy(rng, samples)
+    columns: dict[str, Any] = {"ts": ts, "time_s": np.arange(samples) * DT_SECONDS}
+    for number, axis in enumerate(axes, start=1):
+        values = 5.0 * number + 2.0 * (1 + number % 3) * program
+        values += 0.2 * rng.standard_normal(samples)
+        excursions = samples // 5000
+        starts = rng.integers(0, samples, excursions)
+        lengths = rng.integers(2, 40, excursions)
+        heights = rng.uniform(0.2, 1.2, excursions) * rng.choice([-1.0, 1.0], excursions)
+        for start, length, height in zip(starts, lengths, heights, strict=True):
+            values[start : start + length] += height
+        values[~(busy & (rng.random(samples) >= 0.02))] = 0.0
+        columns[axis] = values
+    return pd.DataFrame(columns, copy=False)  # a block per column, as extraction gives
 
 
-def score_core(
-    ts: pd.DatetimeIndex,
-    values: dict[str, np.ndarray],
-    residuals: dict[str, np.ndarray],
-    thresholds: dict[str, dict[str, float]],
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """The measured work: per-axis levels, worst level across axes, events."""
-    codes = {
-        axis: assign_levels(
-            values[axis],
-            residuals[axis],
-            minc=rule["MinC"],
-            maxc=rule["MaxC"],
-            t_long=rule["T_long_steps"],
-            t_short=rule["T_short_steps"],
-        )
-        for axis, rule in thresholds.items()
-    }
-    axes = list(thresholds)
-    worst = codes[axes[0]].copy()
-    for axis in axes[1:]:
-        np.maximum(worst, codes[axis], out=worst)
-    events = extract_events(ts, residuals, codes, thresholds, axes=axes)
-    return worst, events
+@dataclass
+class FamilyRun:
+    """Timings (best of the repeats, per stage) and what the scoring found."""
+
+    family: str
+    stages: dict[str, list[float]]
+    events: int
+    alerts: int
+    errors: int
+    level_share: dict[str, float]
+
+    @property
+    def total(self) -> list[float]:
+        return [sum(parts) for parts in zip(*self.stages.values(), strict=True)]
+
+
+def prepare(
+    frame: pd.DataFrame, axes: list[str], family: str, train_rows: int
+) -> tuple[AxisModelSet, dict[str, dict[str, Any]]]:
+    """Fit ``family`` and calibrate the default thresholds on the first ``train_rows`` rows."""
+    train = frame.iloc[:train_rows]
+    models = AxisModelSet(
+        {axis: (family, PARAMS[family]) for axis in axes}, axes, machine="ssr"
+    ).fit(train)
+    residuals = {axis: models.residual(train, axis) for axis in axes}
+    calibrator = ThresholdCalibrator(ThresholdPolicy()).fit(residuals, DT_SECONDS, machine="ssr")
+    return models, calibrator.to_dict()
+
+
+def run_family(
+    frame: pd.DataFrame, axes: list[str], family: str, train_rows: int, repeat: int
+) -> FamilyRun:
+    models, thresholds = prepare(frame, axes, family, train_rows)
+    stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for _ in range(repeat):
+        started = time.perf_counter()
+        predicted = models.predict(frame)
+        after_residuals = time.perf_counter()
+        result = score_frame(predicted, None, thresholds)
+        after_levels = time.perf_counter()
+        events = result.events(merge_gap_seconds=MERGE_GAP_SECONDS)
+        finished = time.perf_counter()
+        stages["residuals"].append(after_residuals - started)
+        stages["levels"].append(after_levels - after_residuals)
+        stages["events"].append(finished - after_levels)
+        del predicted
+    levels = np.bincount(result.worst_codes, minlength=4)
+    return FamilyRun(
+        family=family,
+        stages=stages,
+        events=len(events),
+        alerts=int((events["severity"] == "alert").sum()),
+        errors=int((events["severity"] == "error").sum()),
+        level_share={
+            name: count / len(frame)
+            for name, count in zip(("idle", "ok", "alert", "error"), levels, strict=True)
+        },
+    )
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def print_family(run: FamilyRun, sample_axes: int) -> None:
+    print(f"\nfamily {run.family} {PARAMS[run.family] or ''}")
+    print(f"  {'stage':<10} {'best s':>8} {'median s':>9} {'M sample-axes/s':>16}")
+    for stage, timings in [*run.stages.items(), ("total", run.total)]:
+        best = min(timings)
+        print(
+            f"  {stage:<10} {best:8.3f} {statistics.median(timings):9.3f} "
+            f"{sample_axes / best / 1e6:16.1f}"
+        )
+    shares = ", ".join(f"{name} {share:.2%}" for name, share in run.level_share.items())
+    print(f"  worst level: {shares}")
+    print(f"  events: {run.events:,} ({run.alerts:,} alert, {run.errors:,} error)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=10_000_000, help="rows (default 10M)")
     parser.add_argument("--axes", type=int, default=8, help="axes (default 8)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs; best is reported")
+    parser.add_argument(
+        "--train", type=int, default=500_000, help="rows the models are fitted on (default 500k)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best counts")
     parser.add_argument("--seed", type=int, default=0, help="RNG seed")
     parser.add_argument(
-        "--frame", action="store_true", help="also time score_frame (builds the output frame)"
+        "--families",
+        nargs="+",
+        choices=list(PARAMS),
+        default=list(PARAMS),
+        help="families to time (default all)",
     )
     args = parser.parse_args(argv)
-    if args.samples < 1 or args.axes < 1 or args.repeat < 1:
-        parser.error("--samples, --axes and --repeat must be >= 1")
+    if args.samples < 1000 or args.axes < 2 or args.repeat < 1:
+        parser.error("--samples must be >= 1000, --axes >= 2 and --repeat >= 1")
 
-    rng = np.random.default_rng(args.seed)
     axes = [f"axis{k}" for k in range(1, args.axes + 1)]
-    ts = pd.date_range("2024-01-01", periods=args.samples, freq=f"{DT_SECONDS}s", tz="UTC")
-    values: dict[str, np.ndarray] = {}
-    residuals: dict[str, np.ndarray] = {}
-    busy = make_busy(rng, args.samples)
-    for axis in axes:
-        values[axis], residuals[axis] = make_axis(rng, busy)
-    thresholds = {axis: dict(THRESHOLDS_ENTRY) for axis in axes}
+    frame = make_frame(np.random.default_rng(args.seed), args.samples, axes)
     rss_after_data = peak_rss_mib()
-
-    timings = []
-    for _ in range(args.repeat):
-        started = time.perf_counter()
-        worst, events = score_core(ts, values, residuals, thresholds)
-        timings.append(time.perf_counter() - started)
-    best = min(timings)
+    train_rows = min(args.train, args.samples)
     sample_axes = args.samples * args.axes
-    levels = np.bincount(worst, minlength=4)
-    print(f"samples            {args.samples:,} x {args.axes} axes (seed {args.seed})")
-    print(f"core time          best {best:.3f} s, median {statistics.median(timings):.3f} s")
-    print(f"samples/s          {args.samples / best:,.0f}")
     print(
-        f"sample-axes/s      {sample_axes / best:,.0f} "
-        f"(goal {GOAL_SAMPLE_AXES_PER_SECOND:,.0f}: "
-        f"{'met' if sample_axes / best >= GOAL_SAMPLE_AXES_PER_SECOND else 'MISSED'})"
+        f"samples {args.samples:,} x {args.axes} axes (seed {args.seed}), models fitted on the "
+        f"first {train_rows:,}; best of {args.repeat}"
     )
-    print(
-        "worst level share  "
-        + ", ".join(
-            f"{name} {count / args.samples:.2%}"
-            for name, count in zip(("idle", "ok", "alert", "error"), levels, strict=True)
-        )
-    )
-    print(
-        f"events             {len(events):,} "
-        f"({(events['severity'] == 'alert').sum():,} alert, "
-        f"{(events['severity'] == 'error').sum():,} error)"
-    )
-    print(f"peak RSS           {peak_rss_mib():,.0f} MiB (input data alone: {rss_after_data:,.0f})")
+    runs = [run_family(frame, axes, family, train_rows, args.repeat) for family in args.families]
+    for run in runs:
+        print_family(run, sample_axes)
 
-    if args.frame:
-        frame = pd.DataFrame({"ts": ts, **values, **{f"{a}_res": residuals[a] for a in axes}})
-        started = time.perf_counter()
-        result = score_frame(frame, None, thresholds)
-        result.events()
-        elapsed = time.perf_counter() - started
-        print(
-            f"score_frame+events {elapsed:.3f} s, {sample_axes / elapsed:,.0f} sample-axes/s "
-            f"(builds the {len(result.frame.columns)}-column output frame)"
-        )
-        print(f"peak RSS           {peak_rss_mib():,.0f} MiB")
+    print(f"\n{'family':<9} {'total s':>8} {'M sample-axes/s':>16} {'goal':>6}  verdict")
+    for run in runs:
+        rate = sample_axes / min(run.total)
+        goal = GOALS.get(run.family)
+        verdict = "-" if goal is None else ("met" if rate >= goal else "MISSED")
+        goal_text = "-" if goal is None else f"{goal / 1e6:.0f}"
+        print(f"{run.family:<9} {min(run.total):8.3f} {rate / 1e6:16.1f} {goal_text:>6}  {verdict}")
+    print(f"\npeak RSS {peak_rss_mib():,.0f} MiB (input frame alone: {rss_after_data:,.0f})")
     return 0
 
 
