@@ -413,7 +413,9 @@ def _episodes(alarm_rows: np.ndarray, dt: float, merge_gap_seconds: float) -> in
     starts, ends = row_runs(alarm_rows)
     if starts.size < 2 or merge_gap_seconds <= 0:
         return int(starts.size)
-    gaps = (starts[1:] - (ends[:-1] - 1)) * dt
+    # Sample positions of each run's first and last alarm sample.
+    first, last = alarm_rows[starts], alarm_rows[ends - 1]
+    gaps = (first[1:] - last[:-1]) * dt
     return 1 + int(np.count_nonzero(gaps > merge_gap_seconds))
 
 
