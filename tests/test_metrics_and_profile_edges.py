@@ -1,0 +1,71 @@
+"""Edges of the fit metrics and the window profile: one usable row, no usable row, two
+samples, and the exact messages and warnings."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from DataExtractionAnalysis import ProfileError, median_interval, profile
+from ModelEvaluation import EvaluationError, axis_metrics, evaluate
+
+
+def test_metrics_of_one_usable_row_have_no_r2_and_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="ModelEvaluation.evaluator"):
+        axis, n, r2, mae, rmse = axis_metrics("a", [0.0, 5.0, 7.0], [np.nan, np.nan, -2.0])
+    assert (axis, n, mae, rmse) == ("a", 1, 2.0, 2.0)
+    assert np.isnan(r2)
+    assert caplog.messages == []
+
+
+def test_metrics_without_usable_rows_are_nan_and_the_axis_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frame = pd.DataFrame({"a": [0.0, 3.0], "a_pred": [1.0, 1.0], "a_res": [np.nan, np.nan]})
+    with caplog.at_level(logging.WARNING, logger="ModelEvaluation.evaluator"):
+        axis, n, *metrics = axis_metrics("a", frame["a"], frame["a_res"])
+        row = evaluate(frame, ["a"]).iloc[0]
+    assert (axis, n, row["n"]) == ("a", 0, 0)
+    assert np.isnan([*metrics, row["r2"], row["mae"], row["rmse"]]).all()
+    assert caplog.messages == ["axis 'a' has no finite residuals; its metrics are NaN"] * 2
+
+
+def test_evaluate_says_which_columns_are_missing_and_what_to_pass() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "a_res": [0.0, 0.0]})
+    with pytest.raises(
+        EvaluationError,
+        match=r"^evaluation needs column\(s\) 'a_pred', missing from the frame; available "
+        r"columns: 'a', 'a_res'\. Pass the frame returned by AxisModelSet\.predict and only "
+        r"axes that were fitted$",
+    ):
+        evaluate(frame, ["a"])
+
+
+def test_two_samples_are_enough_for_a_sampling_interval() -> None:
+    assert median_interval(pd.Series([10.0, 11.5])) == 1.5
+    with pytest.raises(
+        ProfileError, match=r"^need at least 2 samples to measure the sampling interval, got 1$"
+    ):
+        median_interval(pd.Series([10.0]))
+
+
+def test_an_axis_with_one_reading_has_a_mean_but_no_std() -> None:
+    frame = pd.DataFrame(
+        {"ts": pd.to_datetime(["2026-01-05 00:00:00", "2026-01-05 00:00:02"], utc=True)}
+    )
+    frame["a"] = [np.nan, 4.0]
+    stats = profile(frame, ["a"]).to_dict()["axes"]["a"]
+    assert stats == {
+        "count": 1,
+        "nan": 1,
+        "zero_share": 0.0,
+        "min": 4.0,
+        "max": 4.0,
+        "mean": 4.0,
+        "std": None,
+    }
