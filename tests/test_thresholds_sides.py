@@ -157,28 +157,6 @@ def test_machine_scores_that_cannot_be_used_are_refused(scores: object, message:
 # ------------------------------------------------------------------ thresholds.json records
 
 
-def test_a_record_without_counts_scale_or_rate_reads_as_zero_counts_unit_scale_and_no_rate() -> (
-    None
-):
-    record = {
-        "MinC": 1.0,
-        "MaxC": 2.0,
-        "T_long_steps": 3,
-        "T_short_steps": 2,
-        "dt_seconds": 1.891,
-        "method": "percentile",
-        "policy": {"minc_percentile": 75.0, "maxc_percentile": 95.0},
-    }
-    restored = ThresholdCalibrator.from_dict({"a": record})
-    entry = restored.thresholds_["a"]
-    assert (entry.n_residuals, entry.n_positives, entry.n_trimmed) == (0, 0, 0)
-    assert (entry.n_alert_runs, entry.n_error_runs) == (0, 0)
-    assert (entry.scale, entry.expected_events_per_day) == (1.0, None)
-    assert entry.to_dict()["expected_events_per_day"] is None
-    assert restored.budget_ == {"max_events_per_day": None}
-    assert restored.expected_events_per_day_ == 0.0
-
-
 def test_messages_of_unusable_thresholds_say_how_to_fix_them() -> None:
     with pytest.raises(
         CalibrationError,
