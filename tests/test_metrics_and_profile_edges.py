@@ -23,6 +23,25 @@ def test_metrics_of_one_usable_row_have_no_r2_and_no_warning(
     assert caplog.messages == []
 
 
+def test_two_usable_rows_are_enough_for_r2() -> None:
+    # ss_res = 0.25 + 0.25, ss_tot = 1 + 1 around the mean 2: R² = 1 - 0.5 / 2.
+    assert axis_metrics("a", [1.0, 3.0], [0.5, -0.5]) == ("a", 2, 0.75, 0.5, 0.5)
+
+
+def test_a_block_without_usable_rows_does_not_end_the_metrics() -> None:
+    # The first 32,768-row block has no residual; the 7,232 rows after it alternate +1 / -3.
+    n = 40_000
+    actual = np.arange(n, dtype=float)
+    residual = np.full(n, np.nan)
+    residual[32_768:] = np.where(np.arange(n - 32_768) % 2 == 0, 1.0, -3.0)
+    axis, rows, r2, mae, rmse = axis_metrics("a", actual, residual)
+    k = n - 32_768
+    # Consecutive integers: sum of squared deviations k (k² - 1) / 12; ss_res = k/2 (1 + 9).
+    assert (axis, rows, mae) == ("a", k, 2.0)
+    assert rmse == pytest.approx(np.sqrt(5.0), rel=1e-15)
+    assert r2 == pytest.approx(1 - (k / 2 * 10) / (k * (k * k - 1) / 12), rel=1e-12)
+
+
 def test_metrics_without_usable_rows_are_nan_and_the_axis_is_named(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -149,3 +149,11 @@ def test_the_machine_channel_counts_towards_the_budget_and_is_raised_like_an_axi
     assert (machine.minc, machine.maxc, machine.t_long_steps) == (0.0, 0.0, 2)
     assert machine.expected_events_per_day == 1.0
     assert calibrator.budget_["met"] is True
+
+
+def test_a_raised_alert_percentile_lifts_an_error_percentile_below_it() -> None:
+    # As the first test, with the error percentile at 50 too: at 75 both levels are 8.
+    calibrator = _fit({"a": _bursts_and_spikes()}, maxc_percentile=50.0, max_events_per_day=2.0)
+    a = calibrator.thresholds_["a"]
+    assert (a.minc, a.maxc, a.t_long_steps, a.expected_events_per_day) == (8.0, 8.0, 2, 2.0)
+    assert (a.policy.minc_percentile, a.policy.maxc_percentile) == (75.0, 75.0)

@@ -99,6 +99,13 @@ def test_trimming_exactly_one_positive_drops_the_largest() -> None:
     assert (record.minc, record.maxc, record.n_trimmed) == (10.0, pytest.approx(17.2), 1)
 
 
+def test_min_steps_are_the_floor_of_the_sustain_steps() -> None:
+    # Every run beyond MinC or MaxC is 1 sample long; the policy asks for 4 and 3 at least.
+    policy = {**AXIS_POOLING, "alert_min_steps": 4, "error_min_steps": 3}
+    record = _fit(_alternating(), side="upper", **policy).thresholds_["a"]
+    assert (record.t_long_steps, record.t_short_steps) == (4, 3)
+
+
 # ------------------------------------------------------------------ pooling machine (default)
 
 # center 0; the 95th percentile of |r| is 6, so scale = 6 / 1.959964.
@@ -152,6 +159,13 @@ def test_machine_scores_that_cannot_be_used_are_refused(scores: object, message:
     calibrator = ThresholdCalibrator(ThresholdPolicy())
     with pytest.raises(CalibrationError, match=message):
         calibrator.fit({"a": np.arange(4.0)}, 1.0, machine="pca", machine_scores=scores)
+
+
+def test_the_machine_channel_record_is_upper_side_with_the_policys_calibration() -> None:
+    residuals = {"a": np.tile([1.0, -1.0, 2.0, -2.0], 50), "b": np.tile([3.0, -3.0], 100)}
+    calibrator = ThresholdCalibrator(ThresholdPolicy(calibration="holdout"))
+    record = calibrator.fit(residuals, 1.0, machine="ssr").thresholds_["*"]
+    assert (record.side, record.method, record.calibration) == ("upper", "machine", "holdout")
 
 
 # ------------------------------------------------------------------ thresholds.json records
