@@ -88,3 +88,19 @@ def test_an_axis_with_one_reading_has_a_mean_but_no_std() -> None:
         "mean": 4.0,
         "std": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ({"a": [1.0]}, r"^evaluation expects a pandas DataFrame, got dict$"),
+        (
+            pd.DataFrame(),
+            r"^evaluation needs column\(s\) 'a', 'a_pred', 'a_res', missing from the frame; "
+            r"available columns: \(none\)\. ",
+        ),
+    ],
+)
+def test_evaluate_refuses_what_is_not_a_predicted_frame(frame: object, message: str) -> None:
+    with pytest.raises(EvaluationError, match=message):
+        evaluate(frame, ["a"])  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ store, and its repr."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,17 @@ def test_a_meta_key_yaml_cannot_store_is_named(tmp_path: Path) -> None:
 def test_the_repr_names_the_root(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path / "registry")
     assert repr(registry) == f"ModelRegistry(root_dir={str(tmp_path / 'registry')!r})"
+
+
+def test_a_window_stored_as_yaml_timestamps_is_listed_in_iso_8601(tmp_path: Path) -> None:
+    # safe_dump writes datetimes as YAML timestamps, which safe_load reads back as datetimes.
+    start, end = (datetime(2024, 1, d, tzinfo=timezone.utc) for d in (1, 2))
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.publish(
+        {"models.json": b"{}"}, meta={"data": {"start": start, "end": end}}, run_id="r"
+    )
+    (summary,) = registry.list_versions()
+    assert (summary.window_start, summary.window_end) == (
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-02T00:00:00+00:00",
+    )

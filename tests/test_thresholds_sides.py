@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from Thresholding import CalibrationError, ThresholdCalibrator, ThresholdPolicy
+from Thresholding import CalibrationError, ThresholdCalibrator, ThresholdPolicy, robust_scale
 
 # Per-axis percentiles, no trimming, steps from the runs (defaults 1).
 AXIS_POOLING = {
@@ -104,6 +104,13 @@ def test_min_steps_are_the_floor_of_the_sustain_steps() -> None:
     policy = {**AXIS_POOLING, "alert_min_steps": 4, "error_min_steps": 3}
     record = _fit(_alternating(), side="upper", **policy).thresholds_["a"]
     assert (record.t_long_steps, record.t_short_steps) == (4, 3)
+
+
+def test_robust_scale_of_one_value_and_of_none() -> None:
+    # One value: no spread at all, so the scale is 1e-12 of its size; no value: NaN, NaN.
+    assert robust_scale(np.array([np.nan, 5.0])) == (5.0, pytest.approx(5e-12))
+    center, scale = robust_scale(np.array([np.nan, np.inf]))
+    assert np.isnan(center) and np.isnan(scale)
 
 
 # ------------------------------------------------------------------ pooling machine (default)
