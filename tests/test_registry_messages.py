@@ -3,6 +3,7 @@ store, and its repr."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,3 +67,17 @@ def test_a_window_stored_as_yaml_timestamps_is_listed_in_iso_8601(tmp_path: Path
         "2024-01-01T00:00:00+00:00",
         "2024-01-02T00:00:00+00:00",
     )
+
+
+def test_listing_a_version_with_a_broken_meta_warns_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    _publish(registry, 1)
+    meta = registry.root_dir / "v1" / "meta.yaml"
+    meta.write_text("data: [unclosed", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="ModelRegistry.registry"):
+        (summary,) = registry.list_versions()
+    assert (summary.version, summary.rows) == ("v1", None)
+    assert len(caplog.messages) == 1
+    assert caplog.messages[0].startswith(f"Listing v1 without details: {meta} cannot be read")
