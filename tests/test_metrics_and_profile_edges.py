@@ -104,3 +104,72 @@ def test_an_axis_with_one_reading_has_a_mean_but_no_std() -> None:
 def test_evaluate_refuses_what_is_not_a_predicted_frame(frame: object, message: str) -> None:
     with pytest.raises(EvaluationError, match=message):
         evaluate(frame, ["a"])  # type: ignore[arg-type]
+
+
+def test_profile_of_an_empty_first_block_an_all_missing_axis_and_two_readings() -> None:
+    n = 40_000  # a full 32,768-row block and a partial one
+    a = np.full(n, np.nan)
+    a[32_768:] = np.arange(n - 32_768, dtype=float)  # missing in the whole first block
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-05", periods=n, freq="1s", tz="UTC"),
+            "a": a,
+            "b": np.full(n, np.nan),
+            "c": np.r_[[1.0, 3.0], np.full(n - 2, np.nan)],
+        }
+    )
+    axes = profile(frame, ["a", "b", "c"]).to_dict()["axes"]
+    k = n - 32_768  # 0, 1, ..., k-1: mean (k-1)/2, sample std sqrt(k (k+1) / 12)
+    assert axes["a"] == {
+        "count": k,
+        "nan": 32_768,
+        "zero_share": 1 / k,
+        "min": 0.0,
+        "max": k - 1.0,
+        "mean": (k - 1) / 2,
+        "std": pytest.approx(np.sqrt(k * (k + 1) / 12), rel=1e-12),
+    }
+    assert axes["b"] == {
+        "count": 0,
+        "nan": n,
+        "zero_share": 0.0,
+        "min": None,
+        "max": None,
+        "mean": None,
+        "std": None,
+    }
+    assert axes["c"] == {
+        "count": 2,
+        "nan": n - 2,
+        "zero_share": 0.0,
+        "min": 1.0,
+        "max": 3.0,
+        "mean": 2.0,
+        "std": pytest.approx(np.sqrt(2.0), rel=1e-15),
+    }
+
+
+def test_gaps_are_intervals_longer_than_five_sampling_intervals() -> None:
+    # Epoch seconds, intervals 2, 2, 2, 10, 12: dt 2, and only 12 > 5 x 2 is a gap.
+    frame = pd.DataFrame({"ts": [0.0, 2.0, 4.0, 6.0, 16.0, 28.0], "a": [1.0] * 6})
+    result = profile(frame, ["a"])
+    assert (result.dt_seconds, result.gaps, result.gap_factor) == (2.0, 1, 5.0)
+    assert (result.start, result.end) == (0.0, 28.0)
+
+
+def test_the_sampling_interval_is_rounded_to_the_microsecond() -> None:
+    assert median_interval(pd.Series([0.0, 1.0000004, 2.0000008])) == 1.0
+
+
+def test_timestamps_without_zone_and_in_microseconds_give_the_interval_in_seconds() -> None:
+    ts = pd.Series(pd.to_datetime(["2026-01-05 00:00:00.0", "2026-01-05 00:00:02.5"]))
+    assert ts.dt.tz is None
+    assert median_interval(ts.astype("datetime64[us]")) == 2.5
+
+
+def test_profile_names_the_missing_columns_and_the_available_ones() -> None:
+    frame = pd.DataFrame({"ts": [0.0, 1.0], "a": [1.0, 2.0]})
+    with pytest.raises(
+        ProfileError, match=r"^cannot profile: columns \['b'\] missing; available: \['ts', 'a'\]$"
+    ):
+        profile(frame, ["a", "b"])

@@ -42,7 +42,9 @@ def _fit(residuals: np.ndarray, dt_seconds: float = 1.0, **policy: object) -> Th
 
 
 def test_per_axis_both_sides_take_the_percentiles_of_each_sign() -> None:
-    record = _fit(_alternating(), side="both", **AXIS_POOLING).thresholds_["a"]
+    policy = {**AXIS_POOLING, "calibration": "holdout"}
+    record = _fit(_alternating(), side="both", **policy).thresholds_["a"]
+    assert record.calibration == "holdout"
     # Positives 1..10: 50th percentile at position 4.5 -> 5.5, 90th at 8.1 -> 9.1.
     # Negatives mirrored, 2..20: 50th -> 11, 90th -> 18.2; negated back.
     assert (record.minc, record.maxc) == (5.5, pytest.approx(9.1))
@@ -125,7 +127,7 @@ def test_pooled_upper_side_clamps_a_negative_multiplier_to_the_center() -> None:
     # z = r / scale: its 25th percentile is -1 / scale (< 0, so k_alert = 0), its 90th 2/scale.
     assert (record.minc, record.maxc) == (0.0, pytest.approx(2.0))
     assert (record.minc_low, record.maxc_low) == (None, None)
-    assert record.n_positives == 5  # strictly above the center 0: 1, 1, 1, 2, 3
+    assert (record.n_positives, record.n_trimmed) == (5, 0)  # above the center 0: 1, 1, 1, 2, 3
 
 
 def test_pooled_lower_side_uses_the_negated_deviations() -> None:
