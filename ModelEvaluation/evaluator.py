@@ -45,19 +45,6 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], purpose: str) -
         )
 
 
-def r2_from_arrays(actual: np.ndarray, predicted: np.ndarray) -> float:
-    """Return R² as ``sklearn.metrics.r2_score`` does (NaN below two samples).
-
-    A constant ``actual`` gives 1.0 for a perfect prediction and 0.0 otherwise, like
-    scikit-learn's ``force_finite=True``.
-    """
-    if actual.size < 2:
-        return float("nan")
-    return _r2(
-        float(np.sum((actual - predicted) ** 2)), float(np.sum((actual - actual.mean()) ** 2))
-    )
-
-
 def _r2(ss_res: float, ss_tot: float) -> float:
     if ss_tot == 0.0:
         return 1.0 if ss_res == 0.0 else 0.0

@@ -793,7 +793,9 @@ class ThresholdCalibrator:
         def total(recs: Mapping[str, AxisThreshold]) -> float:
             return sum(r.expected_events_per_day or 0.0 for r in recs.values())
 
-        for _ in range(5):
+        # The policy's percentile, then up to 5 raised ones; each one's steps are raised, the
+        # last one's too (its records would otherwise be returned with no step raised).
+        for raised_percentiles in range(6):
             while total(records) > limit:
                 raisable = [
                     name
@@ -815,7 +817,7 @@ class ThresholdCalibrator:
                     f"{worst}: T_long_steps {old.t_long_steps} -> {raised.t_long_steps}, "
                     f"T_short_steps {old.t_short_steps} -> {raised.t_short_steps}"
                 )
-            if total(records) <= limit or percentile >= 99.999:
+            if total(records) <= limit or percentile >= 99.999 or raised_percentiles == 5:
                 break
             new_percentile = percentile + (100.0 - percentile) / 2
             budget["changes"].append(

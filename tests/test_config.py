@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def _write(tmp_path: Path, text: str, *, bom: bool = False) -> Path:
 def test_invalid_values_are_reported_with_their_key_path(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
         load_config(_write(tmp_path, text))
     assert any(problem.startswith(message) for problem in caught.value.problems), (
         caught.value.problems
@@ -76,7 +77,13 @@ def test_invalid_values_are_reported_with_their_key_path(
 
 def test_all_problems_are_reported_together(tmp_path: Path) -> None:
     text = "thresholds: {minc_percentile: 120, error_quantile: -0.1}\ndata: {axes: []}\nbogus: 1"
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(
+        ConfigError,
+        match=r"invalid configuration \(.*config\.yaml\):\n  - data\.axes: must be a non-empty list"
+        r".*\n  - thresholds\.minc_percentile: must be between 0 and 100, got 120"
+        r"\n  - thresholds\.error_quantile: must be between 0 and 1, got -0\.1"
+        r"\n  - bogus: unknown key",
+    ) as caught:
         load_config(_write(tmp_path, text))
     assert len(caught.value.problems) == 4
     assert str(caught.value).count("\n  - ") == 4
@@ -113,7 +120,7 @@ def test_bad_overrides(tmp_path: Path, override: str, message: str) -> None:
         loaded = load_config(_write(tmp_path, "prep: {interpolate: false}"), [override])
         assert loaded.config.prep.interpolate is True
         return
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
         load_config(_write(tmp_path, "data: {table: a}"), ["data.table=b", override])
     assert any(p.startswith(message) for p in caught.value.problems), caught.value.problems
 
@@ -159,7 +166,10 @@ def test_the_seed_preset_is_the_seed_mode() -> None:
 
 
 def test_a_url_put_in_url_env_is_never_echoed(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(
+        ConfigError,
+        match=r"database\.url_env: must be the name of an environment variable .*got a URL",
+    ) as caught:
         load_config(_write(tmp_path, "database: {url_env: 'postgresql://u:Pw-Secret-9@h/db'}"))
     assert "Pw-Secret-9" not in str(caught.value)
 

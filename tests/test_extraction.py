@@ -322,7 +322,9 @@ def test_unreachable_database_message_has_reason_but_no_password(
     pg_target: object, url: str, reason: str
 ) -> None:
     target = resolve_target(DatabaseConfig(), __import__("pathlib").Path("."), {"DB_URL": url})
-    with pytest.raises(DatabaseError) as caught:
+    with pytest.raises(
+        DatabaseError, match=rf"^connecting to the database \(.*\*\*\*.*\) failed: .*{reason}"
+    ) as caught:
         connect_engine(target, DatabaseConfig(connect_timeout_s=3))
     message = str(caught.value)
     assert reason in message
@@ -331,7 +333,11 @@ def test_unreachable_database_message_has_reason_but_no_password(
 
 
 def test_malformed_port_in_the_url_is_a_database_error_without_password() -> None:
-    with pytest.raises(DatabaseError) as caught:
+    with pytest.raises(
+        DatabaseError,
+        match=r"^environment variable DB_URL does not hold a database URL; expected e\.g\. "
+        r"postgresql://user:password@host:5432/dbname$",
+    ) as caught:
         resolve_target(
             DatabaseConfig(),
             __import__("pathlib").Path("."),

@@ -205,7 +205,7 @@ def test_family_table_and_selection():
     assert list(MODEL_FAMILIES) == list(DEFAULT_CANDIDATES)
     assert all(select_model(name).family == name for name in MODEL_FAMILIES)
     assert isinstance(LinearTrend(), AxisModel)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="'mappingproxy' object does not support item assignment"):
         MODEL_FAMILIES["mine"] = LinearTrend  # type: ignore[index]
 
 

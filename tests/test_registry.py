@@ -153,7 +153,7 @@ def test_a_version_verifies_with_sha256sum_by_hand(registry: ModelRegistry) -> N
 
 
 def test_publish_checks_everything_before_writing(registry: ModelRegistry) -> None:
-    with pytest.raises(InvalidTagError):
+    with pytest.raises(InvalidTagError, match=r"^version tag 'a/b' contains '/'; only "):
         publish(registry, version_tag="a/b")
     with pytest.raises(MetadataError, match="run_id must be a non-empty string"):
         publish(registry, run_id="  ")
@@ -454,7 +454,10 @@ def test_writer_killed_in_staging_leaves_no_version_and_is_cleaned_up(
     assert registry.load().version == "v1"
     assert snapshot(registry.root_dir / "v1") == before
     assert staging_entries(registry.root_dir) == [staging.name]
-    with pytest.raises(VersionNotFoundError):
+    with pytest.raises(
+        VersionNotFoundError,
+        match=r"^model version 'v2' not found in the registry at .*\. Available versions: v1\. ",
+    ):
         registry.resolve("v2")
 
     assert publish(registry, 2).version == "v2"

@@ -176,7 +176,12 @@ def test_an_immutable_registry_root_is_refused_before_any_step(
     root = tmp_path / "registry"
     root.mkdir()
     loaded = load_config(make_project(tmp_path))
-    with immutable(root), pytest.raises(DestinationError) as caught:
+    with (
+        immutable(root),
+        pytest.raises(
+            DestinationError, match=r"^registry\.root_dir .* cannot be written"
+        ) as caught,
+    ):
         TrainingRun(loaded)
     assert str(caught.value) == (
         f"registry.root_dir {root} cannot be written: Operation not permitted in {root}. Make "

@@ -443,7 +443,10 @@ def test_thresholds_problems_are_reported_together_with_key_paths():
         "j2": {"MinC": 2.0, "T_long_steps": 3, "T_short_steps": 2},
         "j3": "not a mapping",
     }
-    with pytest.raises(ScoringInputError) as caught:
+    with pytest.raises(
+        ScoringInputError,
+        match=r"^invalid thresholds:\n  thresholds\.j1\.MinC: Input should be a valid number",
+    ) as caught:
         parse_thresholds(thresholds)
     message = str(caught.value)
     for path in ("thresholds.j1.MinC", "thresholds.j1.T_long_steps", "thresholds.j2.MaxC"):

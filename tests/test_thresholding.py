@@ -408,6 +408,13 @@ def test_from_dict_reads_a_record_written_before_the_lower_side_existed():
         None,
         0.0,
     )
+    # Nor counts, scale or expected rate: zero counts, unit scale, no rate (and none written).
+    assert (entry.n_residuals, entry.n_positives, entry.n_trimmed) == (0, 0, 0)
+    assert (entry.n_alert_runs, entry.n_error_runs) == (0, 0)
+    assert (entry.scale, entry.expected_events_per_day) == (1.0, None)
+    assert entry.to_dict()["expected_events_per_day"] is None
+    assert restored.budget_ == {"max_events_per_day": None}
+    assert restored.expected_events_per_day_ == 0.0
 
 
 @pytest.mark.parametrize(
