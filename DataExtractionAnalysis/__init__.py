@@ -1,15 +1,18 @@
 """Data extraction (SQL → time-ordered frame) and profiling of the extracted window."""
 
 from .analyzer import GAP_FACTOR, AxisProfile, Profile, ProfileError, median_interval, profile
-from .config import DataConfig
+from .config import DataConfig, parse_duration, parse_relative, resolve_bound
 from .extractor import (
     EmptyWindowError,
     Extraction,
     ExtractionError,
     SourceInfo,
     extract_window,
+    list_assets,
     lookahead_end,
     lookback_start,
+    newest_time,
+    reusing_connections,
 )
 
 __all__ = [
@@ -23,8 +26,14 @@ __all__ = [
     "ProfileError",
     "SourceInfo",
     "extract_window",
+    "list_assets",
     "lookahead_end",
     "lookback_start",
     "median_interval",
+    "newest_time",
+    "parse_duration",
+    "parse_relative",
     "profile",
+    "resolve_bound",
+    "reusing_connections",
 ]

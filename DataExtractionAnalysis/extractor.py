@@ -16,10 +16,13 @@ so 8x fewer rows cross the wire; sorted, distinct timestamps are confirmed in on
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import logging
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,8 +41,11 @@ __all__ = [
     "ExtractionError",
     "SourceInfo",
     "extract_window",
+    "list_assets",
     "lookahead_end",
     "lookback_start",
+    "newest_time",
+    "reusing_connections",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +88,7 @@ class _Plan:
     time: sa.ColumnClause
     selected: dict[str, sa.ColumnClause]  # output label -> source column
     doubles: frozenset[str]  # labels of DOUBLE PRECISION columns
+    asset: sa.ColumnClause | None = None  # data.asset_col, when the table holds a fleet
 
 
 def _time_kind(column_type: sa.types.TypeEngine, dialect: str) -> TimeKind:
@@ -112,7 +119,55 @@ def _resolve(name: str, available: list[str], what: str, table: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def reusing_connections() -> Iterator[None]:
+    """Within the block, reads share one fast-path connection and each table's column plan.
+
+    A fleet task reads hundreds of assets' windows from one table: a new ADBC connection
+    (~0.1 s) and a catalogue lookup of the columns for each would cost more than the read.
+    The connections are closed when the block ends.
+    """
+    cache = _ReuseCache()
+    token = _REUSE.set(cache)
+    try:
+        yield
+    finally:
+        _REUSE.reset(token)
+        for connection in cache.connections.values():
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+@dataclass
+class _ReuseCache:
+    connections: dict[str, Any] = field(default_factory=dict)
+    plans: dict[tuple[Any, ...], _Plan] = field(default_factory=dict)
+
+
+_REUSE: contextvars.ContextVar[_ReuseCache | None] = contextvars.ContextVar(
+    "extraction_reuse", default=None
+)
+
+
 def _plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
+    cache = _REUSE.get()
+    if cache is None:
+        return _new_plan(engine, target, data)
+    key = (
+        id(engine),
+        data.table,
+        data.time_col,
+        tuple(data.axes),
+        data.axis_id_col,
+        data.value_col,
+        data.asset_col,
+    )
+    if key not in cache.plans:
+        cache.plans[key] = _new_plan(engine, target, data)
+    return cache.plans[key]
+
+
+def _new_plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
     schema, name = split_table_name(data.table)
     with database_errors(target, f"reading the columns of table {data.table!r}"):
         inspector = sa.inspect(engine)
@@ -139,7 +194,13 @@ def _plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
             data.axis_id_col: _resolve(data.axis_id_col, available, "data.axis_id_col", data.table),
             data.value_col: _resolve(data.value_col, available, "data.value_col", data.table),
         }
-    table = sa.table(name, *(sa.column(c) for c in [time_name, *sources.values()]), schema=schema)
+    asset_name = (
+        None
+        if data.asset_col is None
+        else _resolve(data.asset_col, available, "data.asset_col", data.table)
+    )
+    names = [time_name, *sources.values(), *([asset_name] if asset_name else [])]
+    table = sa.table(name, *(sa.column(c) for c in dict.fromkeys(names)), schema=schema)
     selected = {label: table.c[source] for label, source in sources.items()}
     doubles = frozenset(
         label for label, source in sources.items() if isinstance(columns[source], sa.Double)
@@ -150,6 +211,7 @@ def _plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
         time=table.c[time_name],
         selected=selected,
         doubles=doubles,
+        asset=None if asset_name is None else table.c[asset_name],
     )
 
 
@@ -169,11 +231,31 @@ def _comparable(plan: _Plan, expr: sa.ColumnElement) -> sa.ColumnElement:
     return sa.func.julianday(expr) if plan.time_kind == "iso_text" else expr
 
 
+def _asset_filter(plan: _Plan, asset: Any) -> list[sa.ColumnElement]:
+    """``asset_col = :asset`` (a bound value) when the table holds a fleet, else nothing.
+
+    Raises:
+        ExtractionError: a fleet table read without naming the asset, or an asset given for
+            a table without ``data.asset_col``.
+    """
+    if plan.asset is None:
+        if asset is not None:
+            raise ExtractionError(
+                f"asset {asset!r} given, but data.asset_col is not set for {plan.table.name!r}"
+            )
+        return []
+    if asset is None:
+        raise ExtractionError(
+            f"table {plan.table.name!r} holds a fleet (data.asset_col); name the asset to read"
+        )
+    return [plan.asset == sa.bindparam("asset", asset)]
+
+
 def _window_filter(
-    plan: _Plan, start: dt.datetime | None, end: dt.datetime | None
+    plan: _Plan, start: dt.datetime | None, end: dt.datetime | None, asset: Any = None
 ) -> list[sa.ColumnElement]:
     time = _comparable(plan, plan.time)
-    conditions: list[sa.ColumnElement] = [plan.time.is_not(None)]
+    conditions: list[sa.ColumnElement] = [plan.time.is_not(None), *_asset_filter(plan, asset)]
     if start is not None:
         conditions.append(time >= _comparable(plan, _bound(start, plan.time_kind, "start")))
     if end is not None:
@@ -188,6 +270,7 @@ def _statement(
     end: dt.datetime | None,
     *,
     nan_for_null: bool = False,
+    asset: Any = None,
 ) -> sa.Select:
     """The window query; ``nan_for_null`` sends NULL in DOUBLE PRECISION columns as NaN.
 
@@ -205,7 +288,7 @@ def _statement(
         return column.label(label)
 
     columns = [plan.time.label("ts"), *(output(label, col) for label, col in plan.selected.items())]
-    stmt = sa.select(*columns).where(*_window_filter(plan, start, end))
+    stmt = sa.select(*columns).where(*_window_filter(plan, start, end, asset))
     if data.layout == "long":
         stmt = stmt.where(plan.selected[data.axis_id_col].in_(list(data.axes)))
     return stmt.order_by(_comparable(plan, plan.time))
@@ -224,6 +307,7 @@ def _pivot_statement(
     end: dt.datetime | None,
     *,
     nan_for_null: bool = False,
+    asset: Any = None,
 ) -> sa.Select:
     """PostgreSQL pivots a LONG window itself: one row per sample, one column per axis.
 
@@ -249,7 +333,7 @@ def _pivot_statement(
     columns += [sa.func.count().label(_ROWS), sa.func.bit_or(bit).label(_AXES_SEEN)]
     return (
         sa.select(*columns)
-        .where(*_window_filter(plan, start, end), axis_id.in_(list(data.axes)))
+        .where(*_window_filter(plan, start, end, asset), axis_id.in_(list(data.axes)))
         .group_by(plan.time)
         .order_by(plan.time)
     )
@@ -276,14 +360,31 @@ def _read_adbc(target: DatabaseTarget, stmt: sa.Select) -> pd.DataFrame:
     from adbc_driver_postgresql import StatementOptions
 
     sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    cache = _REUSE.get()
     try:
-        with adbc.connect(target.libpq_uri) as conn, conn.cursor() as cursor:
+        with contextlib.ExitStack() as stack:
+            if cache is None:
+                conn = stack.enter_context(adbc.connect(target.libpq_uri))
+            else:
+                if target.libpq_uri not in cache.connections:
+                    # Autocommit: no transaction stays open between reads, and a failed read
+                    # leaves no aborted one behind for the next asset.
+                    cache.connections[target.libpq_uri] = adbc.connect(
+                        target.libpq_uri, autocommit=True
+                    )
+                conn = cache.connections[target.libpq_uri]
+            cursor = stack.enter_context(conn.cursor())
             cursor.adbc_statement.set_options(
                 **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(_ADBC_BATCH_BYTES)}
             )
             cursor.execute(sql)
             table = cursor.fetch_arrow_table()
     except adbc_driver_manager.Error as exc:
+        if cache is not None:  # reconnect for the next read rather than reuse a broken one
+            broken = cache.connections.pop(target.libpq_uri, None)
+            if broken is not None:
+                with contextlib.suppress(Exception):
+                    broken.close()
         detail = scrub(" ".join(str(exc).split()), target.url)
         raise DatabaseError(
             f"reading the training window ({target.display}) through ADBC failed: {detail}"
@@ -521,13 +622,15 @@ def _normalise(
     return frame[["ts", *data.axis_columns]].reset_index(drop=True), duplicates
 
 
-def _data_range(engine: Engine, target: DatabaseTarget, plan: _Plan) -> str:
+def _data_range(engine: Engine, target: DatabaseTarget, plan: _Plan, asset: Any = None) -> str:
     stmt = sa.select(sa.func.min(plan.time), sa.func.max(plan.time), sa.func.count())
+    stmt = stmt.select_from(plan.table).where(*_asset_filter(plan, asset))
+    what = "the table" if asset is None else f"asset {asset!r}"
     with database_errors(target, "reading the table's time range"), engine.connect() as conn:
-        first, last, count = conn.execute(stmt.select_from(plan.table)).one()
+        first, last, count = conn.execute(stmt).one()
     if not count:
-        return "the table is empty"
-    return f"the table holds {count} rows from {first} to {last}"
+        return f"{what} has no rows" if asset is not None else "the table is empty"
+    return f"{what} holds {count} rows from {first} to {last}"
 
 
 def extract_window(
@@ -539,6 +642,7 @@ def extract_window(
     end: dt.datetime | None = None,
     fast_path: bool = True,
     allow_missing_axes: bool = False,
+    asset: Any = None,
 ) -> Extraction:
     """Read ``[start, end)`` of the configured table into the frame contract above.
 
@@ -551,6 +655,8 @@ def extract_window(
         fast_path: on PostgreSQL, read through ADBC (binary COPY → Arrow).
         allow_missing_axes: LONG only: an axis id without rows in the window becomes an
             all-NaN column (scoring: an axis offline for a while) instead of an error.
+        asset: with ``data.asset_col``, the asset to read (``WHERE asset_col = :asset``,
+            bound; the value as :func:`list_assets` returns it); None otherwise.
 
     Returns:
         The extraction: frame, source info and the number of duplicate rows resolved.
@@ -573,18 +679,19 @@ def extract_window(
         and len(data.axes) <= _MAX_PIVOT_AXES
     )
     make_statement = _pivot_statement if pivoted else _statement
-    raw = read(make_statement(plan, data, start, end, nan_for_null=use_adbc))
+    raw = read(make_statement(plan, data, start, end, nan_for_null=use_adbc, asset=asset))
     window = f"[{start or 'first row'}, {end or 'last row'})"
+    of_asset = "" if asset is None else f" for asset {asset!r}"
     if raw.empty:
         raise EmptyWindowError(
-            f"no rows in table {data.table!r} in the window {window}; "
-            f"{_data_range(engine, target, plan)}. Adjust data.train_start/data.train_end "
-            "(or --start/--end)"
+            f"no rows in table {data.table!r}{of_asset} in the window {window}; "
+            f"{_data_range(engine, target, plan, asset)}. Adjust data.train_start/"
+            "data.train_end (or --start/--end)"
         )
     if pivoted and data.duplicates != "error" and _repeated_rows(raw, data).any():
         # Repeated (timestamp, axis id) rows to resolve: read the rows themselves (rare).
         pivoted = False
-        raw = read(_statement(plan, data, start, end, nan_for_null=use_adbc))
+        raw = read(_statement(plan, data, start, end, nan_for_null=use_adbc, asset=asset))
     frame, duplicates = _normalise(
         raw, plan, data, pivoted=pivoted, allow_missing_axes=allow_missing_axes
     )
@@ -596,10 +703,11 @@ def extract_window(
         layout=data.layout,
     )
     logger.info(
-        "extracted %d samples x %d axes from %s %s via %s",
+        "extracted %d samples x %d axes from %s%s %s via %s",
         len(frame),
         len(data.axis_columns),
         data.table,
+        of_asset,
         window,
         source.reader,
     )
@@ -614,6 +722,7 @@ def _neighbour_time(
     samples: int,
     *,
     forward: bool,
+    asset: Any = None,
 ) -> dt.datetime | float | None:
     """The ``samples``-th distinct sample time before ``anchor`` (or at/after it, ``forward``)."""
     if samples <= 0:
@@ -622,6 +731,7 @@ def _neighbour_time(
     time = _comparable(plan, plan.time)
     bound = _comparable(plan, _bound(anchor, plan.time_kind, "anchor"))
     condition = time >= bound if forward else time < bound
+    condition = sa.and_(condition, *_asset_filter(plan, asset))
     if data.layout == "long":  # the same rows as the window reads: only configured axes
         condition = condition & plan.selected[data.axis_id_col].in_(list(data.axes))
     nearest = (
@@ -642,23 +752,75 @@ def _neighbour_time(
 
 
 def lookback_start(
-    engine: Engine, target: DatabaseTarget, data: DataConfig, before: dt.datetime, samples: int
+    engine: Engine,
+    target: DatabaseTarget,
+    data: DataConfig,
+    before: dt.datetime,
+    samples: int,
+    *,
+    asset: Any = None,
 ) -> dt.datetime | float | None:
     """Time of the ``samples``-th distinct sample before ``before`` (start of a look-back).
 
     Returns None when there is nothing before ``before`` or ``samples`` is 0; with fewer
     samples available, the earliest one. The value has the time column's own kind (aware
-    datetime, or float epoch seconds).
+    datetime, or float epoch seconds). ``asset``: as in :func:`extract_window`.
     """
-    return _neighbour_time(engine, target, data, before, samples, forward=False)
+    return _neighbour_time(engine, target, data, before, samples, forward=False, asset=asset)
 
 
 def lookahead_end(
-    engine: Engine, target: DatabaseTarget, data: DataConfig, after: dt.datetime, samples: int
+    engine: Engine,
+    target: DatabaseTarget,
+    data: DataConfig,
+    after: dt.datetime,
+    samples: int,
+    *,
+    asset: Any = None,
 ) -> dt.datetime | float | None:
     """Time of the ``samples``-th distinct sample at or after ``after`` (end of a look-ahead).
 
     Returns None when fewer than ``samples`` samples exist from ``after`` on, or ``samples``
     is 0. Reading ``[.., that time]`` inclusive covers exactly ``samples`` rows past ``after``.
+    ``asset``: as in :func:`extract_window`.
     """
-    return _neighbour_time(engine, target, data, after, samples, forward=True)
+    return _neighbour_time(engine, target, data, after, samples, forward=True, asset=asset)
+
+
+def newest_time(
+    engine: Engine, target: DatabaseTarget, data: DataConfig, *, asset: Any = None
+) -> dt.datetime | float | None:
+    """Time of the newest sample of the table (of ``asset`` with ``data.asset_col``).
+
+    Relative window bounds (``-30d``) count from it. None when there is no row. The value
+    has the time column's own kind (aware UTC datetime, or float epoch seconds).
+    """
+    plan = _plan(engine, target, data)
+    conditions = [plan.time.is_not(None), *_asset_filter(plan, asset)]
+    if data.layout == "long":
+        conditions.append(plan.selected[data.axis_id_col].in_(list(data.axes)))
+    newest = sa.select(plan.time).where(*conditions)
+    newest = newest.order_by(_comparable(plan, plan.time).desc()).limit(1)
+    with database_errors(target, "reading the newest sample"), engine.connect() as conn:
+        value = conn.execute(newest).scalar_one_or_none()
+    if value is None:
+        return None
+    found = _to_time(pd.Series([value]), plan.time_kind, data.time_col).iloc[0]
+    return float(found) if plan.time_kind == "epoch" else found.to_pydatetime()
+
+
+def list_assets(engine: Engine, target: DatabaseTarget, data: DataConfig) -> list[Any]:
+    """The distinct values of ``data.asset_col``, ordered (``SELECT DISTINCT``), NULL left out.
+
+    The values keep the column's own type (int, text), so they bind back exactly.
+
+    Raises:
+        ExtractionError: ``data.asset_col`` is not set, or the table or column is missing.
+        DatabaseError: the database failed.
+    """
+    plan = _plan(engine, target, data)
+    if plan.asset is None:
+        raise ExtractionError("data.asset_col is not set: the table is one machine")
+    stmt = sa.select(plan.asset).where(plan.asset.is_not(None)).distinct().order_by(plan.asset)
+    with database_errors(target, f"listing the assets of {data.table!r}"), engine.connect() as c:
+        return list(c.execute(stmt).scalars().all())

@@ -22,6 +22,15 @@ from .demo import (
     demo_data,
     ensure_demo_database,
 )
+from .demo_fleet import (
+    FLEET_ASSET_COLUMN,
+    FLEET_FAULTY_ROBOT,
+    FLEET_LABELS_TABLE,
+    FLEET_ROBOTS,
+    FLEET_SHORT_ROBOT,
+    FLEET_TABLE,
+    fleet_demo_data,
+)
 from .demo_signals import DEFAULT_ROWS as DEFAULT_DEMO_ROWS
 from .demo_signals import TRAIN_SHARE as DEMO_TRAIN_SHARE
 from .errors import DatabaseError, UnsafeIdentifierError
@@ -43,6 +52,12 @@ __all__ = [
     "DEMO_LONG_TABLE",
     "DEMO_TABLE",
     "DEMO_TRAIN_SHARE",
+    "FLEET_ASSET_COLUMN",
+    "FLEET_FAULTY_ROBOT",
+    "FLEET_LABELS_TABLE",
+    "FLEET_ROBOTS",
+    "FLEET_SHORT_ROBOT",
+    "FLEET_TABLE",
     "Access",
     "DatabaseConfig",
     "DatabaseError",
@@ -58,6 +73,7 @@ __all__ = [
     "database_errors",
     "demo_data",
     "ensure_demo_database",
+    "fleet_demo_data",
     "float_columns",
     "ingest_csv",
     "mask_url",

@@ -2,7 +2,9 @@
 
 ``robot_samples`` (WIDE: ``ts``, ``axis1..axis8``), optionally ``robot_samples_long``
 (``ts, axis_id, value``), and the labelled anomaly windows in ``demo_injected_anomalies``
-(``start_ts, end_ts, axis, kind, severity``: the shipped config's ``labels.table``).
+(``start_ts, end_ts, axis, kind, severity``: the shipped config's ``labels.table``); and the
+demo fleet of :mod:`Database.demo_fleet`: ``robot_fleet`` (``ts, robot_id, axis1..axis8``) and
+``robot_fleet_labels``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from .config import DatabaseConfig
 from .connection import DatabaseTarget, connect_engine
+from .demo_fleet import FLEET_ASSET_COLUMN, FLEET_LABELS_TABLE, FLEET_TABLE, fleet_demo_data
 from .demo_signals import DEFAULT_ROWS, DEMO_AXES, DEMO_START, DemoData, demo_data
 from .tables import define_table, float_columns, insert_chunks, table_exists, write_transaction
 
@@ -38,7 +41,7 @@ logger = logging.getLogger(__name__)
 DEMO_TABLE = "robot_samples"
 DEMO_LONG_TABLE = "robot_samples_long"
 DEMO_ANOMALY_TABLE = "demo_injected_anomalies"
-_OWN_TABLES = (DEMO_TABLE, DEMO_LONG_TABLE, DEMO_ANOMALY_TABLE)
+_OWN_TABLES = (DEMO_TABLE, DEMO_LONG_TABLE, DEMO_ANOMALY_TABLE, FLEET_TABLE, FLEET_LABELS_TABLE)
 """The only tables a demo build replaces; any other table in the file is the user's."""
 _STALE_TEMP = re.compile(r"\.demo-[a-z0-9_]{8}\.sqlite(-journal|-wal|-shm)?")
 
@@ -55,11 +58,12 @@ def build_demo_database(
 ) -> Path:
     """(Re)build the demo tables in the SQLite file at ``path``, all in one transaction.
 
-    Only the demo's own tables (``robot_samples``, ``robot_samples_long`` and
-    ``demo_injected_anomalies``) are replaced; every other table of the file (ingested
-    data, events, scoring state) is kept with its rows. ``robot_samples`` (WIDE) is always
-    written, so the default config keeps working; ``schema="long"`` adds
-    ``robot_samples_long`` (``ts, axis_id, value``) with the same samples. A build that is
+    Only the demo's own tables (``robot_samples``, ``robot_samples_long``,
+    ``demo_injected_anomalies``, ``robot_fleet`` and ``robot_fleet_labels``) are replaced;
+    every other table of the file (ingested data, events, scoring state) is kept with its
+    rows. ``robot_samples`` (WIDE) is always written, so the default config keeps working;
+    ``schema="long"`` adds ``robot_samples_long`` (``ts, axis_id, value``) with the same
+    samples. A build that is
     killed leaves the file as it was (SQLite rolls the unfinished transaction back).
 
     Returns:
@@ -127,6 +131,18 @@ def _write_tables(conn: Connection, data: DemoData, schema: Literal["wide", "lon
         "severity": sa.String(16),
     }
     tables.append((define_table(DEMO_ANOMALY_TABLE, label_columns), data.labels))
+    fleet = fleet_demo_data(max(1000, len(data.samples) // 8))
+    fleet_columns = {
+        "ts": sa.DateTime(),
+        FLEET_ASSET_COLUMN: sa.String(32),
+        **float_columns(DEMO_AXES),
+    }
+    fleet_table = define_table(FLEET_TABLE, fleet_columns)
+    # Every fleet query reads one asset's time range.
+    sa.Index(f"ix_{FLEET_TABLE}_asset_ts", fleet_table.c[FLEET_ASSET_COLUMN], fleet_table.c.ts)
+    tables.append((fleet_table, fleet.samples))
+    fleet_labels = {**label_columns, FLEET_ASSET_COLUMN: sa.String(32)}
+    tables.append((define_table(FLEET_LABELS_TABLE, fleet_labels), fleet.labels))
     for table, frame in tables:
         table.metadata.create_all(conn)
         insert_chunks(conn, table, [frame])

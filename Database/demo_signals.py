@@ -124,62 +124,77 @@ def _motion(phase: np.ndarray) -> np.ndarray:
     ) / np.array([1.3, 1.0, 1.0])
 
 
-def demo_data(rows: int = DEFAULT_ROWS) -> DemoData:
-    """Generate the deterministic demo dataset (same ``rows`` → identical data).
+def demo_data(
+    rows: int = DEFAULT_ROWS,
+    *,
+    seed: int = _SEED,
+    start: pd.Timestamp = DEMO_START,
+    base_scale: float = 1.0,
+    anomalies: bool = True,
+) -> DemoData:
+    """Generate the deterministic demo dataset (same arguments → identical data).
+
+    Args:
+        rows: samples.
+        seed: of the noise, jitter and motion (another seed: another robot of the same kind).
+        start: time of the first sample.
+        base_scale: factor on every axis's base current (a bigger or smaller robot).
+        anomalies: inject the anomalies of the module docstring (their windows are the labels).
 
     Raises:
         ValueError: ``rows`` is below 1000 (too short for idle stretches and anomalies).
     """
     if rows < 1000:
         raise ValueError(f"the demo database needs at least 1000 rows, got {rows}")
-    rng = np.random.default_rng(_SEED)
+    rng = np.random.default_rng(seed)
+    base_current = _BASE_CURRENT * base_scale
     # Most intervals are the logger's nominal 1891 ms; the rest jitter by up to 40 ms, so the
     # median interval is exactly 1.891 s for any length, as on the real robot.
     jitter = rng.integers(-40, 41, size=rows - 1)
     step_ms = _STEP_MS + np.where(rng.random(rows - 1) < 0.6, 0, jitter)
     offsets_ms = np.concatenate(([0], np.cumsum(step_ms)))
-    ts = DEMO_START + pd.to_timedelta(offsets_ms, unit="ms")
+    ts = start + pd.to_timedelta(offsets_ms, unit="ms")
     seconds = offsets_ms / 1000.0
     # The program's speed wanders by a few per cent, so cycles do not line up with the clock.
     speed = 1.0 + 0.03 * np.tanh(np.cumsum(rng.normal(0.0, 0.01, rows)))
     phase = np.cumsum(np.concatenate(([0.0], np.diff(seconds))) * speed) / _CYCLE_SECONDS
     temperature = 0.02 * np.sin(2 * np.pi * seconds / 86_400.0)
-    values = _BASE_CURRENT * (1.0 + temperature[:, None] + _motion(phase) @ _MIXING.T)
-    values += rng.normal(0.0, _NOISE, size=values.shape) * _BASE_CURRENT
+    values = base_current * (1.0 + temperature[:, None] + _motion(phase) @ _MIXING.T)
+    values += rng.normal(0.0, _NOISE, size=values.shape) * base_current
 
     scale = min(1.0, rows / DEFAULT_ROWS)
     dt_minutes = _STEP_MS / 60_000.0
     for start_fraction, minutes in _IDLE:
-        start = int(start_fraction * rows)
-        values[start : start + max(2, int(minutes * scale / dt_minutes)), :] = 0.0
+        first = int(start_fraction * rows)
+        values[first : first + max(2, int(minutes * scale / dt_minutes)), :] = 0.0
 
     labels = []
-    for kind, start_fraction, axis, severity in _ANOMALIES:
-        start = int(start_fraction * rows)
+    for kind, start_fraction, axis, severity in _ANOMALIES if anomalies else ():
+        first = int(start_fraction * rows)
         if kind == "spike":
-            length = 2 + (start % 2)
+            length = 2 + (first % 2)
         else:
             length = max(3, int(_MINUTES[kind] * scale / dt_minutes))
-        stop = min(start + length, rows)
-        hit = slice(start, stop)
+        stop = min(first + length, rows)
+        hit = slice(first, stop)
         if kind == "spike":
-            sign = 1.0 if start % 3 else -1.0
-            values[hit, axis] += sign * 10 * _NOISE * _BASE_CURRENT[axis]
+            sign = 1.0 if first % 3 else -1.0
+            values[hit, axis] += sign * 10 * _NOISE * base_current[axis]
         elif kind == "drop":
             values[hit, axis] *= 0.4
         elif kind == "offset":
-            values[hit, axis] += 6 * _NOISE * _BASE_CURRENT[axis]
+            values[hit, axis] += 6 * _NOISE * base_current[axis]
         elif kind == "stuck":
-            values[hit, axis] = values[start - 1, axis]
+            values[hit, axis] = values[first - 1, axis]
         elif kind == "degradation":
-            ramp = np.linspace(0.0, 0.25, stop - start)
-            values[hit, axis] += ramp * _BASE_CURRENT[axis]
+            ramp = np.linspace(0.0, 0.25, stop - first)
+            values[hit, axis] += ramp * base_current[axis]
         else:  # shift
             for shifted in _SHIFT_AXES:
-                values[hit, shifted] += 0.08 * _BASE_CURRENT[shifted]
+                values[hit, shifted] += 0.08 * base_current[shifted]
         labels.append(
             {
-                "start_ts": ts[start],
+                "start_ts": ts[first],
                 "end_ts": ts[stop - 1],
                 "axis": None if axis is None else DEMO_AXES[axis],
                 "kind": kind,

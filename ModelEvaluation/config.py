@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["PlotConfig"]
 
@@ -25,3 +27,20 @@ class PlotConfig(BaseModel):
             "time bucket's min, max, first and middle sample."
         ),
     )
+    assets: Literal["attention", "all"] | list[str] = Field(
+        "attention",
+        description=(
+            "Fleets (data.asset_col): whose plots a training run draws. attention = only "
+            "assets whose MinC or MaxC moved by more than fleet.attention_change; all = every "
+            "trained asset; a list of ids = those and the ones needing attention."
+        ),
+    )
+
+    @field_validator("assets", mode="before")
+    @classmethod
+    def _asset_ids(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if any(isinstance(item, bool) or not isinstance(item, (str, int)) for item in value):
+                raise ValueError(f"asset ids must be text or integers, got {value!r}")
+            return [str(item) for item in value]
+        return value

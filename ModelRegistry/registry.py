@@ -50,7 +50,14 @@ from typing import Any
 import yaml
 from filelock import FileLock, Timeout
 
-from ._fs import copy_synced, fsync_dir, replace_text_synced, write_bytes_synced
+from ._fs import (
+    can_sync_filesystem,
+    copy_synced,
+    fsync_dir,
+    replace_text_synced,
+    sync_filesystem,
+    write_bytes_synced,
+)
 from .errors import (
     InvalidArtifactError,
     InvalidTagError,
@@ -97,6 +104,8 @@ WRITER_LOCK = ".writer.lock"
 PAYLOAD_DIR = "version"
 RESERVED_META_KEYS = ("version", "run_id", "created_at")
 
+_SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's emitter when PyYAML has it (same output, ~4x faster: a fleet writes thousands)."""
 _POINTER_LEFTOVER = re.compile(r"\.(?:latest|LATEST)\.(?:tmp|old)-[0-9a-f]{32}")
 _MAX_LISTED = 10
 _WRITE_FIX = (
@@ -302,14 +311,20 @@ class ModelRegistry:
             "created_at": created_at.isoformat(timespec="microseconds"),
             **caller_meta,
         }
-        text = yaml.safe_dump(
-            document, sort_keys=False, allow_unicode=True, default_flow_style=False
+        text = yaml.dump(
+            document,
+            Dumper=_SAFE_DUMPER,
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=False,
         )
-        meta_hash = write_bytes_synced(payload / META_FILE, text.encode("utf-8"))
+        each = not can_sync_filesystem()  # else one flush of the file system below
+        meta_hash = write_bytes_synced(payload / META_FILE, text.encode("utf-8"), sync=each)
         manifest = render_manifest({**checksums, META_FILE: meta_hash})
-        write_bytes_synced(payload / MANIFEST_FILE, manifest)
-        write_bytes_synced(payload / MANIFEST_HASH_FILE, render_manifest_hash(manifest))
-        fsync_dir(payload)
+        write_bytes_synced(payload / MANIFEST_FILE, manifest, sync=each)
+        write_bytes_synced(payload / MANIFEST_HASH_FILE, render_manifest_hash(manifest), sync=each)
+        if not sync_filesystem(payload):
+            fsync_dir(payload)
         try:
             os.rename(payload, target)
         except OSError as exc:
@@ -655,7 +670,7 @@ def _check_meta(meta: object) -> dict[str, Any]:
         )
     plain = _plain(meta)
     try:
-        yaml.safe_dump(plain)
+        yaml.dump(plain, Dumper=_SAFE_DUMPER)
     except yaml.YAMLError as exc:
         where, value = _find_unrepresentable(plain, "meta") or ("meta", meta)
         raise MetadataError(
@@ -722,14 +737,17 @@ def _write_artifacts(
 ) -> dict[str, str]:
     checksums = {}
     folders = {payload}
+    each = not can_sync_filesystem()  # else one flush of the whole file system at the end
     for name, source in sources.items():
         destination = payload / name
         destination.parent.mkdir(parents=True, exist_ok=True)
         folders.add(destination.parent)
         if isinstance(source, Path):
-            checksums[name] = copy_synced(source, destination)
+            checksums[name] = copy_synced(source, destination, sync=each)
         else:
-            checksums[name] = write_bytes_synced(destination, source)
+            checksums[name] = write_bytes_synced(destination, source, sync=each)
+    if sync_filesystem(payload):
+        return checksums
     for folder in sorted(folders, reverse=True):
         fsync_dir(folder)
     return checksums

@@ -39,6 +39,10 @@ EXIT_CODES_HELP = """exit codes:
   8  registry-error  a model version fails verification (changed or missing file), or the
                      registry, plots.dir or --output cannot be written (read-only, full disk,
                      a file where a folder is expected)
+  9  fleet-partial   a fleet run (data.asset_col) finished, but some assets failed (see
+                     --json "assets"; the others were trained or scored)
+  10  stale          score found no new rows and the newest sample is older than
+                     scoring.stale_after: the source stopped delivering data
 """
 
 
@@ -186,8 +190,10 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
         _common(sub)
         return sub
 
-    command("train", "train, evaluate, threshold and register a version")
-    command("profile", "profile the training window")
+    train = command("train", "train, evaluate, threshold and register a version")
+    _plots_option(train)
+    profile_command = command("profile", "profile the training window")
+    profile_command.add_argument("--asset", help="a fleet's asset (needed with data.asset_col)")
     score = command("score", "score new data against a registered version")
     score.add_argument("--version", default="latest", help="registry version (default: latest)")
     score.add_argument(
@@ -202,6 +208,11 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
         "--fail-on",
         choices=["alert", "error"],
         help="exit 6/7 when events of this severity (or worse) were found",
+    )
+    score.add_argument(
+        "--asset",
+        help="a fleet's asset (data.asset_col); without it every asset is scored with its "
+        "own latest version",
     )
 
     evaluate = command(
@@ -250,11 +261,36 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     registry = command("registry", "list or show registered versions")
     registry_commands = registry.add_subparsers(dest="registry_command", metavar="ACTION")
     registry_commands.required = True
-    _common(registry_commands.add_parser("list", help="all versions, newest last"))
+    _common(
+        registry_commands.add_parser(
+            "list", help="all versions, newest last (a fleet: each asset's latest version)"
+        )
+    )
     show = registry_commands.add_parser("show", help="thresholds and metrics of a version")
     _common(show)
     show.add_argument("version", nargs="?", default="latest")
+    show.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
+
+    command("fleet", "the fleet state table: status, version, samples per asset")
     return parser
+
+
+def _plots_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plots",
+        type=_asset_list,
+        help="fleets: draw the plots of these assets (comma-separated ids) or 'all', besides "
+        "those needing attention (default: plots.assets)",
+    )
+
+
+def _asset_list(text: str) -> str | list[str]:
+    if text.strip() == "all":
+        return "all"
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("give 'all' or comma-separated asset ids, e.g. r1,r2")
+    return ids
 
 
 def _run(
@@ -290,7 +326,21 @@ def _cmd_profile(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .orchestrator import run_profile
     from .report import format_profile
 
-    result = run_profile(loaded)
+    asset = None
+    if loaded.config.data.asset_col is not None:
+        if args.asset is None:
+            raise UsageError(
+                "profile: data.asset_col is set; name the asset to profile with --asset ID "
+                "(python orchestrate.py fleet lists them)"
+            )
+        from .fleet_scoring import resolve_asset
+
+        asset = resolve_asset(loaded, args.asset)
+    elif args.asset is not None:
+        raise UsageError(
+            f"--asset {args.asset!r}: data.asset_col is not set, so the table is one machine"
+        )
+    result = run_profile(loaded, asset=asset)
     if args.json:
         _print_json({"status": _ok(f"profiled {result.rows} rows"), "profile": result.to_dict()})
     else:
@@ -366,11 +416,40 @@ def _cmd_train(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .orchestrator import run_training
     from .report import format_training
 
+    if loaded.config.data.asset_col is not None:
+        return _cmd_train_fleet(args, loaded)
     result = run_training(loaded)
     if args.json:
         _print_json({"status": _ok(f"registered {result.version}"), **result.to_dict()})
     else:
         print(format_training(result))
+    return int(ExitCode.OK)
+
+
+def _cmd_train_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .fleet import run_fleet_training
+    from .report import format_fleet_training
+
+    report = run_fleet_training(loaded, plots=getattr(args, "plots", None))
+    status = report.status
+    if args.json:
+        _print_json({"status": status.to_dict(), **report.to_dict()})
+    else:
+        print(format_fleet_training(report))
+    return int(status.exit_code)
+
+
+def _cmd_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .fleet import read_fleet_state
+    from .report import format_fleet_state
+
+    config = loaded.config
+    state = read_fleet_state(loaded)
+    payload, text = format_fleet_state(state, config.fleet.table, config.data.table)
+    if args.json:
+        _print_json({"status": _ok(f"{len(state)} assets in {config.fleet.table}"), **payload})
+    else:
+        print(text)
     return int(ExitCode.OK)
 
 
@@ -384,15 +463,50 @@ def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             f"--end {args.end.isoformat()} must be after --start {args.start.isoformat()} "
             "(the window is [start, end))"
         )
+    fleet = loaded.config.data.asset_col is not None
+    if fleet and args.asset is None:
+        return _score_fleet(args, loaded)
+    if args.asset is not None and not fleet:
+        raise UsageError(
+            f"--asset {args.asset!r}: data.asset_col is not set, so the table is one machine; "
+            "set data.asset_col to the column holding the asset ids"
+        )
     if args.output is not None:
         check_output_file(args.output)  # before the model is loaded and the window read
+    asset = None
+    if args.asset is not None:
+        from .fleet_scoring import resolve_asset
+
+        asset = resolve_asset(loaded, args.asset)
     report = run_scoring(
-        loaded, version=args.version, start=args.start, end=args.end, output=args.output
+        loaded,
+        version=args.version,
+        start=args.start,
+        end=args.end,
+        output=args.output,
+        asset=asset,
     )
     if args.json:
-        _print_json({"status": _ok(report.detail), **report.to_dict()})
+        _print_json({"status": report.status.to_dict(), **report.to_dict()})
     else:
         print(format_scoring(report))
+    return int(report.exit_code(args.fail_on))
+
+
+def _score_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .fleet_scoring import run_fleet_scoring
+    from .report import format_fleet_scoring
+
+    if args.version != "latest" or args.output is not None:
+        raise UsageError(
+            "--version and --output score one asset: add --asset ID (data.asset_col is set; "
+            "without --asset every asset is scored with its own latest version)"
+        )
+    report = run_fleet_scoring(loaded, start=args.start, end=args.end)
+    if args.json:
+        _print_json({"status": report.status.to_dict(), **report.to_dict()})
+    else:
+        print(format_fleet_scoring(report))
     return int(report.exit_code(args.fail_on))
 
 
@@ -415,12 +529,23 @@ def _cmd_evaluate(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
-    from .report import registry_list, registry_show
+    from .report import fleet_registry_list, registry_list, registry_show
 
     root = loaded.path(loaded.config.registry.root_dir)
+    fleet = loaded.config.data.asset_col is not None
+    asset = getattr(args, "asset", None)
     if args.registry_command == "list":
-        payload, text = registry_list(root)
+        payload, text = fleet_registry_list(loaded) if fleet else registry_list(root)
     else:
+        if fleet and asset is None:
+            raise UsageError(
+                "registry show: data.asset_col is set, so versions belong to assets; name one "
+                "with --asset ID (python orchestrate.py registry list shows them)"
+            )
+        if asset is not None:
+            from .fleet import asset_registry
+
+            root = asset_registry(loaded, asset).root_dir
         payload, text = registry_show(root, args.version)
     if args.json:
         _print_json({"status": _ok(f"registry {root}"), **payload})
@@ -437,6 +562,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "ingest": _cmd_ingest,
     "demo-db": _cmd_demo_db,
     "registry": _cmd_registry,
+    "fleet": _cmd_fleet,
 }
 
 
@@ -456,4 +582,5 @@ def main_train(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(parser, top=True)
+    _plots_option(parser)
     return _run(parser.parse_args(argv), _cmd_train)

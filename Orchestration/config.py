@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from Database import DatabaseConfig
 from DataExtractionAnalysis import DataConfig
 from DataPreparation import PrepConfig
+from Fleet import FleetConfig
 from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
@@ -193,6 +194,7 @@ class AppConfig(BaseModel):
     events: EventsConfig = Field(default_factory=EventsConfig)
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
 
 
 @dataclass(frozen=True)

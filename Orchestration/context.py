@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values, load_dotenv
 from sqlalchemy.engine import Engine
 
 from Database import (
@@ -28,7 +28,9 @@ __all__ = [
     "DatabaseSession",
     "database_secrets",
     "load_environment",
+    "mask_in_logs",
     "open_database",
+    "task_environment",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,21 +71,39 @@ def load_environment(loaded: LoadedConfig) -> None:
     configuring logging (the CLI and the notebook both do).
     """
     load_dotenv(loaded.base_dir / ".env", override=False)
-    secrets = database_secrets(loaded)
+    mask_in_logs(database_secrets(loaded))
+
+
+def mask_in_logs(secrets: Sequence[str]) -> None:
+    """Give every handler of the root logger a filter masking ``secrets`` and credentials."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactingFilter(secrets))
 
 
-def database_secrets(loaded: LoadedConfig) -> list[str]:
+def task_environment(loaded: LoadedConfig) -> dict[str, str]:
+    """The environment a fleet task resolves the database from, without changing this
+    process's: ``.env`` next to the config, overridden by variables set in the environment.
+
+    A Dask worker serves task after task, maybe of several projects; loading a project's
+    ``.env`` into its ``os.environ`` would leave that project's URL for the next one.
+    """
+    found = {k: v for k, v in dotenv_values(loaded.base_dir / ".env").items() if v is not None}
+    return {**found, **os.environ}
+
+
+def database_secrets(loaded: LoadedConfig, environ: Mapping[str, str] | None = None) -> list[str]:
     """The secrets to mask: those of the URL in ``database.url_env`` and ``PGPASSWORD``.
+
+    ``environ``: where to read them (default ``os.environ``).
 
     Returns:
         The URL's password and secret query options (``password``, ``sslpassword``, ...) in
         every spelling (see :func:`Database.url_secrets`), and the value of ``PGPASSWORD``;
         empty when there are none.
     """
-    found = url_secrets(os.environ.get(loaded.config.database.url_env, "").strip())
-    libpq_password = os.environ.get("PGPASSWORD", "")
+    env = os.environ if environ is None else environ
+    found = url_secrets(env.get(loaded.config.database.url_env, "").strip())
+    libpq_password = env.get("PGPASSWORD", "")
     return [*found, libpq_password] if libpq_password else found
 
 
@@ -99,7 +119,9 @@ class DatabaseSession:
         self.engine.dispose()
 
 
-def open_database(loaded: LoadedConfig, *, access: Access = "write") -> DatabaseSession:
+def open_database(
+    loaded: LoadedConfig, *, access: Access = "write", environ: Mapping[str, str] | None = None
+) -> DatabaseSession:
     """Resolve the URL from ``database.url_env`` and connect.
 
     The embedded demo database is used only when the variable is unset or empty and
@@ -109,6 +131,7 @@ def open_database(loaded: LoadedConfig, *, access: Access = "write") -> Database
         loaded: the validated config.
         access: ``read`` for extraction only (a SQLite file is opened read-only), ``write``
             (default) to write into an existing database, ``create`` to create a SQLite file.
+        environ: where ``database.url_env`` is looked up (default ``os.environ``).
 
     Raises:
         DatabaseError: the variable is unset and ``database.embedded_demo`` is off (the
@@ -117,9 +140,10 @@ def open_database(loaded: LoadedConfig, *, access: Access = "write") -> Database
     """
     config = loaded.config.database
     try:
-        target = resolve_target(config, loaded.base_dir)
+        target = resolve_target(config, loaded.base_dir, environ)
     except DatabaseError as exc:
-        if loaded.source != _NO_CONFIG_FILE or os.environ.get(config.url_env, "").strip():
+        env = os.environ if environ is None else environ
+        if loaded.source != _NO_CONFIG_FILE or env.get(config.url_env, "").strip():
             raise
         raise DatabaseError(
             f"{exc}. No config file was read: config.yaml is looked for in the working "

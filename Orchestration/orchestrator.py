@@ -12,6 +12,8 @@ unless every step before ``register`` succeeded.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -31,7 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from DataExtractionAnalysis import Extraction, Profile, extract_window, profile
+from DataExtractionAnalysis import (
+    Extraction,
+    Profile,
+    extract_window,
+    newest_time,
+    profile,
+    resolve_bound,
+)
 from DataPreparation import PreparedData, prepare
 from Labels import label_mask, read_labels
 from ModelEvaluation import (
@@ -59,6 +68,7 @@ __all__ = [
     "TrainingRun",
     "run_profile",
     "run_training",
+    "training_window",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +98,20 @@ class RunState:
     loaded: LoadedConfig
     session: DatabaseSession
     run_id: str
+    asset: Any = None
+    """With ``data.asset_col``: the asset trained (its value as the database returns it)."""
+    registry_root: Path | None = None
+    """Where ``register`` publishes (default ``registry.root_dir``; a fleet: the asset's)."""
+    plots_dir: Path | None = None
+    """Where ``plot`` draws (default ``plots.dir``)."""
+    draw_plots: Callable[[RunState], bool] | None = None
+    """Asked after ``threshold`` whether to draw this run's plots (default: always, when
+    ``plots.enabled``); a fleet draws only the assets that need attention."""
+    threads: int = _AXIS_THREADS
+    """Axes fitted and calibrated at the same time (1 in a fleet's worker processes)."""
+    chosen_by: str | None = None
+    """Set with ``families`` before ``select`` (a fleet choosing once for all its assets):
+    ``select`` keeps them, and ``selection.json`` records this as the criterion."""
     extraction: Extraction | None = None
     profile: Profile | None = None
     prepared: PreparedData | None = None
@@ -106,6 +130,7 @@ class RunState:
     timings: dict[str, float] = field(default_factory=dict)
     version: str | None = None
     artifact_dir: Path | None = None
+    published_at: dt.datetime | None = None
     _predicted: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     @property
@@ -180,15 +205,34 @@ class OrchestrationResult:
         }
 
 
+def training_window(
+    state: RunState,
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``[data.train_start, data.train_end)`` as absolute bounds for this run's asset.
+
+    Relative bounds (``-30d``) count from the newest sample of the asset (or table).
+    """
+    data = state.loaded.config.data
+    newest: Any = None
+    if isinstance(data.train_start, dt.timedelta) or isinstance(data.train_end, dt.timedelta):
+        engine, target = state.session.engine, state.session.target
+        newest = newest_time(engine, target, data, asset=state.asset)
+        if isinstance(newest, float):
+            newest = dt.datetime.fromtimestamp(newest, dt.timezone.utc)
+    return resolve_bound(data.train_start, newest), resolve_bound(data.train_end, newest)
+
+
 def _extract(state: RunState) -> None:
     config = state.loaded.config
+    start, end = training_window(state)
     state.extraction = extract_window(
         state.session.engine,
         state.session.target,
         config.data,
-        start=config.data.train_start,
-        end=config.data.train_end,
+        start=start,
+        end=end,
         fast_path=config.database.fast_path,
+        asset=state.asset,
     )
 
 
@@ -237,6 +281,8 @@ def _allowed(state: RunState) -> np.ndarray | None:
 def _select(state: RunState) -> None:
     """The family (and parameters) of every axis: chosen on the tail, or as configured."""
     assert state.prepared is not None
+    if state.chosen_by is not None:
+        return
     model = state.loaded.config.model
     candidates = list(model.candidates) if model.type == "auto" else [model.type]
     grid_size = len(GRIDS[model.type]) if model.type != "auto" else 0
@@ -269,7 +315,7 @@ def _train(state: RunState) -> None:
         state.axes,
         on_short_axis=model_config.on_short_axis,
         min_rows=model_config.min_rows,
-        n_jobs=_AXIS_THREADS,
+        n_jobs=state.threads,
         machine=model_config.machine,
     ).fit(state.prepared.frame, where=_allowed(state))
 
@@ -312,13 +358,26 @@ def _axis_residuals(state: RunState) -> Mapping[str, np.ndarray]:
     return _Computed(_fitted_axes(state), lambda axis: models.residual(frame, axis))
 
 
-def _evaluate(state: RunState) -> None:
-    """Metrics per axis, and the subsampled data of its plots while its residuals exist."""
+def _plot_data(state: RunState, axis: str, residual: np.ndarray) -> AxisPlotData:
+    """The subsampled data of one axis's plots."""
     assert state.prepared is not None
     frame = state.prepared.frame
-    plots = state.loaded.config.plots
-    residuals = _axis_residuals(state)
     shared = [column for column in ("ts", "time_s") if column in frame.columns]
+    # The axis, its residuals and the time columns, joined without copying any of them.
+    added = pd.DataFrame({f"{axis}_res": residual}, index=frame.index, copy=False)
+    plotted = pd.concat([frame[[*shared, axis]], added], axis=1)
+    return axis_plot_data(plotted, axis, max_points=state.loaded.config.plots.max_points)
+
+
+def _evaluate(state: RunState) -> None:
+    """Metrics per axis, and the subsampled data of its plots while its residuals exist.
+
+    With ``draw_plots`` set (a fleet), the plot data waits for the decision in ``plot``.
+    """
+    assert state.prepared is not None
+    frame = state.prepared.frame
+    plots_now = state.loaded.config.plots.enabled and state.draw_plots is None
+    residuals = _axis_residuals(state)
     # In-sample calibration needs these very residuals, all of them at once (it holds every
     # axis's series): keeping them spares computing them again and costs no extra peak memory.
     keep = state.loaded.config.thresholds.calibration == "in_sample"
@@ -329,15 +388,13 @@ def _evaluate(state: RunState) -> None:
         if keep:
             kept[axis] = residual
         metrics = axis_metrics(axis, frame[axis].to_numpy(dtype=np.float64), residual)
-        if not plots.enabled:
-            return metrics, None
-        # The axis, its residuals and the time columns, joined without copying any of them.
-        added = pd.DataFrame({f"{axis}_res": residual}, index=frame.index, copy=False)
-        plotted = pd.concat([frame[[*shared, axis]], added], axis=1)
-        return metrics, axis_plot_data(plotted, axis, max_points=plots.max_points)
+        return metrics, _plot_data(state, axis, residual) if plots_now else None
 
-    with ThreadPoolExecutor(max_workers=_AXIS_THREADS) as pool:
-        results = list(pool.map(evaluate_axis, list(residuals)))
+    if state.threads > 1:
+        with ThreadPoolExecutor(max_workers=state.threads) as pool:
+            results = list(pool.map(evaluate_axis, list(residuals)))
+    else:
+        results = [evaluate_axis(axis) for axis in residuals]
     state.metrics = metrics_frame([metrics for metrics, _ in results])
     state.plot_data = [data for _, data in results if data is not None]
     state.kept_residuals = {axis: kept[axis] for axis in residuals if axis in kept}
@@ -370,7 +427,7 @@ def _threshold(state: RunState) -> None:
         scores = state.models.machine_score(state.prepared.frame)
         if scores is not None and allowed is not None:
             scores = np.where(allowed, scores, np.nan)
-    calibrator = ThresholdCalibrator(config.thresholds, n_jobs=_AXIS_THREADS).fit(
+    calibrator = ThresholdCalibrator(config.thresholds, n_jobs=state.threads).fit(
         residuals,
         state.profile.dt_seconds,
         machine=machine,
@@ -399,13 +456,19 @@ def _plot(state: RunState) -> None:
     plots = state.loaded.config.plots
     if not plots.enabled:
         return
+    if state.draw_plots is not None:
+        if not state.draw_plots(state):
+            return
+        residuals = _axis_residuals(state)
+        state.plot_data = [_plot_data(state, axis, residuals[axis]) for axis in residuals]
     state.plot_paths = write_plots(
         state.plot_data,
         state.thresholds,
-        state.loaded.path(plots.dir),
+        state.plots_dir or state.loaded.path(plots.dir),
     )
 
 
+@functools.cache  # one git call per process, not one per asset of a fleet
 def _code_revision() -> str | None:
     try:
         out = subprocess.run(
@@ -421,6 +484,7 @@ def _code_revision() -> str | None:
     return out.stdout.strip() or None
 
 
+@functools.cache
 def _library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _LIBRARIES:
@@ -436,10 +500,19 @@ def _data_source(state: RunState) -> str:
     return "demo" if state.session.target.embedded else "database"
 
 
+def _requested(bound: dt.datetime | dt.timedelta | None) -> Any:
+    """A configured window bound for ``meta.yaml``: a datetime, or the relative text."""
+    if isinstance(bound, dt.timedelta):
+        return f"-{(-bound).total_seconds():g}s"
+    return bound
+
+
 def _meta(state: RunState) -> dict[str, Any]:
     assert state.extraction is not None and state.profile is not None
     config = state.loaded.config
+    asset = {} if state.asset is None else {"asset": str(state.asset)}
     return {
+        **asset,
         "config": config.model_dump(mode="json"),
         "database": {
             "source": _data_source(state),
@@ -453,8 +526,8 @@ def _meta(state: RunState) -> dict[str, Any]:
             "rows": state.profile.rows,
             "start": state.profile.start,
             "end": state.profile.end,
-            "requested_start": config.data.train_start,
-            "requested_end": config.data.train_end,
+            "requested_start": _requested(config.data.train_start),
+            "requested_end": _requested(config.data.train_end),
             "duplicates_resolved": state.extraction.duplicates_resolved,
         },
         "axes": _fitted_axes(state),
@@ -468,7 +541,7 @@ def _meta(state: RunState) -> dict[str, Any]:
         },
         "alarm_budget": dict(state.alarm_budget),
         "dt_seconds": state.profile.dt_seconds,
-        "libraries": _library_versions(),
+        "libraries": dict(_library_versions()),
         "code_revision": _code_revision(),
         "timings_s": dict(state.timings),
     }
@@ -479,7 +552,7 @@ def _selection_record(state: RunState) -> dict[str, Any]:
     if state.selection is not None:
         return state.selection.to_dict()
     return {
-        "criterion": "configured",
+        "criterion": state.chosen_by or "configured",
         "chosen": {a: {"family": f, "params": p} for a, (f, p) in state.families.items()},
         "table": [],
     }
@@ -500,7 +573,8 @@ def _register(state: RunState) -> None:
     }
     files.update({f"plots/{path.name}": path for path in state.plot_paths})
     config = state.loaded.config.registry
-    registry = ModelRegistry(state.loaded.path(config.root_dir), lock_timeout=config.lock_timeout_s)
+    root = state.registry_root or state.loaded.path(config.root_dir)
+    registry = ModelRegistry(root, lock_timeout=config.lock_timeout_s)
     published = registry.publish(
         files,
         meta=_meta(state),
@@ -508,6 +582,7 @@ def _register(state: RunState) -> None:
         run_id=state.run_id,
     )
     state.version, state.artifact_dir = published.version, published.path
+    state.published_at = published.created_at
 
 
 STEPS: tuple[Step, ...] = (
@@ -565,6 +640,8 @@ class TrainingRun:
     Args:
         loaded: the validated config.
         steps: the ordered steps (default :data:`STEPS`).
+        asset: with ``data.asset_col``, the asset whose window the steps read (profile one
+            machine of a fleet; a fleet's training runs its assets through ``Orchestration.fleet``).
 
     Raises:
         DestinationError: the registry root or plots folder cannot be written (checked first).
@@ -572,7 +649,9 @@ class TrainingRun:
         DatabaseError: the database cannot be opened.
     """
 
-    def __init__(self, loaded: LoadedConfig, steps: tuple[Step, ...] = STEPS) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, steps: tuple[Step, ...] = STEPS, *, asset: Any = None
+    ) -> None:
         run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         _check_destinations(loaded, [step.name for step in steps])
         if any(step.name == "register" for step in steps):
@@ -581,7 +660,7 @@ class TrainingRun:
         # Training only reads: a SQLite file is opened read-only, and a mistyped one is an
         # error rather than a new empty file.
         session = open_database(loaded, access="read")
-        self.state = RunState(loaded=loaded, session=session, run_id=run_id)
+        self.state = RunState(loaded=loaded, session=session, run_id=run_id, asset=asset)
         self._next = 0
 
     @property
@@ -666,9 +745,10 @@ def run_training(loaded: LoadedConfig) -> OrchestrationResult:
     return result
 
 
-def run_profile(loaded: LoadedConfig) -> Profile:
-    """Extract the configured training window, validate it and profile it."""
-    run = TrainingRun(loaded, steps=STEPS[:3])
+def run_profile(loaded: LoadedConfig, *, asset: Any = None) -> Profile:
+    """Extract the configured training window (of ``asset`` in a fleet table), validate it
+    and profile it."""
+    run = TrainingRun(loaded, steps=STEPS[:3], asset=asset)
     state = run.run_all()
     assert state.profile is not None
     return state.profile

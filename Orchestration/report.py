@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from Database import DatabaseError
 from DataExtractionAnalysis import Profile
+from Fleet import asset_from_folder
 from ModelRegistry import ModelRegistry
 from Thresholding import MACHINE_CHANNEL
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "fleet_registry_list",
     "format_evaluation",
+    "format_fleet_scoring",
+    "format_fleet_state",
+    "format_fleet_training",
     "format_profile",
     "format_scoring",
     "format_training",
@@ -264,3 +273,149 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
             ],
         )
     return payload, text
+
+
+def _note(outcome: Any) -> str:
+    """What a fleet table row says besides its status: missing data, the failure, attention."""
+    if outcome.status == "needs-data":
+        return f"needs {outcome.missing} more samples"
+    if outcome.status == "failed":
+        return str(outcome.reason)
+    return "; ".join(outcome.attention)
+
+
+def format_fleet_training(report: Any) -> str:
+    """The fleet ``train`` summary: counts, then one line per asset."""
+    demo = " (embedded DEMO database)" if report.data_source == "demo" else ""
+    rows = [
+        [
+            o.asset,
+            o.status,
+            o.version,
+            o.samples,
+            o.expected_events_per_day,
+            o.plots or None,
+            _clip(_note(o), 90),
+        ]
+        for o in report.outcomes
+    ]
+    headers = ["asset", "status", "version", "samples", "events/day", "plots", "note"]
+    return (
+        f"{report.status.detail}{demo} in {report.seconds:.1f} s on {report.workers} "
+        f"worker(s), run {report.run_id}\n\n" + _table(headers, rows)
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def format_fleet_state(
+    state: pd.DataFrame, table: str, source_table: str
+) -> tuple[dict[str, Any], str]:
+    """``fleet``: the fleet state table as JSON rows and an aligned table."""
+    records = []
+    for row in state.to_dict(orient="records"):
+        record = {key: (None if _missing(value) else value) for key, value in row.items()}
+        for key in ("families", "thresholds"):
+            if record[key] is not None:
+                record[key] = json.loads(record[key])
+        records.append(record)
+    payload = {"table": table, "source_table": source_table, "assets": records}
+    if not records:
+        return payload, (
+            f"no fleet state for {source_table} in {table} yet; train the fleet first "
+            "(python main.py with data.asset_col set)"
+        )
+    rows = [
+        [
+            r["asset"],
+            r["status"],
+            r["version"],
+            None if r["trained_at"] is None else r["trained_at"].strftime("%Y-%m-%d %H:%M"),
+            r["samples"],
+            r["missing"],
+            r["expected_events_per_day"],
+            _clip(r["reason"] or r["attention"] or "", 70),
+        ]
+        for r in records
+    ]
+    headers = ["asset", "status", "version", "trained (UTC)", "samples", "missing", "events/day"]
+    return payload, _table([*headers, "note"], rows)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NaT
+
+
+def fleet_registry_list(loaded: Any) -> tuple[dict[str, Any], str]:
+    """``registry list`` of a fleet: each asset's latest version, with its fleet status."""
+    config = loaded.config
+    root = loaded.path(config.registry.root_dir)
+    statuses: dict[str, str] = {}
+    try:
+        from .fleet import read_fleet_state
+
+        state = read_fleet_state(loaded)
+        statuses = dict(zip(state["asset"], state["status"], strict=True))
+    except DatabaseError as exc:
+        logger.warning("fleet statuses not shown: %s", exc)
+    assets: dict[str, Any] = {}
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            asset = asset_from_folder(entry.name) if entry.is_dir() else None
+            if asset is None:
+                continue
+            versions = ModelRegistry(entry).list_versions()
+            if versions:
+                assets[asset] = (versions, entry)
+    rows, listed = [], []
+    for asset in sorted(set(assets) | set(statuses)):
+        versions, entry = assets.get(asset, ([], None))
+        latest = next((v for v in versions if v.is_latest), versions[-1] if versions else None)
+        listed.append(
+            {
+                "asset": asset,
+                "path": None if entry is None else str(entry),
+                "version": None if latest is None else latest.version,
+                "versions": len(versions),
+                "created_at": None if latest is None else latest.created_at,
+                "rows": None if latest is None else latest.rows,
+                "status": statuses.get(asset),
+            }
+        )
+        rows.append(
+            [
+                asset,
+                None if latest is None else latest.version,
+                len(versions),
+                None
+                if latest is None or latest.created_at is None
+                else latest.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                None if latest is None else latest.rows,
+                statuses.get(asset),
+            ]
+        )
+    payload = {"root": str(root), "assets": listed}
+    if not listed:
+        return payload, f"no assets in {root}; train the fleet with: python main.py"
+    headers = ["asset", "latest", "versions", "trained (UTC)", "rows", "status"]
+    return payload, _table(headers, rows)
+
+
+def format_fleet_scoring(report: Any) -> str:
+    """The fleet ``score`` summary: counts, then one line per asset."""
+    rows = [
+        [
+            a.asset,
+            a.status,
+            a.version,
+            a.samples,
+            a.events.get("alert", 0),
+            a.events.get("error", 0),
+            _clip(a.detail, 90) if a.status != "ok" else "",
+        ]
+        for a in report.assets
+    ]
+    headers = ["asset", "status", "version", "samples", "alert events", "error events", "note"]
+    return f"{report.status.detail} in {report.seconds:.1f} s\n\n" + _table(headers, rows)

@@ -22,6 +22,7 @@ only after that transaction has committed, so a failure leaves neither.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import errno
 import logging
@@ -45,6 +46,7 @@ from DataExtractionAnalysis import (
     extract_window,
     lookahead_end,
     lookback_start,
+    newest_time,
 )
 from DataPreparation import t0_from_stats, time_since, validate_frame
 from ModelRegistry import LoadedVersion, ModelRegistry
@@ -62,9 +64,9 @@ from Scoring import (
 )
 
 from .config import LoadedConfig
-from .context import open_database
+from .context import DatabaseSession, open_database
 from .destinations import DestinationError
-from .status import ExitCode
+from .status import ExitCode, Status
 
 __all__ = ["ScoringReport", "run_scoring"]
 
@@ -91,19 +93,29 @@ class ScoringReport:
     written: dict[str, int] = field(default_factory=dict)
     output: Path | None = None
     detail: str = ""
+    asset: str | None = None
+    stale: bool = False
+    """No new rows, and the newest sample is older than ``scoring.stale_after``."""
+
+    @property
+    def status(self) -> Status:
+        """``ok``, or ``stale`` (exit 10) when the source stopped delivering rows."""
+        return Status("stale" if self.stale else "ok", self.detail)
 
     def exit_code(self, fail_on: str | None) -> ExitCode:
-        """0, or 6/7 when ``--fail-on`` asked to fail on alert/error events that were found."""
+        """0; 6/7 when ``--fail-on`` asked to fail on alert/error events that were found;
+        else 10 when the source is stale."""
         totals = {s: sum(c.get(s, 0) for c in self.counts.values()) for s in SEVERITIES}
         if fail_on in {"alert", "error"} and totals["error"]:
             return ExitCode.ERROR_EVENTS
         if fail_on == "alert" and totals["alert"]:
             return ExitCode.ALERT_EVENTS
-        return ExitCode.OK
+        return ExitCode.STALE if self.stale else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` payload of ``score`` (without ``status``)."""
         return {
+            **({} if self.asset is None else {"asset": self.asset}),
             "version": self.version,
             "run_id": self.run_id,
             "window": {
@@ -134,8 +146,13 @@ class _Model:
     dt_seconds: float | None
 
 
-def _load_model(loaded: LoadedConfig, version: str) -> _Model:
-    registry = ModelRegistry(loaded.path(loaded.config.registry.root_dir))
+def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model:
+    if asset is None:
+        registry = ModelRegistry(loaded.path(loaded.config.registry.root_dir))
+    else:
+        from .fleet import asset_registry
+
+        registry = asset_registry(loaded, asset)
     found: LoadedVersion = registry.load(version)
     models = AxisModelSet.from_dict(found.read_json("models.json"))
     thresholds = found.read_json("thresholds.json")
@@ -246,7 +263,13 @@ def _output_error(path: Path, exc: OSError, *, committed: bool = False) -> Desti
 
 
 def _empty(
-    model: _Model, run_id: str, start: Any, end: Any, detail: str, axes: list[str]
+    model: _Model,
+    run_id: str,
+    start: Any,
+    end: Any,
+    detail: str,
+    axes: list[str],
+    asset: str | None,
 ) -> ScoringReport:
     logger.info("%s", detail)
     return ScoringReport(
@@ -257,6 +280,7 @@ def _empty(
         samples=0,
         counts={axis: dict.fromkeys(SEVERITIES, 0) for axis in axes},
         detail=detail,
+        asset=asset,
     )
 
 
@@ -288,6 +312,7 @@ class _RangeScorer:
     model: _Model
     axes: list[str]
     fast_path: bool
+    asset: Any = None
 
     @property
     def before(self) -> int:
@@ -316,7 +341,8 @@ class _RangeScorer:
                 hi = cut
                 if (
                     end is None
-                    and lookahead_end(self.engine, self.target, self.data, hi, 1) is None
+                    and lookahead_end(self.engine, self.target, self.data, hi, 1, asset=self.asset)
+                    is None
                 ):
                     hi = None  # nothing from there on: the last chunk, open to the newest data
             yield self.score(lo, hi)
@@ -332,12 +358,21 @@ class _RangeScorer:
         read_from: Any = start
         if start is not None:
             read_from = (
-                lookback_start(self.engine, self.target, self.data, start, max(self.before, 1))
+                lookback_start(
+                    self.engine,
+                    self.target,
+                    self.data,
+                    start,
+                    max(self.before, 1),
+                    asset=self.asset,
+                )
                 or start
             )
         read_to: Any = None
         if end is not None:
-            read_to = lookahead_end(self.engine, self.target, self.data, end, max(context, 1) + 1)
+            read_to = lookahead_end(
+                self.engine, self.target, self.data, end, max(context, 1) + 1, asset=self.asset
+            )
         until = None if end is None else _as_utc(end)
         try:
             frame = extract_window(
@@ -348,6 +383,7 @@ class _RangeScorer:
                 end=_datetime(read_to),
                 fast_path=self.fast_path,
                 allow_missing_axes=True,
+                asset=self.asset,
             ).frame
         except EmptyWindowError:
             return _Chunk(None, None, None, until, None)
@@ -422,17 +458,20 @@ def run_scoring(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     output: Path | None = None,
+    asset: Any = None,
 ) -> ScoringReport:
     """Score ``[start, end)`` of the configured table with a registered version.
 
     Args:
         loaded: the validated config (``data``, ``registry``, ``events``, ``scoring``).
         version: registry version, default ``latest``.
-        start: window start; None = where the last run for this table and version ended
-            (first run: just after the version's training window).
+        start: window start; None = where the last run for this table (and asset) ended,
+            whatever version it used (first run: just after the version's training window).
         end: window end, exclusive; None = up to the newest samples (the newest
             ``lookback_samples`` levels are provisional and scored again by the next run).
         output: CSV with one row per sample (``ts``, per axis residual and level, ``level``).
+        asset: with ``data.asset_col``, the asset (as :func:`list_assets` returns it): its
+            rows, its registry folder, its events and continuation point.
 
     Raises:
         VersionNotFoundError: no registry or no such version (status ``missing-model``).
@@ -440,71 +479,96 @@ def run_scoring(
             version (status ``invalid-input``).
         DatabaseError: the database failed (status ``db-error``).
     """
+    model = _load_model(loaded, version, asset)
+    session = open_database(loaded)
+    try:
+        return score_with(loaded, session, model, start=start, end=end, output=output, asset=asset)
+    finally:
+        session.close()
+
+
+def score_with(
+    loaded: LoadedConfig,
+    session: DatabaseSession,
+    model: _Model,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    output: Path | None = None,
+    asset: Any = None,
+) -> ScoringReport:
+    """:func:`run_scoring` on an open database with a loaded version (a fleet's tasks score
+    many assets on one connection)."""
     run_id = f"score-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-    model = _load_model(loaded, version)
     data = loaded.config.data
     axes = _check_axes(data, model)
     # Counts name the machine channel too when the version has one.
     channels = [*axes, MACHINE_CHANNEL] if MACHINE_CHANNEL in model.thresholds else list(axes)
     events_config = loaded.config.events
-    session = open_database(loaded)
-    try:
-        store = EventStore(session.engine, session.target, events_config.table, data.table)
-        if start is None:
-            continued = store.scored_until(model.version)
-            if continued is not None:
-                start = continued.to_pydatetime()
-            elif model.trained_until is not None:
-                start = _just_after(model.trained_until)
-            logger.info("continuing %s with %s from %s", data.table, model.version, start)
-        if start is not None and end is not None and end <= start:
-            raise ScoringInputError(f"--end ({end}) must be after --start ({start})")
-        scorer = _RangeScorer(
-            session.engine,
-            session.target,
-            data,
-            model,
-            axes,
-            loaded.config.database.fast_path,
-        )
-        span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
-        progress = _Progress()
-        with _write_csv(output) as append_rows, ExitStack() as transaction:
-            writer: EventWriter | None = None
-            for chunk in scorer.chunks(start, end, span):
-                progress.add(chunk)
-                if chunk.result is None:
-                    continue
-                if writer is None:  # the run's one transaction, once there is something to write
-                    writer = transaction.enter_context(
-                        store.session(
-                            model.version,
-                            run_id,
-                            merge_gap_seconds=events_config.merge_gap_seconds,
-                            cooldown_seconds=events_config.cooldown_seconds,
-                        )
+    asset_id = None if asset is None else str(asset)
+    of_asset = "" if asset is None else f" asset {asset_id}"
+    store = EventStore(
+        session.engine, session.target, events_config.table, data.table, asset_id or ""
+    )
+    continued = store.continuation()
+    if start is None:
+        if continued is not None:
+            start = continued.scored_until.to_pydatetime()
+        elif model.trained_until is not None:
+            start = _just_after(model.trained_until)
+        logger.info("continuing %s%s with %s from %s", data.table, of_asset, model.version, start)
+    if start is not None and end is not None and end <= start:
+        raise ScoringInputError(f"--end ({end}) must be after --start ({start})")
+    scorer = _RangeScorer(
+        session.engine,
+        session.target,
+        data,
+        model,
+        axes,
+        loaded.config.database.fast_path,
+        asset,
+    )
+    span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
+    progress = _Progress()
+    with _write_csv(output) as append_rows, ExitStack() as transaction:
+        writer: EventWriter | None = None
+        for chunk in scorer.chunks(start, end, span):
+            progress.add(chunk)
+            if chunk.result is None:
+                continue
+            if writer is None:  # the run's one transaction, once there is something to write
+                writer = transaction.enter_context(
+                    store.session(
+                        model.version,
+                        run_id,
+                        merge_gap_seconds=events_config.merge_gap_seconds,
+                        cooldown_seconds=events_config.cooldown_seconds,
                     )
-                append_rows(chunk.result.frame)
-                # The cooldown is applied by the store, in time order against stored events
-                # too, so that where windows are cut cannot change which events it drops.
-                writer.add(
-                    chunk.result.events(merge_gap_seconds=events_config.merge_gap_seconds),
-                    window_ts=chunk.result.frame["ts"],
-                    previous_ts=chunk.previous,
-                    next_ts=chunk.following,
                 )
-            if writer is None:
-                return _empty(model, run_id, start, end, "no samples in the window yet", channels)
+            append_rows(chunk.result.frame)
+            # The cooldown is applied by the store, in time order against stored events
+            # too, so that where windows are cut cannot change which events it drops.
+            writer.add(
+                chunk.result.events(merge_gap_seconds=events_config.merge_gap_seconds),
+                window_ts=chunk.result.frame["ts"],
+                previous_ts=chunk.previous,
+                next_ts=chunk.following,
+            )
+        if writer is not None:
             writer.advance_state(progress.final_until)
-    finally:
-        session.close()
+    stale = _staleness(loaded, session, asset, end, progress, continued)
+    if writer is None:
+        report = _empty(
+            model, run_id, start, end, "no samples in the window yet", channels, asset_id
+        )
+        return report if stale is None else dataclasses.replace(report, stale=True, detail=stale)
     written = writer.summary()
     counts = {
         name: {s: written.kept.get(name, {}).get(s, 0) for s in SEVERITIES} for name in channels
     }
     detail = (
-        f"scored {progress.samples} samples from {progress.first} to {progress.last} with "
-        f"{model.version} (final up to {progress.final_until}): "
+        f"scored {progress.samples} samples{of_asset} from {progress.first} to {progress.last} "
+        f"with {model.version} (final up to {progress.final_until}): "
         f"{sum(c['alert'] for c in counts.values())} alert and "
         f"{sum(c['error'] for c in counts.values())} error events"
     )
@@ -519,7 +583,45 @@ def run_scoring(
         counts=counts,
         written=written.counts(),
         output=output,
-        detail=detail,
+        detail=detail if stale is None else f"{detail}; {stale}",
+        asset=asset_id,
+        stale=stale is not None,
+    )
+
+
+def _staleness(
+    loaded: LoadedConfig,
+    session: DatabaseSession,
+    asset: Any,
+    end: dt.datetime | None,
+    progress: _Progress,
+    continued: Any,
+) -> str | None:
+    """Why the source is stale (None: it is not, or the run had an ``--end``).
+
+    Stale: no sample newer than any earlier run has read (or none at all in this run), while
+    the newest one is older than ``scoring.stale_after``.
+    """
+    limit = loaded.config.scoring.stale_after
+    if end is not None or limit is None:
+        return None
+    seen = None if continued is None else continued.last_sample
+    if progress.last is not None and (seen is None or progress.last > seen):
+        return None  # this run read rows no run had read before: the source delivers
+    data = loaded.config.data
+    newest = newest_time(session.engine, session.target, data, asset=asset)
+    if newest is None:
+        return None
+    newest_utc = _as_utc(newest)
+    if seen is not None and newest_utc > seen and progress.samples:
+        return None
+    age = pd.Timestamp.now(tz="UTC") - newest_utc
+    if age <= limit:
+        return None
+    of_asset = "" if asset is None else f" for asset {asset}"
+    return (
+        f"stale: no new rows in {data.table}{of_asset} since {newest_utc} ({age.floor('s')} "
+        f"ago, more than scoring.stale_after {limit}); check that the source still delivers"
     )
 
 

@@ -8,6 +8,7 @@ from enum import IntEnum
 from Database import DatabaseError, IngestError, UnsafeIdentifierError
 from DataExtractionAnalysis import ExtractionError, ProfileError
 from DataPreparation import PreparationError
+from Fleet import AssetNameError, ExecutorError
 from Labels import LabelsError
 from ModelEvaluation import EvaluationError
 from ModelRegistry import InvalidTagError, RegistryError, VersionExistsError, VersionNotFoundError
@@ -34,6 +35,8 @@ class ExitCode(IntEnum):
     ALERT_EVENTS = 6
     ERROR_EVENTS = 7
     REGISTRY_ERROR = 8
+    FLEET_PARTIAL = 9
+    STALE = 10
 
 
 _CODES = {
@@ -44,6 +47,8 @@ _CODES = {
     "missing-model": ExitCode.MISSING_MODEL,
     "db-error": ExitCode.DB_ERROR,
     "registry-error": ExitCode.REGISTRY_ERROR,
+    "fleet-partial": ExitCode.FLEET_PARTIAL,
+    "stale": ExitCode.STALE,
 }
 
 _INPUT_ERRORS = (
@@ -58,13 +63,14 @@ _INPUT_ERRORS = (
     IngestError,
     ModelError,
     LabelsError,
+    AssetNameError,
 )
 
 
 @dataclass(frozen=True)
 class Status:
     """``code`` (ok, invalid-config, invalid-input, missing-model, db-error, registry-error,
-    error) + detail."""
+    fleet-partial, stale, error) + detail."""
 
     code: str
     detail: str
@@ -82,7 +88,13 @@ class Status:
 def status_for(exc: BaseException) -> Status:
     """Classify an exception raised by a run into a status."""
     if isinstance(
-        exc, ConfigError | UsageError | UnknownModelError | VersionExistsError | InvalidTagError
+        exc,
+        ConfigError
+        | UsageError
+        | UnknownModelError
+        | VersionExistsError
+        | InvalidTagError
+        | ExecutorError,
     ):
         return Status("invalid-config", str(exc))
     if isinstance(exc, DatabaseError):

@@ -6,13 +6,14 @@ runs crossing a window start keep their full length. The core (levels, events, s
 no database; :class:`EventStore` writes the events table and the scoring state.
 """
 
+from ._lock import locked_transaction
 from .config import EventsConfig, ScoringConfig
 from .errors import ScoringInputError
 from .events import EVENT_COLUMNS, SEVERITIES, extract_events
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 from .scorer import ScoreResult, lookahead_samples, lookback_samples, score_frame
-from .store import EventStore, EventWriter, WriteSummary
+from .store import Continuation, EventStore, EventWriter, WriteSummary
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -21,6 +22,7 @@ __all__ = [
     "MACHINE_CHANNEL",
     "SEVERITIES",
     "AxisRule",
+    "Continuation",
     "EventStore",
     "EventWriter",
     "EventsConfig",
@@ -32,6 +34,7 @@ __all__ = [
     "assign_levels",
     "extract_events",
     "level_labels",
+    "locked_transaction",
     "lookahead_samples",
     "lookback_samples",
     "parse_thresholds",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from Database import split_table_name
+from DataExtractionAnalysis import parse_duration
 
 __all__ = ["EventsConfig", "ScoringConfig"]
 
@@ -60,3 +64,23 @@ class ScoringConfig(BaseModel):
             "range; the levels, CSV and events equal scoring the range in one piece."
         ),
     )
+    stale_after: dt.timedelta | None = Field(
+        dt.timedelta(hours=1),
+        description=(
+            "A run without --end that finds no new rows while the newest sample is older than "
+            "this reports status stale (exit 10) instead of ok: the source stopped delivering. "
+            "A duration such as 30s, 15m, 2h, 1d; null = never."
+        ),
+    )
+
+    @field_validator("stale_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None or isinstance(value, dt.timedelta):
+            return value
+        duration = parse_duration(value) if isinstance(value, str) else None
+        if duration is None or duration <= dt.timedelta(0):
+            raise ValueError(
+                f"must be a positive duration such as 30s, 15m, 2h or 1d (or null), got {value!r}"
+            )
+        return duration

@@ -17,8 +17,16 @@
   windows are scored in time order (a backfill of an earlier range cannot un-drop later
   events).
 
-``<events.table>_state`` remembers, per source table and model version, where scoring ended,
-so ``score`` without ``--start`` continues from there. A run's events (all its windows) and
+- rows of an asset that a run scores replace the events *other* versions stored there: those
+  inside the run's rows are deleted, those reaching into them are cut back to the rows outside
+  (see :meth:`EventWriter.add`), so a range scored by two versions has one set of events, each
+  keeping the version that produced it.
+
+``<events.table>_state`` remembers, per source table and asset, where the last score run
+ended, whatever version it used, so ``score`` without ``--start`` continues from there and a
+new version picks up where the previous one stopped (no row is skipped at a retrain). Tables
+written by earlier releases, keyed by version, are read as they are (the newest row of the
+source table) and rebuilt with the new key by the next write. A run's events (all its windows) and
 state are written in one transaction (:meth:`EventStore.session`): all or nothing. The
 transaction holds a database lock per (events table, asset) from its start, so a concurrent
 run reads the stored events only after this one has committed (see ``Scoring._lock``).
@@ -42,11 +50,16 @@ from Database import DatabaseTarget, database_errors, split_table_name
 
 from ._lock import locked_transaction
 
-__all__ = ["EventStore", "EventWriter", "WriteSummary"]
+__all__ = ["Continuation", "EventStore", "EventWriter", "WriteSummary"]
 
 logger = logging.getLogger(__name__)
 
 _ONE_US = pd.Timedelta(microseconds=1)
+
+_TABLES_LOCK = "\0tables"
+"""The lock "asset" that serialises creating and upgrading the tables (no asset id has NUL)."""
+_PREPARED: set[tuple[str, str | None, str]] = set()
+"""Events tables this process has created or checked: a fleet's 1,000 assets check once."""
 
 PEAK_FIELDS = (
     "peak_residual",
@@ -110,6 +123,22 @@ def _furthest(candidates: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Continuation:
+    """Where the last score run of a source table and asset stopped.
+
+    Attributes:
+        scored_until: levels before it are final; the next run starts there.
+        last_sample: the newest sample any run has read (None: not recorded), so a run can
+            tell that no new rows arrived.
+        model_version: the version of the run that wrote it.
+    """
+
+    scored_until: pd.Timestamp
+    last_sample: pd.Timestamp | None
+    model_version: str
+
+
+@dataclass(frozen=True)
 class WriteSummary:
     """How the events of one run landed, and how many were kept per axis and severity.
 
@@ -167,7 +196,7 @@ class EventStore:
         target: the database (for password-safe error messages).
         table: events table name (``events.table``); the state table is ``<table>_state``.
         source_table: the scored samples table (``data.table``).
-        asset: asset name stored with every event (empty for now).
+        asset: the asset of every event and of the state (empty: the table is one machine).
     """
 
     def __init__(
@@ -219,29 +248,98 @@ class EventStore:
             f"{name}_state"[:63],
             metadata,
             sa.Column("source_table", sa.String(255), primary_key=True),
-            sa.Column("model_version", sa.String(64), primary_key=True),
+            sa.Column("asset", sa.String(128), primary_key=True),
             sa.Column("scored_until", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("last_ts", sa.DateTime(timezone=True), nullable=True),
+            sa.Column("model_version", sa.String(64), nullable=False),
             sa.Column("run_id", sa.String(64), nullable=False),
             sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         )
         self._metadata = metadata
 
-    def _exists(self) -> bool:
-        inspector = sa.inspect(self.engine)
-        return inspector.has_table(self.state.name, schema=self.state.schema)
+    def _state_layout(self, conn: Connection) -> str | None:
+        """``current``, ``by-version`` (an earlier release's table), or None (no table)."""
+        if self._prepared_key() in _PREPARED:
+            return "current"  # this process created or upgraded it (see _prepare_tables)
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(self.state.name, schema=self.state.schema):
+            return None
+        columns = {c["name"] for c in inspector.get_columns(self.state.name, self.state.schema)}
+        return "current" if "asset" in columns else "by-version"
 
-    def scored_until(self, model_version: str) -> pd.Timestamp | None:
-        """Where the last score run of this source table and version ended (None: never)."""
-        with database_errors(self.target, "reading the scoring state"):
-            if not self._exists():
+    def scored_until(self) -> pd.Timestamp | None:
+        """Where the last score run of this source table and asset ended (None: never)."""
+        found = self.continuation()
+        return None if found is None else found.scored_until
+
+    def continuation(self) -> Continuation | None:
+        """The stored state of this source table and asset (None: never scored).
+
+        A state table of an earlier release (keyed by version) gives its newest row of this
+        source table for the empty asset (without ``last_sample``).
+        """
+        with database_errors(self.target, "reading the scoring state"), self.engine.connect() as c:
+            layout = self._state_layout(c)
+            if layout is None:
                 return None
-            stmt = sa.select(self.state.c.scored_until).where(
+            if layout == "by-version":
+                row = self._old_state(c).get(self.source_table)
+                if row is None or self.asset:
+                    return None
+                return Continuation(_utc(row["scored_until"]), None, row["model_version"])
+            stmt = sa.select(
+                self.state.c.scored_until, self.state.c.last_ts, self.state.c.model_version
+            ).where(
                 self.state.c.source_table == self.source_table,
-                self.state.c.model_version == model_version,
+                self.state.c.asset == self.asset,
             )
-            with self.engine.connect() as conn:
-                value = conn.execute(stmt).scalar_one_or_none()
-        return None if value is None else _utc(value)
+            row = c.execute(stmt).one_or_none()
+        if row is None:
+            return None
+        return Continuation(_utc(row[0]), None if row[1] is None else _utc(row[1]), row[2])
+
+    def _old_state(self, conn: Connection) -> dict[str, dict[str, Any]]:
+        """Source table → the newest row of a state table keyed by version (earlier releases).
+
+        The newest row is where the last score run stopped, whatever version it used.
+        """
+        old = sa.table(
+            self.state.name,
+            *(sa.column(c) for c in ("source_table", "model_version", "scored_until")),
+            sa.column("run_id"),
+            sa.column("updated_at"),
+            schema=self.state.schema,
+        )
+        newest: dict[str, dict[str, Any]] = {}
+        for row in conn.execute(sa.select(old)).mappings():
+            # Untyped columns: SQLite gives the times as text, so compare them parsed.
+            record = {
+                **row,
+                "scored_until": _utc(row["scored_until"]).to_pydatetime(),
+                "updated_at": _utc(row["updated_at"]).to_pydatetime(),
+            }
+            known = newest.get(row["source_table"])
+            if known is None or record["updated_at"] > known["updated_at"]:
+                newest[row["source_table"]] = record
+        return newest
+
+    def _migrate_state(self, conn: Connection) -> None:
+        """Rebuild a state table keyed by version with the key (source table, asset).
+
+        Runs inside the writers' transaction: readers see the old table or the new one.
+        """
+        if self._state_layout(conn) != "by-version":
+            return
+        rows = [{**row, "asset": ""} for row in self._old_state(conn).values()]
+        sa.Table(self.state.name, sa.MetaData(schema=self.state.schema)).drop(conn)
+        self.state.create(conn)
+        if rows:
+            conn.execute(self.state.insert(), rows)
+        logger.info(
+            "scoring state %s rebuilt per source table and asset (%d rows kept)",
+            self.state.fullname,
+            len(rows),
+        )
 
     def read_events(self, model_version: str | None = None) -> pd.DataFrame:
         """All stored events of this source table (optionally one version), by start time."""
@@ -286,6 +384,7 @@ class EventStore:
         """
         action = f"writing events to {self.events.fullname!r}"
         with database_errors(self.target, action):
+            self._prepare_tables()
             conn = self.engine.connect()
         try:
             with ExitStack() as transaction:
@@ -293,8 +392,6 @@ class EventStore:
                     locked = transaction.enter_context(
                         locked_transaction(conn, self.events.schema, self.events.name, self.asset)
                     )
-                    self._metadata.create_all(locked, checkfirst=True)
-                    self._add_missing_columns(locked)
                 writer = EventWriter(
                     self,
                     locked,
@@ -309,6 +406,27 @@ class EventStore:
         finally:
             conn.close()
         logger.info("events written to %s: %s", self.events.fullname, writer.summary().counts())
+
+    def _prepare_tables(self) -> None:
+        """Create the tables, add missing columns, rebuild an old state table: once per process.
+
+        Under a lock of its own for the whole events table (not an asset's), so writers of
+        different assets starting together do not create the same table twice.
+        """
+        key = self._prepared_key()
+        if key in _PREPARED:
+            return
+        with (
+            self.engine.connect() as conn,
+            locked_transaction(conn, self.events.schema, self.events.name, _TABLES_LOCK) as locked,
+        ):
+            self._migrate_state(locked)
+            self._metadata.create_all(locked, checkfirst=True)
+            self._add_missing_columns(locked)
+        _PREPARED.add(key)
+
+    def _prepared_key(self) -> tuple[str, str | None, str]:
+        return (self.engine.url.render_as_string(), self.events.schema, self.events.name)
 
     def _add_missing_columns(self, conn: Connection) -> None:
         """Give an events table created by an earlier release the columns added since."""
@@ -330,24 +448,24 @@ class EventStore:
             logger.info("added column %s to %s", column.name, self.events.fullname)
 
     def _existing(
-        self, conn: Connection, model_version: str, since: pd.Timestamp, until: pd.Timestamp
-    ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """Stored events of this table and version overlapping ``[since, until]``."""
+        self, conn: Connection, since: pd.Timestamp, until: pd.Timestamp
+    ) -> list[dict[str, Any]]:
+        """Stored events of this table and asset (every version) overlapping ``[since, until]``,
+        by start time."""
         stmt = sa.select(self.events).where(
             self.events.c.asset == self.asset,
             self.events.c.source_table == self.source_table,
-            self.events.c.model_version == model_version,
             self.events.c.end_ts >= since.to_pydatetime(),
             self.events.c.start_ts <= until.to_pydatetime(),
         )
-        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        found = []
         for row in conn.execute(stmt.order_by(self.events.c.start_ts)).mappings():
             record = dict(row)
             record["start_ts"], record["end_ts"] = _utc(row["start_ts"]), _utc(row["end_ts"])
             if record.get("peak_ts") is not None:
                 record["peak_ts"] = _utc(record["peak_ts"]).to_pydatetime()
-            grouped.setdefault((row["axis"], row["severity"]), []).append(record)
-        return grouped
+            found.append(record)
+        return found
 
 
 @dataclass
@@ -387,6 +505,7 @@ class EventWriter:
         self._cooldown = cooldown
         self._now = dt.datetime.now(dt.timezone.utc)
         self._first: pd.Timestamp | None = None
+        self._last: pd.Timestamp | None = None
         self._touched: dict[int, _Touched] = {}
 
     def add(
@@ -410,6 +529,7 @@ class EventWriter:
             return
         if self._first is None:
             self._first = pd.Timestamp(times[0], tz="UTC")
+        self._last = pd.Timestamp(times[-1], tz="UTC")
         edges = (
             None if previous_ts is None else _utc(previous_ts),
             None if next_ts is None else _utc(next_ts),
@@ -418,7 +538,14 @@ class EventWriter:
         since = (edges[0] or pd.Timestamp(times[0], tz="UTC")) - reach - _ONE_US
         until = (edges[1] or pd.Timestamp(times[-1], tz="UTC")) + self._gap + _ONE_US
         with database_errors(self._store.target, f"writing events to {self._events.fullname!r}"):
-            stored = self._store._existing(self._conn, self._model_version, since, until)
+            stored: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            others = []
+            for row in self._store._existing(self._conn, since, until):
+                if row["model_version"] == self._model_version:
+                    stored.setdefault((row["axis"], row["severity"]), []).append(row)
+                else:
+                    others.append(row)
+            self._replace_other_versions(others, times, edges)
             ordered = events.sort_values("start", kind="stable") if len(events) else events
             for event in ordered.to_dict("records"):
                 rows = stored.setdefault((event["axis"], event["severity"]), [])
@@ -428,7 +555,8 @@ class EventWriter:
         """Move the continuation point to ``scored_until``, unless the run lies beyond it.
 
         Levels before ``scored_until`` are final. The state moves there when the run's first
-        sample is at or before the stored state (a later backfill range leaves it).
+        sample is at or before the stored state (a later backfill range leaves it). The state
+        belongs to the source table and asset, whatever version scored.
 
         Raises:
             DatabaseError: the database failed.
@@ -437,21 +565,100 @@ class EventWriter:
         first = until if self._first is None else self._first
         state = self._store.state
         key = (state.c.source_table == self._store.source_table) & (
-            state.c.model_version == self._model_version
+            state.c.asset == self._store.asset
         )
+        newest = None if self._last is None else _utc(self._last)
         with database_errors(self._store.target, f"writing the scoring state {state.fullname!r}"):
-            current = self._conn.execute(sa.select(state.c.scored_until).where(key)).scalar()
-            if current is not None and (_utc(current) >= until or first > _utc(current)):
-                return
+            stored = self._conn.execute(
+                sa.select(state.c.scored_until, state.c.last_ts).where(key)
+            ).one_or_none()
+            if stored is not None:
+                current, seen = _utc(stored[0]), None if stored[1] is None else _utc(stored[1])
+                if current >= until or first > current:
+                    until = current  # a backfill beyond the point, or behind it: it stays
+                newest = seen if newest is None else newest if seen is None else max(seen, newest)
+                if until == current and newest == seen:
+                    return
             self._conn.execute(state.delete().where(key))
             self._conn.execute(
                 state.insert().values(
                     source_table=self._store.source_table,
-                    model_version=self._model_version,
+                    asset=self._store.asset,
                     scored_until=until.to_pydatetime(),
+                    last_ts=None if newest is None else newest.to_pydatetime(),
+                    model_version=self._model_version,
                     run_id=self._run_id,
                     updated_at=self._now,
                 )
+            )
+
+    def _replace_other_versions(
+        self,
+        others: list[dict[str, Any]],
+        times: np.ndarray,
+        edges: tuple[pd.Timestamp | None, pd.Timestamp | None],
+    ) -> None:
+        """Take the rows ``times`` (UTC ns) of this window back from other versions' events
+        (``others``: those stored near the window).
+
+        An event of another version inside the rows is deleted; one reaching into them from
+        before (after) ends at the row before the window (starts at the row after it); one
+        spanning the whole window is split into those two parts. A cut event loses the
+        samples it had inside the window (its part after the window, when split, gets its
+        share of the rest by duration); its peak details stay those it had.
+        """
+        low, high = pd.Timestamp(times[0], tz="UTC"), pd.Timestamp(times[-1], tz="UTC")
+        before = edges[0] if edges[0] is not None else low - _ONE_US
+        after = edges[1] if edges[1] is not None else high + _ONE_US
+        for row in others:
+            start, end = row["start_ts"], row["end_ts"]
+            if end < low or start > high:
+                continue
+            inside = int(
+                np.searchsorted(times, min(end, high).value, side="right")
+                - np.searchsorted(times, max(start, low).value, side="left")
+            )
+            left, right = start < low, end > high
+            if not left and not right:
+                self._conn.execute(self._events.delete().where(self._events.c.id == row["id"]))
+                continue
+            rest = max(1, int(row["samples"]) - inside)
+            parts = (
+                [(start, before), (after, end)]
+                if left and right
+                else [(start, before) if left else (after, end)]
+            )
+            durations = [max((b - a).total_seconds(), 0.0) for a, b in parts]
+            total = sum(durations)
+            shares = [
+                max(1, round(rest * d / total)) if total else max(1, rest // len(parts))
+                for d in durations
+            ]
+            if len(parts) == 2:
+                shares[0] = max(1, rest - shares[1])
+            for index, ((a, b), samples) in enumerate(zip(parts, shares, strict=True)):
+                values = {
+                    "start_ts": a.to_pydatetime(),
+                    "end_ts": b.to_pydatetime(),
+                    "duration_s": float((b - a).total_seconds()),
+                    "samples": samples,
+                    "updated_at": self._now,
+                }
+                if index == 0:
+                    self._conn.execute(
+                        self._events.update().where(self._events.c.id == row["id"]).values(**values)
+                    )
+                else:
+                    copy = {k: v for k, v in row.items() if k != "id"}
+                    copy["peak_ts"] = row.get("peak_ts")
+                    self._conn.execute(self._events.insert().values(**{**copy, **values}))
+            logger.info(
+                "event %s of %s on %s (%s) cut back to the rows outside the window rescored by %s",
+                row["id"],
+                row["model_version"],
+                row["axis"],
+                row["severity"],
+                self._model_version,
             )
 
     def summary(self) -> WriteSummary:

@@ -41,11 +41,13 @@ def publish_linear_version(
     t_short: int = 2,
     epoch: bool = False,
     slope: float = 0.0,
+    trained_until: pd.Timestamp | None = None,
 ) -> str:
     """A version predicting ``1 + slope * (t - ORIGIN)`` in seconds, trained before T0.
 
     ``ORIGIN`` (one hour before T0) is the version's ``t0``, as float epoch seconds with
-    ``epoch``, else as a timestamp.
+    ``epoch``, else as a timestamp. ``trained_until``: the last training sample recorded
+    (default one second before T0).
     """
     line = [1.0, 1.0 + slope, 1.0 + 2 * slope]
     train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: line for a in axes}})
@@ -70,7 +72,9 @@ def publish_linear_version(
         "data": {
             "rows": 3,
             "start": ORIGIN.isoformat(),
-            "end": (T0 - pd.Timedelta(seconds=1)).isoformat(),
+            "end": (
+                T0 - pd.Timedelta(seconds=1) if trained_until is None else trained_until
+            ).isoformat(),
         },
         "axes": axes,
     }

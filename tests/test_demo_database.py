@@ -17,6 +17,9 @@ from Database import (
     DEFAULT_DEMO_ROWS,
     DEMO_LONG_TABLE,
     DEMO_TABLE,
+    FLEET_LABELS_TABLE,
+    FLEET_ROBOTS,
+    FLEET_TABLE,
     DatabaseConfig,
     DatabaseTarget,
     build_demo_database,
@@ -70,6 +73,8 @@ def _add_user_tables(path: Path, tmp_path: Path) -> None:
 
 USER_TABLES = {"mine": 3, "anomaly_events": 1, "anomaly_events_state": 1}
 LABELS = len(demo_data(1000).labels)  # every labelled anomaly, whatever the size
+# The demo fleet: 1000 rows per robot at least (robot_05 always 1000), and the fault's label.
+FLEET = {FLEET_TABLE: 1000 * len(FLEET_ROBOTS), FLEET_LABELS_TABLE: 1}
 
 
 def test_a_rebuild_replaces_only_the_demo_tables(tmp_path: Path) -> None:
@@ -80,13 +85,14 @@ def test_a_rebuild_replaces_only_the_demo_tables(tmp_path: Path) -> None:
         DEMO_TABLE: 1000,
         DEMO_LONG_TABLE: _counts(path)[DEMO_LONG_TABLE],
         ANOMALY_TABLE: LABELS,
+        **FLEET,
         **USER_TABLES,
     }
 
     build_demo_database(path, rows=1200, schema="wide")
 
     # The LONG table is the demo's own: a WIDE rebuild drops it rather than keep stale rows.
-    assert _counts(path) == {DEMO_TABLE: 1200, ANOMALY_TABLE: LABELS, **USER_TABLES}
+    assert _counts(path) == {DEMO_TABLE: 1200, ANOMALY_TABLE: LABELS, **FLEET, **USER_TABLES}
     engine, _ = _engine(path)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT a FROM mine ORDER BY ts")).scalars().all() == [

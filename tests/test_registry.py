@@ -21,6 +21,7 @@ import yaml
 from filelock import FileLock
 from fstools import full_disk, immutable
 
+import ModelRegistry.registry as registry_module
 from ModelRegistry import (
     ArtifactNotFoundError,
     ChecksumError,
@@ -877,19 +878,27 @@ def test_a_full_disk_refuses_a_publish(tmp_path: Path) -> None:
 def test_a_disk_filling_up_at_the_commit_leaves_the_registry_as_it_was(
     registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The disk fills between the artifacts and meta.yaml (simulated at the fsync of a file,
-    where the OS reports delayed allocation failures): nothing of the version remains."""
+    """The disk fills between the artifacts and meta.yaml (simulated at the flush that makes
+    meta.yaml durable — its fsync, or the file system's syncfs — where the OS reports delayed
+    allocation failures): nothing of the version remains."""
     publish(registry, 1)
     before = snapshot(registry.root_dir / "v1")
     real_fsync = os.fsync
+    real_sync = registry_module.sync_filesystem
 
     def fsync_on_a_full_disk(descriptor: int) -> None:
         if Path(os.readlink(f"/proc/self/fd/{descriptor}")).name == "meta.yaml":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(descriptor)
 
+    def sync_on_a_full_disk(path: Path) -> bool:
+        if (path / "meta.yaml").exists():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_sync(path)
+
     with monkeypatch.context() as patch:
         patch.setattr(os, "fsync", fsync_on_a_full_disk)
+        patch.setattr(registry_module, "sync_filesystem", sync_on_a_full_disk)
         with pytest.raises(
             RegistryStorageError,
             match=r"cannot publish a version to the model registry at .*registry: No space left "

@@ -68,7 +68,7 @@ def test_the_first_run_starts_at_the_first_sample_after_the_training_window(
 
 
 def _state(db: Db) -> pd.Timestamp | None:
-    return EventStore(db.engine, db.target, db.table("events"), db.table("s")).scored_until("v1")
+    return EventStore(db.engine, db.target, db.table("events"), db.table("s")).scored_until()
 
 
 @pytest.fixture

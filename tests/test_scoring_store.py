@@ -31,7 +31,7 @@ def test_the_tables_are_created_with_their_unique_keys_and_start_index(any_db: D
     ]
     assert indexes == [(["start_ts"], False)]
     state_key = inspector.get_pk_constraint("events_state", schema=any_db.schema)
-    assert state_key["constrained_columns"] == ["source_table", "model_version"]
+    assert state_key["constrained_columns"] == ["source_table", "asset"]
 
 
 @pytest.mark.parametrize("seed", range(20))

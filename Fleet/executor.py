@@ -1,0 +1,186 @@
+"""Running one task per batch of assets on a local process pool or an existing Dask cluster.
+
+Tasks get only small arguments (the validated config and asset ids) and return small
+summaries; each reads its own data from the database and writes its own results, so no window
+travels through a pool's pipes or the Dask scheduler.
+
+Local pool: :class:`concurrent.futures.ProcessPoolExecutor` with the ``forkserver`` start
+method, preloading the task's module in the server once: each worker is then forked from a
+process that has already imported pandas, SQLAlchemy and the pipeline (a ``spawn``-ed worker
+would import them again, and the main script with them), and never from this process, whose
+threads (database drivers, the progress bar) a plain ``fork`` would copy mid-flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Any, TypeVar
+
+from .config import FleetConfig
+from .progress import Progress
+
+__all__ = ["ExecutorError", "batches_of", "pool_size", "run_tasks", "runs_in_process"]
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+_MAX_BATCH = 50
+
+
+class ExecutorError(RuntimeError):
+    """The Dask cluster cannot be reached, or its workers cannot run the pipeline's tasks."""
+
+
+_TASKS_PER_WORKER = 4
+
+
+def pool_size(config: FleetConfig) -> int:
+    """Worker processes of the local executor: ``fleet.workers``, or one per core."""
+    return config.workers or os.cpu_count() or 1
+
+
+def batches_of(items: Sequence[Item], config: FleetConfig, workers: int) -> list[list[Item]]:
+    """``items`` cut into tasks: ``fleet.batch_assets`` each, or about four tasks per worker.
+
+    More tasks than workers keep every worker busy to the end when assets take unequal time;
+    batches spare the per-task overhead (a database connection, the result's round trip).
+    """
+    if not items:
+        return []
+    size = config.batch_assets or max(
+        1, min(_MAX_BATCH, math.ceil(len(items) / (workers * _TASKS_PER_WORKER)))
+    )
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def run_tasks(
+    task: Callable[[Any, list[Item]], list[Result]],
+    shared: Any,
+    batches: list[list[Item]],
+    *,
+    config: FleetConfig,
+    progress: Progress,
+    on_error: Callable[[list[Item], BaseException], list[Result]],
+    environment: Mapping[str, str | None] | None = None,
+) -> list[Result]:
+    """Run ``task(shared, batch)`` for every batch; the results in the order of ``batches``.
+
+    Args:
+        task: a module-level function (it is pickled by name), returning one result per item.
+        shared: the argument every task gets (the config).
+        batches: the items, cut into tasks.
+        config: the ``fleet`` section (executor, workers, scheduler address).
+        progress: told about every finished batch.
+        on_error: the results of a batch whose task could not run to its end (a worker
+            died, the cluster lost it): one per item, saying why.
+        environment: variables the local pool's workers get as this process has them now
+            (None: unset), e.g. the database URL. The fork server they start from keeps the
+            environment of its own start, which can be older. Dask workers keep their own.
+
+    Raises:
+        OSError, TimeoutError: the Dask scheduler cannot be reached.
+    """
+    results: list[list[Result] | None] = [None] * len(batches)
+    workers = pool_size(config)
+    if config.executor == "dask":
+        _run_on_dask(task, shared, batches, config, progress, on_error, results)
+    elif runs_in_process(config, len(batches)):
+        for index, batch in enumerate(batches):
+            results[index] = task(shared, batch)
+            progress.update(len(batch))
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([task.__module__])
+        size = min(workers, len(batches))
+        with ProcessPoolExecutor(
+            max_workers=size,
+            mp_context=context,
+            initializer=_set_environment,
+            initargs=(dict(environment or {}),),
+        ) as pool:
+            futures: dict[Future[list[Result]], int] = {
+                pool.submit(task, shared, batch): index for index, batch in enumerate(batches)
+            }
+            for future in as_completed(futures):
+                index = futures[future]
+                results[index] = _result(future, batches[index], on_error)
+                progress.update(len(batches[index]))
+    return [result for batch in results for result in batch or []]
+
+
+def _set_environment(variables: Mapping[str, str | None]) -> None:
+    """Pool worker start-up: take over the parent's current values of ``variables``."""
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _result(
+    future: Any,
+    batch: list[Item],
+    on_error: Callable[[list[Item], BaseException], list[Result]],
+) -> list[Result]:
+    try:
+        return future.result()
+    except Exception as exc:  # a dead worker or a lost task: its assets fail, not the run
+        logger.error("a task of %d assets did not finish: %s", len(batch), exc)
+        return on_error(batch, exc)
+
+
+def _run_on_dask(
+    task: Callable[[Any, list[Item]], list[Result]],
+    shared: Any,
+    batches: list[list[Item]],
+    config: FleetConfig,
+    progress: Progress,
+    on_error: Callable[[list[Item], BaseException], list[Result]],
+    results: list[list[Result] | None],
+) -> None:
+    from distributed import Client
+    from distributed import as_completed as dask_completed
+
+    assert config.scheduler_address is not None
+    address = config.scheduler_address
+    try:
+        client = Client(address, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise ExecutorError(
+            f"the Dask scheduler at fleet.scheduler_address {address} cannot be reached "
+            f"({exc}); start it with `dask scheduler` (and workers with `dask worker {address}`)"
+            ", or set fleet.executor: local"
+        ) from None
+    with client:
+        logger.info(
+            "running %d tasks on the Dask cluster at %s (%d workers)",
+            len(batches),
+            address,
+            len(client.scheduler_info().get("workers", {})),
+        )
+        try:
+            scattered = client.scatter(shared, broadcast=True)
+        except Exception as exc:  # the workers cannot even take the config
+            raise ExecutorError(
+                f"the Dask workers of {address} cannot take the fleet's tasks ({exc}); start "
+                "`dask worker` in the project folder (or with it on PYTHONPATH), with the same "
+                "code and the config at the same path, as the README says"
+            ) from None
+        futures = [client.submit(task, scattered, batch, pure=False) for batch in batches]
+        index_of = {future.key: index for index, future in enumerate(futures)}
+        for future in dask_completed(futures):
+            index = index_of[future.key]
+            results[index] = _result(future, batches[index], on_error)
+            progress.update(len(batches[index]))
+
+
+def runs_in_process(config: FleetConfig, batches: int) -> bool:
+    """Whether :func:`run_tasks` runs the tasks in this process (one worker, or one task)."""
+    return config.executor == "local" and (pool_size(config) == 1 or batches <= 1)

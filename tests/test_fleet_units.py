@@ -1,0 +1,89 @@
+"""Small parts of fleet execution: batching, progress lines, configuration, unreachable Dask."""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+
+import pytest
+
+from Fleet import AssetNameError, ExecutorError, FleetConfig, Progress, asset_folder, batches_of
+from Fleet.executor import run_tasks
+from Orchestration import ConfigError, load_config
+from Orchestration.fleet import _check_folders
+
+
+@pytest.mark.parametrize(
+    ("items", "workers", "batch", "sizes"),
+    [
+        (10, 2, None, [2, 2, 2, 2, 2]),  # about four tasks per worker
+        (1000, 2, None, [50] * 20),  # at most 50 assets per task
+        (3, 2, None, [1, 1, 1]),
+        (7, 1, 3, [3, 3, 1]),  # fleet.batch_assets
+        (0, 2, None, []),
+    ],
+)
+def test_assets_are_cut_into_batches(
+    items: int, workers: int, batch: int | None, sizes: list[int]
+) -> None:
+    config = FleetConfig(batch_assets=batch)
+    batches = batches_of(list(range(items)), config, workers)
+    assert [len(b) for b in batches] == sizes
+    assert [a for b in batches for a in b] == list(range(items))
+
+
+def test_progress_without_a_terminal_logs_each_tenth(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="Fleet.progress")
+    with Progress(20, "training", stream=io.StringIO()) as progress:
+        for _ in range(10):
+            progress.update(2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"training: {done} of 20 assets done" for done in range(2, 21, 2)]
+
+
+def test_ids_differing_only_in_case_are_refused() -> None:
+    _check_folders(["robot_a", "robot_b"])
+    with pytest.raises(AssetNameError, match="'Robot_A' and 'robot_a' differ only in letter"):
+        _check_folders(["Robot_A", "robot_a"])
+    with pytest.raises(AssetNameError, match="an asset id is empty"):
+        asset_folder("")
+    with pytest.raises(AssetNameError, match="more than the 200 allowed"):
+        asset_folder("/" * 70)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("fleet.executor=dask", "fleet.executor dask needs fleet.scheduler_address"),
+        ("fleet.scheduler_address=scheduler:8786", "must be a Dask scheduler address like tcp"),
+        ("fleet.min_samples=1", "fleet.min_samples: must be at least 2, got 1"),
+        ("data.assets=[]", "data.assets: must be 'all' or a non-empty list of asset ids"),
+        ("data.assets=[a, a]", "data.assets: lists an asset twice"),
+        ("data.train_start=-3x", "'-3x' is not a relative time; write e.g. -30d"),
+        ("scoring.stale_after=0s", "scoring.stale_after: must be a positive duration"),
+        ("data.asset_col=a;b", "data.asset_col: column name 'a;b' is not a safe SQL identifier"),
+    ],
+)
+def test_bad_fleet_settings_are_named(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_config(None, [override])
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_one_clear_error() -> None:
+    """Distributed retries a refused connection for the client's 30 s before giving up."""
+    pytest.importorskip("distributed")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = FleetConfig(executor="dask", scheduler_address=f"tcp://127.0.0.1:{port}")
+    with (
+        Progress(1, "training", stream=io.StringIO()) as progress,
+        pytest.raises(
+            ExecutorError,
+            match=rf"scheduler at fleet.scheduler_address tcp://127.0.0.1:{port} "
+            r"cannot be reached .*start it with `dask scheduler`",
+        ),
+    ):
+        run_tasks(str, None, [[1]], config=config, progress=progress, on_error=lambda b, e: [])
