@@ -5,8 +5,10 @@ guarantees, :mod:`ModelRegistry.manifest` for how every file of a version is ver
 :mod:`ModelRegistry.errors` for the exception tree.
 """
 
+from .aliases import Aliases
 from .config import RegistryConfig
 from .errors import (
+    AliasError,
     ArtifactNotFoundError,
     ChecksumError,
     InvalidArtifactError,
@@ -24,6 +26,8 @@ from .versions import LoadedVersion, PublishedVersion, VersionSummary
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT_S",
+    "AliasError",
+    "Aliases",
     "ArtifactNotFoundError",
     "ChecksumError",
     "InvalidArtifactError",

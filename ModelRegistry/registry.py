@@ -58,7 +58,18 @@ from ._fs import (
     sync_filesystem,
     write_bytes_synced,
 )
+from .aliases import (
+    Aliases,
+    read_alias,
+    read_aliases,
+    read_decision,
+    remove_records,
+    write_alias,
+    write_decision,
+    write_pin,
+)
 from .errors import (
+    AliasError,
     InvalidArtifactError,
     InvalidTagError,
     MetadataError,
@@ -71,11 +82,13 @@ from .errors import (
 from .manifest import render_manifest, render_manifest_hash
 from .naming import (
     AUTO_TAG,
+    CHAMPION,
     LATEST_FILE,
     LATEST_NAME,
     MANIFEST_FILE,
     MANIFEST_HASH_FILE,
     META_FILE,
+    PREVIOUS,
     validate_artifact_name,
     validate_version_tag,
     version_number,
@@ -486,7 +499,8 @@ class ModelRegistry:
         Parameters
         ----------
         version:
-            A tag such as ``"v3"``, or ``"latest"`` (default).
+            A tag such as ``"v3"``, ``"latest"`` (default), ``"champion"`` (the alias; the
+            newest version while none is set) or ``"previous"``.
 
         Returns
         -------
@@ -504,6 +518,17 @@ class ModelRegistry:
         RegistryStorageError
             If ``root_dir`` is a file, or the folder cannot be listed.
         """
+        if version == CHAMPION:
+            champion = read_alias(self.root_dir, CHAMPION, self._is_version_dir)
+            return self.resolve(LATEST_NAME) if champion is None else self.root_dir / champion
+        if version == PREVIOUS:
+            previous = read_alias(self.root_dir, PREVIOUS, self._is_version_dir)
+            if previous is None:
+                raise AliasError(
+                    f"the registry at {self.root_dir} has no `previous` version yet (it is set "
+                    f"by a promotion); name a version instead."
+                )
+            return self.root_dir / previous
         if version == LATEST_NAME:
             name = self._latest_name()
             if name is None or not self._is_version_dir(name):
@@ -547,6 +572,120 @@ class ModelRegistry:
         path = self.resolve(version)
         with self._storage_errors("read", _READ_FIX):
             return open_version(path, verify=verify)
+
+    # ------------------------------------------------------------------ aliases
+
+    def aliases(self) -> Aliases:
+        """The lineage's champion, previous and pinned versions (see :mod:`.aliases`).
+
+        Raises
+        ------
+        AliasError
+            An alias file is broken or names a version that does not exist.
+        """
+        with self._storage_errors("read", _READ_FIX):
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def promote(self, version: str, *, decision: Mapping[str, Any] | None = None) -> Aliases:
+        """Make ``version`` the champion; the champion before it becomes ``previous``.
+
+        The version is verified (every file against its manifest) first; the aliases change
+        under the registry lock, each file replaced atomically. ``decision`` (the gate's
+        figures and reason) is recorded in ``aliases/decisions/<version>.json``.
+
+        Raises
+        ------
+        VersionNotFoundError, InvalidTagError, ChecksumError
+            The version does not exist or fails verification; nothing changes.
+        RegistryLockError, RegistryStorageError
+            As :meth:`publish`.
+        """
+        tag = self.load(version).version  # verified before it goes live
+        with self._storage_errors("promote a version in", _WRITE_FIX), self._registry_lock():
+            current = read_aliases(self.root_dir, self._is_version_dir)
+            if decision is not None:
+                write_decision(self.root_dir, tag, dict(decision))
+            if current.champion != tag:
+                write_alias(self.root_dir, PREVIOUS, current.champion)
+                write_alias(self.root_dir, CHAMPION, tag)
+            logger.info("%s: champion -> %s (previous: %s)", self.root_dir, tag, current.champion)
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def record_decision(self, version: str, decision: Mapping[str, Any]) -> Path:
+        """Record why ``version`` was not promoted (``aliases/decisions/<version>.json``)."""
+        tag = self.resolve(version).name
+        with self._storage_errors("record a decision in", _WRITE_FIX), self._registry_lock():
+            return write_decision(self.root_dir, tag, dict(decision))
+
+    def decision(self, version: str) -> dict[str, Any] | None:
+        """The recorded promotion decision of ``version`` (None: none recorded)."""
+        return read_decision(self.root_dir, self.resolve(version).name)
+
+    def keep_champion(self, version: str) -> None:
+        """Set ``champion`` to ``version`` when no champion is set yet (else leave it).
+
+        A registry from before aliases follows ``latest``; a training run that does not
+        promote its new version calls this with the version that was live before it, so the
+        new one does not go live by moving ``latest``.
+        """
+        with self._storage_errors("write the aliases of", _WRITE_FIX), self._registry_lock():
+            if read_alias(self.root_dir, CHAMPION, self._is_version_dir) is None:
+                write_alias(self.root_dir, CHAMPION, self.resolve(version).name)
+
+    def rollback(self) -> Aliases:
+        """Swap ``champion`` and ``previous``: the previous version goes live again, and a
+        second rollback undoes the first.
+
+        Raises
+        ------
+        AliasError
+            There is no ``previous`` version (nothing was promoted over another yet).
+        """
+        with self._storage_errors("roll back", _WRITE_FIX), self._registry_lock():
+            current = read_aliases(self.root_dir, self._is_version_dir)
+            if current.previous is None or current.champion is None:
+                raise AliasError(
+                    f"nothing to roll back to in {self.root_dir}: no `previous` version is set "
+                    f"(champion: {current.champion}); promote a version by name instead: "
+                    f"`python orchestrate.py registry promote VERSION`."
+                )
+            open_version(self.root_dir / current.previous, verify=True)
+            write_alias(self.root_dir, CHAMPION, current.previous)
+            write_alias(self.root_dir, PREVIOUS, current.champion)
+            logger.info(
+                "%s: rolled back, champion -> %s (previous: %s)",
+                self.root_dir,
+                current.previous,
+                current.champion,
+            )
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def pin(self, version: str, *, pinned: bool = True) -> Aliases:
+        """Pin ``version`` (retention never removes it), or unpin it with ``pinned=False``.
+
+        Raises
+        ------
+        VersionNotFoundError, InvalidTagError
+            No such version.
+        AliasError
+            Unpinning a version that is not pinned.
+        """
+        tag = self.resolve(version).name
+        with self._storage_errors("pin a version in", _WRITE_FIX), self._registry_lock():
+            current = read_aliases(self.root_dir, self._is_version_dir)
+            if not pinned and tag not in current.pins:
+                pins = ", ".join(current.pins) or "none"
+                raise AliasError(
+                    f"version {tag} of {self.root_dir} is not pinned (pinned: {pins}); "
+                    f"nothing to unpin."
+                )
+            write_pin(self.root_dir, tag, pinned)
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def _forget(self, version: str) -> None:
+        """Remove a version folder and its records (retention). Caller holds the lock."""
+        remove_records(self.root_dir, version)
+        shutil.rmtree(self.root_dir / version)
 
     def _version_names(self) -> list[str]:
         self._check_root()

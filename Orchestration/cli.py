@@ -195,7 +195,12 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     profile_command = command("profile", "profile the training window")
     profile_command.add_argument("--asset", help="a fleet's asset (needed with data.asset_col)")
     score = command("score", "score new data against a registered version")
-    score.add_argument("--version", default="latest", help="registry version (default: latest)")
+    score.add_argument(
+        "--version",
+        default="champion",
+        help="registry version or alias (default: champion, the newest version until one is "
+        "promoted)",
+    )
     score.add_argument(
         "--start",
         type=_timestamp,
@@ -212,7 +217,7 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     score.add_argument(
         "--asset",
         help="a fleet's asset (data.asset_col); without it every asset is scored with its "
-        "own latest version",
+        "own champion version",
     )
 
     evaluate = command(
@@ -258,7 +263,7 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
         help="long also writes robot_samples_long (ts, axis_id, value)",
     )
 
-    registry = command("registry", "list or show registered versions")
+    registry = command("registry", "list, show, promote, roll back, pin, diff versions")
     registry_commands = registry.add_subparsers(dest="registry_command", metavar="ACTION")
     registry_commands.required = True
     _common(
@@ -270,9 +275,33 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     _common(show)
     show.add_argument("version", nargs="?", default="latest")
     show.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
+    _lifecycle_commands(registry_commands)
 
     command("fleet", "the fleet state table: status, version, samples per asset")
     return parser
+
+
+def _lifecycle_commands(commands: Any) -> None:
+    """``registry promote V | rollback | pin V | unpin V | diff A B``, each with ``--asset``."""
+    actions = {
+        "promote": (
+            "make VERSION the champion (scoring uses it); the champion becomes previous",
+            1,
+        ),
+        "rollback": ("swap champion and previous (a second rollback undoes the first)", 0),
+        "pin": ("keep VERSION whatever the retention (registry gc)", 1),
+        "unpin": ("drop the pin of VERSION", 1),
+        "diff": ("thresholds, families and metrics of two versions side by side", 2),
+    }
+    for name, (help_text, versions) in actions.items():
+        action = commands.add_parser(name, help=help_text)
+        _common(action)
+        if versions == 1:
+            action.add_argument("version", help="a version tag, or an alias (latest, previous)")
+        elif versions == 2:
+            action.add_argument("first", help="the version compared from")
+            action.add_argument("second", help="the version compared to")
+        action.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
 
 
 def _plots_option(parser: argparse.ArgumentParser) -> None:
@@ -497,10 +526,10 @@ def _score_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .fleet_scoring import run_fleet_scoring
     from .report import format_fleet_scoring
 
-    if args.version != "latest" or args.output is not None:
+    if args.version != "champion" or args.output is not None:
         raise UsageError(
             "--version and --output score one asset: add --asset ID (data.asset_col is set; "
-            "without --asset every asset is scored with its own latest version)"
+            "without --asset every asset is scored with its own champion version)"
         )
     report = run_fleet_scoring(loaded, start=args.start, end=args.end)
     if args.json:
@@ -534,6 +563,8 @@ def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     root = loaded.path(loaded.config.registry.root_dir)
     fleet = loaded.config.data.asset_col is not None
     asset = getattr(args, "asset", None)
+    if args.registry_command in {"promote", "rollback", "pin", "unpin", "diff"}:
+        return _cmd_lifecycle(args, loaded, asset)
     if args.registry_command == "list":
         payload, text = fleet_registry_list(loaded) if fleet else registry_list(root)
     else:
@@ -549,6 +580,23 @@ def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         payload, text = registry_show(root, args.version)
     if args.json:
         _print_json({"status": _ok(f"registry {root}"), **payload})
+    else:
+        print(text)
+    return int(ExitCode.OK)
+
+
+def _cmd_lifecycle(args: argparse.Namespace, loaded: LoadedConfig, asset: str | None) -> int:
+    from .lifecycle import alias_action, diff_versions, lineage
+
+    registry = lineage(loaded, asset, args.registry_command)
+    if args.registry_command == "diff":
+        payload, text = diff_versions(registry, args.first, args.second)
+    else:
+        payload, text = alias_action(
+            registry, args.registry_command, getattr(args, "version", None)
+        )
+    if args.json:
+        _print_json({"status": _ok(text.splitlines()[0]), **payload})
     else:
         print(text)
     return int(ExitCode.OK)

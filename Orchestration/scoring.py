@@ -454,7 +454,7 @@ class _Progress:
 def run_scoring(
     loaded: LoadedConfig,
     *,
-    version: str = "latest",
+    version: str = "champion",
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     output: Path | None = None,
@@ -464,7 +464,8 @@ def run_scoring(
 
     Args:
         loaded: the validated config (``data``, ``registry``, ``events``, ``scoring``).
-        version: registry version, default ``latest``.
+        version: registry version or alias, default ``champion`` (``latest`` while no
+            version has been promoted).
         start: window start; None = where the last run for this table (and asset) ended,
             whatever version it used (first run: just after the version's training window).
         end: window end, exclusive; None = up to the newest samples (the newest
