@@ -277,10 +277,18 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
         families=state.models.families_(),
         thresholds=_threshold_summary(state.thresholds),
         expected_events_per_day=state.alarm_budget.get("expected_events_per_day"),
-        attention=list(choice.attention),
+        attention=[*choice.attention, *_not_promoted(state.promotion)],
+        promotion=state.promotion,
         plots=len(state.plot_paths),
         seconds=round(time.perf_counter() - started, 4),
     )
+
+
+def _not_promoted(promotion: dict[str, Any] | None) -> list[str]:
+    """The fleet table's note when the new version did not become the champion."""
+    if promotion is None or promotion["promoted"]:
+        return []
+    return [f"not promoted, scoring keeps {promotion['champion']}: {promotion['reason']}"]
 
 
 def _needs_data(

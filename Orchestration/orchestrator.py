@@ -59,6 +59,7 @@ from Thresholding import ThresholdCalibrator
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import check_folder
+from .promotion import decide_promotion
 
 __all__ = [
     "STEPS",
@@ -131,6 +132,10 @@ class RunState:
     version: str | None = None
     artifact_dir: Path | None = None
     published_at: dt.datetime | None = None
+    live_before: str | None = None
+    """The version scoring used before this run published (None: the lineage's first)."""
+    promotion: dict[str, Any] | None = None
+    """The ``promote`` step's decision (see :mod:`Orchestration.promotion`)."""
     _predicted: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     @property
@@ -180,6 +185,8 @@ class OrchestrationResult:
     """The expected false events per day (all channels), the budget and what it changed."""
     masked_rows: int = 0
     """Training rows left out because they lie in a labelled anomaly window."""
+    promotion: dict[str, Any] | None = None
+    """Whether the version became the champion, and why (``registry.promote``)."""
 
     @property
     def expected_events_per_day(self) -> float | None:
@@ -202,6 +209,7 @@ class OrchestrationResult:
             "expected_events_per_day": self.expected_events_per_day,
             "alarm_budget": self.alarm_budget,
             "timings": self.timings,
+            "promotion": self.promotion,
         }
 
 
@@ -575,6 +583,7 @@ def _register(state: RunState) -> None:
     config = state.loaded.config.registry
     root = state.registry_root or state.loaded.path(config.root_dir)
     registry = ModelRegistry(root, lock_timeout=config.lock_timeout_s)
+    state.live_before = _live_version(registry)
     published = registry.publish(
         files,
         meta=_meta(state),
@@ -583,6 +592,29 @@ def _register(state: RunState) -> None:
     )
     state.version, state.artifact_dir = published.version, published.path
     state.published_at = published.created_at
+
+
+def _live_version(registry: ModelRegistry) -> str | None:
+    """The champion (or, before any promotion, the newest version); None in a new lineage."""
+    try:
+        return registry.resolve("champion").name
+    except VersionNotFoundError:
+        return None
+
+
+def _promote(state: RunState) -> None:
+    assert state.version is not None and state.artifact_dir is not None
+    config = state.loaded.config.registry
+    registry = ModelRegistry(state.artifact_dir.parent, lock_timeout=config.lock_timeout_s)
+    state.promotion = decide_promotion(
+        state.loaded,
+        state.session,
+        registry,
+        state.version,
+        state.live_before,
+        asset=state.asset,
+        labels=state.labels,
+    )
 
 
 STEPS: tuple[Step, ...] = (
@@ -595,6 +627,7 @@ STEPS: tuple[Step, ...] = (
     Step("threshold", _threshold),
     Step("plot", _plot),
     Step("register", _register),
+    Step("promote", _promote),
 )
 
 
@@ -727,6 +760,7 @@ class TrainingRun:
             families=state.models.families_(),
             alarm_budget=dict(state.alarm_budget),
             masked_rows=int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
+            promotion=state.promotion,
         )
 
 

@@ -140,6 +140,9 @@ def format_training(result: Any) -> str:
         alarms += ": met)" if budget.get("met") else ": NOT met)"
     for change in budget.get("changes", []):
         alarms += f"\n  budget raised {change}"
+    if result.promotion is not None:
+        verdict = "champion" if result.promotion["promoted"] else "NOT promoted"
+        alarms += f"\n{result.version}: {verdict} ({result.promotion['reason']})"
     return (
         f"registered {result.version} (run {result.run_id}) from {result.rows} rows{demo}"
         f"{masked}, dt_seconds {result.profile.dt_seconds:g}\n\n"

@@ -153,6 +153,11 @@ def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model
         from .fleet import asset_registry
 
         registry = asset_registry(loaded, asset)
+    return model_of(registry, version)
+
+
+def model_of(registry: ModelRegistry, version: str) -> _Model:
+    """Load and verify ``version`` (a tag or an alias) of ``registry`` for scoring."""
     found: LoadedVersion = registry.load(version)
     models = AxisModelSet.from_dict(found.read_json("models.json"))
     thresholds = found.read_json("thresholds.json")

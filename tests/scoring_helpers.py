@@ -42,19 +42,21 @@ def publish_linear_version(
     epoch: bool = False,
     slope: float = 0.0,
     trained_until: pd.Timestamp | None = None,
+    min_c: float = 1.0,
+    max_c: float = 2.0,
 ) -> str:
     """A version predicting ``1 + slope * (t - ORIGIN)`` in seconds, trained before T0.
 
     ``ORIGIN`` (one hour before T0) is the version's ``t0``, as float epoch seconds with
     ``epoch``, else as a timestamp. ``trained_until``: the last training sample recorded
-    (default one second before T0).
+    (default one second before T0). ``min_c``, ``max_c``: the thresholds of every axis.
     """
     line = [1.0, 1.0 + slope, 1.0 + 2 * slope]
     train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: line for a in axes}})
     models = AxisModelSet(select_model("linear"), axes).fit(train)
     rule = {
-        "MinC": 1.0,
-        "MaxC": 2.0,
+        "MinC": min_c,
+        "MaxC": max_c,
         "T_long_steps": t_long,
         "T_short_steps": t_short,
         "dt_seconds": 1.0,
