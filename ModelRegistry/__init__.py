@@ -21,7 +21,7 @@ from .errors import (
     VersionNotFoundError,
 )
 from .naming import validate_version_tag
-from .registry import DEFAULT_LOCK_TIMEOUT_S, ModelRegistry
+from .registry import DEFAULT_LOCK_TIMEOUT_S, ModelRegistry, RemovedVersion
 from .versions import LoadedVersion, PublishedVersion, VersionSummary
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "RegistryError",
     "RegistryLockError",
     "RegistryStorageError",
+    "RemovedVersion",
     "VersionExistsError",
     "VersionNotFoundError",
     "VersionSummary",

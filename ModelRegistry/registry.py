@@ -42,8 +42,9 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ from .versions import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "ModelRegistry"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "ModelRegistry", "RemovedVersion"]
 
 DEFAULT_LOCK_TIMEOUT_S = 60.0
 """Seconds a publish waits for the registry lock (``registry.lock_timeout_s``)."""
@@ -682,10 +683,84 @@ class ModelRegistry:
             write_pin(self.root_dir, tag, pinned)
             return read_aliases(self.root_dir, self._is_version_dir)
 
+    def collect_garbage(
+        self,
+        *,
+        keep: int,
+        older_than: timedelta | None = None,
+        in_use: Collection[str] = (),
+        dry_run: bool = False,
+    ) -> list[RemovedVersion]:
+        """Remove old versions, never one that is live, pinned or still referenced.
+
+        Under the registry lock (a publish commits before or after, never during), every
+        version is removed except: the newest ``keep``, ``latest``, ``champion``,
+        ``previous``, the pinned ones, those in ``in_use`` (e.g. versions whose events are
+        still stored) and, with ``older_than``, those created less than that long ago. A
+        removed version is first renamed into ``.staging/`` (it stops being a version at
+        once; a crash while deleting leaves a folder the next publish cleans up).
+
+        Parameters
+        ----------
+        keep:
+            How many of the newest versions to keep regardless (>= 0).
+        older_than:
+            Only versions created longer ago than this are removed (None: any age).
+        in_use:
+            Versions to keep because something outside the registry still refers to them.
+        dry_run:
+            Report what would be removed, remove nothing.
+
+        Returns
+        -------
+        list[RemovedVersion]
+            What was (or would be) removed, oldest first, with the bytes reclaimed.
+
+        Raises
+        ------
+        ValueError
+            ``keep`` is negative.
+        AliasError
+            An alias is broken: nothing is removed until it is repaired.
+        RegistryLockError, RegistryStorageError
+            As :meth:`publish`.
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise ValueError(f"keep must be a whole number >= 0, got {keep!r}; use e.g. 5.")
+        if not self.root_dir.is_dir():
+            return []
+        with self._storage_errors("clean up", _WRITE_FIX), self._registry_lock():
+            versions = sorted(
+                (
+                    summarize(n, _meta_or_empty(self.root_dir / n), is_latest=False)
+                    for n in self._version_names()
+                ),
+                key=summary_order,
+            )
+            kept = {v.version for v in versions[len(versions) - keep :]} if keep else set()
+            kept |= read_aliases(self.root_dir, self._is_version_dir).protected()
+            kept |= {self._latest_name(), *in_use} - {None}
+            cutoff = None if older_than is None else datetime.now(timezone.utc) - older_than
+            removed = [
+                RemovedVersion(v.version, _folder_bytes(self.root_dir / v.version), v.created_at)
+                for v in versions
+                if v.version not in kept and (cutoff is None or _created_before(v, cutoff))
+            ]
+            if not dry_run:
+                for version in removed:
+                    self._forget(version.version)
+        return removed
+
     def _forget(self, version: str) -> None:
         """Remove a version folder and its records (retention). Caller holds the lock."""
         remove_records(self.root_dir, version)
-        shutil.rmtree(self.root_dir / version)
+        staging = self.root_dir / STAGING_DIR
+        staging.mkdir(exist_ok=True)
+        aside = staging / f"gc-{version}-{uuid.uuid4().hex}"
+        os.rename(self.root_dir / version, aside)
+        fsync_dir(self.root_dir)
+        shutil.rmtree(aside, ignore_errors=True)
+        logger.info("removed model version %s from %s", version, self.root_dir)
 
     def _version_names(self) -> list[str]:
         self._check_root()
@@ -746,6 +821,36 @@ class ModelRegistry:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class RemovedVersion:
+    """A version :meth:`ModelRegistry.collect_garbage` removed (or would remove)."""
+
+    version: str
+    bytes: int
+    created_at: datetime | None
+
+
+def _meta_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        return read_meta(path)
+    except MetadataError:
+        return {}
+
+
+def _created_before(summary: VersionSummary, cutoff: datetime) -> bool:
+    """Whether a version is older than ``cutoff``; one without a readable time is not."""
+    created = summary.created_at
+    if created is None:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return created < cutoff
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
 def _check_run_id(run_id: object) -> str:

@@ -302,6 +302,38 @@ def _lifecycle_commands(commands: Any) -> None:
             action.add_argument("first", help="the version compared from")
             action.add_argument("second", help="the version compared to")
         action.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
+    gc = commands.add_parser(
+        "gc",
+        help="remove old versions; never latest, champion, previous, pinned ones or versions "
+        "whose events are still stored",
+    )
+    _common(gc)
+    gc.add_argument("--keep", type=_count, required=True, help="keep the newest N versions")
+    gc.add_argument(
+        "--older-than",
+        type=_duration,
+        help="remove only versions created longer ago than this (30d, 12h, 2w); events "
+        "ending within it protect their version",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
+    gc.add_argument("--asset", help="one asset of a fleet (default: every asset)")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0, e.g. 5")
+    return int(text)
+
+
+def _duration(text: str) -> dt.timedelta:
+    from DataExtractionAnalysis import parse_duration
+
+    duration = parse_duration(text)
+    if duration is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; use a number and a unit s, m, h, d or w, e.g. 30d"
+        )
+    return duration
 
 
 def _plots_option(parser: argparse.ArgumentParser) -> None:
@@ -563,7 +595,7 @@ def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     root = loaded.path(loaded.config.registry.root_dir)
     fleet = loaded.config.data.asset_col is not None
     asset = getattr(args, "asset", None)
-    if args.registry_command in {"promote", "rollback", "pin", "unpin", "diff"}:
+    if args.registry_command in {"promote", "rollback", "pin", "unpin", "diff", "gc"}:
         return _cmd_lifecycle(args, loaded, asset)
     if args.registry_command == "list":
         payload, text = fleet_registry_list(loaded) if fleet else registry_list(root)
@@ -587,16 +619,23 @@ def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _cmd_lifecycle(args: argparse.Namespace, loaded: LoadedConfig, asset: str | None) -> int:
     from .lifecycle import alias_action, diff_versions, lineage
+    from .retention import collect_garbage
 
-    registry = lineage(loaded, asset, args.registry_command)
-    if args.registry_command == "diff":
-        payload, text = diff_versions(registry, args.first, args.second)
-    else:
-        payload, text = alias_action(
-            registry, args.registry_command, getattr(args, "version", None)
+    action = args.registry_command
+    if action == "gc":
+        payload, text = collect_garbage(
+            loaded, keep=args.keep, older_than=args.older_than, dry_run=args.dry_run, asset=asset
         )
+        detail = text.splitlines()[-1]
+    else:
+        registry = lineage(loaded, asset, action)
+        if action == "diff":
+            payload, text = diff_versions(registry, args.first, args.second)
+        else:
+            payload, text = alias_action(registry, action, getattr(args, "version", None))
+        detail = text.splitlines()[0]
     if args.json:
-        _print_json({"status": _ok(text.splitlines()[0]), **payload})
+        _print_json({"status": _ok(detail), **payload})
     else:
         print(text)
     return int(ExitCode.OK)
