@@ -32,6 +32,7 @@ from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
 from Scoring import EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
+from Tracking import TrackingConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -195,6 +196,7 @@ class AppConfig(BaseModel):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ unless every step before ``register`` succeeded.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import io
@@ -55,11 +56,13 @@ from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundErro
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
 from Thresholding import ThresholdCalibrator
+from Tracking import safe_uri
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import check_folder
 from .promotion import decide_promotion
+from .tracking import track_training
 
 __all__ = [
     "STEPS",
@@ -187,6 +190,8 @@ class OrchestrationResult:
     """Training rows left out because they lie in a labelled anomaly window."""
     promotion: dict[str, Any] | None = None
     """Whether the version became the champion, and why (``registry.promote``)."""
+    tracking: dict[str, Any] | None = None
+    """The MLflow tracking outcome (``tracking.mlflow_uri``): status, detail, run id."""
 
     @property
     def expected_events_per_day(self) -> float | None:
@@ -210,6 +215,7 @@ class OrchestrationResult:
             "alarm_budget": self.alarm_budget,
             "timings": self.timings,
             "promotion": self.promotion,
+            "tracking": self.tracking,
         }
 
 
@@ -515,13 +521,22 @@ def _requested(bound: dt.datetime | dt.timedelta | None) -> Any:
     return bound
 
 
+def _effective_config(config: Any) -> dict[str, Any]:
+    """The config as recorded in ``meta.yaml``: a tracking URI's credentials masked."""
+    dumped = config.model_dump(mode="json")
+    uri = dumped["tracking"]["mlflow_uri"]
+    if uri is not None:
+        dumped["tracking"]["mlflow_uri"] = safe_uri(uri)
+    return dumped
+
+
 def _meta(state: RunState) -> dict[str, Any]:
     assert state.extraction is not None and state.profile is not None
     config = state.loaded.config
     asset = {} if state.asset is None else {"asset": str(state.asset)}
     return {
         **asset,
-        "config": config.model_dump(mode="json"),
+        "config": _effective_config(config),
         "database": {
             "source": _data_source(state),
             "dialect": state.session.target.dialect,
@@ -776,7 +791,8 @@ def run_training(loaded: LoadedConfig) -> OrchestrationResult:
     run.run_all()
     result = run.result()
     logger.info("registered %s at %s", result.version, result.artifact_dir)
-    return result
+    tracked = track_training(loaded, result)
+    return dataclasses.replace(result, tracking=tracked.to_dict())
 
 
 def run_profile(loaded: LoadedConfig, *, asset: Any = None) -> Profile:

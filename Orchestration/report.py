@@ -140,6 +140,9 @@ def format_training(result: Any) -> str:
         alarms += ": met)" if budget.get("met") else ": NOT met)"
     for change in budget.get("changes", []):
         alarms += f"\n  budget raised {change}"
+    tracking = result.tracking or {}
+    if tracking.get("status", "off") != "off":
+        alarms += f"\ntracking: {tracking['status']} ({tracking['detail']})"
     if result.promotion is not None:
         verdict = "champion" if result.promotion["promoted"] else "NOT promoted"
         alarms += f"\n{result.version}: {verdict} ({result.promotion['reason']})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -91,6 +92,28 @@ def append_samples(db: Db, table: str, residuals: dict[str, list], first: int = 
         frame[axis] = [0.0 if r is None else 1.0 + r for r in res]
     columns = {"ts": sa.DateTime(timezone=True), **{a: sa.Float(53) for a in residuals}}
     write_chunks(db.engine, db.target, db.table(table), columns, [frame], if_exists="append")
+
+
+def training_project(
+    db: Db, folder: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str
+) -> LoadedConfig:
+    """Table ``s`` of 400 noisy samples (axes a, b, 2 s apart, seeded) in ``db`` and a project
+    in ``folder`` that trains on it (no plots)."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-05", periods=400, freq="2s", tz="UTC"),
+            "a": 5 + rng.normal(0, 1, 400),
+            "b": 7 + rng.normal(0, 1, 400),
+        }
+    )
+    columns = {"ts": sa.DateTime(timezone=True), "a": sa.Float(53), "b": sa.Float(53)}
+    write_chunks(db.engine, db.target, "s", columns, [frame])
+    use_database(db, monkeypatch)
+    return load_config(
+        make_project(folder),
+        ["data.table=s", "data.axes=[a, b]", "plots.enabled=false", *overrides],
+    )
 
 
 def use_database(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:

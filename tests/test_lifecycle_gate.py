@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from clitools import make_project
 from conftest import Db
 from scoring_helpers import (
     T0,
@@ -20,6 +18,7 @@ from scoring_helpers import (
     loaded_config,
     publish_linear_version,
     stored_events,
+    training_project,
     ts,
     use_database,
 )
@@ -27,7 +26,7 @@ from scoring_helpers import (
 from Database import write_chunks
 from Labels import read_labels
 from ModelRegistry import ModelRegistry
-from Orchestration import load_config, run_training
+from Orchestration import run_training
 from Orchestration.context import open_database
 from Orchestration.promotion import decide_promotion
 from Orchestration.scoring import run_scoring
@@ -198,21 +197,7 @@ def test_auto_always_and_manual_never_promotes(
 def test_training_runs_the_gate_and_reports_it(
     sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rng = np.random.default_rng(3)
-    frame = pd.DataFrame(
-        {
-            "ts": pd.date_range("2026-01-05", periods=400, freq="2s", tz="UTC"),
-            "a": 5 + rng.normal(0, 1, 400),
-            "b": 7 + rng.normal(0, 1, 400),
-        }
-    )
-    columns = {"ts": sa.DateTime(timezone=True), "a": sa.Float(53), "b": sa.Float(53)}
-    write_chunks(sqlite_db.engine, sqlite_db.target, "s", columns, [frame])
-    use_database(sqlite_db, monkeypatch)
-    loaded = load_config(
-        make_project(tmp_path),
-        ["data.table=s", "data.axes=[a, b]", "plots.enabled=false"],
-    )
+    loaded = training_project(sqlite_db, tmp_path, monkeypatch)
     first = run_training(loaded)
     assert list(first.timings)[-2:] == ["register", "promote"]
     assert first.promotion["promoted"] and first.promotion["champion"] is None
