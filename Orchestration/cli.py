@@ -278,6 +278,11 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     _lifecycle_commands(registry_commands)
 
     command("fleet", "the fleet state table: status, version, samples per asset")
+    command(
+        "schedule",
+        "run training and scoring on the schedule: block (for machines without cron); "
+        "SIGTERM or Ctrl-C stops it",
+    )
     return parser
 
 
@@ -641,6 +646,42 @@ def _cmd_lifecycle(args: argparse.Namespace, loaded: LoadedConfig, asset: str | 
     return int(ExitCode.OK)
 
 
+def _cmd_schedule(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from Scheduling import Job, run_schedule
+
+    config = loaded.config.schedule
+    base = [sys.executable, str(Path(__file__).resolve().parents[1] / "orchestrate.py")]
+    if args.config is not None:
+        base += ["--config", str(Path(args.config).resolve())]
+    base += [f"--set={override}" for override in args.overrides]
+    if args.log_file is not None:
+        base += ["--log-file", str(Path(args.log_file).resolve())]
+    jobs = [
+        Job(name, when, [*base, name], loaded.path(lock))
+        for name, when, lock in (
+            ("train", config.train, config.train_lock),
+            ("score", config.score, config.score_lock),
+        )
+        if when is not None
+    ]
+    if not jobs:
+        raise UsageError(
+            "schedule: schedule.train and schedule.score are both null, nothing to run; set "
+            "one, e.g. --set 'schedule.train=15 2 * * *'"
+        )
+    # APScheduler logs every start and end of a job at INFO; ours says what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return run_schedule(jobs, timezone=config.timezone, describe=_exit_status)
+
+
+def _exit_status(code: int) -> str:
+    """The status name of an exit code (``ok``, ``missing-model``, ...; signals by number)."""
+    try:
+        return ExitCode(code).name.lower().replace("_", "-")
+    except ValueError:
+        return f"killed by signal {-code}" if code < 0 else "unknown"
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "train": _cmd_train,
     "profile": _cmd_profile,
@@ -650,6 +691,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "demo-db": _cmd_demo_db,
     "registry": _cmd_registry,
     "fleet": _cmd_fleet,
+    "schedule": _cmd_schedule,
 }
 
 

@@ -30,6 +30,7 @@ from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
+from Scheduling import ScheduleConfig
 from Scoring import EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
 from Tracking import TrackingConfig
@@ -197,6 +198,7 @@ class AppConfig(BaseModel):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
 
 @dataclass(frozen=True)
