@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from .config import ConfigError, LoadedConfig
 from .context import DatabaseSession, open_database
 from .scoring import _as_utc, _check_axes, _chunk_span, _just_after, _load_model, _RangeScorer
 
-__all__ = ["DryScore", "EvaluationRun", "detection", "dry_score", "run_evaluation"]
+__all__ = ["DryScore", "EvaluationRun", "detection", "dry_score", "dry_scores", "run_evaluation"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,30 +79,62 @@ def dry_score(
 ) -> DryScore:
     """Score ``[start, end)`` exactly as ``score`` does (chunks with look-back and look-ahead,
     the version's thresholds) on an open database, writing nothing: no events, no state."""
+    return dry_scores(loaded, session, [model], start, end, asset)[0]
+
+
+@dataclass
+class _Collected:
+    times: list[pd.Series] = field(default_factory=list)
+    worst: list[np.ndarray] = field(default_factory=list)
+    events: list[pd.DataFrame] = field(default_factory=list)
+
+    def result(self) -> DryScore:
+        if not self.times:
+            return DryScore(pd.Series([], dtype="datetime64[ns, UTC]"), np.zeros(0, np.int8), [])
+        return DryScore(
+            pd.concat(self.times, ignore_index=True), np.concatenate(self.worst), self.events
+        )
+
+
+def dry_scores(
+    loaded: LoadedConfig,
+    session: DatabaseSession,
+    models: Sequence[Any],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    asset: Any = None,
+) -> list[DryScore]:
+    """:func:`dry_score` of several versions over the same range, reading each chunk once
+    (with the widest look-back and look-ahead they need, which changes no level)."""
     data = loaded.config.data
-    scorer = _RangeScorer(
-        session.engine,
-        session.target,
-        data,
-        model,
-        _check_axes(data, model),
-        loaded.config.database.fast_path,
-        asset,
-    )
-    span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
-    times: list[pd.Series] = []
-    worst: list[np.ndarray] = []
-    events: list[pd.DataFrame] = []
+    scorers = [
+        _RangeScorer(
+            session.engine,
+            session.target,
+            data,
+            model,
+            _check_axes(data, model),
+            loaded.config.database.fast_path,
+            asset,
+        )
+        for model in models
+    ]
+    spans = [_chunk_span(loaded.config.scoring.chunk_rows, m.dt_seconds) for m in models]
+    span = min((s for s in spans if s is not None), default=None)
+    before = max(scorer.before for scorer in scorers)
+    after = max(scorer.after for scorer in scorers)
+    collected = [_Collected() for _ in scorers]
     gap = loaded.config.events.merge_gap_seconds
-    for chunk in scorer.chunks(start, end, span):
-        if chunk.result is None:
-            continue
-        times.append(chunk.result.frame["ts"])
-        worst.append(np.asarray(chunk.result.worst_codes))
-        events.append(chunk.result.events(merge_gap_seconds=gap))
-    if not times:
-        return DryScore(pd.Series([], dtype="datetime64[ns, UTC]"), np.zeros(0, np.int8), [])
-    return DryScore(pd.concat(times, ignore_index=True), np.concatenate(worst), events)
+    for lo, hi in scorers[0].bounds(start, end, span):
+        read = scorers[0].read(lo, hi, before, after)
+        for scorer, into in zip(scorers, collected, strict=True):
+            result = scorer.levels(read, lo, hi).result
+            if result is None:
+                continue
+            into.times.append(result.frame["ts"])
+            into.worst.append(np.asarray(result.worst_codes))
+            into.events.append(result.events(merge_gap_seconds=gap))
+    return [into.result() for into in collected]
 
 
 def _episodes(

@@ -34,8 +34,8 @@ from Scoring import ScoringInputError
 
 from .config import LoadedConfig
 from .context import DatabaseSession
-from .evaluation import _episodes, detection, dry_score
-from .scoring import _as_utc, model_of
+from .evaluation import _episodes, detection, dry_scores
+from .scoring import _as_utc, _check_axes, model_of
 
 __all__ = ["Replay", "compare_replays", "decide_promotion"]
 
@@ -68,24 +68,34 @@ def _expected(thresholds: dict[str, dict[str, Any]]) -> float | None:
 def replay(
     loaded: LoadedConfig,
     session: DatabaseSession,
-    registry: ModelRegistry,
-    version: str,
+    models: list[Any],
     start: dt.datetime,
     *,
     asset: Any = None,
     labels: pd.DataFrame | None = None,
-) -> Replay:
-    """Score ``[start, newest]`` with ``version`` without writing; its episodes and figures."""
-    model = model_of(registry, version)
-    scored = dry_score(loaded, session, model, start, None, asset)
+) -> list[Replay]:
+    """Score ``[start, newest]`` with each model without writing (one read of the data for
+    all); their episodes and figures."""
     events = loaded.config.events
-    found = _episodes(
-        scored.events, events.merge_gap_seconds, events.cooldown_seconds, severities=_ALARMS
-    )
-    report = None if labels is None else detection(loaded, scored, labels)
-    return Replay(
-        model.version, found, scored.days, len(scored.ts), _expected(model.thresholds), report
-    )
+    replays = []
+    for model, scored in zip(
+        models, dry_scores(loaded, session, models, start, None, asset), strict=True
+    ):
+        found = _episodes(
+            scored.events, events.merge_gap_seconds, events.cooldown_seconds, severities=_ALARMS
+        )
+        report = None if labels is None else detection(loaded, scored, labels)
+        replays.append(
+            Replay(
+                model.version,
+                found,
+                scored.days,
+                len(scored.ts),
+                _expected(model.thresholds),
+                report,
+            )
+        )
+    return replays
 
 
 def _unmatched(ours: pd.DataFrame, theirs: pd.DataFrame) -> pd.Series:
@@ -205,11 +215,13 @@ def run_gate(
     if newest is None:
         return {"promoted": True, "reason": "no data to replay: the gate cannot compare"}
     start = (_as_utc(newest) - pd.Timedelta(days=config.replay_days)).to_pydatetime()
-    new = replay(loaded, session, registry, candidate, start, asset=asset, labels=labels)
+    new_model = model_of(registry, candidate)
     try:
-        old = replay(loaded, session, registry, champion, start, asset=asset, labels=labels)
+        old_model = model_of(registry, champion)
+        _check_axes(loaded.config.data, old_model)
     except (ScoringInputError, RegistryError) as exc:
         return {"promoted": True, "reason": f"the champion {champion} cannot score: {exc}"}
+    new, old = replay(loaded, session, [new_model, old_model], start, asset=asset, labels=labels)
     verdict = compare_replays(old, new, config.max_alarm_increase)
     verdict["replay"] = {
         "start": start.isoformat(),

@@ -308,6 +308,15 @@ class _Chunk:
 
 
 @dataclass(frozen=True)
+class _Read:
+    """Rows read for one chunk (None: none) and where the read stopped (None: at the newest
+    sample, so the newest levels are provisional)."""
+
+    frame: pd.DataFrame | None
+    read_to: Any
+
+
+@dataclass(frozen=True)
 class _RangeScorer:
     """Reads and scores a range of the configured table chunk by chunk."""
 
@@ -338,6 +347,13 @@ class _RangeScorer:
         provisional). Without ``start`` the range is scored in one piece: chunks need a first
         bound to count from.
         """
+        for lo, hi in self.bounds(start, end, span):
+            yield self.score(lo, hi)
+
+    def bounds(
+        self, start: dt.datetime | None, end: dt.datetime | None, span: dt.timedelta | None
+    ) -> Iterator[tuple[dt.datetime | None, dt.datetime | None]]:
+        """The ``[lo, hi)`` of the chunks of :meth:`chunks`."""
         lo = start
         while True:
             hi = end
@@ -350,35 +366,38 @@ class _RangeScorer:
                     is None
                 ):
                     hi = None  # nothing from there on: the last chunk, open to the newest data
-            yield self.score(lo, hi)
+            yield lo, hi
             if hi is None or hi == end:
                 return
             lo = hi
 
     def score(self, start: dt.datetime | None, end: dt.datetime | None) -> _Chunk:
         """Read ``[start, end)`` with its look-back and look-ahead, and score it."""
-        context = self.after
+        return self.levels(self.read(start, end, self.before, self.after), start, end)
+
+    def read(
+        self, start: dt.datetime | None, end: dt.datetime | None, before: int, after: int
+    ) -> _Read:
+        """Read ``[start, end)`` with ``before`` rows of look-back and ``after`` of look-ahead.
+
+        A wider context than a model needs changes none of its levels inside the window, so
+        one read can serve several models (the replay gate's candidate and champion).
+        """
         # At least the row on each side, even when the levels need no context (runs of one
         # sample): the store joins a run at a window edge to a stored run that reaches it.
         read_from: Any = start
         if start is not None:
             read_from = (
                 lookback_start(
-                    self.engine,
-                    self.target,
-                    self.data,
-                    start,
-                    max(self.before, 1),
-                    asset=self.asset,
+                    self.engine, self.target, self.data, start, max(before, 1), asset=self.asset
                 )
                 or start
             )
         read_to: Any = None
         if end is not None:
             read_to = lookahead_end(
-                self.engine, self.target, self.data, end, max(context, 1) + 1, asset=self.asset
+                self.engine, self.target, self.data, end, max(after, 1) + 1, asset=self.asset
             )
-        until = None if end is None else _as_utc(end)
         try:
             frame = extract_window(
                 self.engine,
@@ -391,9 +410,18 @@ class _RangeScorer:
                 asset=self.asset,
             ).frame
         except EmptyWindowError:
+            return _Read(None, read_to)
+        return _Read(frame, read_to)
+
+    def levels(self, read: _Read, start: dt.datetime | None, end: dt.datetime | None) -> _Chunk:
+        """Score the rows of ``read`` inside ``[start, end)`` with this scorer's model."""
+        context = self.after
+        until = None if end is None else _as_utc(end)
+        frame = read.frame
+        if frame is None:
             return _Chunk(None, None, None, until, None)
         held = None
-        if read_to is None:
+        if read.read_to is None:
             # Fewer than `context` samples follow the window yet: the newest `context` levels
             # are provisional (a run may still reach T). They are scored and written (levels
             # and events only ever grow), but the state stops before them, so the next run

@@ -28,8 +28,9 @@ from Labels import read_labels
 from ModelRegistry import ModelRegistry
 from Orchestration import run_training
 from Orchestration.context import open_database
+from Orchestration.evaluation import _episodes, dry_score, dry_scores
 from Orchestration.promotion import decide_promotion
-from Orchestration.scoring import run_scoring
+from Orchestration.scoring import model_of, run_scoring
 
 
 def _bursts(n: int) -> list[float]:
@@ -207,3 +208,26 @@ def test_training_runs_the_gate_and_reports_it(
     assert second.promotion["alarms"]["candidate"] == second.promotion["alarms"]["champion"]
     assert second.to_dict()["promotion"]["version"] == "v2"
     assert ModelRegistry(tmp_path / "registry").aliases().champion == "v2"
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1000])
+def test_one_read_for_both_versions_gives_each_its_own_levels_and_events(
+    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry, chunk_rows: int
+) -> None:
+    publish_linear_version(lineage.root_dir, ["a", "b"], min_c=0.5, t_short=5)  # look-back 4
+    loaded = loaded_config(sqlite_db, tmp_path, f"scoring.chunk_rows={chunk_rows}")
+    single = loaded_config(sqlite_db, tmp_path, "scoring.chunk_rows=1000")
+    session = open_database(loaded, access="read")
+    try:
+        models = [model_of(lineage, "v1"), model_of(lineage, "v2")]
+        both = dry_scores(loaded, session, models, T0.to_pydatetime(), None)
+        alone = [dry_score(single, session, m, T0.to_pydatetime(), None) for m in models]
+    finally:
+        session.close()
+    for pair, own in zip(both, alone, strict=True):
+        assert pair.ts.tolist() == own.ts.tolist()
+        assert pair.worst.tolist() == own.worst.tolist()
+        assert _episodes(pair.events, 0.0, severities=("alert", "error")).equals(
+            _episodes(own.events, 0.0, severities=("alert", "error"))
+        )
+    assert [len(_episodes(s.events, 0.0)) for s in both] == [3, 6]
