@@ -45,9 +45,9 @@ def _bursts(n: int) -> list[float]:
 
 
 @pytest.fixture
-def lineage(sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    use_database(sqlite_db, monkeypatch)
-    append_samples(sqlite_db, "s", {"a": _bursts(70), "b": [0.0] * 70})
+def lineage(any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    use_database(any_db, monkeypatch)
+    append_samples(any_db, "s", {"a": _bursts(70), "b": [0.0] * 70})
     root = tmp_path / "registry"
     publish_linear_version(root, ["a", "b"])  # v1: MinC 1
     return ModelRegistry(root)
@@ -72,20 +72,20 @@ def _decide(
 
 
 def test_the_first_version_becomes_champion_at_once_whatever_the_policy(
-    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry
+    any_db: Db, tmp_path: Path, lineage: ModelRegistry
 ) -> None:
-    decision = _decide(sqlite_db, tmp_path, lineage, "registry.promote=manual")
+    decision = _decide(any_db, tmp_path, lineage, "registry.promote=manual")
     assert (decision["promoted"], decision["reason"]) == (True, "the first version of its lineage")
     assert lineage.aliases().to_dict() == {"champion": "v1", "previous": None, "pins": []}
 
 
 def test_a_candidate_that_doubles_the_alarm_rate_is_not_promoted(
-    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry
+    any_db: Db, tmp_path: Path, lineage: ModelRegistry
 ) -> None:
     lineage.promote("v1")
     publish_linear_version(lineage.root_dir, ["a", "b"], min_c=0.5)  # v2: 6 events, not 3
 
-    decision = _decide(sqlite_db, tmp_path, lineage)
+    decision = _decide(any_db, tmp_path, lineage)
 
     assert decision["promoted"] is False
     assert decision["alarms"] == {
@@ -105,32 +105,32 @@ def test_a_candidate_that_doubles_the_alarm_rate_is_not_promoted(
     assert decision["replay"]["samples"] == 70
     assert lineage.aliases().champion == "v1"
     assert lineage.decision("v2") == {**decision, "decided_at": decision["decided_at"]}
-    loaded = loaded_config(sqlite_db, tmp_path)
+    loaded = loaded_config(any_db, tmp_path)
     report = run_scoring(loaded, start=T0.to_pydatetime())
     assert report.version == "v1"  # scoring keeps the champion
-    assert len(stored_events(sqlite_db)) == 3
+    assert len(stored_events(any_db)) == 3
     # a looser limit lets the same candidate through
-    assert _decide(sqlite_db, tmp_path, lineage, "registry.max_alarm_increase=1")["promoted"]
+    assert _decide(any_db, tmp_path, lineage, "registry.max_alarm_increase=1")["promoted"]
     assert lineage.aliases().to_dict() == {"champion": "v2", "previous": "v1", "pins": []}
 
 
 def test_the_gate_writes_no_event_and_no_state(
-    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry
+    any_db: Db, tmp_path: Path, lineage: ModelRegistry
 ) -> None:
     publish_linear_version(lineage.root_dir, ["a", "b"])
-    _decide(sqlite_db, tmp_path, lineage)
-    with sqlite_db.engine.connect() as conn:
-        tables = sa.inspect(conn).get_table_names()
+    _decide(any_db, tmp_path, lineage)
+    with any_db.engine.connect() as conn:
+        tables = sa.inspect(conn).get_table_names(schema=any_db.schema)
     assert [t for t in tables if t.startswith("events")] == []
 
 
 def test_a_candidate_within_the_limit_is_promoted_and_the_old_champion_becomes_previous(
-    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry
+    any_db: Db, tmp_path: Path, lineage: ModelRegistry
 ) -> None:
     lineage.promote("v1")
     publish_linear_version(lineage.root_dir, ["a", "b"], min_c=0.6, t_long=3)  # v2: none
 
-    decision = _decide(sqlite_db, tmp_path, lineage)
+    decision = _decide(any_db, tmp_path, lineage)
 
     assert decision["promoted"] is True
     assert decision["channels"]["a"] == {
@@ -159,14 +159,14 @@ def _labels_table(db: Db, windows: list[tuple[int, int]]) -> None:
 
 
 def test_a_candidate_that_loses_a_labelled_event_is_not_promoted(
-    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry
+    any_db: Db, tmp_path: Path, lineage: ModelRegistry
 ) -> None:
-    _labels_table(sqlite_db, [(20, 21)])
+    _labels_table(any_db, [(20, 21)])
     lineage.promote("v1")
     publish_linear_version(lineage.root_dir, ["a", "b"], min_c=1.6)  # v2: fewer alarms, none
 
     decision = _decide(
-        sqlite_db, tmp_path, lineage, f"labels.table={sqlite_db.table('labels')}", labelled=True
+        any_db, tmp_path, lineage, f"labels.table={any_db.table('labels')}", labelled=True
     )
 
     assert decision["promoted"] is False
@@ -185,10 +185,10 @@ def test_a_candidate_that_loses_a_labelled_event_is_not_promoted(
 
 @pytest.mark.parametrize(("policy", "promoted"), [("auto", True), ("manual", False)])
 def test_auto_always_and_manual_never_promotes(
-    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry, policy: str, promoted: bool
+    any_db: Db, tmp_path: Path, lineage: ModelRegistry, policy: str, promoted: bool
 ) -> None:
     publish_linear_version(lineage.root_dir, ["a", "b"], min_c=0.1)  # v2: far more alarms
-    decision = _decide(sqlite_db, tmp_path, lineage, f"registry.promote={policy}")
+    decision = _decide(any_db, tmp_path, lineage, f"registry.promote={policy}")
     assert decision["promoted"] is promoted
     assert "alarms" not in decision  # no replay
     # a registry from before aliases followed `latest`: a version kept back must not go live
@@ -212,11 +212,11 @@ def test_training_runs_the_gate_and_reports_it(
 
 @pytest.mark.parametrize("chunk_rows", [7, 1000])
 def test_one_read_for_both_versions_gives_each_its_own_levels_and_events(
-    sqlite_db: Db, tmp_path: Path, lineage: ModelRegistry, chunk_rows: int
+    any_db: Db, tmp_path: Path, lineage: ModelRegistry, chunk_rows: int
 ) -> None:
     publish_linear_version(lineage.root_dir, ["a", "b"], min_c=0.5, t_short=5)  # look-back 4
-    loaded = loaded_config(sqlite_db, tmp_path, f"scoring.chunk_rows={chunk_rows}")
-    single = loaded_config(sqlite_db, tmp_path, "scoring.chunk_rows=1000")
+    loaded = loaded_config(any_db, tmp_path, f"scoring.chunk_rows={chunk_rows}")
+    single = loaded_config(any_db, tmp_path, "scoring.chunk_rows=1000")
     session = open_database(loaded, access="read")
     try:
         models = [model_of(lineage, "v1"), model_of(lineage, "v2")]

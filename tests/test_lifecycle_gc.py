@@ -74,12 +74,12 @@ def test_gc_keeps_the_newest_n_and_versions_younger_than_older_than(tmp_path: Pa
 
 
 def test_gc_keeps_versions_whose_events_are_stored(
-    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_database(sqlite_db, monkeypatch)
+    use_database(any_db, monkeypatch)
     registry = _lineage(tmp_path / "registry", 3)
-    append_samples(sqlite_db, "s", {"a": [0.0, 1.5, 1.5, 0.0], "b": [0.0] * 4})
-    loaded = loaded_config(sqlite_db, tmp_path)
+    append_samples(any_db, "s", {"a": [0.0, 1.5, 1.5, 0.0], "b": [0.0] * 4})
+    loaded = loaded_config(any_db, tmp_path)
     run_scoring(loaded, version="v1", start=T0.to_pydatetime())  # stores an event of v1
 
     payload, text = collect_garbage(loaded, keep=0, dry_run=True)
