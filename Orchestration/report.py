@@ -253,7 +253,10 @@ def registry_list(root: Path) -> tuple[dict[str, Any], str]:
 
 def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
     """``registry show``: thresholds and metrics of one version side by side."""
-    loaded = ModelRegistry(root).load(version)
+    registry = ModelRegistry(root)
+    loaded = registry.load(version)
+    marks = _aliases(registry).marks(loaded.version)
+    decision = registry.decision(loaded.version)
     thresholds = loaded.read_json("thresholds.json")
     metrics = pd.read_csv(io.BytesIO(loaded.read_bytes("metrics.csv")))
     # Versions written before model selection existed have no selection.json.
@@ -268,11 +271,18 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
         "thresholds": thresholds,
         "families": meta.get("families"),
         "selection": selection,
+        "aliases": marks,
+        "promotion": decision,
     }
+    promotion = ""
+    if decision is not None:
+        verdict = "promoted" if decision.get("promoted") else "NOT promoted"
+        promotion = f"\n{verdict}: {decision.get('reason')}"
     head = (
-        f"{loaded.version} at {loaded.path}\ncreated {meta.get('created_at')} by run "
+        f"{loaded.version} at {loaded.path}{''.join(f' ({mark})' for mark in marks)}\n"
+        f"created {meta.get('created_at')} by run "
         f"{meta.get('run_id')}; {data.get('rows')} rows from {data.get('start')} to "
-        f"{data.get('end')}; dt_seconds {meta.get('dt_seconds')}\n\n"
+        f"{data.get('end')}; dt_seconds {meta.get('dt_seconds')}{promotion}\n\n"
     )
     families = meta.get("families") or {}
     text = head + _table(_AXIS_HEADERS, _axis_rows(metrics, thresholds, families))

@@ -30,6 +30,7 @@ from Orchestration import run_training
 from Orchestration.context import open_database
 from Orchestration.evaluation import _episodes, dry_score, dry_scores
 from Orchestration.promotion import decide_promotion
+from Orchestration.report import registry_show
 from Orchestration.scoring import model_of, run_scoring
 
 
@@ -208,6 +209,11 @@ def test_training_runs_the_gate_and_reports_it(
     assert second.promotion["alarms"]["candidate"] == second.promotion["alarms"]["champion"]
     assert second.to_dict()["promotion"]["version"] == "v2"
     assert ModelRegistry(tmp_path / "registry").aliases().champion == "v2"
+    shown, text = registry_show(tmp_path / "registry", "v2")
+    assert (shown["aliases"], shown["promotion"]) == (["champion"], second.promotion)
+    assert text.splitlines()[0].endswith("/registry/v2 (champion)")
+    assert text.splitlines()[2] == f"promoted: {second.promotion['reason']}"
+    assert registry_show(tmp_path / "registry", "v1")[0]["aliases"] == ["previous"]
 
 
 @pytest.mark.parametrize("chunk_rows", [7, 1000])
