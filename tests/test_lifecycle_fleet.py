@@ -11,6 +11,7 @@ from fleet_helpers import FAST, asset_frame, cli_sets, fleet_config, write_fleet
 from ModelRegistry import ModelRegistry
 from Orchestration.fleet import read_fleet_state, run_fleet_training
 from Orchestration.fleet_scoring import run_fleet_scoring
+from Orchestration.retention import collect_garbage
 
 
 def test_each_asset_has_its_champion_and_the_fleet_table_says_what_was_kept_back(
@@ -63,3 +64,13 @@ def test_each_asset_has_its_champion_and_the_fleet_table_says_what_was_kept_back
 
     scored = run_fleet_scoring(loaded)
     assert [(a.asset, a.version) for a in scored.assets] == [("r1", "v2"), ("r2", "v1")]
+
+    # retention over every asset: r2's v2 is neither latest, champion nor previous
+    run_fleet_training(loaded)  # v3 of both, kept back (manual)
+    payload, text = collect_garbage(loaded, keep=0)
+    assert {asset: [v["version"] for v in gone] for asset, gone in payload["removed"].items()} == {
+        "r1": [],
+        "r2": ["v2"],
+    }
+    assert text.splitlines()[0].startswith("r2: removed v2 (created ")
+    assert [v.version for v in ModelRegistry(root / "r2").list_versions()] == ["v1", "v3"]
