@@ -53,7 +53,7 @@ from ModelEvaluation import (
 )
 from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
 from ModelSelection import GRIDS, Selection, select_families
-from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
+from ModelTraining import AxisModelSet, FamilySpec, machine_rows, out_of_fold
 from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
@@ -425,8 +425,9 @@ def _threshold(state: RunState) -> None:
             plain = residuals
             residuals = _Computed(list(plain), lambda axis: np.where(allowed, plain[axis], np.nan))
         scores = state.models.machine_score(state.prepared.frame)
-        if scores is not None and allowed is not None:
-            scores = np.where(allowed, scores, np.nan)
+        if scores is not None:
+            rows = machine_rows(state.prepared.frame, list(fitted), allowed)
+            scores = np.where(rows, scores, np.nan)
     calibrator = ThresholdCalibrator(config.thresholds, n_jobs=state.threads).fit(
         residuals,
         state.profile.dt_seconds,
