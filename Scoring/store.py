@@ -350,8 +350,9 @@ class EventStore:
             if not sa.inspect(conn).has_table(self.events.name, schema=self.events.schema):
                 return pd.DataFrame(columns=[c.name for c in self.events.columns])
             frame = pd.read_sql(stmt.order_by(self.events.c.start_ts, self.events.c.id), conn)
-        for column in ("start_ts", "end_ts", "created_at", "updated_at"):
-            frame[column] = frame[column].map(_utc)
+        for column in ("start_ts", "end_ts", "peak_ts", "created_at", "updated_at"):
+            if column in frame.columns:  # peak_ts is NULL in rows of an earlier release
+                frame[column] = frame[column].map(lambda v: pd.NaT if pd.isna(v) else _utc(v))
         return frame
 
     @contextmanager
