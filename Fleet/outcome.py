@@ -48,7 +48,10 @@ class AssetOutcome:
         families: axis → fitted family of ``version`` (this run's only).
         thresholds: channel → {MinC, MaxC} of this run's version.
         expected_events_per_day: the false alert rate the thresholds expect.
-        attention: why the asset needs a look (empty: it does not), e.g. a threshold moved.
+        attention: why the asset needs a look (empty: it does not), e.g. a threshold moved,
+            or the new version was not promoted.
+        promotion: whether the new version became the asset's champion, and why
+            (``registry.promote``; None when no version was published).
         plots: how many plot files were drawn.
         seconds: wall time of its task.
         worker: the process that trained it (``host:pid``).
@@ -68,6 +71,7 @@ class AssetOutcome:
     thresholds: dict[str, dict[str, float | None]] = field(default_factory=dict)
     expected_events_per_day: float | None = None
     attention: list[str] = field(default_factory=list)
+    promotion: dict[str, Any] | None = None
     plots: int = 0
     seconds: float = 0.0
     worker: str = field(default_factory=lambda: worker_name())

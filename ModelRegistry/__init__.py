@@ -5,8 +5,10 @@ guarantees, :mod:`ModelRegistry.manifest` for how every file of a version is ver
 :mod:`ModelRegistry.errors` for the exception tree.
 """
 
+from .aliases import Aliases
 from .config import RegistryConfig
 from .errors import (
+    AliasError,
     ArtifactNotFoundError,
     ChecksumError,
     InvalidArtifactError,
@@ -19,11 +21,13 @@ from .errors import (
     VersionNotFoundError,
 )
 from .naming import validate_version_tag
-from .registry import DEFAULT_LOCK_TIMEOUT_S, ModelRegistry
+from .registry import DEFAULT_LOCK_TIMEOUT_S, ModelRegistry, RemovedVersion
 from .versions import LoadedVersion, PublishedVersion, VersionSummary
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT_S",
+    "AliasError",
+    "Aliases",
     "ArtifactNotFoundError",
     "ChecksumError",
     "InvalidArtifactError",
@@ -36,6 +40,7 @@ __all__ = [
     "RegistryError",
     "RegistryLockError",
     "RegistryStorageError",
+    "RemovedVersion",
     "VersionExistsError",
     "VersionNotFoundError",
     "VersionSummary",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .naming import validate_version_tag
@@ -41,6 +43,35 @@ class RegistryConfig(BaseModel):
         description=(
             "Seconds a publish waits for the registry lock, held by another run only while it "
             "names its version and moves it into place, before failing with registry-error."
+        ),
+    )
+
+    promote: Literal["auto", "gate", "manual"] = Field(
+        default="gate",
+        description=(
+            "What a training run does with its new version: 'gate' makes it the champion (what "
+            "scoring uses) only when a replay of recent data shows it raises no more than "
+            "max_alarm_increase more alarm events than the champion and loses no labelled "
+            "event; 'auto' always does; 'manual' never does (`registry promote V`). An "
+            "asset's first version becomes champion at once under every policy."
+        ),
+    )
+    replay_days: float = Field(
+        default=7.0,
+        gt=0,
+        allow_inf_nan=False,
+        description=(
+            "Days of the newest data the gate re-scores with the candidate and the champion "
+            "(nothing is written)."
+        ),
+    )
+    max_alarm_increase: float = Field(
+        default=0.5,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "Share by which the candidate's alert and error events on the replay may exceed "
+            "the champion's (0.5: up to 1.5x; one more event is always allowed)."
         ),
     )
 

@@ -15,6 +15,8 @@ naturally catch (``LookupError`` for "not there", ``ValueError`` for "bad input"
     ├── InvalidArtifactError(ValueError)     a bad artifact name or source file
     ├── MetadataError(ValueError)            meta that cannot be written, or an unreadable meta.yaml
     ├── ChecksumError(ValueError)            files that fail verification against the manifest
+    ├── AliasError(ValueError)               an alias file that is broken or names no version,
+    │                                        or an alias operation that cannot be done
     ├── RegistryLockError(TimeoutError)      the registry lock could not be taken in time
     └── RegistryStorageError(OSError)        the registry folder cannot be written or read
 """
@@ -22,6 +24,7 @@ naturally catch (``LookupError`` for "not there", ``ValueError`` for "bad input"
 from __future__ import annotations
 
 __all__ = [
+    "AliasError",
     "ArtifactNotFoundError",
     "ChecksumError",
     "InvalidArtifactError",
@@ -65,6 +68,12 @@ class MetadataError(RegistryError, ValueError):
 
 class ChecksumError(RegistryError, ValueError):
     """A version fails verification: a file is modified or missing, or it has no manifest."""
+
+
+class AliasError(RegistryError, ValueError):
+    """An alias (champion, previous, a pin) is unreadable or names no published version, or an
+    alias operation is impossible (rollback without a previous version, unpin of an unpinned
+    one)."""
 
 
 class RegistryLockError(RegistryError, TimeoutError):

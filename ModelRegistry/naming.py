@@ -12,14 +12,18 @@ from pathlib import PurePosixPath, PureWindowsPath
 from .errors import InvalidArtifactError, InvalidTagError
 
 __all__ = [
+    "ALIASES_DIR",
     "AUTO_TAG",
+    "CHAMPION",
     "LATEST_FILE",
     "LATEST_NAME",
     "MANIFEST_FILE",
     "MANIFEST_HASH_FILE",
     "MAX_TAG_LENGTH",
     "META_FILE",
+    "PREVIOUS",
     "RESERVED_FILES",
+    "RESERVED_NAMES",
     "validate_artifact_name",
     "validate_version_tag",
     "version_number",
@@ -34,6 +38,11 @@ MANIFEST_HASH_FILE = "manifest.sha256"
 RESERVED_FILES = (META_FILE, MANIFEST_FILE, MANIFEST_HASH_FILE)
 """Files the registry writes into every version itself; never caller artifacts."""
 MAX_TAG_LENGTH = 64
+CHAMPION = "champion"
+PREVIOUS = "previous"
+ALIASES_DIR = "aliases"
+RESERVED_NAMES = (LATEST_NAME, CHAMPION, PREVIOUS, ALIASES_DIR)
+"""Names that mean a pointer or the aliases' folder, never a version (any letter case)."""
 
 _TAG_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 _NUMBERED = re.compile(r"v([0-9]+)")
@@ -46,7 +55,8 @@ def validate_version_tag(tag: object, *, allow_auto: bool = True) -> str:
 
     A tag is 1-64 ASCII letters, digits, ``.``, ``_`` or ``-``, does not start with ``.``
     (reserved for the registry's own files) and is not ``latest`` in any letter case (reserved
-    for the pointer, and ``LATEST`` is the pointer file where symlinks are unavailable). Such a
+    for the pointer, and ``LATEST`` is the pointer file where symlinks are unavailable), nor
+    ``champion``, ``previous`` (aliases) or ``aliases`` (their folder). Such a
     name can never contain a path separator or be ``..``, so it cannot escape the registry.
 
     Parameters
@@ -97,6 +107,11 @@ def validate_version_tag(tag: object, *, allow_auto: bool = True) -> str:
     if tag.lower() == LATEST_NAME:
         raise InvalidTagError(
             f"version tag {tag!r} is reserved for the pointer to the newest version; {fix}."
+        )
+    if tag.lower() in RESERVED_NAMES:
+        raise InvalidTagError(
+            f"version tag {tag!r} is reserved for the registry's aliases (champion, previous "
+            f"and their folder 'aliases'); {fix}."
         )
     if tag == AUTO_TAG:
         raise InvalidTagError(

@@ -42,8 +42,9 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,18 @@ from ._fs import (
     sync_filesystem,
     write_bytes_synced,
 )
+from .aliases import (
+    Aliases,
+    read_alias,
+    read_aliases,
+    read_decision,
+    remove_records,
+    write_alias,
+    write_decision,
+    write_pin,
+)
 from .errors import (
+    AliasError,
     InvalidArtifactError,
     InvalidTagError,
     MetadataError,
@@ -71,11 +83,13 @@ from .errors import (
 from .manifest import render_manifest, render_manifest_hash
 from .naming import (
     AUTO_TAG,
+    CHAMPION,
     LATEST_FILE,
     LATEST_NAME,
     MANIFEST_FILE,
     MANIFEST_HASH_FILE,
     META_FILE,
+    PREVIOUS,
     validate_artifact_name,
     validate_version_tag,
     version_number,
@@ -93,7 +107,7 @@ from .versions import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "ModelRegistry"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT_S", "ModelRegistry", "RemovedVersion"]
 
 DEFAULT_LOCK_TIMEOUT_S = 60.0
 """Seconds a publish waits for the registry lock (``registry.lock_timeout_s``)."""
@@ -486,7 +500,8 @@ class ModelRegistry:
         Parameters
         ----------
         version:
-            A tag such as ``"v3"``, or ``"latest"`` (default).
+            A tag such as ``"v3"``, ``"latest"`` (default), ``"champion"`` (the alias; the
+            newest version while none is set) or ``"previous"``.
 
         Returns
         -------
@@ -504,6 +519,17 @@ class ModelRegistry:
         RegistryStorageError
             If ``root_dir`` is a file, or the folder cannot be listed.
         """
+        if version == CHAMPION:
+            champion = read_alias(self.root_dir, CHAMPION, self._is_version_dir)
+            return self.resolve(LATEST_NAME) if champion is None else self.root_dir / champion
+        if version == PREVIOUS:
+            previous = read_alias(self.root_dir, PREVIOUS, self._is_version_dir)
+            if previous is None:
+                raise AliasError(
+                    f"the registry at {self.root_dir} has no `previous` version yet (it is set "
+                    f"by a promotion); name a version instead."
+                )
+            return self.root_dir / previous
         if version == LATEST_NAME:
             name = self._latest_name()
             if name is None or not self._is_version_dir(name):
@@ -547,6 +573,194 @@ class ModelRegistry:
         path = self.resolve(version)
         with self._storage_errors("read", _READ_FIX):
             return open_version(path, verify=verify)
+
+    # ------------------------------------------------------------------ aliases
+
+    def aliases(self) -> Aliases:
+        """The lineage's champion, previous and pinned versions (see :mod:`.aliases`).
+
+        Raises
+        ------
+        AliasError
+            An alias file is broken or names a version that does not exist.
+        """
+        with self._storage_errors("read", _READ_FIX):
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def promote(self, version: str, *, decision: Mapping[str, Any] | None = None) -> Aliases:
+        """Make ``version`` the champion; the champion before it becomes ``previous``.
+
+        The version is verified (every file against its manifest) first; the aliases change
+        under the registry lock, each file replaced atomically. ``decision`` (the gate's
+        figures and reason) is recorded in ``aliases/decisions/<version>.json``.
+
+        Raises
+        ------
+        VersionNotFoundError, InvalidTagError, ChecksumError
+            The version does not exist or fails verification; nothing changes.
+        RegistryLockError, RegistryStorageError
+            As :meth:`publish`.
+        """
+        tag = self.load(version).version  # verified before it goes live
+        with self._storage_errors("promote a version in", _WRITE_FIX), self._registry_lock():
+            current = read_aliases(self.root_dir, self._is_version_dir)
+            if decision is not None:
+                write_decision(self.root_dir, tag, dict(decision))
+            if current.champion != tag:
+                write_alias(self.root_dir, PREVIOUS, current.champion)
+                write_alias(self.root_dir, CHAMPION, tag)
+            logger.info("%s: champion -> %s (previous: %s)", self.root_dir, tag, current.champion)
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def record_decision(self, version: str, decision: Mapping[str, Any]) -> Path:
+        """Record why ``version`` was not promoted (``aliases/decisions/<version>.json``)."""
+        tag = self.resolve(version).name
+        with self._storage_errors("record a decision in", _WRITE_FIX), self._registry_lock():
+            return write_decision(self.root_dir, tag, dict(decision))
+
+    def decision(self, version: str) -> dict[str, Any] | None:
+        """The recorded promotion decision of ``version`` (None: none recorded)."""
+        return read_decision(self.root_dir, self.resolve(version).name)
+
+    def keep_champion(self, version: str) -> None:
+        """Set ``champion`` to ``version`` when no champion is set yet (else leave it).
+
+        A registry from before aliases follows ``latest``; a training run that does not
+        promote its new version calls this with the version that was live before it, so the
+        new one does not go live by moving ``latest``.
+        """
+        with self._storage_errors("write the aliases of", _WRITE_FIX), self._registry_lock():
+            if read_alias(self.root_dir, CHAMPION, self._is_version_dir) is None:
+                write_alias(self.root_dir, CHAMPION, self.resolve(version).name)
+
+    def rollback(self) -> Aliases:
+        """Swap ``champion`` and ``previous``: the previous version goes live again, and a
+        second rollback undoes the first.
+
+        Raises
+        ------
+        AliasError
+            There is no ``previous`` version (nothing was promoted over another yet).
+        """
+        with self._storage_errors("roll back", _WRITE_FIX), self._registry_lock():
+            current = read_aliases(self.root_dir, self._is_version_dir)
+            if current.previous is None or current.champion is None:
+                raise AliasError(
+                    f"nothing to roll back to in {self.root_dir}: no `previous` version is set "
+                    f"(champion: {current.champion}); promote a version by name instead: "
+                    f"`python orchestrate.py registry promote VERSION`."
+                )
+            open_version(self.root_dir / current.previous, verify=True)
+            write_alias(self.root_dir, CHAMPION, current.previous)
+            write_alias(self.root_dir, PREVIOUS, current.champion)
+            logger.info(
+                "%s: rolled back, champion -> %s (previous: %s)",
+                self.root_dir,
+                current.previous,
+                current.champion,
+            )
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def pin(self, version: str, *, pinned: bool = True) -> Aliases:
+        """Pin ``version`` (retention never removes it), or unpin it with ``pinned=False``.
+
+        Raises
+        ------
+        VersionNotFoundError, InvalidTagError
+            No such version.
+        AliasError
+            Unpinning a version that is not pinned.
+        """
+        tag = self.resolve(version).name
+        with self._storage_errors("pin a version in", _WRITE_FIX), self._registry_lock():
+            current = read_aliases(self.root_dir, self._is_version_dir)
+            if not pinned and tag not in current.pins:
+                pins = ", ".join(current.pins) or "none"
+                raise AliasError(
+                    f"version {tag} of {self.root_dir} is not pinned (pinned: {pins}); "
+                    f"nothing to unpin."
+                )
+            write_pin(self.root_dir, tag, pinned)
+            return read_aliases(self.root_dir, self._is_version_dir)
+
+    def collect_garbage(
+        self,
+        *,
+        keep: int,
+        older_than: timedelta | None = None,
+        in_use: Collection[str] = (),
+        dry_run: bool = False,
+    ) -> list[RemovedVersion]:
+        """Remove old versions, never one that is live, pinned or still referenced.
+
+        Under the registry lock (a publish commits before or after, never during), every
+        version is removed except: the newest ``keep``, ``latest``, ``champion``,
+        ``previous``, the pinned ones, those in ``in_use`` (e.g. versions whose events are
+        still stored) and, with ``older_than``, those created less than that long ago. A
+        removed version is first renamed into ``.staging/`` (it stops being a version at
+        once; a crash while deleting leaves a folder the next publish cleans up).
+
+        Parameters
+        ----------
+        keep:
+            How many of the newest versions to keep regardless (>= 0).
+        older_than:
+            Only versions created longer ago than this are removed (None: any age).
+        in_use:
+            Versions to keep because something outside the registry still refers to them.
+        dry_run:
+            Report what would be removed, remove nothing.
+
+        Returns
+        -------
+        list[RemovedVersion]
+            What was (or would be) removed, oldest first, with the bytes reclaimed.
+
+        Raises
+        ------
+        ValueError
+            ``keep`` is negative.
+        AliasError
+            An alias is broken: nothing is removed until it is repaired.
+        RegistryLockError, RegistryStorageError
+            As :meth:`publish`.
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise ValueError(f"keep must be a whole number >= 0, got {keep!r}; use e.g. 5.")
+        if not self.root_dir.is_dir():
+            return []
+        with self._storage_errors("clean up", _WRITE_FIX), self._registry_lock():
+            versions = sorted(
+                (
+                    summarize(n, _meta_or_empty(self.root_dir / n), is_latest=False)
+                    for n in self._version_names()
+                ),
+                key=summary_order,
+            )
+            kept = {v.version for v in versions[len(versions) - keep :]} if keep else set()
+            kept |= read_aliases(self.root_dir, self._is_version_dir).protected()
+            kept |= {self._latest_name(), *in_use} - {None}
+            cutoff = None if older_than is None else datetime.now(timezone.utc) - older_than
+            removed = [
+                RemovedVersion(v.version, _folder_bytes(self.root_dir / v.version), v.created_at)
+                for v in versions
+                if v.version not in kept and (cutoff is None or _created_before(v, cutoff))
+            ]
+            if not dry_run:
+                for version in removed:
+                    self._forget(version.version)
+        return removed
+
+    def _forget(self, version: str) -> None:
+        """Remove a version folder and its records (retention). Caller holds the lock."""
+        remove_records(self.root_dir, version)
+        staging = self.root_dir / STAGING_DIR
+        staging.mkdir(exist_ok=True)
+        aside = staging / f"gc-{version}-{uuid.uuid4().hex}"
+        os.rename(self.root_dir / version, aside)
+        fsync_dir(self.root_dir)
+        shutil.rmtree(aside, ignore_errors=True)
+        logger.info("removed model version %s from %s", version, self.root_dir)
 
     def _version_names(self) -> list[str]:
         self._check_root()
@@ -607,6 +821,36 @@ class ModelRegistry:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class RemovedVersion:
+    """A version :meth:`ModelRegistry.collect_garbage` removed (or would remove)."""
+
+    version: str
+    bytes: int
+    created_at: datetime | None
+
+
+def _meta_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        return read_meta(path)
+    except MetadataError:
+        return {}
+
+
+def _created_before(summary: VersionSummary, cutoff: datetime) -> bool:
+    """Whether a version is older than ``cutoff``; one without a readable time is not."""
+    created = summary.created_at
+    if created is None:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return created < cutoff
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
 def _check_run_id(run_id: object) -> str:

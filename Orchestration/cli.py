@@ -195,7 +195,12 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     profile_command = command("profile", "profile the training window")
     profile_command.add_argument("--asset", help="a fleet's asset (needed with data.asset_col)")
     score = command("score", "score new data against a registered version")
-    score.add_argument("--version", default="latest", help="registry version (default: latest)")
+    score.add_argument(
+        "--version",
+        default="champion",
+        help="registry version or alias (default: champion, the newest version until one is "
+        "promoted)",
+    )
     score.add_argument(
         "--start",
         type=_timestamp,
@@ -212,7 +217,7 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     score.add_argument(
         "--asset",
         help="a fleet's asset (data.asset_col); without it every asset is scored with its "
-        "own latest version",
+        "own champion version",
     )
 
     evaluate = command(
@@ -258,7 +263,7 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
         help="long also writes robot_samples_long (ts, axis_id, value)",
     )
 
-    registry = command("registry", "list or show registered versions")
+    registry = command("registry", "list, show, promote, roll back, pin, diff versions")
     registry_commands = registry.add_subparsers(dest="registry_command", metavar="ACTION")
     registry_commands.required = True
     _common(
@@ -270,9 +275,70 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     _common(show)
     show.add_argument("version", nargs="?", default="latest")
     show.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
+    _lifecycle_commands(registry_commands)
 
     command("fleet", "the fleet state table: status, version, samples per asset")
+    command(
+        "schedule",
+        "run training and scoring on the schedule: block (for machines without cron); "
+        "SIGTERM or Ctrl-C stops it",
+    )
     return parser
+
+
+def _lifecycle_commands(commands: Any) -> None:
+    """``registry promote V | rollback | pin V | unpin V | diff A B``, each with ``--asset``."""
+    actions = {
+        "promote": (
+            "make VERSION the champion (scoring uses it); the champion becomes previous",
+            1,
+        ),
+        "rollback": ("swap champion and previous (a second rollback undoes the first)", 0),
+        "pin": ("keep VERSION whatever the retention (registry gc)", 1),
+        "unpin": ("drop the pin of VERSION", 1),
+        "diff": ("thresholds, families and metrics of two versions side by side", 2),
+    }
+    for name, (help_text, versions) in actions.items():
+        action = commands.add_parser(name, help=help_text)
+        _common(action)
+        if versions == 1:
+            action.add_argument("version", help="a version tag, or an alias (latest, previous)")
+        elif versions == 2:
+            action.add_argument("first", help="the version compared from")
+            action.add_argument("second", help="the version compared to")
+        action.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
+    gc = commands.add_parser(
+        "gc",
+        help="remove old versions; never latest, champion, previous, pinned ones or versions "
+        "whose events are still stored",
+    )
+    _common(gc)
+    gc.add_argument("--keep", type=_count, required=True, help="keep the newest N versions")
+    gc.add_argument(
+        "--older-than",
+        type=_duration,
+        help="remove only versions created longer ago than this (30d, 12h, 2w); events "
+        "ending within it protect their version",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
+    gc.add_argument("--asset", help="one asset of a fleet (default: every asset)")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0, e.g. 5")
+    return int(text)
+
+
+def _duration(text: str) -> dt.timedelta:
+    from DataExtractionAnalysis import parse_duration
+
+    duration = parse_duration(text)
+    if duration is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; use a number and a unit s, m, h, d or w, e.g. 30d"
+        )
+    return duration
 
 
 def _plots_option(parser: argparse.ArgumentParser) -> None:
@@ -497,10 +563,10 @@ def _score_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .fleet_scoring import run_fleet_scoring
     from .report import format_fleet_scoring
 
-    if args.version != "latest" or args.output is not None:
+    if args.version != "champion" or args.output is not None:
         raise UsageError(
             "--version and --output score one asset: add --asset ID (data.asset_col is set; "
-            "without --asset every asset is scored with its own latest version)"
+            "without --asset every asset is scored with its own champion version)"
         )
     report = run_fleet_scoring(loaded, start=args.start, end=args.end)
     if args.json:
@@ -534,6 +600,8 @@ def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     root = loaded.path(loaded.config.registry.root_dir)
     fleet = loaded.config.data.asset_col is not None
     asset = getattr(args, "asset", None)
+    if args.registry_command in {"promote", "rollback", "pin", "unpin", "diff", "gc"}:
+        return _cmd_lifecycle(args, loaded, asset)
     if args.registry_command == "list":
         payload, text = fleet_registry_list(loaded) if fleet else registry_list(root)
     else:
@@ -554,6 +622,66 @@ def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return int(ExitCode.OK)
 
 
+def _cmd_lifecycle(args: argparse.Namespace, loaded: LoadedConfig, asset: str | None) -> int:
+    from .lifecycle import alias_action, diff_versions, lineage
+    from .retention import collect_garbage
+
+    action = args.registry_command
+    if action == "gc":
+        payload, text = collect_garbage(
+            loaded, keep=args.keep, older_than=args.older_than, dry_run=args.dry_run, asset=asset
+        )
+        detail = text.splitlines()[-1]
+    else:
+        registry = lineage(loaded, asset, action)
+        if action == "diff":
+            payload, text = diff_versions(registry, args.first, args.second)
+        else:
+            payload, text = alias_action(registry, action, getattr(args, "version", None))
+        detail = text.splitlines()[0]
+    if args.json:
+        _print_json({"status": _ok(detail), **payload})
+    else:
+        print(text)
+    return int(ExitCode.OK)
+
+
+def _cmd_schedule(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from Scheduling import Job, run_schedule
+
+    config = loaded.config.schedule
+    base = [sys.executable, str(Path(__file__).resolve().parents[1] / "orchestrate.py")]
+    if args.config is not None:
+        base += ["--config", str(Path(args.config).resolve())]
+    base += [f"--set={override}" for override in args.overrides]
+    if args.log_file is not None:
+        base += ["--log-file", str(Path(args.log_file).resolve())]
+    jobs = [
+        Job(name, when, [*base, name], loaded.path(lock))
+        for name, when, lock in (
+            ("train", config.train, config.train_lock),
+            ("score", config.score, config.score_lock),
+        )
+        if when is not None
+    ]
+    if not jobs:
+        raise UsageError(
+            "schedule: schedule.train and schedule.score are both null, nothing to run; set "
+            "one, e.g. --set 'schedule.train=15 2 * * *'"
+        )
+    # APScheduler logs every start and end of a job at INFO; ours says what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return run_schedule(jobs, timezone=config.timezone, describe=_exit_status)
+
+
+def _exit_status(code: int) -> str:
+    """The status name of an exit code (``ok``, ``missing-model``, ...; signals by number)."""
+    try:
+        return ExitCode(code).name.lower().replace("_", "-")
+    except ValueError:
+        return f"killed by signal {-code}" if code < 0 else "unknown"
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "train": _cmd_train,
     "profile": _cmd_profile,
@@ -563,6 +691,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "demo-db": _cmd_demo_db,
     "registry": _cmd_registry,
     "fleet": _cmd_fleet,
+    "schedule": _cmd_schedule,
 }
 
 

@@ -30,8 +30,10 @@ from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
+from Scheduling import ScheduleConfig
 from Scoring import EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
+from Tracking import TrackingConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -195,6 +197,8 @@ class AppConfig(BaseModel):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
 
 @dataclass(frozen=True)

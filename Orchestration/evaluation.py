@@ -20,10 +20,10 @@ from Labels import DetectionReport, evaluate_detection, read_labels
 from Scoring import Level
 
 from .config import ConfigError, LoadedConfig
-from .context import open_database
+from .context import DatabaseSession, open_database
 from .scoring import _as_utc, _check_axes, _chunk_span, _just_after, _load_model, _RangeScorer
 
-__all__ = ["EvaluationRun", "run_evaluation"]
+__all__ = ["DryScore", "EvaluationRun", "detection", "dry_score", "run_evaluation"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,79 @@ class EvaluationRun:
         }
 
 
-def _episodes(events: list[pd.DataFrame], gap: float, cooldown: float = 0.0) -> pd.DataFrame:
-    """The alert episodes of all chunks as the event store keeps them: runs cut at a chunk
-    edge joined again, episodes of one channel within ``gap`` seconds merged, and an episode
-    starting within ``cooldown`` seconds after the previous kept one's end left out
-    (suppressed)."""
-    alerts = [frame[frame["severity"] == "alert"] for frame in events if len(frame)]
+@dataclass(frozen=True)
+class DryScore:
+    """A range scored without writing anything: per-sample times and worst levels, and the
+    events of each chunk (as ``ScoreResult.events`` gives them)."""
+
+    ts: pd.Series
+    worst: np.ndarray
+    events: list[pd.DataFrame]
+
+    @property
+    def days(self) -> float:
+        """The time the scored samples span, in days (0 with fewer than two)."""
+        if len(self.ts) < 2:
+            return 0.0
+        return (_as_utc(self.ts.iloc[-1]) - _as_utc(self.ts.iloc[0])).total_seconds() / 86_400
+
+
+def dry_score(
+    loaded: LoadedConfig,
+    session: DatabaseSession,
+    model: Any,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    asset: Any = None,
+) -> DryScore:
+    """Score ``[start, end)`` exactly as ``score`` does (chunks with look-back and look-ahead,
+    the version's thresholds) on an open database, writing nothing: no events, no state."""
+    data = loaded.config.data
+    scorer = _RangeScorer(
+        session.engine,
+        session.target,
+        data,
+        model,
+        _check_axes(data, model),
+        loaded.config.database.fast_path,
+        asset,
+    )
+    span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
+    times: list[pd.Series] = []
+    worst: list[np.ndarray] = []
+    events: list[pd.DataFrame] = []
+    gap = loaded.config.events.merge_gap_seconds
+    for chunk in scorer.chunks(start, end, span):
+        if chunk.result is None:
+            continue
+        times.append(chunk.result.frame["ts"])
+        worst.append(np.asarray(chunk.result.worst_codes))
+        events.append(chunk.result.events(merge_gap_seconds=gap))
+    if not times:
+        return DryScore(pd.Series([], dtype="datetime64[ns, UTC]"), np.zeros(0, np.int8), [])
+    return DryScore(pd.concat(times, ignore_index=True), np.concatenate(worst), events)
+
+
+def _episodes(
+    events: list[pd.DataFrame],
+    gap: float,
+    cooldown: float = 0.0,
+    severities: tuple[str, ...] = ("alert",),
+) -> pd.DataFrame:
+    """The episodes of ``severities`` of all chunks as the event store keeps them: runs cut at
+    a chunk edge joined again, episodes of one channel within ``gap`` seconds merged, and an
+    episode starting within ``cooldown`` seconds after the previous kept one's end left out
+    (suppressed). Each severity's episodes are kept apart (column ``severity``)."""
+    frames = [
+        _episodes_of([frame[frame["severity"] == kind] for frame in events if len(frame)], gap)
+        .pipe(_cooled, cooldown)
+        .assign(severity=kind)
+        for kind in severities
+    ]
+    return pd.concat(frames, ignore_index=True)[["axis", "start", "end", "severity"]]
+
+
+def _episodes_of(alerts: list[pd.DataFrame], gap: float) -> pd.DataFrame:
     if not alerts:
         return pd.DataFrame(columns=["axis", "start", "end"])
     joined = pd.concat(alerts, ignore_index=True)
@@ -77,17 +144,29 @@ def _episodes(events: list[pd.DataFrame], gap: float, cooldown: float = 0.0) -> 
                 "open_end": bool(event["ends_at_frame_end"]),
             }
             rows.append(current)
-    if cooldown > 0:
-        kept: list[dict[str, Any]] = []
-        last_end: dict[str, pd.Timestamp] = {}
-        for row in rows:  # in time order per channel
-            previous = last_end.get(row["axis"])
-            if previous is not None and (row["start"] - previous).total_seconds() <= cooldown:
-                continue
-            kept.append(row)
-            last_end[row["axis"]] = row["end"]
-        rows = kept
     return pd.DataFrame(rows, columns=["axis", "start", "end"])
+
+
+def _cooled(frame: pd.DataFrame, cooldown: float) -> pd.DataFrame:
+    if cooldown <= 0:
+        return frame
+    kept: list[int] = []
+    last_end: dict[str, pd.Timestamp] = {}
+    for index, row in frame.iterrows():  # in time order per channel
+        previous = last_end.get(row["axis"])
+        if previous is not None and (row["start"] - previous).total_seconds() <= cooldown:
+            continue
+        kept.append(index)
+        last_end[row["axis"]] = row["end"]
+    return frame.loc[kept]
+
+
+def detection(loaded: LoadedConfig, scored: DryScore, labels: pd.DataFrame) -> DetectionReport:
+    """The detection figures of a dry-scored range against ``labels`` (alert episodes)."""
+    events = loaded.config.events
+    found = _episodes(scored.events, events.merge_gap_seconds, events.cooldown_seconds)
+    codes = scored.worst
+    return evaluate_detection(scored.ts, codes >= Level.ALERT, codes >= Level.OK, found, labels)
 
 
 def run_evaluation(
@@ -122,37 +201,17 @@ def run_evaluation(
             ],
         )
     model = _load_model(loaded, version)
-    data = loaded.config.data
-    axes = _check_axes(data, model)
+    _check_axes(loaded.config.data, model)
     if start is None and model.trained_until is not None:
         start = _just_after(model.trained_until)
     session = open_database(loaded, access="read")
     try:
         labels = read_labels(session.engine, session.target, table)
-        scorer = _RangeScorer(
-            session.engine, session.target, data, model, axes, loaded.config.database.fast_path
-        )
-        span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
-        times: list[pd.Series] = []
-        worst: list[np.ndarray] = []
-        events: list[pd.DataFrame] = []
-        gap = loaded.config.events.merge_gap_seconds
-        for chunk in scorer.chunks(start, end, span):
-            if chunk.result is None:
-                continue
-            times.append(chunk.result.frame["ts"])
-            worst.append(np.asarray(chunk.result.worst_codes))
-            events.append(chunk.result.events(merge_gap_seconds=gap))
+        scored = dry_score(loaded, session, model, start, end)
     finally:
         session.close()
-    if not times:
-        ts = pd.Series([], dtype="datetime64[ns, UTC]")
-        codes = np.zeros(0, dtype=np.int8)
-    else:
-        ts = pd.concat(times, ignore_index=True)
-        codes = np.concatenate(worst)
-    episodes = _episodes(events, gap, loaded.config.events.cooldown_seconds)
-    report = evaluate_detection(ts, codes >= Level.ALERT, codes >= Level.OK, episodes, labels)
+    report = detection(loaded, scored, labels)
+    ts = scored.ts
     first = None if ts.empty else _as_utc(ts.iloc[0])
     last = None if ts.empty else _as_utc(ts.iloc[-1])
     logger.info(

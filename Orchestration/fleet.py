@@ -62,6 +62,7 @@ from .context import (
 )
 from .orchestrator import STEPS, RunState, _check_destinations
 from .status import Status, status_for
+from .tracking import track_fleet
 
 __all__ = [
     "FleetTrainingReport",
@@ -110,6 +111,8 @@ class FleetTrainingReport:
     seconds: float
     workers: int
     data_source: str = "database"
+    tracking: dict[str, Any] | None = None
+    """The MLflow tracking outcome (``tracking.mlflow_uri``): status, detail, parent run id."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -145,6 +148,7 @@ class FleetTrainingReport:
             "seconds": round(self.seconds, 3),
             "workers": self.workers,
             "assets": [outcome.to_dict() for outcome in self.outcomes],
+            "tracking": self.tracking,
         }
 
 
@@ -277,10 +281,18 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
         families=state.models.families_(),
         thresholds=_threshold_summary(state.thresholds),
         expected_events_per_day=state.alarm_budget.get("expected_events_per_day"),
-        attention=list(choice.attention),
+        attention=[*choice.attention, *_not_promoted(state.promotion)],
+        promotion=state.promotion,
         plots=len(state.plot_paths),
         seconds=round(time.perf_counter() - started, 4),
     )
+
+
+def _not_promoted(promotion: dict[str, Any] | None) -> list[str]:
+    """The fleet table's note when the new version did not become the champion."""
+    if promotion is None or promotion["promoted"]:
+        return []
+    return [f"not promoted, scoring keeps {promotion['champion']}: {promotion['reason']}"]
 
 
 def _needs_data(
@@ -539,4 +551,4 @@ def run_fleet_training(
         data_source=data_source,
     )
     logger.info("%s in %.1f s", report.status.detail, report.seconds)
-    return report
+    return dataclasses.replace(report, tracking=track_fleet(loaded, report).to_dict())

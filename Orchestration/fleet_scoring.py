@@ -1,4 +1,4 @@
-"""Fleet scoring: every asset of a fleet table scored with its own latest version.
+"""Fleet scoring: every asset of a fleet table scored with its own champion version.
 
 One task per batch of assets (local process pool or Dask, as for training); each task opens
 one database connection and scores its assets one after the other with
@@ -123,7 +123,7 @@ def _score_one(task: _ScoreTask, session: Any, asset: Any) -> AssetScore:
     started = time.perf_counter()
     asset_id = str(asset)
     try:
-        model = _load_model(task.loaded, "latest", asset_id)
+        model = _load_model(task.loaded, "champion", asset_id)
     except VersionNotFoundError:
         return AssetScore(asset_id, "no-model", detail="no version yet (not trained)")
     try:
@@ -200,7 +200,7 @@ def resolve_asset(loaded: LoadedConfig, text: str) -> Any:
 def run_fleet_scoring(
     loaded: LoadedConfig, *, start: dt.datetime | None = None, end: dt.datetime | None = None
 ) -> FleetScoringReport:
-    """Score every selected asset of the fleet table with its latest version.
+    """Score every selected asset of the fleet table with its champion version.
 
     Raises:
         ExtractionError: the table or the asset column is missing.

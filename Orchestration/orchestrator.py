@@ -12,6 +12,7 @@ unless every step before ``register`` succeeded.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import io
@@ -55,10 +56,13 @@ from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundErro
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, machine_rows, out_of_fold
 from Thresholding import ThresholdCalibrator
+from Tracking import safe_uri
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import check_folder
+from .promotion import decide_promotion
+from .tracking import track_training
 
 __all__ = [
     "STEPS",
@@ -131,6 +135,10 @@ class RunState:
     version: str | None = None
     artifact_dir: Path | None = None
     published_at: dt.datetime | None = None
+    live_before: str | None = None
+    """The version scoring used before this run published (None: the lineage's first)."""
+    promotion: dict[str, Any] | None = None
+    """The ``promote`` step's decision (see :mod:`Orchestration.promotion`)."""
     _predicted: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     @property
@@ -180,6 +188,10 @@ class OrchestrationResult:
     """The expected false events per day (all channels), the budget and what it changed."""
     masked_rows: int = 0
     """Training rows left out because they lie in a labelled anomaly window."""
+    promotion: dict[str, Any] | None = None
+    """Whether the version became the champion, and why (``registry.promote``)."""
+    tracking: dict[str, Any] | None = None
+    """The MLflow tracking outcome (``tracking.mlflow_uri``): status, detail, run id."""
 
     @property
     def expected_events_per_day(self) -> float | None:
@@ -202,6 +214,8 @@ class OrchestrationResult:
             "expected_events_per_day": self.expected_events_per_day,
             "alarm_budget": self.alarm_budget,
             "timings": self.timings,
+            "promotion": self.promotion,
+            "tracking": self.tracking,
         }
 
 
@@ -508,13 +522,22 @@ def _requested(bound: dt.datetime | dt.timedelta | None) -> Any:
     return bound
 
 
+def _effective_config(config: Any) -> dict[str, Any]:
+    """The config as recorded in ``meta.yaml``: a tracking URI's credentials masked."""
+    dumped = config.model_dump(mode="json")
+    uri = dumped["tracking"]["mlflow_uri"]
+    if uri is not None:
+        dumped["tracking"]["mlflow_uri"] = safe_uri(uri)
+    return dumped
+
+
 def _meta(state: RunState) -> dict[str, Any]:
     assert state.extraction is not None and state.profile is not None
     config = state.loaded.config
     asset = {} if state.asset is None else {"asset": str(state.asset)}
     return {
         **asset,
-        "config": config.model_dump(mode="json"),
+        "config": _effective_config(config),
         "database": {
             "source": _data_source(state),
             "dialect": state.session.target.dialect,
@@ -576,6 +599,7 @@ def _register(state: RunState) -> None:
     config = state.loaded.config.registry
     root = state.registry_root or state.loaded.path(config.root_dir)
     registry = ModelRegistry(root, lock_timeout=config.lock_timeout_s)
+    state.live_before = _live_version(registry)
     published = registry.publish(
         files,
         meta=_meta(state),
@@ -584,6 +608,29 @@ def _register(state: RunState) -> None:
     )
     state.version, state.artifact_dir = published.version, published.path
     state.published_at = published.created_at
+
+
+def _live_version(registry: ModelRegistry) -> str | None:
+    """The champion (or, before any promotion, the newest version); None in a new lineage."""
+    try:
+        return registry.resolve("champion").name
+    except VersionNotFoundError:
+        return None
+
+
+def _promote(state: RunState) -> None:
+    assert state.version is not None and state.artifact_dir is not None
+    config = state.loaded.config.registry
+    registry = ModelRegistry(state.artifact_dir.parent, lock_timeout=config.lock_timeout_s)
+    state.promotion = decide_promotion(
+        state.loaded,
+        state.session,
+        registry,
+        state.version,
+        state.live_before,
+        asset=state.asset,
+        labels=state.labels,
+    )
 
 
 STEPS: tuple[Step, ...] = (
@@ -596,6 +643,7 @@ STEPS: tuple[Step, ...] = (
     Step("threshold", _threshold),
     Step("plot", _plot),
     Step("register", _register),
+    Step("promote", _promote),
 )
 
 
@@ -728,6 +776,7 @@ class TrainingRun:
             families=state.models.families_(),
             alarm_budget=dict(state.alarm_budget),
             masked_rows=int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
+            promotion=state.promotion,
         )
 
 
@@ -743,7 +792,8 @@ def run_training(loaded: LoadedConfig) -> OrchestrationResult:
     run.run_all()
     result = run.result()
     logger.info("registered %s at %s", result.version, result.artifact_dir)
-    return result
+    tracked = track_training(loaded, result)
+    return dataclasses.replace(result, tracking=tracked.to_dict())
 
 
 def run_profile(loaded: LoadedConfig, *, asset: Any = None) -> Profile:

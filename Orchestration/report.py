@@ -14,7 +14,7 @@ import pandas as pd
 from Database import DatabaseError
 from DataExtractionAnalysis import Profile
 from Fleet import asset_from_folder
-from ModelRegistry import ModelRegistry
+from ModelRegistry import Aliases, ModelRegistry, RegistryError
 from Thresholding import MACHINE_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,12 @@ def format_training(result: Any) -> str:
         alarms += ": met)" if budget.get("met") else ": NOT met)"
     for change in budget.get("changes", []):
         alarms += f"\n  budget raised {change}"
+    tracking = result.tracking or {}
+    if tracking.get("status", "off") != "off":
+        alarms += f"\ntracking: {tracking['status']} ({tracking['detail']})"
+    if result.promotion is not None:
+        verdict = "champion" if result.promotion["promoted"] else "NOT promoted"
+        alarms += f"\n{result.version}: {verdict} ({result.promotion['reason']})"
     return (
         f"registered {result.version} (run {result.run_id}) from {result.rows} rows{demo}"
         f"{masked}, dt_seconds {result.profile.dt_seconds:g}\n\n"
@@ -197,9 +203,20 @@ def format_evaluation(run: Any) -> str:
     return text
 
 
+def _aliases(registry: ModelRegistry) -> Aliases:
+    """The lineage's aliases; a broken one is listed as unset, with a warning."""
+    try:
+        return registry.aliases()
+    except RegistryError as exc:
+        logger.warning("aliases of %s not shown: %s", registry.root_dir, exc)
+        return Aliases(None, None, ())
+
+
 def registry_list(root: Path) -> tuple[dict[str, Any], str]:
-    """``registry list``: JSON payload and aligned text."""
-    versions = ModelRegistry(root).list_versions()
+    """``registry list``: JSON payload and aligned text (aliases marked)."""
+    registry = ModelRegistry(root)
+    versions = registry.list_versions()
+    aliases = _aliases(registry)
     payload = {
         "versions": [
             {
@@ -210,15 +227,19 @@ def registry_list(root: Path) -> tuple[dict[str, Any], str]:
                 "end": v.window_end,
                 "axes": list(v.axes),
                 "latest": v.is_latest,
+                "aliases": aliases.marks(v.version),
             }
             for v in versions
-        ]
+        ],
+        "aliases": aliases.to_dict(),
     }
     if not versions:
         return payload, f"no versions in {root}; train one with: python main.py"
     rows = [
         [
-            v.version + (" (latest)" if v.is_latest else ""),
+            v.version
+            + "".join(f" ({mark})" for mark in (["latest"] if v.is_latest else []))
+            + "".join(f" ({mark})" for mark in aliases.marks(v.version)),
             v.created_at.strftime("%Y-%m-%d %H:%M:%S") if v.created_at else None,
             v.rows,
             v.window_start,
@@ -366,18 +387,20 @@ def fleet_registry_list(loaded: Any) -> tuple[dict[str, Any], str]:
             asset = asset_from_folder(entry.name) if entry.is_dir() else None
             if asset is None:
                 continue
-            versions = ModelRegistry(entry).list_versions()
+            lineage = ModelRegistry(entry)
+            versions = lineage.list_versions()
             if versions:
-                assets[asset] = (versions, entry)
+                assets[asset] = (versions, entry, _aliases(lineage).champion)
     rows, listed = [], []
     for asset in sorted(set(assets) | set(statuses)):
-        versions, entry = assets.get(asset, ([], None))
+        versions, entry, champion = assets.get(asset, ([], None, None))
         latest = next((v for v in versions if v.is_latest), versions[-1] if versions else None)
         listed.append(
             {
                 "asset": asset,
                 "path": None if entry is None else str(entry),
                 "version": None if latest is None else latest.version,
+                "champion": champion,
                 "versions": len(versions),
                 "created_at": None if latest is None else latest.created_at,
                 "rows": None if latest is None else latest.rows,
@@ -388,6 +411,7 @@ def fleet_registry_list(loaded: Any) -> tuple[dict[str, Any], str]:
             [
                 asset,
                 None if latest is None else latest.version,
+                champion,
                 len(versions),
                 None
                 if latest is None or latest.created_at is None
@@ -399,7 +423,7 @@ def fleet_registry_list(loaded: Any) -> tuple[dict[str, Any], str]:
     payload = {"root": str(root), "assets": listed}
     if not listed:
         return payload, f"no assets in {root}; train the fleet with: python main.py"
-    headers = ["asset", "latest", "versions", "trained (UTC)", "rows", "status"]
+    headers = ["asset", "latest", "champion", "versions", "trained (UTC)", "rows", "status"]
     return payload, _table(headers, rows)
 
 

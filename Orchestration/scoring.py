@@ -153,6 +153,11 @@ def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model
         from .fleet import asset_registry
 
         registry = asset_registry(loaded, asset)
+    return model_of(registry, version)
+
+
+def model_of(registry: ModelRegistry, version: str) -> _Model:
+    """Load and verify ``version`` (a tag or an alias) of ``registry`` for scoring."""
     found: LoadedVersion = registry.load(version)
     models = AxisModelSet.from_dict(found.read_json("models.json"))
     thresholds = found.read_json("thresholds.json")
@@ -454,7 +459,7 @@ class _Progress:
 def run_scoring(
     loaded: LoadedConfig,
     *,
-    version: str = "latest",
+    version: str = "champion",
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     output: Path | None = None,
@@ -464,7 +469,8 @@ def run_scoring(
 
     Args:
         loaded: the validated config (``data``, ``registry``, ``events``, ``scoring``).
-        version: registry version, default ``latest``.
+        version: registry version or alias, default ``champion`` (``latest`` while no
+            version has been promoted).
         start: window start; None = where the last run for this table (and asset) ended,
             whatever version it used (first run: just after the version's training window).
         end: window end, exclusive; None = up to the newest samples (the newest

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -42,19 +43,21 @@ def publish_linear_version(
     epoch: bool = False,
     slope: float = 0.0,
     trained_until: pd.Timestamp | None = None,
+    min_c: float = 1.0,
+    max_c: float = 2.0,
 ) -> str:
     """A version predicting ``1 + slope * (t - ORIGIN)`` in seconds, trained before T0.
 
     ``ORIGIN`` (one hour before T0) is the version's ``t0``, as float epoch seconds with
     ``epoch``, else as a timestamp. ``trained_until``: the last training sample recorded
-    (default one second before T0).
+    (default one second before T0). ``min_c``, ``max_c``: the thresholds of every axis.
     """
     line = [1.0, 1.0 + slope, 1.0 + 2 * slope]
     train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: line for a in axes}})
     models = AxisModelSet(select_model("linear"), axes).fit(train)
     rule = {
-        "MinC": 1.0,
-        "MaxC": 2.0,
+        "MinC": min_c,
+        "MaxC": max_c,
         "T_long_steps": t_long,
         "T_short_steps": t_short,
         "dt_seconds": 1.0,
@@ -89,6 +92,28 @@ def append_samples(db: Db, table: str, residuals: dict[str, list], first: int = 
         frame[axis] = [0.0 if r is None else 1.0 + r for r in res]
     columns = {"ts": sa.DateTime(timezone=True), **{a: sa.Float(53) for a in residuals}}
     write_chunks(db.engine, db.target, db.table(table), columns, [frame], if_exists="append")
+
+
+def training_project(
+    db: Db, folder: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str
+) -> LoadedConfig:
+    """Table ``s`` of 400 noisy samples (axes a, b, 2 s apart, seeded) in ``db`` and a project
+    in ``folder`` that trains on it (no plots)."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-05", periods=400, freq="2s", tz="UTC"),
+            "a": 5 + rng.normal(0, 1, 400),
+            "b": 7 + rng.normal(0, 1, 400),
+        }
+    )
+    columns = {"ts": sa.DateTime(timezone=True), "a": sa.Float(53), "b": sa.Float(53)}
+    write_chunks(db.engine, db.target, "s", columns, [frame])
+    use_database(db, monkeypatch)
+    return load_config(
+        make_project(folder),
+        ["data.table=s", "data.axes=[a, b]", "plots.enabled=false", *overrides],
+    )
 
 
 def use_database(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,6 +116,7 @@ def test_train_json_and_registry_commands(demo_project: Path) -> None:
         "threshold",
         "plot",
         "register",
+        "promote",
     ]
     listing = run_cli("orchestrate.py", "registry", "list", config=demo_project)
     assert f"{payload['version']} (latest)" in listing.stdout
