@@ -354,6 +354,46 @@ class EventStore:
             frame[column] = frame[column].map(_utc)
         return frame
 
+    def read_overlapping(
+        self,
+        since: pd.Timestamp | None = None,
+        until: pd.Timestamp | None = None,
+        *,
+        all_assets: bool = False,
+    ) -> pd.DataFrame:
+        """Kept (not suppressed) events of this source table overlapping ``[since, until]``.
+
+        Args:
+            since, until: UTC bounds (None: open on that side); an event overlaps when it
+                ends at or after ``since`` and starts at or before ``until``.
+            all_assets: every asset of the source table, else only this store's asset.
+
+        Returns:
+            The events table's rows (no table yet: none), by start time; ``start_ts``,
+            ``end_ts`` and ``peak_ts`` as UTC timestamps.
+
+        Raises:
+            DatabaseError: the database failed.
+        """
+        events = self.events
+        stmt = sa.select(events).where(
+            events.c.source_table == self.source_table, events.c.suppressed.is_(False)
+        )
+        if not all_assets:
+            stmt = stmt.where(events.c.asset == self.asset)
+        if since is not None:
+            stmt = stmt.where(events.c.end_ts >= _utc(since).to_pydatetime())
+        if until is not None:
+            stmt = stmt.where(events.c.start_ts <= _utc(until).to_pydatetime())
+        with database_errors(self.target, "reading events"), self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(events.name, schema=events.schema):
+                return pd.DataFrame(columns=[c.name for c in events.columns])
+            frame = pd.read_sql(stmt.order_by(events.c.start_ts, events.c.id), conn)
+        for column in ("start_ts", "end_ts", "peak_ts"):
+            if column in frame.columns:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        return frame
+
     @contextmanager
     def session(
         self,
