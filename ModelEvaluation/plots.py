@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "PALETTE",
+    "THRESHOLD_KEYS",
     "AxisPlotData",
     "PlotSpec",
     "axis_plot_data",
@@ -38,12 +40,45 @@ __all__ = [
     "plot_residuals",
     "safe_file_stem",
     "save_figure",
+    "threshold_label",
     "write_plots",
 ]
 
-ZERO_COLOUR = "black"
-MINC_COLOUR = "tab:orange"
-MAXC_COLOUR = "tab:purple"
+PALETTE: dict[str, str] = {
+    "data": "tab:blue",
+    "expected": "tab:red",
+    "zero": "black",
+    "alert": "tab:orange",
+    "error": "tab:purple",
+    "MinC": "tab:orange",
+    "MaxC": "tab:purple",
+    "MinC_low": "tab:orange",
+    "MaxC_low": "tab:purple",
+}
+"""One colour per meaning in every figure (training plots, digest, version report): alert
+lines and shading orange, error purple, data blue, the model's expected value red."""
+
+THRESHOLD_KEYS: tuple[str, ...] = ("MinC", "MaxC", "MinC_low", "MaxC_low")
+"""Threshold keys of ``thresholds.json`` drawn as lines, in legend order."""
+
+_THRESHOLD_LABELS = {
+    "MinC": "alert (MinC)",
+    "MaxC": "error (MaxC)",
+    "MinC_low": "alert low (MinC_low)",
+    "MaxC_low": "error low (MaxC_low)",
+}
+
+ZERO_COLOUR = PALETTE["zero"]
+MINC_COLOUR = PALETTE["MinC"]
+MAXC_COLOUR = PALETTE["MaxC"]
+
+
+def threshold_label(key: str) -> str:
+    """What a threshold line is called in every figure: ``alert (MinC)``, ``error (MaxC)``,
+    ``alert low (MinC_low)``, ``error low (MaxC_low)``."""
+    return _THRESHOLD_LABELS[key]
+
+
 _ZERO_LEVEL = ((0.0, "zero", ZERO_COLOUR),)
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _STEM_MAX_LENGTH = 80

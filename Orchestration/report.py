@@ -15,6 +15,7 @@ from Database import DatabaseError
 from DataExtractionAnalysis import Profile
 from Fleet import asset_from_folder
 from ModelRegistry import ModelRegistry
+from Reports import channel
 from Scoring import format_duration
 from Thresholding import MACHINE_CHANNEL
 
@@ -149,22 +150,13 @@ def format_training(result: Any) -> str:
     )
 
 
-def format_channel(record: dict[str, Any]) -> str:
-    """An event's axis; for the machine channel with its top contributors, ``* (axis3 61%)``."""
-    shares = record.get("contributors") or []
-    if not shares:
-        return str(record["axis"])
-    named = ", ".join(f"{c['axis']} {c['share']:.0%}" for c in shares[:2])
-    return f"{record['axis']} ({named})"
-
-
 def format_worst_events(records: Sequence[dict[str, Any]], *, with_asset: bool) -> str:
     """Aligned table of event records worst first: (asset,) axis, severity, start, duration,
     ratio to the threshold and side of the peak."""
     rows = [
         [
             *([r["asset"]] if with_asset else []),
-            format_channel(r),
+            channel(r),
             r["severity"],
             _minute(r["start"]),
             format_duration(r["duration_s"]),

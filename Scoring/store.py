@@ -298,6 +298,26 @@ class EventStore:
             return None
         return Continuation(_utc(row[0]), None if row[1] is None else _utc(row[1]), row[2])
 
+    def newest_scored(self) -> dict[str, pd.Timestamp]:
+        """Asset → the newest sample any score run of this source table has read (where not
+        recorded, where the last run stopped); empty before the first run.
+
+        Raises:
+            DatabaseError: the database failed.
+        """
+        with database_errors(self.target, "reading the scoring state"), self.engine.connect() as c:
+            layout = self._state_layout(c)
+            if layout is None:
+                return {}
+            if layout == "by-version":
+                row = self._old_state(c).get(self.source_table)
+                return {} if row is None else {"": _utc(row["scored_until"])}
+            stmt = sa.select(
+                self.state.c.asset, self.state.c.scored_until, self.state.c.last_ts
+            ).where(self.state.c.source_table == self.source_table)
+            rows = c.execute(stmt).all()
+        return {asset: _utc(last if last is not None else until) for asset, until, last in rows}
+
     def _old_state(self, conn: Connection) -> dict[str, dict[str, Any]]:
         """Source table → the newest row of a state table keyed by version (earlier releases).
 
