@@ -465,6 +465,7 @@ def _plot(state: RunState) -> None:
         state.plot_data,
         state.thresholds,
         state.plots_dir or state.loaded.path(plots.dir),
+        units=state.loaded.config.data.units,
     )
 
 
