@@ -51,9 +51,10 @@ from ModelEvaluation import (
     metrics_frame,
     write_plots,
 )
-from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
+from ModelRegistry import ModelRegistry, RegistryError, VersionExistsError, VersionNotFoundError
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
+from Reports import VersionReport, render_version_report
 from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
@@ -559,6 +560,47 @@ def _selection_record(state: RunState) -> dict[str, Any]:
     }
 
 
+def _previous_thresholds(registry: ModelRegistry) -> tuple[str, dict[str, Any]] | None:
+    """The latest version's tag and thresholds, to compare with (None: no usable one)."""
+    try:
+        found = registry.load("latest")
+        return found.version, found.read_json("thresholds.json")
+    except VersionNotFoundError:
+        return None
+    except RegistryError as exc:  # a broken older version must not stop this one
+        logger.warning("report.html compares with no version: %s", exc)
+        return None
+
+
+def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, Any]) -> bytes:
+    """``report.html`` of the version being registered (see :mod:`Reports.version`)."""
+    assert state.profile is not None and state.metrics is not None
+    config = state.loaded.config
+    title = config.data.table + ("" if state.asset is None else f" · asset {state.asset}")
+    provenance = {key: meta[key] for key in ("database", "data", "labels") if key in meta}
+    provenance |= {
+        "machine_channel": meta.get("machine_channel"),
+        "code_revision": meta.get("code_revision"),
+        "libraries": meta.get("libraries"),
+    }
+    report = VersionReport(
+        title=f"Model report: {title}",
+        run_id=state.run_id,
+        profile=state.profile.to_dict(),
+        selection=_selection_record(state),
+        metrics=state.metrics.to_dict(orient="records"),
+        families={axis: family for axis, (family, _) in state.families.items()},
+        thresholds=state.thresholds,
+        previous=_previous_thresholds(registry),
+        alarm_budget=state.alarm_budget,
+        plots={path.name: path.read_bytes() for path in state.plot_paths},
+        timings=dict(state.timings),
+        provenance=provenance,
+        units=config.data.units,
+    )
+    return render_version_report(report).encode("utf-8")
+
+
 def _register(state: RunState) -> None:
     assert state.models is not None and state.prepared is not None
     assert state.metrics is not None
@@ -576,9 +618,11 @@ def _register(state: RunState) -> None:
     config = state.loaded.config.registry
     root = state.registry_root or state.loaded.path(config.root_dir)
     registry = ModelRegistry(root, lock_timeout=config.lock_timeout_s)
+    meta = _meta(state)
+    files["report.html"] = _version_report(state, registry, meta)
     published = registry.publish(
         files,
-        meta=_meta(state),
+        meta=meta,
         version_tag=state.loaded.config.registry.version_tag,
         run_id=state.run_id,
     )

@@ -19,6 +19,7 @@ from .digest import (
 )
 from .plots import EventPlot, draw_event, draw_overview, event_plot, overview_matrix
 from .render import DigestImages, channel, render_html, render_text
+from .version import VersionReport, render_version_report, threshold_changes
 
 __all__ = [
     "EVENT_STATES",
@@ -29,6 +30,7 @@ __all__ = [
     "EventPlot",
     "ReportConfig",
     "SectionSource",
+    "VersionReport",
     "build_digest",
     "channel",
     "classify_events",
@@ -42,4 +44,6 @@ __all__ = [
     "pick_top_events",
     "render_html",
     "render_text",
+    "render_version_report",
+    "threshold_changes",
 ]

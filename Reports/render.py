@@ -7,6 +7,7 @@ it opens from a file or a mail attachment. Every value is escaped (Jinja2 autoes
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,13 @@ from Scoring import MACHINE_CHANNEL, format_duration
 
 from .digest import EVENT_STATES, Digest
 
-__all__ = ["DigestImages", "render_html", "render_text"]
+__all__ = [
+    "DigestImages",
+    "channel",
+    "render_html",
+    "render_text",
+    "template_environment",
+]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -63,7 +70,17 @@ def channel(event: dict[str, Any]) -> str:
     return f"{event['axis']} machine ({named})"
 
 
-def _environment() -> Environment:
+def _as_json(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def template_environment() -> Environment:
+    """The Jinja2 environment of the report templates: autoescape, strict, with the filters
+    minute, duration, ratio, num, cell, percent, as_json and channel."""
     env = Environment(
         loader=FileSystemLoader(_TEMPLATES),
         autoescape=select_autoescape(["html", "j2"], default=True),
@@ -77,6 +94,8 @@ def _environment() -> Environment:
         ratio=_ratio,
         num=_num,
         cell=_cell,
+        percent=_percent,
+        as_json=_as_json,
         channel=channel,
     )
     return env
@@ -97,7 +116,7 @@ def render_html(digest: Digest, images: DigestImages) -> str:
         ],
         "overview": _base64(images.overview),
     }
-    template = _environment().get_template("digest.html.j2")
+    template = template_environment().get_template("digest.html.j2")
     return template.render(d=digest, images=encoded, states=EVENT_STATES, fleet_rows=digest.fleet)
 
 
