@@ -147,10 +147,7 @@ def run_digest(
         if plots:
             mark = time.perf_counter()
             images = DigestImages(
-                events=[
-                    _event_image(loaded, session, event) if wanted else None
-                    for event, wanted in zip(digest.top, needs_plot(digest.top), strict=True)
-                ],
+                events=_event_images(loaded, session, digest.top),
                 overview=_overview_image(loaded, events, assets),
             )
             timings["plots"] = time.perf_counter() - mark
@@ -196,18 +193,30 @@ def _sections(context: DigestContext, sources: list[SectionSource]) -> list[Dige
     return found
 
 
-def _asset_value(loaded: LoadedConfig, session: DatabaseSession, asset: str) -> Any:
-    """The asset id as the database holds it (ids are compared as text), or None."""
+def _asset_values(loaded: LoadedConfig, session: DatabaseSession) -> dict[str, Any]:
+    """Asset id as text → the id as the database holds it (one query for all top events)."""
     if loaded.config.data.asset_col is None:
-        return None
-    for value in list_assets(session.engine, session.target, loaded.config.data):
-        if str(value) == asset:
-            return value
-    return asset
+        return {}
+    return {
+        str(value): value
+        for value in list_assets(session.engine, session.target, loaded.config.data)
+    }
+
+
+def _event_images(
+    loaded: LoadedConfig, session: DatabaseSession, top: list[dict[str, Any]]
+) -> list[bytes | None]:
+    """The figure of each top event that needs one (:func:`Reports.needs_plot`), else None."""
+    wanted = needs_plot(top)
+    ids = _asset_values(loaded, session) if any(wanted) else {}
+    return [
+        _event_image(loaded, session, event, ids) if draw else None
+        for event, draw in zip(top, wanted, strict=True)
+    ]
 
 
 def _event_image(
-    loaded: LoadedConfig, session: DatabaseSession, event: dict[str, Any]
+    loaded: LoadedConfig, session: DatabaseSession, event: dict[str, Any], ids: dict[str, Any]
 ) -> bytes | None:
     """The PNG of one top event: its samples with context, expected line and threshold bands
     of the version that scored it; None when the data or the version is gone (logged)."""
@@ -229,7 +238,7 @@ def _event_image(
             end=end.to_pydatetime(),
             fast_path=config.database.fast_path,
             allow_missing_axes=True,
-            asset=None if asset is None else _asset_value(loaded, session, asset),
+            asset=None if asset is None else ids.get(asset, asset),
         ).frame
         timed = frame.assign(time_s=time_since(frame["ts"], model.t0))
         predicted = model.models.predict(timed, [axis])
