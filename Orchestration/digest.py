@@ -258,9 +258,13 @@ def _event_image(
 
 
 def _overview_image(loaded: LoadedConfig, events: pd.DataFrame, assets: list[str]) -> bytes | None:
-    """The fleet overview heat map (a fleet with at least two assets), else None."""
+    """The overview heat map: assets (a one-machine table: the table) × axes; None without
+    assets."""
     config = loaded.config
-    if config.data.asset_col is None or len(assets) < 2:
+    if config.data.asset_col is None:  # one machine: its row is named after the table
+        assets = [config.data.table]
+        events = events.assign(asset=config.data.table)
+    if not assets:
         return None
     matrix = overview_matrix(
         events, assets, config.data.axis_columns, config.report.overview_assets

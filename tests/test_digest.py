@@ -326,8 +326,10 @@ def test_report_command_writes_a_self_contained_page(
     html = page.read_text(encoding="utf-8")
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) == 1  # one top event (the alert around it is the same incident)
+    # One top event (the alert around it is the same incident), then the overview heat map.
+    assert len(images) == 2
     assert Image.open(io.BytesIO(base64.b64decode(images[0]))).size == (720, 420)
+    assert Image.open(io.BytesIO(base64.b64decode(images[1]))).format == "PNG"
     headline = re.search(r'id="headline">(.*?)</p>', html, re.S).group(1)
     assert "axis <b>a</b>" in headline and "ratio <b>1.25</b>" in headline
 
