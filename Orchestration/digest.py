@@ -141,6 +141,12 @@ def run_digest(
             now=now,
             top_events=config.report.top_events,
             sections=sections,
+            note=""
+            if newest
+            else (
+                f"no score run has read {config.data.table} yet: run python orchestrate.py "
+                "score (the period ends now)"
+            ),
         )
         timings["build"] = time.perf_counter() - started - timings["read"]
         images = DigestImages()

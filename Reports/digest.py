@@ -123,6 +123,8 @@ class Digest:
     fleet: list[dict[str, Any]]
     quiet: list[str]
     sections: list[DigestSection] = field(default_factory=list)
+    note: str = ""
+    """A remark on the whole digest, e.g. that nothing has been scored yet."""
 
     @property
     def attention(self) -> list[dict[str, Any]]:
@@ -153,6 +155,7 @@ class Digest:
             "fleet": self.fleet,
             "quiet_assets": self.quiet,
             "sections": [section.to_dict() for section in self.sections],
+            "note": self.note,
         }
 
 
@@ -235,6 +238,7 @@ def build_digest(
     now: pd.Timestamp,
     top_events: int,
     sections: Sequence[DigestSection] = (),
+    note: str = "",
 ) -> Digest:
     """Assemble the digest of ``[since, until]`` from the stored events and the fleet state.
 
@@ -248,6 +252,7 @@ def build_digest(
         now: when the digest is made (model ages count to it).
         top_events: how many events to pick for plots.
         sections: tables of other stages, in order (absent ones left out by the caller).
+        note: a remark shown under the heading (e.g. nothing scored yet).
     """
     ranked = worst_first(events)
     records = event_records(ranked)
@@ -273,6 +278,7 @@ def build_digest(
         fleet=[{**row, "model_age_days": _age_days(row, now)} for row in rows.values()],
         quiet=quiet,
         sections=list(sections),
+        note=note,
     )
 
 

@@ -129,9 +129,10 @@ def _line(event: dict[str, Any], *, with_asset: bool = True) -> str:
     )
 
 
-def render_text(digest: Digest, limit: int = 20) -> str:
+def render_text(digest: Digest, limit: int = 20, assets: int = 50) -> str:
     """The digest as plain text for a cron mail: headline, top events, assets needing
-    attention, other sections, then each asset's events (at most ``limit`` per asset)."""
+    attention, other sections, then the events of the ``assets`` worst assets (at most
+    ``limit`` each; the HTML page lists them all)."""
     totals = digest.totals
     errors = sum(t["error"] for t in totals.values())
     alerts = sum(t["alert"] for t in totals.values())
@@ -141,6 +142,8 @@ def render_text(digest: Digest, limit: int = 20) -> str:
         f"{errors} error and {alerts} alert events on {len(digest.assets)} asset(s)",
         "",
     ]
+    if digest.note:
+        lines += [digest.note, ""]
     if digest.top:
         lines.append(f"WORST: {_line(digest.top[0])}")
         lines += ["", "Top events:", *(f"  {_line(e)}" for e in digest.top)]
@@ -156,7 +159,7 @@ def render_text(digest: Digest, limit: int = 20) -> str:
     for section in digest.sections:
         lines += ["", f"{section.title}:", "  " + " | ".join(section.headers)]
         lines += ["  " + " | ".join(_cell(v) for v in row) for row in section.rows]
-    for asset in digest.assets:
+    for asset in digest.assets[:assets]:
         counts = asset.counts
         summary = ", ".join(
             f"{state} {counts[state]['error']}E/{counts[state]['alert']}A" for state in EVENT_STATES
@@ -166,6 +169,8 @@ def render_text(digest: Digest, limit: int = 20) -> str:
         lines += [f"  {_line(e, with_asset=False)}" for e in asset.events[:limit]]
         if len(asset.events) > limit:
             lines.append(f"  ... and {len(asset.events) - limit} more")
+    if len(digest.assets) > assets:
+        lines += ["", f"... and {len(digest.assets) - assets} more assets with events"]
     if digest.quiet:
         lines += ["", "Quiet: " + ", ".join(digest.quiet)]
     return "\n".join(lines)

@@ -202,6 +202,25 @@ def test_text_digest_leads_with_the_worst_event() -> None:
     assert lines[3] == "WORST: r1 a error (new) from 2026-01-05 00:00:04 for 1.0s, ratio 1.25 above"
     assert "  r3: failed boom" in lines and "  r4: needs-data needs 7 more samples" in lines
     assert lines[-1] == "Quiet: r4, r5"
+    short = render_text(_digest(), assets=1).splitlines()
+    assert "... and 2 more assets with events" in short and not any(
+        line.startswith("r3 (") for line in short
+    )
+
+
+def test_a_digest_before_any_score_run_says_so(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_URL", sqlite_db.url)
+    loaded = load_config(make_project(tmp_path), ["data.table=s", "data.axes=[a, b]"])
+    now = T0 + pd.Timedelta(hours=1)
+    digest = run_digest(loaded, now=now).digest
+    assert (digest.since, digest.until) == (now - pd.Timedelta(hours=24), now)
+    assert digest.note == (
+        "no score run has read s yet: run python orchestrate.py score (the period ends now)"
+    )
+    text = render_text(digest).splitlines()
+    assert text[3:6] == [digest.note, "", "No alert or error events in the period."]
 
 
 def test_overview_counts_alert_episodes_per_asset_and_axis() -> None:
