@@ -171,3 +171,37 @@ def test_score_json_lists_worst_events(sqlite_db: Db, tmp_path: Path) -> None:
     ]
     assert worst[0]["asset"] is None and worst[0]["contributors"] == []
     assert worst[0]["start"] == ts(1).isoformat() and worst[0]["peak_ts"] == ts(1).isoformat()
+
+
+def test_event_fields_of_a_hand_made_window_on_both_sides_and_the_machine_channel() -> None:
+    from Scoring import extract_events
+
+    rule = {"MinC": 1.0, "MaxC": 2.0, "MinC_low": -1.0, "MaxC_low": -2.0, "side": "both"}
+    machine = {"MinC": 1.0, "MaxC": 4.0}
+    steps = {"T_long_steps": 2, "T_short_steps": 2, "dt_seconds": 1.0}
+    residual = [0.0, -1.5, -3.0, -2.5, 0.0, 0.0]
+    levels = ["ok", "alert", "error", "error", "ok", "ok"]
+    shares = [[0.5, 0.5], [0.6, 0.4], [0.75, 0.25], [0.9, 0.1], [0.5, 0.5], [0.5, 0.5]]
+    events = extract_events(
+        [float(i) for i in range(6)],
+        {"a": residual, "*": [0.0, 2.0, 6.0, 5.0, 0.0, 0.0]},
+        {"a": levels, "*": levels},
+        {"a": {**rule, **steps}, "*": {**machine, **steps}},
+        axes=["a", "*"],
+        values={"a": [10.0 + r for r in residual]},
+        expected={"a": [10.0] * 6},
+        contributions=(["a", "b"], pd.DataFrame(shares).to_numpy()),
+    )
+    columns = ["axis", "severity", "start", "end", "peak_ts", "side", "actual", "expected", "ratio"]
+    rows = events[columns].astype(object).where(events[columns].notna(), None)
+    assert rows.values.tolist() == [
+        # The peak is the sample furthest beyond the alert level: -3 is 3 x MinC_low, 1.5 x
+        # MaxC_low; the machine's 6 is 6 x MinC, 1.5 x MaxC (4).
+        ["a", "alert", 1.0, 3.0, 2.0, "below", 7.0, 10.0, 3.0],
+        ["*", "alert", 1.0, 3.0, 2.0, "above", None, None, 6.0],
+        ["a", "error", 2.0, 3.0, 2.0, "below", 7.0, 10.0, 1.5],
+        ["*", "error", 2.0, 3.0, 2.0, "above", None, None, 1.5],
+    ]
+    machine_events = events[events["axis"] == "*"]["contributors"].tolist()
+    assert machine_events == ['[{"axis": "a", "share": 0.75}, {"axis": "b", "share": 0.25}]'] * 2
+    assert events[events["axis"] == "a"]["contributors"].isna().all()
