@@ -54,7 +54,7 @@ from ModelEvaluation import (
 from ModelRegistry import ModelRegistry, RegistryError, VersionExistsError, VersionNotFoundError
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
-from Reports import VersionReport, render_version_report
+from Reports import DigestSection, VersionReport, render_version_report
 from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
@@ -572,6 +572,12 @@ def _previous_thresholds(registry: ModelRegistry) -> tuple[str, dict[str, Any]] 
         return None
 
 
+VERSION_REPORT_SECTIONS: list[Callable[[RunState], DigestSection | None]] = []
+"""Sources of extra tables in ``report.html`` (drift baselines, sensor-health grades, ...):
+each is called with the run state before registration and returns its table, or None (then
+nothing is shown). Empty here: each stage appends its own."""
+
+
 def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, Any]) -> bytes:
     """``report.html`` of the version being registered (see :mod:`Reports.version`)."""
     assert state.profile is not None and state.metrics is not None
@@ -597,6 +603,11 @@ def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, An
         timings=dict(state.timings),
         provenance=provenance,
         units=config.data.units,
+        sections=[
+            section
+            for section in (source(state) for source in VERSION_REPORT_SECTIONS)
+            if section is not None
+        ],
     )
     return render_version_report(report).encode("utf-8")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ModelEvaluation import THRESHOLD_KEYS, threshold_label
 
+from .digest import DigestSection
 from .render import template_environment
 
 __all__ = ["VersionReport", "render_version_report", "threshold_changes"]
@@ -37,6 +38,8 @@ class VersionReport:
         timings: step → seconds (up to registration).
         provenance: data source, window, masks, libraries, code revision.
         units: axis → unit (``data.units``).
+        sections: tables other stages add (drift baselines, sensor-health grades, ...), shown
+            after the thresholds; none: nothing shown.
     """
 
     title: str
@@ -52,6 +55,7 @@ class VersionReport:
     timings: Mapping[str, float] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     units: Mapping[str, str] = field(default_factory=dict)
+    sections: Sequence[DigestSection] = ()
 
 
 def threshold_changes(

@@ -14,8 +14,8 @@ from PIL import Image
 
 from Database import build_demo_database
 from ModelRegistry import ChecksumError, ModelRegistry
-from Orchestration import load_config, run_training
-from Reports import VersionReport, render_version_report, threshold_changes
+from Orchestration import load_config, orchestrator, run_training
+from Reports import DigestSection, VersionReport, render_version_report, threshold_changes
 
 
 def test_threshold_changes_against_the_previous_version() -> None:
@@ -88,8 +88,10 @@ def test_the_page_escapes_values_and_embeds_plots() -> None:
             timings={"extract": 0.5},
             provenance={"database": {"source": "demo"}, "code_revision": None},
             units={"a": "mm"},
+            sections=[DigestSection("drift", "Drift baselines", ["axis", "mean"], [["a", 0.5]])],
         )
     )
+    assert 'id="section-drift"' in page and "<td>0.5</td>" in page
     assert "<b>t</b>" not in page and "&lt;b&gt;t&lt;/b&gt;" in page
     assert "compared with v1" in page and "+100.0%" in page and "+0.0%" in page
     assert "(budget 1: met)" in page and "a [mm]" in page
@@ -113,6 +115,10 @@ def test_each_version_has_a_verified_report(
         ["plots.max_points=200", "data.axes=[axis1, axis3]", "data.units={axis3: A}"],
     )
     first = run_training(loaded)
+    grades = DigestSection("health", "Sensor health", ["axis", "grade"], [["axis1", "high"]])
+    monkeypatch.setattr(
+        orchestrator, "VERSION_REPORT_SECTIONS", [lambda state: None, lambda state: grades]
+    )
     second = run_training(loaded)
     registry = ModelRegistry(tmp_path / "registry")
     first_page = registry.load(first.version).read_bytes("report.html").decode()
@@ -122,6 +128,7 @@ def test_each_version_has_a_verified_report(
     assert f"compared with {first.version}, the latest version before it" in page
     assert f"training run {second.run_id}" in page
     assert "axis3 [A]" in page
+    assert 'id="section-health"' in page and 'id="section-health"' not in first_page
     plots = sorted(p.name for p in (second.artifact_dir / "plots").iterdir())
     assert re.findall(r'<img alt="([^"]+)"', page) == plots and len(plots) == 4
     for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page):
