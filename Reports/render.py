@@ -7,6 +7,7 @@ it opens from a file or a mail attachment. Every value is escaped (Jinja2 autoes
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
+@functools.cache  # compiled once per process: a fleet renders a report.html per asset
 def template_environment() -> Environment:
     """The Jinja2 environment of the report templates: autoescape, strict, with the filters
     minute, duration, ratio, num, cell, percent, as_json and channel."""
