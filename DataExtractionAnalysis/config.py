@@ -14,6 +14,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from Database import split_table_name, validate_identifier
@@ -113,6 +114,11 @@ class DataConfig(BaseModel):
         description="With asset_col: 'all' (every distinct id in the table) or a list of ids "
         "to train and score (numbers are compared as text, e.g. ['7', '12']).",
     )
+    units: dict[str, str] = Field(
+        default_factory=dict,
+        description="Unit of each axis for plots and reports, e.g. {axis1: A, axis2: A} "
+        "(LONG layout: keys axis1, axis2, ... for ids 1, 2); axes not named show no unit.",
+    )
     duplicates: Literal["error", "first", "last", "mean"] = Field(
         "error",
         description="Rows sharing a timestamp: 'error' refuses them; 'first'/'last' keep one; "
@@ -141,6 +147,16 @@ class DataConfig(BaseModel):
             if isinstance(axis, str):
                 validate_identifier(axis, "axis column name")
         return value
+
+    @model_validator(mode="after")
+    def _units_of_known_axes(self) -> DataConfig:
+        unknown = sorted(set(self.units) - set(self.axis_columns))
+        if unknown:
+            raise ValueError(
+                f"data.units names axes that data.axes does not have: {unknown}; "
+                f"the axes are {self.axis_columns}"
+            )
+        return self
 
     @field_validator("train_start", "train_end", mode="before")
     @classmethod

@@ -3,6 +3,8 @@
 from .config import PlotConfig
 from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metrics_frame
 from .plots import (
+    PALETTE,
+    THRESHOLD_KEYS,
     AxisPlotData,
     PlotSpec,
     axis_plot_data,
@@ -11,11 +13,14 @@ from .plots import (
     plot_residuals,
     safe_file_stem,
     save_figure,
+    threshold_label,
     write_plots,
 )
 from .subsample import subsample_extremes
 
 __all__ = [
+    "PALETTE",
+    "THRESHOLD_KEYS",
     "AxisPlotData",
     "EvaluationError",
     "MetricsRow",
@@ -31,5 +36,6 @@ __all__ = [
     "safe_file_stem",
     "save_figure",
     "subsample_extremes",
+    "threshold_label",
     "write_plots",
 ]

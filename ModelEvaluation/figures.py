@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from .plots import PALETTE
+
 if TYPE_CHECKING:
     from .plots import PlotSpec
 
@@ -22,8 +24,8 @@ __all__ = ["DPI", "draw", "render_png", "save_png"]
 
 DPI = 100
 FIGSIZE = (10.0, 4.5)
-DATA_COLOUR = "tab:blue"
-FIT_COLOUR = "tab:red"
+DATA_COLOUR = PALETTE["data"]
+FIT_COLOUR = PALETTE["expected"]
 # zlib level 3 writes these plots ~20% faster than the default 6, at the same size.
 PNG_COMPRESS_LEVEL = 3
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "PALETTE",
+    "THRESHOLD_KEYS",
     "AxisPlotData",
     "PlotSpec",
     "axis_plot_data",
@@ -38,12 +40,45 @@ __all__ = [
     "plot_residuals",
     "safe_file_stem",
     "save_figure",
+    "threshold_label",
     "write_plots",
 ]
 
-ZERO_COLOUR = "black"
-MINC_COLOUR = "tab:orange"
-MAXC_COLOUR = "tab:purple"
+PALETTE: dict[str, str] = {
+    "data": "tab:blue",
+    "expected": "tab:red",
+    "zero": "black",
+    "alert": "tab:orange",
+    "error": "tab:purple",
+    "MinC": "tab:orange",
+    "MaxC": "tab:purple",
+    "MinC_low": "tab:orange",
+    "MaxC_low": "tab:purple",
+}
+"""One colour per meaning in every figure (training plots, digest, version report): alert
+lines and shading orange, error purple, data blue, the model's expected value red."""
+
+THRESHOLD_KEYS: tuple[str, ...] = ("MinC", "MaxC", "MinC_low", "MaxC_low")
+"""Threshold keys of ``thresholds.json`` drawn as lines, in legend order."""
+
+_THRESHOLD_LABELS = {
+    "MinC": "alert (MinC)",
+    "MaxC": "error (MaxC)",
+    "MinC_low": "alert low (MinC_low)",
+    "MaxC_low": "error low (MaxC_low)",
+}
+
+ZERO_COLOUR = PALETTE["zero"]
+MINC_COLOUR = PALETTE["MinC"]
+MAXC_COLOUR = PALETTE["MaxC"]
+
+
+def threshold_label(key: str) -> str:
+    """What a threshold line is called in every figure: ``alert (MinC)``, ``error (MaxC)``,
+    ``alert low (MinC_low)``, ``error low (MaxC_low)``."""
+    return _THRESHOLD_LABELS[key]
+
+
 _ZERO_LEVEL = ((0.0, "zero", ZERO_COLOUR),)
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _STEM_MAX_LENGTH = 80
@@ -223,14 +258,20 @@ def _residual_spec(
     )
 
 
-def _levels(spec: PlotSpec, minc: float | None, maxc: float | None) -> PlotSpec:
-    """``spec`` with dashed MinC/MaxC lines added to its levels (each only when not None)."""
+def _levels(spec: PlotSpec, thresholds: Mapping[str, float | None]) -> PlotSpec:
+    """``spec`` with a dashed line for every threshold of :data:`THRESHOLD_KEYS` that
+    ``thresholds`` gives (not None), labelled e.g. ``alert (MinC) = 0.4``."""
     levels = list(spec.levels)
-    if minc is not None:
-        levels.append((float(minc), f"MinC = {minc:.4g}", MINC_COLOUR))
-    if maxc is not None:
-        levels.append((float(maxc), f"MaxC = {maxc:.4g}", MAXC_COLOUR))
+    for key in THRESHOLD_KEYS:
+        value = thresholds.get(key)
+        if value is not None:
+            levels.append((float(value), f"{threshold_label(key)} = {value:.4g}", PALETTE[key]))
     return replace(spec, levels=tuple(levels))
+
+
+def _with_unit(spec: PlotSpec, unit: str | None) -> PlotSpec:
+    """``spec`` with ``[unit]`` after its y label (unchanged without a unit)."""
+    return spec if not unit else replace(spec, y_label=f"{spec.y_label} [{unit}]")
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,7 +331,8 @@ def plot_residuals(
     maxc: float | None = None,
     max_points: int = 20000,
 ) -> Figure:
-    """Return a figure of the residuals (points), a dashed zero line and MinC/MaxC lines.
+    """Return a figure of the residuals (points), a zero line and dashed threshold lines
+    labelled ``alert (MinC) = ...`` and ``error (MaxC) = ...``.
 
     ``frame`` has ``{axis}_res`` and a time column (``ts`` datetime or ``time_s``); ``minc``
     and ``maxc`` are drawn as dashed lines unless ``None`` (default); the residuals are
@@ -299,7 +341,7 @@ def plot_residuals(
     Raises:
         EvaluationError: a needed column is missing.
     """
-    return _draw(_levels(_residual_spec(frame, axis, max_points), minc, maxc))
+    return _draw(_levels(_residual_spec(frame, axis, max_points), {"MinC": minc, "MaxC": maxc}))
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
@@ -328,6 +370,7 @@ def write_plots(
     data: Sequence[AxisPlotData],
     thresholds: Mapping[str, Mapping[str, float]] | None,
     out_dir: str | Path,
+    units: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Draw and write ``{stem}_fit.png`` and ``{stem}_residual.png`` for every axis of ``data``.
 
@@ -336,9 +379,12 @@ def write_plots(
 
     Args:
         data: one :func:`axis_plot_data` per axis, in output order.
-        thresholds: axis → record with ``"MinC"`` and ``"MaxC"`` (as in ``thresholds.json``);
-            axes without a record, or ``None``, get residual plots without threshold lines.
+        thresholds: axis → record with ``"MinC"`` and ``"MaxC"`` (and ``"MinC_low"``,
+            ``"MaxC_low"`` when the lower side is on; as in ``thresholds.json``), drawn as
+            "alert (MinC)", "error (MaxC)", ...; axes without a record, or ``None``, get
+            residual plots without threshold lines.
         out_dir: folder to write into (created if needed).
+        units: axis → unit (``data.units``), added to the y labels as ``[unit]``.
 
     Returns:
         The written files, per axis in ``data`` order: fit, then residual.
@@ -352,7 +398,8 @@ def write_plots(
     paths: list[Path] = []
     for item in data:
         record = (thresholds or {}).get(item.axis, {})
-        specs += [item.fit, _levels(item.residual, record.get("MinC"), record.get("MaxC"))]
+        unit = (units or {}).get(item.axis)
+        specs += [_with_unit(item.fit, unit), _with_unit(_levels(item.residual, record), unit)]
         stem = stems[item.axis]
         paths += [folder / f"{stem}_fit.png", folder / f"{stem}_residual.png"]
     images = [_render_png(spec) for spec in specs]

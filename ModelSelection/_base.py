@@ -20,6 +20,7 @@ Blocked moments
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -258,6 +259,8 @@ class SharedMoments:
         self.axes = tuple(axes)
         self.where = where
         self._joint: Moments | None = None
+        # Axes are fitted on threads: the first family to ask computes, the others wait for it.
+        self._lock = threading.Lock()
 
     def covers(self, columns: Sequence[str]) -> bool:
         """Whether every column is one of the shared axes."""
@@ -265,21 +268,25 @@ class SharedMoments:
 
     def moments(self, columns: Sequence[str]) -> Moments:
         """The moments of ``columns`` (shared axes, in this order) over the shared rows."""
-        if self._joint is None:
-            arrays = [as_float_column(self.frame, axis) for axis in self.axes]
-            rows = np.ones(arrays[0].size, dtype=bool)
-            if self.where is not None:
-                rows &= np.asarray(self.where, dtype=bool)
-            for array in arrays:
-                rows &= usable(array)
-
-            def block(start: int, stop: int) -> np.ndarray:
-                return np.column_stack([array[start:stop] for array in arrays])
-
-            self._joint = blocked_moments(block, rows, len(arrays))
+        with self._lock:
+            if self._joint is None:
+                self._joint = self._compute()
         index = [self.axes.index(column) for column in columns]
         sub = Moments(len(index))
         sub.n = self._joint.n
         sub.mean = self._joint.mean[index].copy()
         sub.comoment = self._joint.comoment[np.ix_(index, index)].copy()
         return sub
+
+    def _compute(self) -> Moments:
+        arrays = [as_float_column(self.frame, axis) for axis in self.axes]
+        rows = np.ones(arrays[0].size, dtype=bool)
+        if self.where is not None:
+            rows &= np.asarray(self.where, dtype=bool)
+        for array in arrays:
+            rows &= usable(array)
+
+        def block(start: int, stop: int) -> np.ndarray:
+            return np.column_stack([array[start:stop] for array in arrays])
+
+        return blocked_moments(block, rows, len(arrays))

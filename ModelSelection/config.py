@@ -58,7 +58,8 @@ class ModelConfig(BaseModel):
         0.2,
         gt=0,
         lt=1,
-        description="Share of the training window held out at its end to choose families.",
+        description="Share of the training window's running rows (some axis not idle or missing, "
+        "outside labelled incidents) held out at its end to choose families.",
     )
     folds: int = Field(
         5,

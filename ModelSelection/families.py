@@ -698,7 +698,8 @@ def explained_variance(frame: pd.DataFrame, axes: Sequence[str]) -> np.ndarray |
     data = np.column_stack([array[rows] for array in arrays])
     if data.shape[0] < 3:
         return None
-    correlation = np.corrcoef(data, rowvar=False)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a flat axis: no correlation, 0
+        correlation = np.corrcoef(data, rowvar=False)
     correlation = np.nan_to_num(correlation, nan=0.0)
     variance = np.sort(np.linalg.eigvalsh(correlation))[::-1]
     return np.cumsum(variance) / max(variance.sum(), 1e-300)

@@ -2,7 +2,9 @@
 
 Criterion (``model.type: auto``)
     Every candidate family (and each of its hyperparameter settings) is fitted on the first
-    part of the window and predicts the held-out tail (``model.validation_share`` of the rows).
+    part of the window and predicts the held-out tail (``model.validation_share`` of the
+    running rows: idle, missing and masked rows do not count, so a stop at the window's end
+    does not leave the tail empty).
     Its *detectable shift* on the axis is::
 
         spread / |shift_gain|        spread = 95th percentile of |r − median(r)| / 1.96
@@ -351,6 +353,13 @@ def _axis_rows(
             tail_ok = tail_ok | tail_labels
         else:
             tail_labels = None
+    if not tail_ok.any():
+        logger.warning(
+            "axis %s has no usable row in the validation tail (idle, missing or masked): the "
+            "families cannot be compared on it, the first candidate that fits is kept; "
+            "widen the training window or lower model.validation_share",
+            axis,
+        )
     rows: list[AxisChoice] = []
     for family in candidates:
         failures: list[str] = []
@@ -388,6 +397,22 @@ def _axis_rows(
             best = AxisChoice(axis, family, {}, math.nan, math.nan, math.inf, error=error)
         rows.append(best)
     return rows
+
+
+def _tail_start(
+    frame: pd.DataFrame, axes: Sequence[str], allowed: np.ndarray, validation_share: float
+) -> int:
+    """First row of the validation tail: the tail holds the last ``validation_share`` of the
+    *running* rows (some axis usable, the row allowed), so a window that ends in a long stop
+    or a labelled incident still validates on real data (a tail of idle rows has no residual
+    to compare families by)."""
+    running = np.zeros(len(frame), dtype=bool)
+    for axis in axes:
+        running |= usable(as_float_column(frame, axis))
+    positions = np.flatnonzero(running & allowed)
+    if positions.size < 2:
+        return round(len(frame) * (1 - validation_share))
+    return int(positions[round(positions.size * (1 - validation_share))])
 
 
 def select_families(
@@ -444,8 +469,8 @@ def select_families(
     for family in candidates:
         select_model(family)
     n = len(frame)
-    tail_start = round(n * (1 - validation_share))
     allowed = np.ones(n, dtype=bool) if where is None else np.asarray(where, dtype=bool)
+    tail_start = _tail_start(frame, axes, allowed, validation_share)
     fit_rows = allowed.copy()
     fit_rows[tail_start:] = False
     shared = SharedMoments(frame, axes, fit_rows)

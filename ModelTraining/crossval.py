@@ -26,7 +26,7 @@ from ModelSelection import ModelError, SharedMoments, build_model, fit_family, m
 
 from .trainer import TIME_COLUMN, FamilySpec, TrainingError
 
-__all__ = ["HeldOut", "out_of_fold"]
+__all__ = ["HeldOut", "machine_rows", "out_of_fold"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,20 @@ class HeldOut:
     def rows(self) -> int:
         """Number of calibration rows."""
         return next(iter(self.residuals.values())).size if self.residuals else 0
+
+
+def machine_rows(
+    frame: pd.DataFrame, axes: list[str], where: np.ndarray | None = None
+) -> np.ndarray:
+    """Rows the machine channel is calibrated on: some axis is running (finite and not the idle
+    0, as scoring sees it: a row where every axis is idle or missing has no machine level) and
+    the row is allowed (``where``, e.g. outside labelled incidents)."""
+    running = np.zeros(len(frame), dtype=bool)
+    for axis in axes:
+        with np.errstate(invalid="ignore"):
+            values = frame[axis].to_numpy(dtype=np.float64)
+            running |= np.isfinite(values) & (values != 0.0)
+    return running if where is None else running & np.asarray(where, dtype=bool)
 
 
 def out_of_fold(
@@ -107,6 +121,7 @@ def out_of_fold(
     residuals = {axis: np.full(n, np.nan) for axis in axes}
     machine_cls = machine_model(machine)
     machine_scores = np.full(n, np.nan) if machine_cls is not None else None
+    scored_rows = machine_rows(view, axes, allowed) if machine_cls is not None else None
     for lo, hi in itertools.pairwise(edges.tolist()):
         fit_rows = allowed.copy()
         fit_rows[lo:hi] = False
@@ -126,13 +141,14 @@ def out_of_fold(
             actual = part[axis].to_numpy(dtype=np.float64)[lo - context :]
             ok = np.isfinite(actual) & (actual != 0.0) & allowed[lo:hi]
             residuals[axis][lo:hi] = np.where(ok, actual - predicted, np.nan)
-        if machine_cls is not None and machine_scores is not None:
+        if machine_cls is not None and machine_scores is not None and scored_rows is not None:
             try:
                 fitted = machine_cls().fit(view, axes, where=fit_rows)
             except ModelError as exc:
                 raise TrainingError(
                     f"cannot fit the {machine} machine channel fold: {exc}"
                 ) from exc
-            machine_scores[lo:hi] = fitted.score(view.iloc[lo:hi])
+            scores = fitted.score(view.iloc[lo:hi])
+            machine_scores[lo:hi] = np.where(scored_rows[lo:hi], scores, np.nan)
     logger.debug("out-of-fold residuals of %d rows in %d folds from row %d", n, folds, start)
     return HeldOut(start=start, residuals=residuals, machine=machine_scores, folds=folds)

@@ -158,6 +158,22 @@ def _timestamp(text: str) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
+def _since(text: str) -> dt.timedelta | dt.datetime:
+    from Reports import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError:
+        pass
+    try:
+        return _timestamp(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a duration (90m, 24h, 7d) nor an ISO-8601 time "
+            "(2026-01-10T06:00:00Z)"
+        ) from None
+
+
 def _delimiter(text: str) -> str:
     from Database import parse_delimiter
 
@@ -282,6 +298,20 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
         "schedule",
         "run training and scoring on the schedule: block (for machines without cron); "
         "SIGTERM or Ctrl-C stops it",
+    )
+
+    report = command(
+        "report", "the morning digest: events of the last day per asset, worst first, plots"
+    )
+    report.add_argument(
+        "--since",
+        type=_since,
+        help="how far back from the newest sample scored (90m, 24h, 7d) or from when "
+        "(ISO-8601); default report.since (24h)",
+    )
+    report.add_argument("--asset", help="a fleet's asset only (default: every asset)")
+    report.add_argument(
+        "--output", type=Path, help="write the self-contained HTML page (plots embedded) here"
     )
     return parser
 
@@ -682,6 +712,42 @@ def _exit_status(code: int) -> str:
         return f"killed by signal {-code}" if code < 0 else "unknown"
 
 
+def _cmd_report(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from Reports import render_html, render_text
+
+    from .destinations import check_output_file
+    from .digest import run_digest, write_html
+
+    if args.output is not None:
+        check_output_file(args.output)  # before anything is read
+    asset = None
+    if args.asset is not None:
+        if loaded.config.data.asset_col is None:
+            raise UsageError(
+                f"--asset {args.asset!r}: data.asset_col is not set, so the table is one machine"
+            )
+        from .fleet_scoring import resolve_asset
+
+        asset = str(resolve_asset(loaded, args.asset))
+    run = run_digest(loaded, since=args.since, asset=asset, plots=args.output is not None)
+    digest = run.digest
+    if args.output is not None:
+        write_html(args.output, render_html(digest, run.images))
+    top = digest.top[0] if digest.top else None
+    detail = f"digest of {digest.source_table}: {len(digest.assets)} asset(s) with events" + (
+        "" if top is None else f", worst {top['asset'] or ''} {top['axis']} {top['severity']}"
+    )
+    if args.json:
+        payload = {"status": _ok(detail), **digest.to_dict(), "timings": run.timings}
+        payload["output"] = None if args.output is None else str(args.output)
+        _print_json(payload)
+    else:
+        print(render_text(digest))
+        if args.output is not None:
+            print(f"\nHTML digest: {args.output}")
+    return int(ExitCode.OK)
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "train": _cmd_train,
     "profile": _cmd_profile,
@@ -692,6 +758,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "registry": _cmd_registry,
     "fleet": _cmd_fleet,
     "schedule": _cmd_schedule,
+    "report": _cmd_report,
 }
 
 

@@ -30,6 +30,7 @@ from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
+from Reports import ReportConfig
 from Scheduling import ScheduleConfig
 from Scoring import EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
@@ -199,6 +200,7 @@ class AppConfig(BaseModel):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
 
 @dataclass(frozen=True)

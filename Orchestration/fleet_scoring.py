@@ -21,12 +21,12 @@ from typing import Any
 from DataExtractionAnalysis import list_assets, reusing_connections
 from Fleet import Progress, batches_of, peak_rss_mib, pool_size, run_tasks, worker_name
 from ModelRegistry import VersionNotFoundError
-from Scoring import SEVERITIES
+from Scoring import SEVERITIES, worst_records
 
 from .config import LoadedConfig, UsageError
 from .context import open_database
 from .fleet import prepare_process, worker_environment
-from .scoring import _load_model, score_with
+from .scoring import WORST_EVENTS, _load_model, score_with
 from .status import ExitCode, Status, status_for
 
 __all__ = ["AssetScore", "FleetScoringReport", "resolve_asset", "run_fleet_scoring"]
@@ -52,6 +52,8 @@ class AssetScore:
     worker: str = field(default_factory=lambda: worker_name())
     peak_rss_mib: float = field(default_factory=lambda: peak_rss_mib())
     worker_cpu_s: float = field(default_factory=lambda: round(time.process_time(), 3))
+    worst: list[dict[str, Any]] = field(default_factory=list)
+    """Its worst events in the scored rows (see :attr:`ScoringReport.worst`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for ``--json``."""
@@ -77,6 +79,11 @@ class FleetScoringReport:
     def events(self) -> dict[str, int]:
         """Events kept per severity, over all assets."""
         return {s: sum(a.events.get(s, 0) for a in self.assets) for s in SEVERITIES}
+
+    @property
+    def worst(self) -> list[dict[str, Any]]:
+        """The fleet's worst events of this run, over all assets (at most ``WORST_EVENTS``)."""
+        return worst_records([e for a in self.assets for e in a.worst], WORST_EVENTS)
 
     @property
     def status(self) -> Status:
@@ -108,6 +115,7 @@ class FleetScoringReport:
             "counts": self.counts,
             "events": self.events,
             "seconds": round(self.seconds, 3),
+            "worst_events": self.worst,
             "assets": [score.to_dict() for score in self.assets],
         }
 
@@ -146,6 +154,7 @@ def _score_one(task: _ScoreTask, session: Any, asset: Any) -> AssetScore:
         totals,
         report.detail,
         seconds=round(time.perf_counter() - started, 4),
+        worst=report.worst,
     )
 
 

@@ -52,9 +52,10 @@ from ModelEvaluation import (
     metrics_frame,
     write_plots,
 )
-from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
+from ModelRegistry import ModelRegistry, RegistryError, VersionExistsError, VersionNotFoundError
 from ModelSelection import GRIDS, Selection, select_families
-from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
+from ModelTraining import AxisModelSet, FamilySpec, machine_rows, out_of_fold
+from Reports import DigestSection, VersionReport, render_version_report
 from Thresholding import ThresholdCalibrator
 from Tracking import safe_uri
 
@@ -439,8 +440,9 @@ def _threshold(state: RunState) -> None:
             plain = residuals
             residuals = _Computed(list(plain), lambda axis: np.where(allowed, plain[axis], np.nan))
         scores = state.models.machine_score(state.prepared.frame)
-        if scores is not None and allowed is not None:
-            scores = np.where(allowed, scores, np.nan)
+        if scores is not None:
+            rows = machine_rows(state.prepared.frame, list(fitted), allowed)
+            scores = np.where(rows, scores, np.nan)
     calibrator = ThresholdCalibrator(config.thresholds, n_jobs=state.threads).fit(
         residuals,
         state.profile.dt_seconds,
@@ -479,6 +481,7 @@ def _plot(state: RunState) -> None:
         state.plot_data,
         state.thresholds,
         state.plots_dir or state.loaded.path(plots.dir),
+        units=state.loaded.config.data.units,
     )
 
 
@@ -581,6 +584,58 @@ def _selection_record(state: RunState) -> dict[str, Any]:
     }
 
 
+def _previous_thresholds(registry: ModelRegistry) -> tuple[str, dict[str, Any]] | None:
+    """The latest version's tag and thresholds, to compare with (None: no usable one)."""
+    try:
+        found = registry.load("latest")
+        return found.version, found.read_json("thresholds.json")
+    except VersionNotFoundError:
+        return None
+    except RegistryError as exc:  # a broken older version must not stop this one
+        logger.warning("report.html compares with no version: %s", exc)
+        return None
+
+
+VERSION_REPORT_SECTIONS: list[Callable[[RunState], DigestSection | None]] = []
+"""Sources of extra tables in ``report.html`` (drift baselines, sensor-health grades, ...):
+each is called with the run state before registration and returns its table, or None (then
+nothing is shown). Empty here: each stage appends its own."""
+
+
+def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, Any]) -> bytes:
+    """``report.html`` of the version being registered (see :mod:`Reports.version`)."""
+    assert state.profile is not None and state.metrics is not None
+    config = state.loaded.config
+    title = config.data.table + ("" if state.asset is None else f" · asset {state.asset}")
+    provenance = {key: meta[key] for key in ("database", "data", "labels") if key in meta}
+    provenance |= {
+        "machine_channel": meta.get("machine_channel"),
+        "code_revision": meta.get("code_revision"),
+        "libraries": meta.get("libraries"),
+    }
+    report = VersionReport(
+        title=f"Model report: {title}",
+        run_id=state.run_id,
+        profile=state.profile.to_dict(),
+        selection=_selection_record(state),
+        metrics=state.metrics.to_dict(orient="records"),
+        families={axis: family for axis, (family, _) in state.families.items()},
+        thresholds=state.thresholds,
+        previous=_previous_thresholds(registry),
+        alarm_budget=state.alarm_budget,
+        plots={path.name: path.read_bytes() for path in state.plot_paths},
+        timings=dict(state.timings),
+        provenance=provenance,
+        units=config.data.units,
+        sections=[
+            section
+            for section in (source(state) for source in VERSION_REPORT_SECTIONS)
+            if section is not None
+        ],
+    )
+    return render_version_report(report).encode("utf-8")
+
+
 def _register(state: RunState) -> None:
     assert state.models is not None and state.prepared is not None
     assert state.metrics is not None
@@ -599,9 +654,11 @@ def _register(state: RunState) -> None:
     root = state.registry_root or state.loaded.path(config.root_dir)
     registry = ModelRegistry(root, lock_timeout=config.lock_timeout_s)
     state.live_before = _live_version(registry)
+    meta = _meta(state)
+    files["report.html"] = _version_report(state, registry, meta)
     published = registry.publish(
         files,
-        meta=_meta(state),
+        meta=meta,
         version_tag=state.loaded.config.registry.version_tag,
         run_id=state.run_id,
     )

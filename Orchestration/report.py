@@ -15,6 +15,8 @@ from Database import DatabaseError
 from DataExtractionAnalysis import Profile
 from Fleet import asset_from_folder
 from ModelRegistry import Aliases, ModelRegistry, RegistryError
+from Reports import channel
+from Scoring import format_duration
 from Thresholding import MACHINE_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -154,10 +156,38 @@ def format_training(result: Any) -> str:
     )
 
 
+def format_worst_events(records: Sequence[dict[str, Any]], *, with_asset: bool) -> str:
+    """Aligned table of event records worst first: (asset,) axis, severity, start, duration,
+    ratio to the threshold and side of the peak."""
+    rows = [
+        [
+            *([r["asset"]] if with_asset else []),
+            channel(r),
+            r["severity"],
+            _minute(r["start"]),
+            format_duration(r["duration_s"]),
+            "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+            r["side"],
+        ]
+        for r in records
+    ]
+    headers = ["axis", "severity", "start (UTC)", "duration", "ratio", "side"]
+    return _table([*(["asset"] if with_asset else []), *headers], rows)
+
+
+def _minute(iso: str | None) -> str | None:
+    """``2026-01-10 16:06:04`` from an ISO-8601 UTC string."""
+    return None if iso is None else pd.Timestamp(iso).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def format_scoring(report: Any) -> str:
-    """The ``score`` summary: window, events per axis and severity, where the output went."""
+    """The ``score`` summary: window, events per axis and severity, the worst events, where
+    the output went."""
     rows = [[axis, c.get("alert", 0), c.get("error", 0)] for axis, c in report.counts.items()]
     text = f"{report.detail}\n\n" + _table(["axis", "alert events", "error events"], rows)
+    if report.worst:
+        text += "\n\nworst events (ratio: peak over its threshold)\n"
+        text += format_worst_events(report.worst, with_asset=report.asset is not None)
     if report.output:
         text += f"\n\nper-sample levels: {report.output}"
     return text
@@ -452,4 +482,9 @@ def format_fleet_scoring(report: Any) -> str:
         for a in report.assets
     ]
     headers = ["asset", "status", "version", "samples", "alert events", "error events", "note"]
-    return f"{report.status.detail} in {report.seconds:.1f} s\n\n" + _table(headers, rows)
+    text = f"{report.status.detail} in {report.seconds:.1f} s\n\n" + _table(headers, rows)
+    worst = report.worst
+    if worst:
+        text += "\n\nworst events (ratio: peak over its threshold)\n"
+        text += format_worst_events(worst, with_asset=True)
+    return text

@@ -58,9 +58,11 @@ from Scoring import (
     EventWriter,
     ScoreResult,
     ScoringInputError,
+    event_records,
     lookahead_samples,
     lookback_samples,
     score_frame,
+    worst_first,
 )
 
 from .config import LoadedConfig
@@ -73,6 +75,9 @@ __all__ = ["ScoringReport", "run_scoring"]
 logger = logging.getLogger(__name__)
 
 _ONE_US = pd.Timedelta(microseconds=1)
+
+WORST_EVENTS = 10
+"""Events a score run lists (worst first, see :func:`Scoring.worst_first`)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,9 @@ class ScoringReport:
     asset: str | None = None
     stale: bool = False
     """No new rows, and the newest sample is older than ``scoring.stale_after``."""
+    worst: list[dict[str, Any]] = field(default_factory=list)
+    """The worst kept events overlapping the scored rows (at most :data:`WORST_EVENTS`), as
+    :func:`Scoring.event_records` gives them."""
 
     @property
     def status(self) -> Status:
@@ -126,6 +134,7 @@ class ScoringReport:
             "samples": self.samples,
             "counts": self.counts,
             "events_written": self.written,
+            "worst_events": self.worst,
             "output": None if self.output is None else str(self.output),
         }
 
@@ -620,6 +629,9 @@ def score_with(
         detail=detail if stale is None else f"{detail}; {stale}",
         asset=asset_id,
         stale=stale is not None,
+        worst=event_records(
+            worst_first(store.read_overlapping(progress.first, progress.last), WORST_EVENTS)
+        ),
     )
 
 

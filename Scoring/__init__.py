@@ -11,12 +11,14 @@ from .config import EventsConfig, ScoringConfig
 from .errors import ScoringInputError
 from .events import EVENT_COLUMNS, SEVERITIES, extract_events
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
+from .ranking import EVENT_RECORD_FIELDS, event_records, format_duration, worst_first, worst_records
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 from .scorer import ScoreResult, lookahead_samples, lookback_samples, score_frame
 from .store import Continuation, EventStore, EventWriter, WriteSummary
 
 __all__ = [
     "EVENT_COLUMNS",
+    "EVENT_RECORD_FIELDS",
     "LEVEL_DTYPE",
     "LEVEL_NAMES",
     "MACHINE_CHANNEL",
@@ -32,11 +34,15 @@ __all__ = [
     "ScoringInputError",
     "WriteSummary",
     "assign_levels",
+    "event_records",
     "extract_events",
+    "format_duration",
     "level_labels",
     "locked_transaction",
     "lookahead_samples",
     "lookback_samples",
     "parse_thresholds",
     "score_frame",
+    "worst_first",
+    "worst_records",
 ]

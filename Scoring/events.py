@@ -55,10 +55,10 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "starts_at_frame_start",
     "ends_at_frame_end",
 )
+"""Columns of the frame returned by :func:`extract_events`, in order."""
 
 TOP_CONTRIBUTORS = 3
 """Axes named per machine-channel event."""
-"""Columns of the frame returned by :func:`extract_events`, in order."""
 
 SIDES = pd.Index(["above", "below"], dtype="str")
 """An event's ``side``, by whether its peak lies below the center."""

@@ -298,6 +298,26 @@ class EventStore:
             return None
         return Continuation(_utc(row[0]), None if row[1] is None else _utc(row[1]), row[2])
 
+    def newest_scored(self) -> dict[str, pd.Timestamp]:
+        """Asset → the newest sample any score run of this source table has read (where not
+        recorded, where the last run stopped); empty before the first run.
+
+        Raises:
+            DatabaseError: the database failed.
+        """
+        with database_errors(self.target, "reading the scoring state"), self.engine.connect() as c:
+            layout = self._state_layout(c)
+            if layout is None:
+                return {}
+            if layout == "by-version":
+                row = self._old_state(c).get(self.source_table)
+                return {} if row is None else {"": _utc(row["scored_until"])}
+            stmt = sa.select(
+                self.state.c.asset, self.state.c.scored_until, self.state.c.last_ts
+            ).where(self.state.c.source_table == self.source_table)
+            rows = c.execute(stmt).all()
+        return {asset: _utc(last if last is not None else until) for asset, until, last in rows}
+
     def _old_state(self, conn: Connection) -> dict[str, dict[str, Any]]:
         """Source table → the newest row of a state table keyed by version (earlier releases).
 
@@ -350,8 +370,49 @@ class EventStore:
             if not sa.inspect(conn).has_table(self.events.name, schema=self.events.schema):
                 return pd.DataFrame(columns=[c.name for c in self.events.columns])
             frame = pd.read_sql(stmt.order_by(self.events.c.start_ts, self.events.c.id), conn)
-        for column in ("start_ts", "end_ts", "created_at", "updated_at"):
-            frame[column] = frame[column].map(_utc)
+        for column in ("start_ts", "end_ts", "peak_ts", "created_at", "updated_at"):
+            if column in frame.columns:  # peak_ts is NULL in rows of an earlier release
+                frame[column] = frame[column].map(lambda v: pd.NaT if pd.isna(v) else _utc(v))
+        return frame
+
+    def read_overlapping(
+        self,
+        since: pd.Timestamp | None = None,
+        until: pd.Timestamp | None = None,
+        *,
+        all_assets: bool = False,
+    ) -> pd.DataFrame:
+        """Kept (not suppressed) events of this source table overlapping ``[since, until]``.
+
+        Args:
+            since, until: UTC bounds (None: open on that side); an event overlaps when it
+                ends at or after ``since`` and starts at or before ``until``.
+            all_assets: every asset of the source table, else only this store's asset.
+
+        Returns:
+            The events table's rows (no table yet: none), by start time; ``start_ts``,
+            ``end_ts`` and ``peak_ts`` as UTC timestamps.
+
+        Raises:
+            DatabaseError: the database failed.
+        """
+        events = self.events
+        stmt = sa.select(events).where(
+            events.c.source_table == self.source_table, events.c.suppressed.is_(False)
+        )
+        if not all_assets:
+            stmt = stmt.where(events.c.asset == self.asset)
+        if since is not None:
+            stmt = stmt.where(events.c.end_ts >= _utc(since).to_pydatetime())
+        if until is not None:
+            stmt = stmt.where(events.c.start_ts <= _utc(until).to_pydatetime())
+        with database_errors(self.target, "reading events"), self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(events.name, schema=events.schema):
+                return pd.DataFrame(columns=[c.name for c in events.columns])
+            frame = pd.read_sql(stmt.order_by(events.c.start_ts, events.c.id), conn)
+        for column in ("start_ts", "end_ts", "peak_ts"):
+            if column in frame.columns:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return frame
 
     @contextmanager

@@ -566,6 +566,10 @@ class ThresholdCalibrator:
         if not residuals:
             raise CalibrationError("residuals is empty; pass at least one axis")
         axes = [str(axis) for axis in residuals]
+        if machine == "ssr" and len(axes) < 2:
+            # The SSR of one axis is that axis again: a second set of the same events.
+            logger.info("one axis: no ssr machine channel (it would repeat the axis)")
+            machine = "none"
 
         def prepare(axis: str) -> _Series:
             # Looked up here, so a mapping that computes residuals on access does so in

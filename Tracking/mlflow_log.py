@@ -64,6 +64,19 @@ class TrackingOutcome:
         return asdict(self)
 
 
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a local store (``mlartifacts/`` in
+    the folder of a ``sqlite:///`` file or under a ``file:`` store), never MLflow's default
+    ``./mlruns`` of whatever folder the run started in; a server decides for itself (None)."""
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).resolve().parent
+        return (folder / "mlartifacts").as_uri()
+    if uri.startswith("file:") or "://" not in uri:
+        store = Path(uri.removeprefix("file://").removeprefix("file:")).resolve()
+        return (store / "mlartifacts").as_uri()
+    return None
+
+
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"a": {"b": 1}}`` → ``{"a.b": "1"}``; values cut to 500 characters."""
     flat: dict[str, str] = {}
@@ -120,7 +133,9 @@ def log_training(
         experiment_id = (
             experiment.experiment_id
             if experiment is not None
-            else client.create_experiment(config.experiment)
+            else client.create_experiment(
+                config.experiment, artifact_location=artifact_location(config.mlflow_uri)
+            )
         )
         run_id = _log_run(client, experiment_id, record)
         for child in children:

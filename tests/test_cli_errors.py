@@ -181,7 +181,7 @@ def test_many_problems_show_the_first_few_and_count_the_rest(tmp_path: Path) -> 
     assert lines[0] == f"invalid configuration ({config}):"
     assert lines[1] == (
         "  - data.k0: unknown key; valid keys here: asset_col, assets, axes, axis_id_col, "
-        "duplicates, table, time_col, train_end, train_start, value_col"
+        "duplicates, table, time_col, train_end, train_start, units, value_col"
     )
     assert lines[-1] == (
         f"  - ... and {keys + 1 - MAX_PROBLEMS_SHOWN} more problems (fix those above and run again)"
@@ -208,7 +208,8 @@ def test_many_problems_show_the_first_few_and_count_the_rest(tmp_path: Path) -> 
             "k" * 200_000 + "=1",
             "invalid configuration (built-in defaults): kkkk",
             "kkkkkkkkkk: unknown key; valid keys here: data, database, events, fleet, labels, "
-            "model, plots, prep, registry, schedule, scoring, thresholds, tracking (from --set)",
+            "model, plots, prep, registry, report, schedule, scoring, thresholds, tracking "
+            "(from --set)",
         ),
     ],
     ids=["long-text", "long-list", "long-key"],

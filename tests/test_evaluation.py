@@ -302,7 +302,7 @@ def test_plot_residuals_draws_threshold_lines(predicted):
     assert all(line.get_linestyle() == "--" for line in (zero, minc, maxc))
     colours = {to_rgba(line.get_color()) for line in (points, zero, minc, maxc)}
     assert len(colours) == 4
-    assert _legend_labels(fig) == ["residual", "zero", "MinC = 0.4", "MaxC = 1.2"]
+    assert _legend_labels(fig) == ["residual", "zero", "alert (MinC) = 0.4", "error (MaxC) = 1.2"]
     assert ax.get_ylabel() == "Axis #1 residual"
     assert len(plot_residuals(predicted, "Axis #1").axes[0].get_lines()) == 2
 
@@ -376,3 +376,19 @@ def test_a_figure_that_cannot_be_drawn_raises_here_and_writes_nothing(tmp_path, 
 def test_plot_data_checks_columns_before_anything_is_drawn(predicted):
     with pytest.raises(EvaluationError, match=r"plots needs column\(s\) 'axis2', 'axis2_res'"):
         axis_plot_data(predicted, "axis2")
+
+
+def test_threshold_lines_are_named_alert_and_error_on_both_sides_with_units(predicted):
+    from ModelEvaluation.plots import _levels, _with_unit
+
+    record = {"MinC": 0.7, "MaxC": 1.6, "MinC_low": -0.5, "MaxC_low": -1.25, "T_long_steps": 3}
+    spec = _with_unit(_levels(axis_plot_data(predicted, "axis1").residual, record), "A")
+    assert [(label, colour) for _, label, colour in spec.levels] == [
+        ("zero", "black"),
+        ("alert (MinC) = 0.7", "tab:orange"),
+        ("error (MaxC) = 1.6", "tab:purple"),
+        ("alert low (MinC_low) = -0.5", "tab:orange"),
+        ("error low (MaxC_low) = -1.25", "tab:purple"),
+    ]
+    assert spec.y_label == "axis1 residual [A]"
+    assert _with_unit(spec, None) is spec

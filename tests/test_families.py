@@ -26,7 +26,7 @@ from ModelSelection import (
     robust_spread,
     select_families,
 )
-from ModelTraining import out_of_fold
+from ModelTraining import machine_rows, out_of_fold
 
 
 def _frame(**columns) -> pd.DataFrame:
@@ -257,6 +257,19 @@ def test_selection_follows_a_trend_with_the_line_not_the_flat_spline():
     assert select_families(frame, ["a"], DEFAULT_CANDIDATES).chosen["a"][0] == "linear"
 
 
+def test_selection_validates_on_running_rows_when_the_window_ends_in_a_stop():
+    # The trend of the previous test, then a stop of 30 % of the window (every axis 0): the
+    # tail is the last 20 % of the running rows, so the line still wins (a tail of zeros
+    # compares nothing and would keep the first candidate, constant).
+    rng = np.random.default_rng(5)
+    t = np.arange(4_000.0)
+    a = 3 + 0.01 * t + rng.normal(0, 0.5, t.size)
+    a[2_800:] = 0.0
+    selection = select_families(pd.DataFrame({"time_s": t, "a": a}), ["a"], DEFAULT_CANDIDATES)
+    assert selection.chosen["a"][0] == "linear"
+    assert selection.tail_rows == 4_000 - 2_240  # the tail starts at 80 % of 2,800 running rows
+
+
 def test_selection_with_labels_in_the_tail_uses_the_auc():
     rng = np.random.default_rng(6)
     n = 4_000
@@ -318,3 +331,22 @@ def test_out_of_fold_uses_the_most_recent_rows_and_skips_masked_ones():
     # masked -> median of 17..20 = 18.5; row 15 (value 16) itself stays NaN.
     np.testing.assert_array_equal(held.residuals["a"][:5], np.arange(11.0, 16.0) - 18.5)
     assert np.isnan(held.residuals["a"][5])
+
+
+@pytest.mark.parametrize("machine", ["pca", "iforest"])
+def test_out_of_fold_machine_scores_skip_idle_and_masked_rows(machine):
+    # Scoring gives a row where every axis is idle (0) no machine level, and a masked row
+    # (a labelled incident) is not normal: neither may widen the machine threshold.
+    frame = _combinations(200)
+    frame.loc[[20, 21, 150], ["a", "b", "c"]] = 0.0  # the machine stands still
+    frame.loc[60, "a"] = 0.0  # one axis idle, the others run: still scored
+    where = np.ones(200, dtype=bool)
+    where[100:105] = False
+    specs = {axis: ("constant", {}) for axis in "abc"}
+    held = out_of_fold(frame, specs, folds=2, where=where, machine=machine)
+    expected_nan = np.zeros(200, dtype=bool)
+    expected_nan[[20, 21, 150, *range(100, 105)]] = True
+    np.testing.assert_array_equal(np.isnan(held.machine), expected_nan)
+    np.testing.assert_array_equal(
+        machine_rows(frame, ["a", "b", "c"], where), ~expected_nan
+    )

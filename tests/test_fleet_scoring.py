@@ -300,6 +300,10 @@ def test_fleet_scoring_skips_assets_without_a_version_and_reports_each(
     payload = first.json()
     assert payload["counts"] == {"ok": 1, "stale": 0, "no-model": 1, "failed": 0}
     assert payload["events"] == {"alert": 1, "error": 0}
+    assert [
+        (e["asset"], e["axis"], e["severity"], e["start"], e["ratio"])
+        for e in payload["worst_events"]
+    ] == [("r1", "a", "alert", ts(1).isoformat(), 1.5)]
     assert [(a["asset"], a["status"]) for a in payload["assets"]] == [
         ("r1", "ok"),
         ("r2", "no-model"),

@@ -51,6 +51,9 @@ def test_a_training_run_is_logged_and_its_version_registered_with_the_aliases(
     assert logged.tags["mlbox.promoted"] == "true"
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"thresholds.json", "selection.json", "metrics.csv", "meta.yaml", "model"} <= artifacts
+    # the artifacts lie beside the store, not in ./mlruns of the folder the run started in
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert (tmp_path / "mlartifacts" / runs[0].info.run_id / "artifacts" / "meta.yaml").is_file()
     # the registered model follows the registry: v2 passed the gate, v1 is previous
     assert second.promotion["promoted"] is True
     assert str(client.get_model_version_by_alias("mlbox", "champion").version) == "2"

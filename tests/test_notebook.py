@@ -96,6 +96,9 @@ def test_notebook_runs_and_registers_v1_under_tmp_path(
     # Section 4 scored the held-back 20 % and found every labelled anomaly in it.
     assert re.search(r"labels found: (\d+) of \1 \(event recall 1\.0\)", text), text
     assert "false events: 0 in" in text
-    assert sum("image/png" in output.get("data", {}) for output in outputs) >= 2
+    # Section 5: the digest's headline names the worst event; its plots and the heat map show.
+    worst = r"WORST: (axis\d|\* machine \(axis\d \d+%.*\)) error \(\w+\) from 2026-01-05 "
+    assert re.search(worst, text), text
+    assert sum("image/png" in output.get("data", {}) for output in outputs) >= 6
     # Warnings in the kernel do not fail it, but a newcomer would read them as problems.
     assert "Warning:" not in text

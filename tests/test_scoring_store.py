@@ -75,3 +75,22 @@ def test_window_events_stored_one_window_at_a_time_equal_the_union_events(
     union = events("union")
     assert len(union) > 3
     pd.testing.assert_frame_equal(events("pieces"), union, obj=f"seed {seed}, windows {windows}")
+
+
+def test_stored_peak_times_read_back_as_utc_times_inside_their_events(any_db: Db) -> None:
+    frame, thresholds = random_frame(np.random.default_rng(7), 200)
+    store = EventStore(any_db.engine, any_db.target, any_db.table("events"), any_db.table("s"))
+    with store.session("v1", "run") as writer:
+        writer.add(
+            score_frame(frame, None, thresholds).events(),
+            window_ts=frame["ts"],
+            previous_ts=None,
+            next_ts=None,
+        )
+    stored = store.read_events()
+    assert len(stored) > 3
+    for column in ("start_ts", "end_ts", "peak_ts"):
+        assert all(str(stamp.tz) == "UTC" for stamp in stored[column]), column
+    assert (
+        (stored["start_ts"] <= stored["peak_ts"]) & (stored["peak_ts"] <= stored["end_ts"])
+    ).all()

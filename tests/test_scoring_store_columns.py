@@ -37,8 +37,10 @@ EVENTS = {
 }
 STATE = {
     "source_table": ("VARCHAR(255)", False),
+    "asset": ("VARCHAR(128)", False),
     "model_version": ("VARCHAR(64)", False),
     "scored_until": (TIMESTAMPTZ, False),
+    "last_ts": (TIMESTAMPTZ, True),
     "run_id": ("VARCHAR(64)", False),
     "updated_at": (TIMESTAMPTZ, False),
 }

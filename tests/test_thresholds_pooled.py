@@ -119,6 +119,12 @@ def test_the_machine_channel_thresholds_the_mean_squared_standardised_residual()
     assert (machine.side, machine.method, machine.minc_low) == ("upper", "machine", None)
 
 
+def test_one_axis_gets_no_ssr_machine_channel_that_would_repeat_it():
+    rng = np.random.default_rng(2)
+    calibrator = _calibrate({"a": rng.normal(0, 1, 5_000)}, machine="ssr")
+    assert list(calibrator.thresholds_) == ["a"]
+
+
 def test_a_machine_model_channel_uses_its_scores():
     scores = np.arange(1.0, 1001.0)
     calibrator = _calibrate({"a": np.zeros(1000) + 0.5}, machine="pca", scores=scores)

@@ -1,0 +1,367 @@
+"""The morning digest: event states, ordering, top events, sections, rendering, the command.
+
+Score runs use the flat version of ``scoring_helpers`` (value - 1 is the residual, MinC = 1,
+MaxC = 2, runs of 2 samples, samples 1 s apart from T0), so every event is known exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from clitools import make_project, run_cli
+from conftest import Db
+from PIL import Image
+from scoring_helpers import T0, publish_linear_version, ts
+
+from Database import write_chunks
+from Fleet import AssetOutcome, FleetStateStore
+from Orchestration import load_config
+from Orchestration.digest import DigestContext, run_digest
+from Orchestration.fleet_scoring import run_fleet_scoring
+from Reports import (
+    DigestImages,
+    DigestSection,
+    build_digest,
+    classify_events,
+    needs_plot,
+    overview_matrix,
+    pick_top_events,
+    render_html,
+    render_text,
+)
+
+
+def _event(asset, axis, severity, start, end, ratio, contributors=None):
+    return {
+        "asset": asset,
+        "axis": axis,
+        "severity": severity,
+        "start_ts": ts(start),
+        "end_ts": ts(end),
+        "duration_s": float(end - start),
+        "samples": end - start + 1,
+        "peak_ts": ts(start),
+        "ratio": ratio,
+        "side": "above",
+        "actual": 1.0 + ratio,
+        "expected": 1.0,
+        "peak_residual": ratio,
+        "threshold": 1.0,
+        "contributors": contributors,
+        "model_version": "v1",
+    }
+
+
+EVENTS = pd.DataFrame(
+    [
+        _event("r1", "a", "alert", 1, 2, 1.5),  # before since: closed
+        _event("r1", "a", "alert", 4, 5, 2.5),
+        _event("r1", "a", "error", 4, 5, 1.25),
+        _event("r2", "a", "alert", 8, 9, 1.5),  # reaches r2's newest sample: ongoing
+        _event("r3", "b", "alert", 6, 7, 4.0),
+    ]
+)
+NEWEST = {"r1": ts(9), "r2": ts(9), "r3": ts(12)}
+FLEET = pd.DataFrame(
+    [
+        {"asset": "r1", "status": "trained", "version": "v1", "trained_at": T0},
+        {"asset": "r2", "status": "trained", "version": "v2", "trained_at": T0},
+        {"asset": "r3", "status": "failed", "version": "v1", "trained_at": T0, "reason": "boom"},
+        {"asset": "r4", "status": "needs-data", "version": None, "trained_at": None, "missing": 7},
+        {"asset": "r5", "status": "trained", "version": "v1", "trained_at": T0},
+    ]
+)
+
+
+def _digest(**options):
+    return build_digest(
+        EVENTS,
+        source_table="fleet",
+        since=ts(3),
+        until=ts(12),
+        newest=NEWEST,
+        fleet=FLEET,
+        now=T0 + pd.Timedelta(days=2),
+        top_events=options.pop("top_events", 6),
+        **options,
+    )
+
+
+def test_event_states_ongoing_new_closed() -> None:
+    states = classify_events(EVENTS, ts(3), NEWEST)
+    assert states.tolist() == ["closed", "new", "new", "ongoing", "new"]
+    assert classify_events(EVENTS, ts(3), {}).tolist() == ["closed", "new", "new", "new", "new"]
+
+
+def test_digest_orders_assets_and_events_worst_first() -> None:
+    digest = _digest()
+    assert [a.asset for a in digest.assets] == ["r1", "r3", "r2"]
+    r1 = digest.assets[0]
+    assert [(e["severity"], e["ratio"], e["state"]) for e in r1.events] == [
+        ("error", 1.25, "new"),
+        ("alert", 2.5, "new"),
+        ("alert", 1.5, "closed"),
+    ]
+    assert r1.counts == {
+        "ongoing": {"alert": 0, "error": 0},
+        "new": {"alert": 1, "error": 1},
+        "closed": {"alert": 1, "error": 0},
+    }
+    assert digest.assets[2].events[0]["state"] == "ongoing"
+    assert r1.model_age_days == 2.0
+    # The alert episode around r1's error is the same incident: not a top event of its own.
+    assert [(e["asset"], e["severity"], e["start"]) for e in digest.top] == [
+        ("r1", "error", ts(4).isoformat()),
+        ("r3", "alert", ts(6).isoformat()),
+        ("r1", "alert", ts(1).isoformat()),
+        ("r2", "alert", ts(8).isoformat()),
+    ]
+    assert [e["asset"] for e in _digest(top_events=2).top] == ["r1", "r3"]
+    assert [(r["asset"], r["status"]) for r in digest.attention] == [
+        ("r3", "failed"),
+        ("r4", "needs-data"),
+    ]
+    assert digest.quiet == ["r4", "r5"]
+    assert digest.totals["new"] == {"alert": 2, "error": 1}
+
+
+def test_a_machine_event_is_drawn_once_with_its_top_axis() -> None:
+    shares = '[{"axis": "a", "share": 0.7}, {"axis": "b", "share": 0.3}]'
+    events = pd.DataFrame(
+        [
+            _event("r1", "*", "error", 4, 6, 3.0, shares),
+            _event("r1", "a", "error", 4, 6, 1.5),
+            _event("r1", "b", "error", 4, 6, 1.2),
+            _event("r1", "*", "error", 20, 21, 1.1, None),  # no contributors: nothing to draw
+        ]
+    )
+    top = pick_top_events(
+        build_digest(
+            events,
+            source_table="t",
+            since=T0,
+            until=ts(30),
+            newest={},
+            fleet=None,
+            now=T0,
+            top_events=5,
+        ).top,
+        5,
+    )
+    assert [e["axis"] for e in top] == ["*", "a", "b", "*"]
+    assert needs_plot(top) == [True, False, True, False]
+
+
+def test_sections_show_when_a_source_has_rows_and_render_escaped() -> None:
+    drift = DigestSection(
+        "drift", "Drift", ["asset", "axis", "days to threshold"], [["r1", "a", 3.5]]
+    )
+    digest = _digest(sections=[drift])
+    payload = digest.to_dict()
+    assert payload["sections"] == [
+        {
+            "key": "drift",
+            "title": "Drift",
+            "note": "",
+            "rows": [{"asset": "r1", "axis": "a", "days to threshold": 3.5}],
+        }
+    ]
+    assert [e["asset"] for e in payload["top_events"]] == ["r1", "r3", "r1", "r2"]
+    html = render_html(digest, DigestImages())
+    assert 'id="section-drift"' in html and "<td>3.5</td>" in html
+    assert "<section" not in html.lower()
+    assert 'id="section-' not in render_html(_digest(), DigestImages())
+    hostile = EVENTS.assign(asset=EVENTS["asset"].replace("r3", "<script>x</script>"))
+    page = render_html(
+        build_digest(
+            hostile,
+            source_table="t",
+            since=ts(3),
+            until=ts(12),
+            newest={},
+            fleet=None,
+            now=T0,
+            top_events=3,
+        ),
+        DigestImages(),
+    )
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_text_digest_leads_with_the_worst_event() -> None:
+    text = render_text(_digest())
+    lines = text.splitlines()
+    assert lines[0] == "Morning digest of fleet: 2026-01-05 00:00:03 to 2026-01-05 00:00:12 UTC"
+    assert lines[1] == "1 error and 4 alert events on 3 asset(s)"
+    assert lines[3] == "WORST: r1 a error (new) from 2026-01-05 00:00:04 for 1.0s, ratio 1.25 above"
+    assert "  r3: failed boom" in lines and "  r4: needs-data needs 7 more samples" in lines
+    assert lines[-1] == "Quiet: r4, r5"
+    short = render_text(_digest(), assets=1).splitlines()
+    assert "... and 2 more assets with events" in short and not any(
+        line.startswith("r3 (") for line in short
+    )
+
+
+def test_a_digest_before_any_score_run_says_so(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_URL", sqlite_db.url)
+    loaded = load_config(make_project(tmp_path), ["data.table=s", "data.axes=[a, b]"])
+    now = T0 + pd.Timedelta(hours=1)
+    digest = run_digest(loaded, now=now).digest
+    assert (digest.since, digest.until) == (now - pd.Timedelta(hours=24), now)
+    assert digest.note == (
+        "no score run has read s yet: run python orchestrate.py score (the period ends now)"
+    )
+    text = render_text(digest).splitlines()
+    assert text[3:6] == [digest.note, "", "No alert or error events in the period."]
+
+
+def test_overview_counts_alert_episodes_per_asset_and_axis() -> None:
+    matrix = overview_matrix(EVENTS, ["r1", "r2", "r3", "r5"], ["a", "b"], limit=3)
+    assert matrix.index.tolist() == ["r1", "r2", "r3"]
+    assert matrix.to_dict("index") == {
+        "r1": {"a": 2, "b": 0},
+        "r2": {"a": 1, "b": 0},
+        "r3": {"a": 0, "b": 1},
+    }
+
+
+def _append(db: Db, asset: str, residuals: list[float]) -> None:
+    frame = pd.DataFrame(
+        {
+            "ts": [ts(i) for i in range(len(residuals))],
+            "asset": asset,
+            "a": [1.0 + r for r in residuals],
+            "b": 1.0,
+        }
+    )
+    columns = {"ts": sa.DateTime(timezone=True), "asset": sa.Text(), "a": sa.Float(53)}
+    columns["b"] = sa.Float(53)
+    write_chunks(db.engine, db.target, db.table("fleet"), columns, [frame], if_exists="append")
+
+
+@pytest.fixture
+def scored_fleet(any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DB_URL", any_db.url)
+    loaded = load_config(
+        make_project(tmp_path),
+        [
+            f"data.table={any_db.table('fleet')}",
+            "data.asset_col=asset",
+            "data.axes=[a, b]",
+            "data.units={a: A}",
+            f"events.table={any_db.table('events')}",
+            f"fleet.table={any_db.table('fleet_state')}",
+            "events.merge_gap_seconds=0",
+            "fleet.workers=1",
+            "report.context_minutes=1",
+        ],
+    )
+    for asset, residuals in {
+        "r1": [0, 1.5, 1.5, 0, 2.5, 2.5, 0, 0, 0, 0],
+        "r2": [0, 0, 0, 0, 0, 0, 0, 0, 1.5, 1.5],
+        "r3": [0] * 10,
+    }.items():
+        publish_linear_version(tmp_path / "registry" / asset, ["a", "b"])
+        _append(any_db, asset, residuals)
+    run_fleet_scoring(loaded)
+    FleetStateStore(
+        any_db.engine, any_db.target, any_db.table("fleet_state"), any_db.table("fleet")
+    ).write(
+        [
+            AssetOutcome("r1", "trained", version="v1", trained_at=T0.isoformat()),
+            AssetOutcome("r2", "trained", version="v1", trained_at=T0.isoformat()),
+            AssetOutcome("r3", "trained", version="v1", trained_at=T0.isoformat()),
+            AssetOutcome("r4", "needs-data", samples=5, missing=995),
+        ],
+        "test",
+    )
+    return loaded
+
+
+def test_digest_of_a_scored_fleet(scored_fleet) -> None:
+    seen: list[DigestContext] = []
+
+    def health(context: DigestContext) -> DigestSection | None:
+        seen.append(context)
+        return None  # nothing to show: the section is absent
+
+    run = run_digest(
+        scored_fleet, since=ts(2).to_pydatetime(), now=T0 + pd.Timedelta(days=1), sources=[health]
+    )
+    digest = run.digest
+    assert (digest.since, digest.until) == (ts(2), ts(9))
+    assert [(e["asset"], e["severity"], e["state"], e["ratio"]) for e in digest.top] == [
+        ("r1", "error", "new", 1.25),
+        ("r1", "alert", "closed", 1.5),
+        ("r2", "alert", "ongoing", 1.5),
+    ]
+    assert [a.asset for a in digest.assets] == ["r1", "r2"]
+    assert digest.quiet == ["r3", "r4"]
+    assert [r["asset"] for r in digest.attention] == ["r4"]
+    assert digest.sections == [] and seen[0].assets == ["r1", "r2", "r3", "r4"]
+    assert digest.assets[0].model_age_days == 1.0
+    for png in run.images.events:
+        assert Image.open(io.BytesIO(png)).size == (720, 420)
+    assert Image.open(io.BytesIO(run.images.overview)).format == "PNG"
+
+    later = run_digest(scored_fleet, now=T0 + pd.Timedelta(days=1), asset="r2")
+    assert [e["asset"] for e in later.digest.top] == ["r2"]
+
+
+def test_report_command_writes_a_self_contained_page(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+    frame = pd.DataFrame({"ts": [ts(i) for i in range(8)], "a": [1, 3.5, 3.5, 1, 1, 1, 1, 1.0]})
+    frame["b"] = 1.0
+    columns = {"ts": sa.DateTime(timezone=True), "a": sa.Float(53), "b": sa.Float(53)}
+    write_chunks(sqlite_db.engine, sqlite_db.target, "s", columns, [frame], if_exists="replace")
+    config = make_project(
+        tmp_path, "data: {table: s, axes: [a, b]}\nevents: {merge_gap_seconds: 0}\n"
+    )
+    url = sqlite_db.url
+    assert run_cli("orchestrate.py", "score", config=config, db_url=url).code in {0, 10}
+    page = tmp_path / "out" / "digest.html"
+    done = run_cli(
+        "orchestrate.py", "report", "--json", "--output", str(page), config=config, db_url=url
+    )
+    assert done.code == 0, done.stderr
+    payload = done.json()
+    top = payload["top_events"][0]
+    assert (top["axis"], top["severity"], top["ratio"], top["start"]) == (
+        "a",
+        "error",
+        1.25,
+        ts(1).isoformat(),
+    )
+    html = page.read_text(encoding="utf-8")
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    # One top event (the alert around it is the same incident), then the overview heat map.
+    assert len(images) == 2
+    assert Image.open(io.BytesIO(base64.b64decode(images[0]))).size == (720, 420)
+    assert Image.open(io.BytesIO(base64.b64decode(images[1]))).format == "PNG"
+    headline = re.search(r'id="headline">(.*?)</p>', html, re.S).group(1)
+    assert "axis <b>a</b>" in headline and "ratio <b>1.25</b>" in headline
+
+    text = run_cli("orchestrate.py", "report", config=config, db_url=url)
+    assert text.code == 0
+    assert (
+        "WORST: a error (ongoing) from 2026-01-05 00:00:01 for 1.0s, ratio 1.25 above"
+        in (text.stdout)
+        or "WORST: a error (new) from 2026-01-05 00:00:01 for 1.0s, ratio 1.25 above" in text.stdout
+    )
+    bad = run_cli("orchestrate.py", "report", "--since", "yesterday", config=config, db_url=url)
+    assert bad.code == 2 and "neither a duration" in bad.stderr
+    folder = run_cli(
+        "orchestrate.py", "report", "--output", str(tmp_path), config=config, db_url=url
+    )
+    assert folder.code == 8 and "is a folder" in folder.stderr
