@@ -2,7 +2,9 @@
 
 Columns: ``start_ts`` and ``end_ts`` (inclusive; timestamps, ISO text on SQLite, or epoch
 seconds; both required), and optionally ``axis`` (NULL, empty or absent = the whole machine),
-``kind`` and ``severity`` (free text).
+``kind`` and ``severity`` (free text). A fleet's table may hold the asset of each window in a
+column named like ``data.asset_col`` (NULL = every asset); :func:`read_labels` then keeps the
+windows of one asset.
 """
 
 from __future__ import annotations
@@ -40,9 +42,19 @@ def _utc(values: pd.Series, column: str, table: str) -> pd.Series:
         ) from exc
 
 
-def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFrame:
+def read_labels(
+    engine: Engine,
+    target: DatabaseTarget,
+    table: str,
+    *,
+    asset_col: str | None = None,
+    asset: object = None,
+) -> pd.DataFrame:
     """All labels of ``table``, sorted by start: UTC ``start_ts``/``end_ts``, ``axis`` (None =
     machine), ``kind``, ``severity``.
+
+    With ``asset`` and an ``asset_col`` the table has, only the windows of that asset (compared
+    as text) and those without an asset.
 
     Raises
     ------
@@ -67,10 +79,15 @@ def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFr
                 "end_ts (axis, kind and severity are optional)"
             )
         columns = [c for c in LABEL_COLUMNS if c in present]
-        source = sa.table(name, *(sa.column(c) for c in columns), schema=schema)
+        by_asset = asset is not None and asset_col is not None and asset_col in present
+        read = [*columns, asset_col] if by_asset else columns
+        source = sa.table(name, *(sa.column(c) for c in read), schema=schema)
         with engine.connect() as connection:
             rows = connection.execute(sa.select(*source.columns)).fetchall()
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=read)
+    if by_asset:
+        owner = frame.pop(asset_col)
+        frame = frame[owner.isna() | (owner.astype(str) == str(asset))].reset_index(drop=True)
     for column in LABEL_COLUMNS:  # an optional column the table lacks is NULL everywhere
         if column not in frame:
             frame[column] = pd.Series([None] * len(frame), dtype=object)

@@ -272,7 +272,34 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     show.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
 
     command("fleet", "the fleet state table: status, version, samples per asset")
+    _events_parsers(command)
     return parser
+
+
+def _events_parsers(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``events list | label | import``: operator feedback on events (see docs/feedback.md)."""
+    events = command("events", "list stored events with their verdicts, label them, import labels")
+    actions = events.add_subparsers(dest="events_command", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="events, newest first, with peak, ratio, verdict")
+    _common(listing)
+    listing.add_argument("--asset", help="only this asset's events")
+    listing.add_argument("--since", type=_timestamp, help="only events ending at or after this")
+    listing.add_argument("--severity", choices=["alert", "error"], help="only this severity")
+    listing.add_argument("--unlabelled", action="store_true", help="only events without verdict")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    label = actions.add_parser("label", help="give events a verdict (survives re-scoring)")
+    _common(label)
+    label.add_argument("ids", nargs="+", type=int, metavar="ID", help="event ids (events list)")
+    label.add_argument(
+        "--as", dest="verdict", required=True, choices=["confirmed", "false-positive", "ignore"]
+    )
+    label.add_argument("--note", help="free text kept with the verdict")
+    importing = actions.add_parser("import", help="add failure windows from a CSV to labels.table")
+    _common(importing)
+    importing.add_argument(
+        "csv", type=Path, help="CSV with start,end[,asset,axis,kind,severity] (ISO-8601 times)"
+    )
 
 
 def _plots_option(parser: argparse.ArgumentParser) -> None:
@@ -554,6 +581,44 @@ def _cmd_registry(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return int(ExitCode.OK)
 
 
+def _cmd_events(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .feedback import format_events, import_labels, label_events, list_events
+
+    if args.events_command == "import":
+        result = import_labels(loaded, args.csv)
+        detail = (
+            f"imported {result.rows} label window(s) into {result.table} "
+            f"({result.skipped} already there)"
+        )
+        payload: dict[str, Any] = {
+            "table": result.table,
+            "rows": result.rows,
+            "skipped": result.skipped,
+        }
+        text = detail
+    else:
+        if args.events_command == "list":
+            events = list_events(
+                loaded,
+                asset=args.asset,
+                since=args.since,
+                severity=args.severity,
+                unlabelled=args.unlabelled,
+                limit=args.limit,
+            )
+            detail = f"{len(events)} event(s) of {loaded.config.data.table}"
+        else:
+            events = label_events(loaded, args.ids, args.verdict, args.note)
+            detail = f"labelled {len(events)} event(s) {args.verdict}"
+        payload = {"events": events.astype(object).where(events.notna(), None).to_dict("records")}
+        text = format_events(events) if len(events) else detail
+    if args.json:
+        _print_json({"status": _ok(detail), **payload})
+    else:
+        print(text)
+    return int(ExitCode.OK)
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "train": _cmd_train,
     "profile": _cmd_profile,
@@ -563,6 +628,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "demo-db": _cmd_demo_db,
     "registry": _cmd_registry,
     "fleet": _cmd_fleet,
+    "events": _cmd_events,
 }
 
 
