@@ -42,7 +42,7 @@ from DataExtractionAnalysis import (
     resolve_bound,
 )
 from DataPreparation import PreparedData, prepare
-from Labels import label_mask, read_labels
+from Labels import FeedbackStore, TrainingMask, read_labels, training_mask
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
@@ -117,6 +117,9 @@ class RunState:
     prepared: PreparedData | None = None
     labels: pd.DataFrame | None = None
     masks: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per axis (and ``*``), the training rows inside a known incident."""
+    mask: TrainingMask | None = None
+    """Known incidents and maintenance windows of the training rows (None: none known)."""
     selection: Selection | None = None
     families: dict[str, FamilySpec] = field(default_factory=dict)
     models: AxisModelSet | None = None
@@ -257,25 +260,60 @@ def _prepare(state: RunState) -> None:
         state.loaded.config.prep,
         dt_seconds=state.profile.dt_seconds,
     )
-    labels = state.loaded.config.labels
+    _mask_known_windows(state)
+
+
+def _mask_known_windows(state: RunState) -> None:
+    """Incidents (labels, confirmed events, with the margin) and maintenance windows of this
+    asset's training rows (see :mod:`Labels.masking`)."""
+    assert state.prepared is not None
+    config = state.loaded.config
+    labels = config.labels
+    engine, target = state.session.engine, state.session.target
+    by_asset = {"asset_col": config.data.asset_col, "asset": state.asset}
     if labels.table is not None:
-        state.labels = read_labels(state.session.engine, state.session.target, labels.table)
-        state.masks = label_mask(state.prepared.frame["ts"], state.labels, state.axes)
-        logger.info(
-            "labels: %d window(s) in %s cover %d of %d training rows%s",
-            len(state.labels),
-            labels.table,
-            int(np.count_nonzero(state.masks["*"])),
-            len(state.prepared.frame),
-            "; they are left out of fits and calibration" if labels.mask_training else "",
+        state.labels = read_labels(engine, target, labels.table, **by_asset)
+    confirmed = FeedbackStore(engine, target, config.events.table).verdict_windows(
+        config.data.table, "" if state.asset is None else str(state.asset)
+    )
+    calendar = None
+    if labels.calendar_table is not None:
+        calendar = read_labels(
+            engine, target, labels.calendar_table, key="labels.calendar_table", **by_asset
         )
+    if state.labels is None and confirmed.empty and calendar is None:
+        return
+    state.mask = training_mask(
+        state.prepared.frame["ts"],
+        state.axes,
+        labels=state.labels,
+        confirmed=confirmed,
+        maintenance=calendar,
+        margin=pd.Timedelta(labels.mask_margin),
+    )
+    state.masks = state.mask.incidents
+    summary = state.mask.summary()
+    logger.info(
+        "known windows: %d labelled, %d confirmed event(s) (margin %gs), %d maintenance; they "
+        "cover %d of %d training rows (%d in incidents, %d in maintenance)%s",
+        summary["windows"]["labels"],
+        summary["windows"]["confirmed"],
+        summary["margin_s"],
+        summary["windows"]["maintenance"],
+        summary["masked_rows"],
+        summary["rows"],
+        summary["masked_incident_rows"],
+        summary["masked_maintenance_rows"],
+        "; they are left out of fits and calibration" if labels.mask_training else "",
+    )
 
 
 def _allowed(state: RunState) -> np.ndarray | None:
-    """Rows fits and calibration may use: all but labelled anomalies (when masking)."""
-    if not state.masks or not state.loaded.config.labels.mask_training:
+    """Rows fits and calibration may use: all but known incidents and maintenance windows
+    (when masking)."""
+    if state.mask is None or not state.loaded.config.labels.mask_training:
         return None
-    return ~state.masks["*"]
+    return ~state.mask.excluded
 
 
 def _select(state: RunState) -> None:
@@ -535,15 +573,30 @@ def _meta(state: RunState) -> dict[str, Any]:
         "machine_channel": config.model.machine,
         "labels": {
             "table": config.labels.table,
-            "windows": 0 if state.labels is None else len(state.labels),
-            "masked_rows": int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
-            "masked": bool(state.masks) and config.labels.mask_training,
+            "calendar_table": config.labels.calendar_table,
+            "masked": state.mask is not None and config.labels.mask_training,
+            **_mask_summary(state),
         },
         "alarm_budget": dict(state.alarm_budget),
         "dt_seconds": state.profile.dt_seconds,
         "libraries": dict(_library_versions()),
         "code_revision": _code_revision(),
         "timings_s": dict(state.timings),
+    }
+
+
+def _mask_summary(state: RunState) -> dict[str, Any]:
+    """What masking saw and left out (``meta.yaml`` ``labels``); zeros when nothing is known."""
+    if state.mask is not None:
+        return state.mask.summary()
+    rows = 0 if state.prepared is None else len(state.prepared.frame)
+    return {
+        "windows": {"labels": 0, "confirmed": 0, "maintenance": 0},
+        "margin_s": state.loaded.config.labels.mask_margin.total_seconds(),
+        "rows": rows,
+        "masked_incident_rows": 0,
+        "masked_maintenance_rows": 0,
+        "masked_rows": 0,
     }
 
 
@@ -726,7 +779,7 @@ class TrainingRun:
             data_source=_data_source(state),
             families=state.models.families_(),
             alarm_budget=dict(state.alarm_budget),
-            masked_rows=int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
+            masked_rows=_mask_summary(state)["masked_rows"],
         )
 
 
