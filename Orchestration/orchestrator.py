@@ -42,7 +42,7 @@ from DataExtractionAnalysis import (
     resolve_bound,
 )
 from DataPreparation import PreparedData, prepare
-from Labels import FeedbackStore, TrainingMask, read_labels, training_mask
+from Labels import VERDICTS, FeedbackStore, TrainingMask, read_labels, training_mask
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
@@ -54,7 +54,7 @@ from ModelEvaluation import (
 from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
-from Thresholding import ThresholdCalibrator
+from Thresholding import ThresholdCalibrator, apply_learned, outcome_rows, smooth
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
@@ -120,6 +120,9 @@ class RunState:
     """Per axis (and ``*``), the training rows inside a known incident."""
     mask: TrainingMask | None = None
     """Known incidents and maintenance windows of the training rows (None: none known)."""
+    verdicts: pd.DataFrame | None = None
+    """Operators' verdicts on this asset's events (``start_ts``, ``end_ts``, ``axis``,
+    ``severity``, ``verdict``)."""
     selection: Selection | None = None
     families: dict[str, FamilySpec] = field(default_factory=dict)
     models: AxisModelSet | None = None
@@ -273,9 +276,10 @@ def _mask_known_windows(state: RunState) -> None:
     by_asset = {"asset_col": config.data.asset_col, "asset": state.asset}
     if labels.table is not None:
         state.labels = read_labels(engine, target, labels.table, **by_asset)
-    confirmed = FeedbackStore(engine, target, config.events.table).verdict_windows(
-        config.data.table, "" if state.asset is None else str(state.asset)
+    state.verdicts = FeedbackStore(engine, target, config.events.table).verdict_windows(
+        config.data.table, "" if state.asset is None else str(state.asset), VERDICTS
     )
+    confirmed = state.verdicts[state.verdicts["verdict"] == "confirmed"]
     calendar = None
     if labels.calendar_table is not None:
         calendar = read_labels(
@@ -473,6 +477,8 @@ def _threshold(state: RunState) -> None:
         merge_gap_seconds=config.events.merge_gap_seconds,
     )
     state.thresholds = calibrator.to_dict()
+    if config.thresholds.mode == "learned":
+        state.thresholds = _learned_thresholds(state)
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
@@ -488,6 +494,69 @@ def _threshold(state: RunState) -> None:
             for name, record in state.thresholds.items()
         ),
     )
+
+
+def _outcome_windows(state: RunState) -> pd.DataFrame:
+    """Labelled windows (incidents) and verdicts on events, as ``start_ts``, ``end_ts``,
+    ``axis``, ``kind`` (confirmed, false-positive, ignore) and ``severity``."""
+    columns = ["start_ts", "end_ts", "axis", "kind", "severity"]
+    parts = []
+    if state.labels is not None and len(state.labels):
+        parts.append(state.labels.assign(kind="confirmed")[columns])
+    if state.verdicts is not None and len(state.verdicts):
+        parts.append(state.verdicts.rename(columns={"verdict": "kind"})[columns])
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _learned_thresholds(state: RunState) -> dict[str, dict[str, Any]]:
+    """The percentile thresholds with the learned rule where the outcomes give confidence
+    (``thresholds.mode: learned``, see :mod:`Thresholding.learned`).
+
+    Learned on the final model's residuals of every row (smoothed as scoring smooths them);
+    rows the model never fitted (known incidents) are what it must find. Maintenance rows give
+    no judgement.
+    """
+    assert state.prepared is not None
+    policy = state.loaded.config.thresholds
+    frame = state.prepared.frame
+    windows = _outcome_windows(state)
+    plain = _axis_residuals(state)
+    service = None if state.mask is None else state.mask.maintenance
+
+    def compared(axis: str) -> np.ndarray:
+        residual = smooth(plain[axis], policy.smoothing)
+        return residual if service is None else np.where(service, np.nan, residual)
+
+    learned = policy.learned
+    records = apply_learned(
+        state.thresholds,
+        _Computed(list(plain), compared),
+        {
+            axis: outcome_rows(frame["ts"], windows, axis, learned.severity_weights)
+            for axis in plain
+        },
+        multipliers=learned.multipliers,
+        sustains=learned.sustains,
+        false_alarm_cost=learned.false_alarm_cost,
+        min_labels=learned.min_labels,
+        min_confidence=learned.min_confidence,
+    )
+    for axis, record in records.items():
+        report = record["learned"]
+        logger.info(
+            "thresholds of %s: %s (%s%s)",
+            axis,
+            record["threshold_source"],
+            report["reason"],
+            f", confidence {report['confidence']:.2f}, x{report['multiplier']:g}, sustain "
+            f"{report['sustain']}, {report['found']}/{report['incidents']} incidents found, "
+            f"{report['false_alarms']} false alarms"
+            if "confidence" in report
+            else "",
+        )
+    return records
 
 
 def _plot(state: RunState) -> None:
