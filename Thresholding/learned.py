@@ -17,6 +17,9 @@ from the incident's start to that alert (0 when the run began earlier). So findi
 early is worth up to its weight, late half of it, and every false alarm costs. Ties go to the
 larger multiplier (fewer alarms on data not seen), then the shorter sustain (earlier alarms).
 
+Incidents of the whole machine (axis NULL or ``*``) may show on some axes only: for each axis
+they excuse alarms, like events labelled ignore, but are not the axis's to find.
+
 Confidence in [0, 1] = min(1, labels / min_labels) x max(0, recall - false discovery rate) at
 the optimum, with labels = incidents + false positives of the axis, recall = weight found /
 weight of all incidents, false discovery rate = false alarms / (false alarms + incidents
@@ -197,7 +200,8 @@ def outcome_rows(
 ) -> Outcomes:
     """The windows (``start_ts``, ``end_ts``, ``axis``, ``kind``, ``severity``) that concern
     ``axis`` (its own, the machine's: axis None or ``*``) as row ranges of ``ts``; windows
-    holding no row are left out. ``weights`` maps a severity to its weight (default 1)."""
+    holding no row are left out. ``weights`` maps a severity to its weight (default 1).
+    Incidents of the whole machine become ``ignore`` for the axis (see the module docstring)."""
     if windows.empty:
         return Outcomes.of([])
     times = (
@@ -222,8 +226,13 @@ def outcome_rows(
         - 1
     )
     weight = mine["severity"].map(lambda s: weights.get(str(s), 1.0)).to_numpy(np.float64)
+    kind = mine["kind"].to_numpy(object).copy()
+    # An incident of the whole machine may show on other axes only: it excuses this axis's
+    # alarms but is not this axis's to find.
+    machine_wide = (mine["axis"].isna() | (mine["axis"] == "*")).to_numpy(bool)
+    kind[machine_wide & (kind == "confirmed")] = "ignore"
     held = lo <= hi
-    return Outcomes(lo[held], hi[held], mine["kind"].to_numpy(object)[held], weight[held])
+    return Outcomes(lo[held], hi[held], kind[held], weight[held])
 
 
 def _exceed(residual: np.ndarray, record: Mapping[str, Any]) -> np.ndarray | None:

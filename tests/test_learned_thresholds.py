@@ -146,21 +146,21 @@ def test_labelled_windows_become_row_ranges_of_their_axis_and_the_machine() -> N
     ts = pd.Series([t0 + pd.Timedelta(seconds=2 * i) for i in range(10)])
     windows = pd.DataFrame(
         {
-            "start_ts": [t0 + pd.Timedelta(seconds=s) for s in (1, 4, 10, 30)],
-            "end_ts": [t0 + pd.Timedelta(seconds=s) for s in (5, 4, 12, 40)],
-            "axis": pd.Series(["a", None, "b", "*"], dtype=object),
-            "kind": ["confirmed", "false-positive", "confirmed", "ignore"],
-            "severity": ["error", None, "alert", "high"],
+            "start_ts": [t0 + pd.Timedelta(seconds=s) for s in (1, 4, 10, 30, 14)],
+            "end_ts": [t0 + pd.Timedelta(seconds=s) for s in (5, 4, 12, 40, 16)],
+            "axis": pd.Series(["a", None, "b", "*", None], dtype=object),
+            "kind": ["confirmed", "false-positive", "confirmed", "ignore", "confirmed"],
+            "severity": ["error", None, "alert", "high", "alert"],
         }
     )
 
     rows = outcome_rows(ts, windows, "a", {"error": 2.0})
 
     # 1-5 s holds rows 1-2 (2 s, 4 s); 4-4 s row 2; b's window is another axis; 30-40 s holds
-    # no row.
-    assert rows.start.tolist() == [1, 2] and rows.end.tolist() == [2, 2]
-    assert rows.kind.tolist() == ["confirmed", "false-positive"]
-    assert rows.weight.tolist() == [2.0, 1.0]
+    # no row; the machine-wide incident at 14-16 s excuses a's alarms (rows 7-8).
+    assert rows.start.tolist() == [1, 2, 7] and rows.end.tolist() == [2, 2, 8]
+    assert rows.kind.tolist() == ["confirmed", "false-positive", "ignore"]
+    assert rows.weight.tolist() == [2.0, 1.0, 1.0]
 
 
 def test_training_in_learned_mode_records_per_axis_which_thresholds_it_uses(
