@@ -30,6 +30,7 @@ from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
+from Prediction import PredictorConfig
 from Scoring import EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
 
@@ -195,6 +196,7 @@ class AppConfig(BaseModel):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
 
 
 @dataclass(frozen=True)
