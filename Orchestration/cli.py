@@ -43,6 +43,9 @@ EXIT_CODES_HELP = """exit codes:
                      --json "assets"; the others were trained or scored)
   10  stale          score found no new rows and the newest sample is older than
                      scoring.stale_after: the source stopped delivering data
+  13  missing-ml-extras  predictor train/apply: a library it needs is not installed
+  14  missing-ml-models  apply: an asset has no trained predictor
+  15  invalid-ml-input   predictor train/apply: unusable features (no rows, one class, ...)
 """
 
 
@@ -273,6 +276,21 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
 
     command("fleet", "the fleet state table: status, version, samples per asset")
     _events_parsers(command)
+    predictor = command("predictor", "failure predictors per asset (see docs/prediction.md)")
+    predictor_actions = predictor.add_subparsers(dest="predictor_command", metavar="ACTION")
+    predictor_actions.required = True
+    train_predictor = predictor_actions.add_parser(
+        "train", help="train, validate in time order and publish a predictor per asset"
+    )
+    _common(train_predictor)
+    train_predictor.add_argument("--asset", help="only this asset")
+    apply = command("apply", "write the failure probability per asset and time bucket")
+    apply.add_argument("--asset", help="only this asset")
+    apply.add_argument(
+        "--since",
+        type=_timestamp,
+        help="from this bucket on (default: where the last apply of the asset stopped)",
+    )
     return parser
 
 
@@ -619,6 +637,23 @@ def _cmd_events(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return int(ExitCode.OK)
 
 
+def _cmd_prediction(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .prediction import apply_predictors, train_predictors
+
+    if args.command == "apply":
+        run = apply_predictors(loaded, asset=args.asset, since=args.since)
+    else:
+        run = train_predictors(loaded, asset=args.asset)
+    status = Status(run.code, run.detail)
+    if args.json:
+        _print_json({"status": status.to_dict(), **run.to_dict()})
+    else:
+        for answer in run.answers:
+            print(f"{answer.asset or 'machine'}: {answer.code}: {answer.detail}")
+        print(run.detail)
+    return int(status.exit_code)
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "train": _cmd_train,
     "profile": _cmd_profile,
@@ -629,6 +664,8 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "registry": _cmd_registry,
     "fleet": _cmd_fleet,
     "events": _cmd_events,
+    "predictor": _cmd_prediction,
+    "apply": _cmd_prediction,
 }
 
 

@@ -74,6 +74,11 @@ class PredictorConfig(BaseModel):
         description="Table apply writes (asset, bucket_start, probability, model_version), in "
         "the data's database.",
     )
+    root_dir: str = Field(
+        "ModelRegistry/predictors",
+        description="Registry of the predictors (versions with the forest, metrics and plots; "
+        "a fleet: one folder per asset), relative to the config file.",
+    )
     feature_dir: str = Field(
         "out/features",
         description="Feature store: one Parquet file per asset (features of its last training "

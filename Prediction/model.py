@@ -204,9 +204,8 @@ def out_of_fold_metrics(
     tested = np.isfinite(probability) & np.isfinite(label)
     y, p = label[tested].astype(int), probability[tested]
     warn = (p >= threshold).astype(int)
-    tn, fp, fn, tp = (
-        metrics.confusion_matrix(y, warn, labels=[0, 1]).ravel() if y.size else (0, 0, 0, 0)
-    )
+    counts = metrics.confusion_matrix(y, warn, labels=[0, 1]).ravel() if y.size else [0] * 4
+    tn, fp, fn, tp = (int(c) for c in counts)
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = None
     if precision is not None and recall is not None and precision + recall > 0:
@@ -227,12 +226,12 @@ def out_of_fold_metrics(
     return PredictorMetrics(
         buckets=int(y.size),
         positives=int(y.sum()),
-        accuracy=_ratio(tp + tn, y.size),
+        accuracy=_ratio(tp + tn, int(y.size)),
         precision=precision,
         recall=recall,
         f1=f1,
         auc=auc,
-        confusion=[[int(tn), int(fp)], [int(fn), int(tp)]],
+        confusion=[[tn, fp], [fn, tp]],
         incidents=counted,
         warned=warned,
         mean_forewarning_s=float(np.mean(lead)) if lead else None,

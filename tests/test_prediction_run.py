@@ -1,0 +1,177 @@
+"""predictor train and apply end to end on a small synthetic machine: metrics, the registry
+version, the feature store, idempotent apply, gating, and every ml_status code."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from clitools import make_project, run_cli
+from conftest import Db
+
+from Database import write_chunks
+from Orchestration import load_config
+from Orchestration.prediction import apply_predictors, train_predictors
+
+T0 = pd.Timestamp("2026-01-05", tz="UTC")
+STEP = pd.Timedelta(seconds=30)
+ROWS = 8 * 24 * 120  # 8 days at 30 s
+INCIDENTS = [int(i) for i in np.linspace(600, ROWS - 600, 14)]
+
+
+def _machine(db: Db) -> None:
+    """Axis a drifts up over the 40 minutes before each incident (the precursor to learn),
+    then jumps during the 10-minute incident; b is noise."""
+    rng = np.random.default_rng(4)
+    a = 5.0 + rng.normal(0, 0.05, ROWS)
+    for first in INCIDENTS:
+        a[first - 80 : first] += np.linspace(0.0, 1.0, 80)
+        a[first : first + 20] += 3.0
+    frame = pd.DataFrame(
+        {"ts": [T0 + i * STEP for i in range(ROWS)], "a": a, "b": 7 + rng.normal(0, 0.05, ROWS)}
+    )
+    columns = {"ts": sa.DateTime(timezone=True), "a": sa.Float(53), "b": sa.Float(53)}
+    write_chunks(db.engine, db.target, db.table("s"), columns, [frame])
+    pd.DataFrame(
+        {
+            "start_ts": [T0 + i * STEP for i in INCIDENTS],
+            "end_ts": [T0 + (i + 19) * STEP for i in INCIDENTS],
+            "axis": "a",
+            "severity": "error",
+        }
+    ).to_sql("failures", db.engine, schema=db.schema, index=False)
+
+
+SETTINGS = [
+    "data.axes=[a, b]",
+    "predictor.bucket=5m",
+    "predictor.windows=[15m, 60m]",
+    "predictor.horizon=1h",
+    "predictor.folds=3",
+    "predictor.n_estimators=30",
+    "predictor.table=risk",
+]
+
+
+@pytest.fixture
+def project(any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    _machine(any_db)
+    monkeypatch.setenv("DB_URL", any_db.url)
+
+    def loaded(*extra: str):
+        return load_config(
+            make_project(tmp_path),
+            [
+                f"data.table={any_db.table('s')}",
+                f"labels.table={any_db.table('failures')}",
+                f"events.table={any_db.table('events')}",
+                *SETTINGS,
+                f"predictor.table={any_db.table('risk')}",
+                *extra,
+            ],
+        )
+
+    return loaded
+
+
+def _risk(db: Db) -> pd.DataFrame:
+    return pd.read_sql_table("risk", db.engine, schema=db.schema)
+
+
+def test_train_then_apply_fills_the_table_once(project, any_db: Db, tmp_path: Path) -> None:
+    trained = train_predictors(project())
+
+    answer = trained.answers[0]
+    assert (trained.code, answer.code, answer.version) == ("ok", "ok", "v1"), answer.detail
+    metrics = answer.metrics
+    assert metrics["auc"] > 0.75 and metrics["warned"] >= 1  # the ramp gives warning
+    assert metrics["mean_forewarning_s"] > 0
+    assert sum(map(sum, metrics["confusion"])) == metrics["buckets"]
+    version = tmp_path / "ModelRegistry" / "predictors" / "v1"
+    for name in ("predictor.pkl", "metrics.json", "importance.csv", "meta.yaml"):
+        assert (version / name).is_file(), name
+    assert {p.name for p in (version / "plots").iterdir()} == {
+        "confusion.png",
+        "roc.png",
+        "importance.png",
+    }
+    stored = pd.read_parquet(tmp_path / "out" / "features" / "machine.parquet")
+    assert len(stored) == answer.buckets == ROWS * 30 // 300
+    assert "a_roc_900s" in stored and "events_3600s" in stored
+
+    first = apply_predictors(project())
+    rows = _risk(any_db)
+    again = apply_predictors(project(), since=T0.to_pydatetime())
+
+    assert first.code == "ok" and first.answers[0].written == ROWS * 30 // 300
+    assert len(rows) == first.answers[0].written
+    assert rows["probability"].between(0, 1).all() and set(rows["model_version"]) == {"v1"}
+    assert again.answers[0].written == len(rows) and len(_risk(any_db)) == len(rows)
+    # Without --since, apply continues at the newest bucket written: that bucket only.
+    assert apply_predictors(project()).answers[0].written == 1
+    assert len(_risk(any_db)) == len(rows)
+
+
+def test_too_few_incidents_need_labels_and_train_nothing(project, tmp_path: Path) -> None:
+    run = train_predictors(project("predictor.min_incidents=20"))
+
+    answer = run.answers[0]
+    assert (run.code, answer.code, answer.version) == ("ok", "ok", None)
+    assert answer.detail == (
+        "needs-labels: 14 known incident(s) in the window, 6 more needed (predictor.min_incidents)"
+    )
+    assert not (tmp_path / "ModelRegistry" / "predictors").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "message"),
+    [
+        ("no-predictor", "missing-ml-models", r"no predictor for the machine"),
+        ("no-optuna", "missing-ml-extras", r"predictor.tuning.trials > 0 needs Optuna"),
+        ("empty-window", "invalid-ml-input", r"no rows in table .* in the window"),
+        ("tampered", "ml-error", r"ChecksumError"),
+    ],
+)
+def test_every_ml_status_is_reachable(
+    project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, code: str, message: str
+) -> None:
+    if case == "no-predictor":
+        run = apply_predictors(project())
+    elif case == "no-optuna":
+        monkeypatch.setitem(sys.modules, "optuna", None)  # as if it were not installed
+        run = train_predictors(project("predictor.tuning.trials=2"))
+    elif case == "empty-window":
+        run = train_predictors(project("data.train_end=2020-01-01T00:00:00Z"))
+    else:
+        assert train_predictors(project()).code == "ok"
+        pickled = tmp_path / "ModelRegistry" / "predictors" / "v1" / "predictor.pkl"
+        pickled.chmod(0o644)
+        pickled.write_bytes(pickled.read_bytes() + b"tampered")
+        run = apply_predictors(project())
+
+    assert run.code == code
+    assert run.answers[0].code == code
+    assert re.search(message, run.answers[0].detail), run.answers[0].detail
+
+
+def test_the_command_line_exit_codes_follow_ml_status(sqlite_db: Db, tmp_path: Path) -> None:
+    _machine(sqlite_db)
+    config = make_project(
+        tmp_path,
+        "data: {table: s, axes: [a, b]}\nlabels: {table: failures}\n"
+        "predictor: {bucket: 5m, windows: [15m, 60m], folds: 3, n_estimators: 20}\n",
+    )
+    missing = run_cli("orchestrate.py", "apply", "--json", config=config, db_url=sqlite_db.url)
+    trained = run_cli("orchestrate.py", "predictor", "train", config=config, db_url=sqlite_db.url)
+    applied = run_cli("orchestrate.py", "apply", "--json", config=config, db_url=sqlite_db.url)
+
+    assert missing.code == 14
+    assert missing.json()["status"]["code"] == "missing-ml-models"
+    assert missing.json()["assets"][0]["ml_status"]["code"] == "missing-ml-models"
+    assert trained.code == 0 and "machine: ok: trained v1" in trained.stdout
+    assert applied.code == 0 and applied.json()["assets"][0]["written"] == ROWS * 30 // 300
