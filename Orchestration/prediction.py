@@ -137,7 +137,7 @@ def _registry(loaded: LoadedConfig, asset: Any) -> ModelRegistry:
 
 def _incidents(loaded: LoadedConfig, session: DatabaseSession, asset: Any) -> pd.DataFrame:
     """Known incidents of the asset: labelled windows and confirmed events (start, end,
-    severity)."""
+    severity), overlapping ones merged."""
     config = loaded.config
     parts = []
     if config.labels.table is not None:
@@ -155,7 +155,19 @@ def _incidents(loaded: LoadedConfig, session: DatabaseSession, asset: Any) -> pd
     frames = [p for p in parts if len(p)]
     if not frames:
         return pd.DataFrame(columns=["start_ts", "end_ts", "severity"])
-    return pd.concat(frames, ignore_index=True).sort_values("start_ts", ignore_index=True)
+    windows = pd.concat(frames, ignore_index=True)
+    windows["start_ts"] = pd.to_datetime(windows["start_ts"], utc=True)
+    windows["end_ts"] = pd.to_datetime(windows["end_ts"], utc=True)
+    windows = windows.sort_values("start_ts", ignore_index=True)
+    # A confirmed event inside a labelled window is the same incident: overlapping windows
+    # become one (the earliest start, the latest end, the first severity).
+    reach = windows["end_ts"].cummax().shift()
+    incident = (windows["start_ts"] > reach).cumsum()
+    return (
+        windows.groupby(incident)
+        .agg(start_ts=("start_ts", "min"), end_ts=("end_ts", "max"), severity=("severity", "first"))
+        .reset_index(drop=True)
+    )
 
 
 def _features(

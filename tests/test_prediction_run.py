@@ -15,6 +15,7 @@ from clitools import make_project, run_cli
 from conftest import Db
 
 from Database import write_chunks
+from Labels import FeedbackStore
 from Orchestration import load_config
 from Orchestration.prediction import apply_predictors, train_predictors
 
@@ -117,13 +118,33 @@ def test_train_then_apply_fills_the_table_once(project, any_db: Db, tmp_path: Pa
     assert len(_risk(any_db)) == len(rows)
 
 
-def test_too_few_incidents_need_labels_and_train_nothing(project, tmp_path: Path) -> None:
-    run = train_predictors(project("predictor.min_incidents=20"))
+def test_too_few_incidents_need_labels_and_train_nothing(
+    project, any_db: Db, tmp_path: Path
+) -> None:
+    loaded = project("predictor.min_incidents=20")
+    # A confirmed event inside a labelled incident is the same incident (counted once); one
+    # elsewhere is another.
+    first = INCIDENTS[0]
+    events = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "source_table": any_db.table("s"),
+            "asset": "",
+            "axis": "a",
+            "severity": "error",
+            "start_ts": [T0 + (first + 2) * STEP, T0 + 100 * STEP],
+            "end_ts": [T0 + (first + 4) * STEP, T0 + 101 * STEP],
+            "model_version": "v1",
+        }
+    )
+    FeedbackStore(any_db.engine, any_db.target, any_db.table("events")).label(events, "confirmed")
+
+    run = train_predictors(loaded)
 
     answer = run.answers[0]
     assert (run.code, answer.code, answer.version) == ("ok", "ok", None)
     assert answer.detail == (
-        "needs-labels: 14 known incident(s) in the window, 6 more needed (predictor.min_incidents)"
+        "needs-labels: 15 known incident(s) in the window, 5 more needed (predictor.min_incidents)"
     )
     assert not (tmp_path / "ModelRegistry" / "predictors").exists()
 
