@@ -36,6 +36,7 @@ import sqlalchemy as sa
 
 from Database import DatabaseError, database_errors, split_table_name, write_transaction
 from DataExtractionAnalysis import ExtractionError, extract_window, list_assets
+from DataPreparation import time_since
 from Fleet import asset_folder
 from Labels import FeedbackStore, LabelsError, read_labels
 from ModelRegistry import ModelRegistry, VersionNotFoundError
@@ -58,6 +59,7 @@ from Scoring import EventStore
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .orchestrator import training_window
+from .scoring import _load_model
 
 __all__ = ["AssetAnswer", "PredictionRun", "apply_predictors", "train_predictors"]
 
@@ -189,6 +191,9 @@ def _features(
         asset=asset,
     ).frame
     axes = config.data.axis_columns
+    columns = {axis: frame[axis].to_numpy(dtype=np.float64) for axis in axes}
+    if config.predictor.residuals:
+        columns.update(_absolute_residuals(loaded, frame, asset))
     store = EventStore(
         session.engine,
         session.target,
@@ -202,13 +207,27 @@ def _features(
     predictor = config.predictor
     return window_features(
         frame["ts"],
-        {axis: frame[axis].to_numpy(dtype=np.float64) for axis in axes},
+        columns,
         pd.Timedelta(predictor.bucket),
         [pd.Timedelta(w) for w in predictor.windows],
         event_starts=events["start_ts"]
         if len(events)
         else pd.Series([], dtype="datetime64[ns, UTC]"),
     )
+
+
+def _absolute_residuals(loaded: LoadedConfig, frame: pd.DataFrame, asset: Any) -> dict:
+    """``{axis}_absres``: |residual| of each axis under the asset's latest registered model;
+    none without a model."""
+    try:
+        model = _load_model(loaded, "latest", asset)
+    except VersionNotFoundError:
+        return {}
+    timed = frame.assign(time_s=time_since(frame["ts"], model.t0))
+    return {
+        f"{axis}_absres": np.abs(model.models.residual(timed, axis))
+        for axis in model.models.models_
+    }
 
 
 def _store_features(loaded: LoadedConfig, asset: Any, features: pd.DataFrame) -> Path:

@@ -53,6 +53,11 @@ class PredictorConfig(BaseModel):
         description="Forewarning horizon H: a bucket is positive when a confirmed incident "
         "starts within H after it.",
     )
+    residuals: bool = Field(
+        True,
+        description="Also featurise |residual| of every axis under the asset's latest "
+        "registered model (when one exists): the model's view of what is unusual.",
+    )
     min_incidents: int = Field(
         3,
         ge=1,

@@ -14,7 +14,8 @@ column ``c`` and window ``w`` (``w`` its length, e.g. ``300s``):
 - ``events_w``: events (alert/error) that started in the window's buckets, when event starts are
   given.
 
-Residual columns (``|residual|`` of a model) are featurised like any other column.
+Residual columns (``{axis}_absres``: ``|residual|`` under the asset's model) are featurised
+like any other column.
 """
 
 from __future__ import annotations

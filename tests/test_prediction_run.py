@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from clitools import make_project, run_cli
 from conftest import Db
+from scoring_helpers import publish_linear_version
 
 from Database import write_chunks
 from Labels import FeedbackStore
@@ -196,3 +197,22 @@ def test_the_command_line_exit_codes_follow_ml_status(sqlite_db: Db, tmp_path: P
     assert missing.json()["assets"][0]["ml_status"]["code"] == "missing-ml-models"
     assert trained.code == 0 and "machine: ok: trained v1" in trained.stdout
     assert applied.code == 0 and applied.json()["assets"][0]["written"] == ROWS * 30 // 300
+
+
+def test_residuals_under_the_registered_model_are_features(
+    project, any_db: Db, tmp_path: Path
+) -> None:
+    publish_linear_version(tmp_path / "registry", ["a", "b"])  # predicts 1.0: residual = a - 1
+
+    assert train_predictors(project()).code == "ok"
+
+    stored = pd.read_parquet(tmp_path / "out" / "features" / "machine.parquet")
+    samples = pd.read_sql_table("s", any_db.engine, schema=any_db.schema)
+    ts = pd.to_datetime(samples["ts"], utc=True)
+    bucket = stored.index[40]  # the 15-minute window ends with this 5-minute bucket
+    inside = (ts >= bucket - pd.Timedelta(minutes=10)) & (ts < bucket + pd.Timedelta(minutes=5))
+    expected = (samples["a"][inside] - 1.0).abs().mean()
+    assert stored.loc[bucket, "a_absres_mean_900s"] == pytest.approx(expected, rel=1e-12)
+    assert "b_absres_max_3600s" in stored
+    meta = (tmp_path / "ModelRegistry" / "predictors" / "v1" / "meta.yaml").read_text()
+    assert "a_absres_mean_900s" in meta
