@@ -531,11 +531,7 @@ def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         output=args.output,
         asset=asset,
     )
-    if args.json:
-        _print_json({"status": report.status.to_dict(), **report.to_dict()})
-    else:
-        print(format_scoring(report))
-    return int(report.exit_code(args.fail_on))
+    return _scored(args, loaded, report, format_scoring(report))
 
 
 def _score_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
@@ -548,11 +544,27 @@ def _score_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             "without --asset every asset is scored with its own latest version)"
         )
     report = run_fleet_scoring(loaded, start=args.start, end=args.end)
+    return _scored(args, loaded, report, format_fleet_scoring(report))
+
+
+def _scored(args: argparse.Namespace, loaded: LoadedConfig, report: Any, text: str) -> int:
+    """Print a score run's answer and give its exit code; with ``predictor.apply_on_score``,
+    apply the failure predictors first (the answer gains ``failure_risk``; its ``ml_status``
+    decides the exit code when scoring's is 0)."""
+    payload = {"status": report.status.to_dict(), **report.to_dict()}
+    code = int(report.exit_code(args.fail_on))
+    if loaded.config.predictor.apply_on_score:
+        from .prediction import apply_predictors
+
+        risk = apply_predictors(loaded, asset=getattr(args, "asset", None))
+        payload["failure_risk"] = risk.to_dict()
+        text += f"\nfailure risk: {risk.code}: {risk.detail}"
+        code = code or int(Status(risk.code, risk.detail).exit_code)
     if args.json:
-        _print_json({"status": report.status.to_dict(), **report.to_dict()})
+        _print_json(payload)
     else:
-        print(format_fleet_scoring(report))
-    return int(report.exit_code(args.fail_on))
+        print(text)
+    return code
 
 
 def _cmd_evaluate(args: argparse.Namespace, loaded: LoadedConfig) -> int:

@@ -89,6 +89,11 @@ class PredictorConfig(BaseModel):
         description="Feature store: one Parquet file per asset (features of its last training "
         "or apply run), relative to the config file.",
     )
+    apply_on_score: bool = Field(
+        False,
+        description="score also applies the failure predictors (as apply does, the assets "
+        "scored) and reports them under failure_risk.",
+    )
     batch_rows: int = Field(
         5000, ge=1, description="Probabilities written per transaction by apply."
     )

@@ -198,6 +198,21 @@ def test_the_command_line_exit_codes_follow_ml_status(sqlite_db: Db, tmp_path: P
     assert trained.code == 0 and "machine: ok: trained v1" in trained.stdout
     assert applied.code == 0 and applied.json()["assets"][0]["written"] == ROWS * 30 // 300
 
+    # score applies the predictors in the same run when asked.
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+    scored = run_cli(
+        "orchestrate.py",
+        "score",
+        "--json",
+        "--set",
+        "predictor.apply_on_score=true",
+        config=config,
+        db_url=sqlite_db.url,
+    )
+    assert scored.code == 0, scored.stderr
+    risk = scored.json()["failure_risk"]
+    assert risk["ml_status"]["code"] == "ok" and risk["assets"][0]["written"] == 1
+
 
 def test_residuals_under_the_registered_model_are_features(
     project, any_db: Db, tmp_path: Path
