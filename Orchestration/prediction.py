@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import pickle
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -32,9 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
-from Database import DatabaseError, database_errors, split_table_name, write_transaction
+from Database import DatabaseError
 from DataExtractionAnalysis import ExtractionError, extract_window, list_assets
 from DataPreparation import time_since
 from Fleet import asset_folder
@@ -47,6 +45,7 @@ from Prediction import (
     PredictionError,
     PredictionInputError,
     PredictorMetrics,
+    RiskStore,
     cross_validated,
     horizon_labels,
     out_of_fold_metrics,
@@ -403,86 +402,6 @@ def train_predictors(loaded: LoadedConfig, *, asset: str | None = None) -> Predi
     return _each_asset(loaded, "predictor train", asset, train, access="read")
 
 
-def _risk_table(loaded: LoadedConfig) -> sa.Table:
-    schema, name = split_table_name(loaded.config.predictor.table)
-    return sa.Table(
-        name,
-        sa.MetaData(schema=schema),
-        sa.Column("asset", sa.String(128), primary_key=True),
-        sa.Column("source_table", sa.String(255), primary_key=True),
-        sa.Column("bucket_start", sa.DateTime(timezone=True), primary_key=True),
-        sa.Column("probability", sa.Float(53), nullable=False),
-        sa.Column("model_version", sa.String(64), nullable=False),
-        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
-    )
-
-
-def _applied_until(loaded: LoadedConfig, session: DatabaseSession, key: str) -> pd.Timestamp | None:
-    table = _risk_table(loaded)
-    with (
-        database_errors(session.target, f"reading {table.fullname}"),
-        session.engine.connect() as c,
-    ):
-        if not sa.inspect(c).has_table(table.name, schema=table.schema):
-            return None
-        newest = c.execute(
-            sa.select(sa.func.max(table.c.bucket_start)).where(
-                table.c.asset == key, table.c.source_table == loaded.config.data.table
-            )
-        ).scalar_one()
-    return None if newest is None else pd.to_datetime(newest, utc=True)
-
-
-def _write_risk(
-    loaded: LoadedConfig, session: DatabaseSession, key: str, risk: pd.DataFrame, version: str
-) -> int:
-    """Replace the rows of ``risk``'s buckets, ``batch_rows`` per transaction, with progress."""
-    from tqdm import tqdm
-
-    table = _risk_table(loaded)
-    batch = loaded.config.predictor.batch_rows
-    now = dt.datetime.now(dt.timezone.utc)
-    source = loaded.config.data.table
-    written = 0
-    chunks = range(0, len(risk), batch)
-    with tqdm(
-        total=len(risk),
-        unit="bucket",
-        desc=f"apply {key or 'machine'}",
-        disable=not sys.stderr.isatty(),
-    ) as bar:
-        for offset in chunks:
-            part = risk.iloc[offset : offset + batch]
-            rows = [
-                {
-                    "asset": key,
-                    "source_table": source,
-                    "bucket_start": ts.to_pydatetime(),
-                    "probability": float(p),
-                    "model_version": version,
-                    "computed_at": now,
-                }
-                for ts, p in zip(part.index, part["probability"], strict=True)
-            ]
-            with write_transaction(
-                session.engine, session.target, f"writing {table.fullname}"
-            ) as conn:
-                table.create(conn, checkfirst=True)
-                conn.execute(
-                    table.delete().where(
-                        table.c.asset == key,
-                        table.c.source_table == source,
-                        table.c.bucket_start >= rows[0]["bucket_start"],
-                        table.c.bucket_start <= rows[-1]["bucket_start"],
-                    )
-                )
-                conn.execute(table.insert(), rows)
-            written += len(rows)
-            bar.update(len(rows))
-            logger.info("apply %s: %d of %d buckets written", key or "machine", written, len(risk))
-    return written
-
-
 def _apply_one(
     loaded: LoadedConfig,
     session: DatabaseSession,
@@ -500,7 +419,8 @@ def _apply_one(
         ) from None
     model = pickle.load(io.BytesIO(version.read_bytes("predictor.pkl")))  # our own verified file
     key = "" if asset is None else str(asset)
-    start = pd.Timestamp(since) if since is not None else _applied_until(loaded, session, key)
+    store = RiskStore(session.engine, session.target, config.table, loaded.config.data.table, key)
+    start = pd.Timestamp(since) if since is not None else store.newest_bucket()
     longest = max(pd.Timedelta(w) for w in config.windows)
     read_from = None if start is None else (start - longest).to_pydatetime()
     features = _features(loaded, session, asset, read_from, None)
@@ -515,8 +435,8 @@ def _apply_one(
     if not np.isfinite(probability).all():
         raise PredictionInputError("the predictor gave a non-finite probability")
     _store_features(loaded, asset, features)
-    risk = pd.DataFrame({"probability": probability}, index=features.index)
-    answer.written = _write_risk(loaded, session, key, risk, version.version)
+    risk = pd.Series(probability, index=features.index)
+    answer.written = store.write(risk, version.version, config.batch_rows)
     answer.detail = f"{answer.written} bucket(s) written with {version.version}"
 
 

@@ -19,6 +19,7 @@ from .model import (
     time_splits,
     tune,
 )
+from .store import RiskStore
 
 __all__ = [
     "ML_STATUS_CODES",
@@ -30,6 +31,7 @@ __all__ = [
     "PredictorConfig",
     "PredictorMetrics",
     "PredictorTuning",
+    "RiskStore",
     "bucket_starts",
     "cross_validated",
     "horizon_labels",
