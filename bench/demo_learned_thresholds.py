@@ -14,6 +14,7 @@ Builds the embedded demo database in a temporary folder, then:
    and each axis's choice.
 
     python bench/demo_learned_thresholds.py [--rows 320000] [--figure out/learned.png]
+        [--seed-preset] [--set thresholds.learned.min_labels=2 ...]
 
 Nothing is asserted; the figures go into docs/feedback.md.
 """
@@ -145,6 +146,14 @@ def main() -> None:
         help="model and percentiles of configs/seed.yaml (linear, 75th/95th percentiles: many "
         "false events) instead of the defaults",
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more config overrides for both versions, e.g. thresholds.learned.min_labels=2",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.pop("DB_URL", None)
@@ -154,7 +163,7 @@ def main() -> None:
         engine = sa.create_engine(f"sqlite:///{path}")
         middle = _split(engine)
         engine.dispose()
-        preset = SEED_PRESET if args.seed_preset else []
+        preset = [*(SEED_PRESET if args.seed_preset else []), *args.overrides]
         rows = [_version(folder, middle, mode, preset) for mode in ("percentile", "learned")]
     for row in rows:
         print(
