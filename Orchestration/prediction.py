@@ -55,7 +55,7 @@ from Prediction import (
 )
 from Scoring import EventStore
 
-from .config import LoadedConfig
+from .config import LoadedConfig, UsageError
 from .context import DatabaseSession, open_database
 from .orchestrator import training_window
 from .scoring import _load_model
@@ -121,12 +121,17 @@ class PredictionRun:
 def _selected_assets(loaded: LoadedConfig, session: DatabaseSession, only: str | None) -> list:
     data = loaded.config.data
     if data.asset_col is None:
+        if only is not None:
+            raise UsageError(
+                f"--asset {only!r}: data.asset_col is not set, so the table is one machine"
+            )
         return [None]
     found = list_assets(session.engine, session.target, data)
     if only is not None:
         chosen = [a for a in found if str(a) == only]
         if not chosen:
-            raise ExtractionError(f"--asset {only!r}: no such asset in {data.table}")
+            shown = ", ".join(str(a) for a in found[:10]) or "none"
+            raise UsageError(f"--asset {only!r}: no such asset in {data.table}; assets: {shown}")
         return chosen
     return found if data.assets == "all" else [a for a in found if str(a) in data.assets]
 
@@ -410,12 +415,13 @@ def _apply_one(
     answer: AssetAnswer,
 ) -> None:
     config = loaded.config.predictor
+    registry = _registry(loaded, asset)
     try:
-        version = _registry(loaded, asset).load("latest")
-    except VersionNotFoundError as exc:
+        version = registry.load("latest")
+    except VersionNotFoundError:
         raise MissingPredictorError(
-            f"no predictor for {answer.asset or 'the machine'} ({exc}); train one with: "
-            "python orchestrate.py predictor train"
+            f"no predictor for {answer.asset or 'the machine'} in {registry.root_dir}; train "
+            "one with: python orchestrate.py predictor train"
         ) from None
     model = pickle.load(io.BytesIO(version.read_bytes("predictor.pkl")))  # our own verified file
     key = "" if asset is None else str(asset)

@@ -18,6 +18,7 @@ from scoring_helpers import publish_linear_version
 from Database import write_chunks
 from Labels import FeedbackStore
 from Orchestration import load_config
+from Orchestration.config import UsageError
 from Orchestration.prediction import apply_predictors, train_predictors
 
 T0 = pd.Timestamp("2026-01-05", tz="UTC")
@@ -231,3 +232,41 @@ def test_residuals_under_the_registered_model_are_features(
     assert "b_absres_max_3600s" in stored
     meta = (tmp_path / "ModelRegistry" / "predictors" / "v1" / "meta.yaml").read_text()
     assert "a_absres_mean_900s" in meta
+
+
+def test_a_fleet_gets_a_predictor_per_asset_and_risk_rows_per_asset(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _machine(sqlite_db)
+    samples = pd.read_sql_table("s", sqlite_db.engine)
+    samples["ts"] = pd.to_datetime(samples["ts"], utc=True)
+    columns = {
+        "ts": sa.DateTime(timezone=True),
+        "robot": sa.Text(),
+        "a": sa.Float(53),
+        "b": sa.Float(53),
+    }
+    fleet = [samples.assign(robot=robot)[list(columns)] for robot in ("r1", "r2")]  # r1: incidents
+    write_chunks(sqlite_db.engine, sqlite_db.target, "fleet", columns, fleet)
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE failures ADD COLUMN robot TEXT"))
+        conn.execute(sa.text("UPDATE failures SET robot = 'r1'"))
+    monkeypatch.setenv("DB_URL", sqlite_db.url)
+    loaded = load_config(
+        make_project(tmp_path),
+        ["data.table=fleet", "data.asset_col=robot", "labels.table=failures", *SETTINGS],
+    )
+
+    trained = train_predictors(loaded)
+    applied = apply_predictors(loaded, asset="r1")
+    missing = apply_predictors(loaded, asset="r2")
+
+    by_asset = {a.asset: a for a in trained.answers}
+    assert by_asset["r1"].version == "v1"
+    assert by_asset["r2"].detail.startswith("needs-labels: 0 known incident(s)")
+    assert (tmp_path / "ModelRegistry" / "predictors" / "r1" / "v1" / "predictor.pkl").is_file()
+    assert applied.code == "ok" and missing.code == "missing-ml-models"
+    risk = pd.read_sql_table("risk", sqlite_db.engine)
+    assert set(risk["asset"]) == {"r1"} and len(risk) == applied.answers[0].written
+    with pytest.raises(UsageError, match=r"--asset 'r9': no such asset in fleet; assets: r1, r2"):
+        apply_predictors(loaded, asset="r9")
