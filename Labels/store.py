@@ -2,7 +2,9 @@
 
 Columns: ``start_ts`` and ``end_ts`` (inclusive; timestamps, ISO text on SQLite, or epoch
 seconds; both required), and optionally ``axis`` (NULL, empty or absent = the whole machine),
-``kind`` and ``severity`` (free text).
+``kind`` and ``severity`` (free text). A fleet's table may hold the asset of each window in a
+column named like ``data.asset_col`` (NULL = every asset); :func:`read_labels` then keeps the
+windows of one asset.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ LABEL_COLUMNS = ("start_ts", "end_ts", "axis", "kind", "severity")
 REQUIRED_COLUMNS = ("start_ts", "end_ts")
 
 
-def _utc(values: pd.Series, column: str, table: str) -> pd.Series:
+def _utc(values: pd.Series, column: str, table: str, key: str) -> pd.Series:
     """Timestamps, ISO text or epoch seconds as UTC timestamps; unparsable values named."""
     if pd.api.types.is_numeric_dtype(values):
         return pd.to_datetime(values.astype("float64"), unit="s", utc=True)
@@ -35,14 +37,31 @@ def _utc(values: pd.Series, column: str, table: str) -> pd.Series:
         return pd.to_datetime(values, utc=True, format="ISO8601")
     except (ValueError, TypeError) as exc:
         raise LabelsError(
-            f"labels table {table!r}: column {column!r} holds a value that is not a time "
+            f"{_noun(key)} {table!r}: column {column!r} holds a value that is not a time "
             f"({exc}); store ISO-8601 timestamps or epoch seconds"
         ) from exc
 
 
-def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFrame:
+def _noun(key: str) -> str:
+    """``labels table`` or ``calendar table``, from the config key naming the table."""
+    return "calendar table" if key.endswith("calendar_table") else "labels table"
+
+
+def read_labels(
+    engine: Engine,
+    target: DatabaseTarget,
+    table: str,
+    *,
+    asset_col: str | None = None,
+    asset: object = None,
+    key: str = "labels.table",
+) -> pd.DataFrame:
     """All labels of ``table``, sorted by start: UTC ``start_ts``/``end_ts``, ``axis`` (None =
     machine), ``kind``, ``severity``.
+
+    With ``asset`` and an ``asset_col`` the table has, only the windows of that asset (compared
+    as text) and those without an asset. ``key``: the config key naming the table, for
+    messages (``labels.calendar_table`` reads maintenance windows the same way).
 
     Raises
     ------
@@ -56,21 +75,26 @@ def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFr
     with database_errors(target, f"reading labels from {table}"):
         if not table_exists(engine, table):
             raise LabelsError(
-                f"labels table {table!r} does not exist in {target.display}; create it with "
-                f"columns {', '.join(LABEL_COLUMNS)}, or set labels.table: null"
+                f"{_noun(key)} {table!r} does not exist in {target.display}; create it with "
+                f"columns {', '.join(LABEL_COLUMNS)}, or set {key}: null"
             )
         present = {c["name"] for c in sa.inspect(engine).get_columns(name, schema=schema)}
         missing = [c for c in REQUIRED_COLUMNS if c not in present]
         if missing:
             raise LabelsError(
-                f"labels table {table!r} lacks column(s) {missing}; it needs start_ts and "
+                f"{_noun(key)} {table!r} lacks column(s) {missing}; it needs start_ts and "
                 "end_ts (axis, kind and severity are optional)"
             )
         columns = [c for c in LABEL_COLUMNS if c in present]
-        source = sa.table(name, *(sa.column(c) for c in columns), schema=schema)
+        by_asset = asset is not None and asset_col is not None and asset_col in present
+        read = [*columns, asset_col] if by_asset else columns
+        source = sa.table(name, *(sa.column(c) for c in read), schema=schema)
         with engine.connect() as connection:
             rows = connection.execute(sa.select(*source.columns)).fetchall()
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=read)
+    if by_asset:
+        owner = frame.pop(asset_col)
+        frame = frame[owner.isna() | (owner.astype(str) == str(asset))].reset_index(drop=True)
     for column in LABEL_COLUMNS:  # an optional column the table lacks is NULL everywhere
         if column not in frame:
             frame[column] = pd.Series([None] * len(frame), dtype=object)
@@ -78,13 +102,13 @@ def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFr
     empty_bounds = int((frame["start_ts"].isna() | frame["end_ts"].isna()).sum())
     if empty_bounds:
         raise LabelsError(
-            f"labels table {table!r}: {empty_bounds} window(s) have no start_ts or end_ts; "
+            f"{_noun(key)} {table!r}: {empty_bounds} window(s) have no start_ts or end_ts; "
             "give every window both times, or delete those rows"
         )
     if frame.empty:
         return frame.astype({"start_ts": "datetime64[ns, UTC]", "end_ts": "datetime64[ns, UTC]"})
-    frame["start_ts"] = _utc(frame["start_ts"], "start_ts", table)
-    frame["end_ts"] = _utc(frame["end_ts"], "end_ts", table)
+    frame["start_ts"] = _utc(frame["start_ts"], "start_ts", table, key)
+    frame["end_ts"] = _utc(frame["end_ts"], "end_ts", table, key)
     frame["axis"] = pd.Series(
         [None if pd.isna(a) or str(a) == "" else str(a) for a in frame["axis"]], dtype=object
     )
@@ -92,7 +116,7 @@ def read_labels(engine: Engine, target: DatabaseTarget, table: str) -> pd.DataFr
     if backwards.any():
         first = frame[backwards].iloc[0]
         raise LabelsError(
-            f"labels table {table!r}: {int(backwards.sum())} window(s) end before they start, "
+            f"{_noun(key)} {table!r}: {int(backwards.sum())} window(s) end before they start, "
             f"e.g. {first['start_ts']} to {first['end_ts']}; swap start_ts and end_ts"
         )
     logger.info("read %d labelled window(s) from %s", len(frame), table)

@@ -43,6 +43,9 @@ EXIT_CODES_HELP = """exit codes:
                      --json "assets"; the others were trained or scored)
   10  stale          score found no new rows and the newest sample is older than
                      scoring.stale_after: the source stopped delivering data
+  13  missing-ml-extras  predictor train/apply: a library it needs is not installed
+  14  missing-ml-models  apply: an asset has no trained predictor
+  15  invalid-ml-input   predictor train/apply: unusable features (no rows, one class, ...)
 """
 
 
@@ -313,6 +316,22 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     report.add_argument(
         "--output", type=Path, help="write the self-contained HTML page (plots embedded) here"
     )
+    _events_parsers(command)
+    predictor = command("predictor", "failure predictors per asset (see docs/prediction.md)")
+    predictor_actions = predictor.add_subparsers(dest="predictor_command", metavar="ACTION")
+    predictor_actions.required = True
+    train_predictor = predictor_actions.add_parser(
+        "train", help="train, validate in time order and publish a predictor per asset"
+    )
+    _common(train_predictor)
+    train_predictor.add_argument("--asset", help="only this asset")
+    apply = command("apply", "write the failure probability per asset and time bucket")
+    apply.add_argument("--asset", help="only this asset")
+    apply.add_argument(
+        "--since",
+        type=_timestamp,
+        help="from this bucket on (default: where the last apply of the asset stopped)",
+    )
     return parser
 
 
@@ -369,6 +388,32 @@ def _duration(text: str) -> dt.timedelta:
             f"{text!r} is not a duration; use a number and a unit s, m, h, d or w, e.g. 30d"
         )
     return duration
+
+
+def _events_parsers(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``events list | label | import``: operator feedback on events (see docs/feedback.md)."""
+    events = command("events", "list stored events with their verdicts, label them, import labels")
+    actions = events.add_subparsers(dest="events_command", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="events, newest first, with peak, ratio, verdict")
+    _common(listing)
+    listing.add_argument("--asset", help="only this asset's events")
+    listing.add_argument("--since", type=_timestamp, help="only events ending at or after this")
+    listing.add_argument("--severity", choices=["alert", "error"], help="only this severity")
+    listing.add_argument("--unlabelled", action="store_true", help="only events without verdict")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    label = actions.add_parser("label", help="give events a verdict (survives re-scoring)")
+    _common(label)
+    label.add_argument("ids", nargs="+", type=int, metavar="ID", help="event ids (events list)")
+    label.add_argument(
+        "--as", dest="verdict", required=True, choices=["confirmed", "false-positive", "ignore"]
+    )
+    label.add_argument("--note", help="free text kept with the verdict")
+    importing = actions.add_parser("import", help="add failure windows from a CSV to labels.table")
+    _common(importing)
+    importing.add_argument(
+        "csv", type=Path, help="CSV with start,end[,asset,axis,kind,severity] (ISO-8601 times)"
+    )
 
 
 def _plots_option(parser: argparse.ArgumentParser) -> None:
@@ -582,11 +627,7 @@ def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         output=args.output,
         asset=asset,
     )
-    if args.json:
-        _print_json({"status": report.status.to_dict(), **report.to_dict()})
-    else:
-        print(format_scoring(report))
-    return int(report.exit_code(args.fail_on))
+    return _scored(args, loaded, report, format_scoring(report))
 
 
 def _score_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
@@ -599,11 +640,27 @@ def _score_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             "without --asset every asset is scored with its own champion version)"
         )
     report = run_fleet_scoring(loaded, start=args.start, end=args.end)
+    return _scored(args, loaded, report, format_fleet_scoring(report))
+
+
+def _scored(args: argparse.Namespace, loaded: LoadedConfig, report: Any, text: str) -> int:
+    """Print a score run's answer and give its exit code; with ``predictor.apply_on_score``,
+    apply the failure predictors first (the answer gains ``failure_risk``; its ``ml_status``
+    decides the exit code when scoring's is 0)."""
+    payload = {"status": report.status.to_dict(), **report.to_dict()}
+    code = int(report.exit_code(args.fail_on))
+    if loaded.config.predictor.apply_on_score:
+        from .prediction import apply_predictors
+
+        risk = apply_predictors(loaded, asset=getattr(args, "asset", None))
+        payload["failure_risk"] = risk.to_dict()
+        text += f"\nfailure risk: {risk.code}: {risk.detail}"
+        code = code or int(Status(risk.code, risk.detail).exit_code)
     if args.json:
-        _print_json({"status": report.status.to_dict(), **report.to_dict()})
+        _print_json(payload)
     else:
-        print(format_fleet_scoring(report))
-    return int(report.exit_code(args.fail_on))
+        print(text)
+    return code
 
 
 def _cmd_evaluate(args: argparse.Namespace, loaded: LoadedConfig) -> int:
@@ -669,6 +726,44 @@ def _cmd_lifecycle(args: argparse.Namespace, loaded: LoadedConfig, asset: str | 
         else:
             payload, text = alias_action(registry, action, getattr(args, "version", None))
         detail = text.splitlines()[0]
+    if args.json:
+        _print_json({"status": _ok(detail), **payload})
+    else:
+        print(text)
+    return int(ExitCode.OK)
+
+
+def _cmd_events(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .feedback import format_events, import_labels, label_events, list_events
+
+    if args.events_command == "import":
+        result = import_labels(loaded, args.csv)
+        detail = (
+            f"imported {result.rows} label window(s) into {result.table} "
+            f"({result.skipped} already there)"
+        )
+        payload: dict[str, Any] = {
+            "table": result.table,
+            "rows": result.rows,
+            "skipped": result.skipped,
+        }
+        text = detail
+    else:
+        if args.events_command == "list":
+            events = list_events(
+                loaded,
+                asset=args.asset,
+                since=args.since,
+                severity=args.severity,
+                unlabelled=args.unlabelled,
+                limit=args.limit,
+            )
+            detail = f"{len(events)} event(s) of {loaded.config.data.table}"
+        else:
+            events = label_events(loaded, args.ids, args.verdict, args.note)
+            detail = f"labelled {len(events)} event(s) {args.verdict}"
+        payload = {"events": events.astype(object).where(events.notna(), None).to_dict("records")}
+        text = format_events(events) if len(events) else detail
     if args.json:
         _print_json({"status": _ok(detail), **payload})
     else:
@@ -748,6 +843,23 @@ def _cmd_report(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return int(ExitCode.OK)
 
 
+def _cmd_prediction(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .prediction import apply_predictors, train_predictors
+
+    if args.command == "apply":
+        run = apply_predictors(loaded, asset=args.asset, since=args.since)
+    else:
+        run = train_predictors(loaded, asset=args.asset)
+    status = Status(run.code, run.detail)
+    if args.json:
+        _print_json({"status": status.to_dict(), **run.to_dict()})
+    else:
+        for answer in run.answers:
+            print(f"{answer.asset or 'machine'}: {answer.code}: {answer.detail}")
+        print(run.detail)
+    return int(status.exit_code)
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "train": _cmd_train,
     "profile": _cmd_profile,
@@ -759,6 +871,9 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "fleet": _cmd_fleet,
     "schedule": _cmd_schedule,
     "report": _cmd_report,
+    "events": _cmd_events,
+    "predictor": _cmd_prediction,
+    "apply": _cmd_prediction,
 }
 
 

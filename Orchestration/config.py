@@ -30,6 +30,7 @@ from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
+from Prediction import PredictorConfig
 from Reports import ReportConfig
 from Scheduling import ScheduleConfig
 from Scoring import EventsConfig, ScoringConfig
@@ -201,6 +202,7 @@ class AppConfig(BaseModel):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from DataExtractionAnalysis import (
     resolve_bound,
 )
 from DataPreparation import PreparedData, prepare
-from Labels import label_mask, read_labels
+from Labels import VERDICTS, FeedbackStore, TrainingMask, read_labels, training_mask
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
@@ -56,7 +56,7 @@ from ModelRegistry import ModelRegistry, RegistryError, VersionExistsError, Vers
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, machine_rows, out_of_fold
 from Reports import DigestSection, VersionReport, render_version_report
-from Thresholding import ThresholdCalibrator
+from Thresholding import ThresholdCalibrator, apply_learned, outcome_rows, smooth
 from Tracking import safe_uri
 
 from .config import LoadedConfig
@@ -122,6 +122,12 @@ class RunState:
     prepared: PreparedData | None = None
     labels: pd.DataFrame | None = None
     masks: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per axis (and ``*``), the training rows inside a known incident."""
+    mask: TrainingMask | None = None
+    """Known incidents and maintenance windows of the training rows (None: none known)."""
+    verdicts: pd.DataFrame | None = None
+    """Operators' verdicts on this asset's events (``start_ts``, ``end_ts``, ``axis``,
+    ``severity``, ``verdict``)."""
     selection: Selection | None = None
     families: dict[str, FamilySpec] = field(default_factory=dict)
     models: AxisModelSet | None = None
@@ -272,25 +278,61 @@ def _prepare(state: RunState) -> None:
         state.loaded.config.prep,
         dt_seconds=state.profile.dt_seconds,
     )
-    labels = state.loaded.config.labels
+    _mask_known_windows(state)
+
+
+def _mask_known_windows(state: RunState) -> None:
+    """Incidents (labels, confirmed events, with the margin) and maintenance windows of this
+    asset's training rows (see :mod:`Labels.masking`)."""
+    assert state.prepared is not None
+    config = state.loaded.config
+    labels = config.labels
+    engine, target = state.session.engine, state.session.target
+    by_asset = {"asset_col": config.data.asset_col, "asset": state.asset}
     if labels.table is not None:
-        state.labels = read_labels(state.session.engine, state.session.target, labels.table)
-        state.masks = label_mask(state.prepared.frame["ts"], state.labels, state.axes)
-        logger.info(
-            "labels: %d window(s) in %s cover %d of %d training rows%s",
-            len(state.labels),
-            labels.table,
-            int(np.count_nonzero(state.masks["*"])),
-            len(state.prepared.frame),
-            "; they are left out of fits and calibration" if labels.mask_training else "",
+        state.labels = read_labels(engine, target, labels.table, **by_asset)
+    state.verdicts = FeedbackStore(engine, target, config.events.table).verdict_windows(
+        config.data.table, "" if state.asset is None else str(state.asset), VERDICTS
+    )
+    confirmed = state.verdicts[state.verdicts["verdict"] == "confirmed"]
+    calendar = None
+    if labels.calendar_table is not None:
+        calendar = read_labels(
+            engine, target, labels.calendar_table, key="labels.calendar_table", **by_asset
         )
+    if state.labels is None and confirmed.empty and calendar is None:
+        return
+    state.mask = training_mask(
+        state.prepared.frame["ts"],
+        state.axes,
+        labels=state.labels,
+        confirmed=confirmed,
+        maintenance=calendar,
+        margin=pd.Timedelta(labels.mask_margin),
+    )
+    state.masks = state.mask.incidents
+    summary = state.mask.summary()
+    logger.info(
+        "known windows: %d labelled, %d confirmed event(s) (margin %gs), %d maintenance; they "
+        "cover %d of %d training rows (%d in incidents, %d in maintenance)%s",
+        summary["windows"]["labels"],
+        summary["windows"]["confirmed"],
+        summary["margin_s"],
+        summary["windows"]["maintenance"],
+        summary["masked_rows"],
+        summary["rows"],
+        summary["masked_incident_rows"],
+        summary["masked_maintenance_rows"],
+        "; they are left out of fits and calibration" if labels.mask_training else "",
+    )
 
 
 def _allowed(state: RunState) -> np.ndarray | None:
-    """Rows fits and calibration may use: all but labelled anomalies (when masking)."""
-    if not state.masks or not state.loaded.config.labels.mask_training:
+    """Rows fits and calibration may use: all but known incidents and maintenance windows
+    (when masking)."""
+    if state.mask is None or not state.loaded.config.labels.mask_training:
         return None
-    return ~state.masks["*"]
+    return ~state.mask.excluded
 
 
 def _select(state: RunState) -> None:
@@ -451,6 +493,8 @@ def _threshold(state: RunState) -> None:
         merge_gap_seconds=config.events.merge_gap_seconds,
     )
     state.thresholds = calibrator.to_dict()
+    if config.thresholds.mode == "learned":
+        state.thresholds = _learned_thresholds(state)
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
@@ -466,6 +510,69 @@ def _threshold(state: RunState) -> None:
             for name, record in state.thresholds.items()
         ),
     )
+
+
+def _outcome_windows(state: RunState) -> pd.DataFrame:
+    """Labelled windows (incidents) and verdicts on events, as ``start_ts``, ``end_ts``,
+    ``axis``, ``kind`` (confirmed, false-positive, ignore) and ``severity``."""
+    columns = ["start_ts", "end_ts", "axis", "kind", "severity"]
+    parts = []
+    if state.labels is not None and len(state.labels):
+        parts.append(state.labels.assign(kind="confirmed")[columns])
+    if state.verdicts is not None and len(state.verdicts):
+        parts.append(state.verdicts.rename(columns={"verdict": "kind"})[columns])
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _learned_thresholds(state: RunState) -> dict[str, dict[str, Any]]:
+    """The percentile thresholds with the learned rule where the outcomes give confidence
+    (``thresholds.mode: learned``, see :mod:`Thresholding.learned`).
+
+    Learned on the final model's residuals of every row (smoothed as scoring smooths them);
+    rows the model never fitted (known incidents) are what it must find. Maintenance rows give
+    no judgement.
+    """
+    assert state.prepared is not None
+    policy = state.loaded.config.thresholds
+    frame = state.prepared.frame
+    windows = _outcome_windows(state)
+    plain = _axis_residuals(state)
+    service = None if state.mask is None else state.mask.maintenance
+
+    def compared(axis: str) -> np.ndarray:
+        residual = smooth(plain[axis], policy.smoothing)
+        return residual if service is None else np.where(service, np.nan, residual)
+
+    learned = policy.learned
+    records = apply_learned(
+        state.thresholds,
+        _Computed(list(plain), compared),
+        {
+            axis: outcome_rows(frame["ts"], windows, axis, learned.severity_weights)
+            for axis in plain
+        },
+        multipliers=learned.multipliers,
+        sustains=learned.sustains,
+        false_alarm_cost=learned.false_alarm_cost,
+        min_labels=learned.min_labels,
+        min_confidence=learned.min_confidence,
+    )
+    for axis, record in records.items():
+        report = record["learned"]
+        logger.info(
+            "thresholds of %s: %s (%s%s)",
+            axis,
+            record["threshold_source"],
+            report["reason"],
+            f", confidence {report['confidence']:.2f}, x{report['multiplier']:g}, sustain "
+            f"{report['sustain']}, {report['found']}/{report['incidents']} incidents found, "
+            f"{report['false_alarms']} false alarms"
+            if "confidence" in report
+            else "",
+        )
+    return records
 
 
 def _plot(state: RunState) -> None:
@@ -561,15 +668,30 @@ def _meta(state: RunState) -> dict[str, Any]:
         "machine_channel": config.model.machine,
         "labels": {
             "table": config.labels.table,
-            "windows": 0 if state.labels is None else len(state.labels),
-            "masked_rows": int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
-            "masked": bool(state.masks) and config.labels.mask_training,
+            "calendar_table": config.labels.calendar_table,
+            "masked": state.mask is not None and config.labels.mask_training,
+            **_mask_summary(state),
         },
         "alarm_budget": dict(state.alarm_budget),
         "dt_seconds": state.profile.dt_seconds,
         "libraries": dict(_library_versions()),
         "code_revision": _code_revision(),
         "timings_s": dict(state.timings),
+    }
+
+
+def _mask_summary(state: RunState) -> dict[str, Any]:
+    """What masking saw and left out (``meta.yaml`` ``labels``); zeros when nothing is known."""
+    if state.mask is not None:
+        return state.mask.summary()
+    rows = 0 if state.prepared is None else len(state.prepared.frame)
+    return {
+        "windows": {"labels": 0, "confirmed": 0, "maintenance": 0},
+        "margin_s": state.loaded.config.labels.mask_margin.total_seconds(),
+        "rows": rows,
+        "masked_incident_rows": 0,
+        "masked_maintenance_rows": 0,
+        "masked_rows": 0,
     }
 
 
@@ -831,7 +953,7 @@ class TrainingRun:
             data_source=_data_source(state),
             families=state.models.families_(),
             alarm_budget=dict(state.alarm_budget),
-            masked_rows=int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
+            masked_rows=_mask_summary(state)["masked_rows"],
             promotion=state.promotion,
         )
 

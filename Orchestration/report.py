@@ -131,7 +131,9 @@ def format_training(result: Any) -> str:
     demo = ""
     if result.data_source == "demo":
         demo = " of the embedded DEMO database (synthetic data, not your machines)"
-    masked = f" ({result.masked_rows} in labelled anomalies left out)" if result.masked_rows else ""
+    masked = ""
+    if result.masked_rows:
+        masked = f" ({result.masked_rows} in known incidents or maintenance left out)"
     budget = result.alarm_budget
     expected = budget.get("expected_events_per_day")
     alarms = "expected false alert events per day (on held-out data): " + (

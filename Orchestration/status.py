@@ -37,6 +37,9 @@ class ExitCode(IntEnum):
     REGISTRY_ERROR = 8
     FLEET_PARTIAL = 9
     STALE = 10
+    MISSING_ML_EXTRAS = 13
+    MISSING_ML_MODELS = 14
+    INVALID_ML_INPUT = 15
 
 
 _CODES = {
@@ -49,6 +52,10 @@ _CODES = {
     "registry-error": ExitCode.REGISTRY_ERROR,
     "fleet-partial": ExitCode.FLEET_PARTIAL,
     "stale": ExitCode.STALE,
+    "missing-ml-extras": ExitCode.MISSING_ML_EXTRAS,
+    "missing-ml-models": ExitCode.MISSING_ML_MODELS,
+    "invalid-ml-input": ExitCode.INVALID_ML_INPUT,
+    "ml-error": ExitCode.ERROR,
 }
 
 _INPUT_ERRORS = (
@@ -70,7 +77,8 @@ _INPUT_ERRORS = (
 @dataclass(frozen=True)
 class Status:
     """``code`` (ok, invalid-config, invalid-input, missing-model, db-error, registry-error,
-    fleet-partial, stale, error) + detail."""
+    fleet-partial, stale, error; the predictor's missing-ml-extras, missing-ml-models,
+    invalid-ml-input, ml-error) + detail."""
 
     code: str
     detail: str

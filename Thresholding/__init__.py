@@ -8,7 +8,8 @@ from .calibrator import (
     alarm_mask,
     robust_scale,
 )
-from .config import SEED_POLICY, SmoothingConfig, ThresholdPolicy
+from .config import SEED_POLICY, LearnedPolicy, SmoothingConfig, ThresholdPolicy
+from .learned import LearnedRule, Outcomes, apply_learned, outcome_rows, search_rule
 from .runs import row_runs, run_bounds, run_lengths, sustained, sustained_rows
 from .selection import domain_median, domain_percentiles
 from .smoothing import smooth
@@ -19,16 +20,22 @@ __all__ = [
     "SEED_POLICY",
     "AxisThreshold",
     "CalibrationError",
+    "LearnedPolicy",
+    "LearnedRule",
+    "Outcomes",
     "SmoothingConfig",
     "ThresholdCalibrator",
     "ThresholdPolicy",
     "alarm_mask",
+    "apply_learned",
     "domain_median",
     "domain_percentiles",
+    "outcome_rows",
     "robust_scale",
     "row_runs",
     "run_bounds",
     "run_lengths",
+    "search_rule",
     "smooth",
     "ssr_score",
     "ssr_shares",

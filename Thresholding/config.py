@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["SEED_POLICY", "SmoothingConfig", "ThresholdPolicy"]
+__all__ = ["SEED_POLICY", "LearnedPolicy", "SmoothingConfig", "ThresholdPolicy"]
 
 
 class SmoothingConfig(BaseModel):
@@ -40,6 +40,61 @@ class SmoothingConfig(BaseModel):
         if self.alpha >= 1:
             return 1
         return max(1, math.ceil(math.log(0.001) / math.log(1.0 - self.alpha)))
+
+
+class LearnedPolicy(BaseModel):
+    """How ``mode: learned`` searches thresholds from labelled outcomes (Thresholding.learned)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    multipliers: list[float] = Field(
+        [0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.5, 8.0, 10.0],
+        min_length=1,
+        description="Multipliers of the percentile thresholds searched (MinC, MaxC and their "
+        "lower-side twins scale together).",
+    )
+    sustains: list[int] = Field(
+        [1, 2, 3, 5, 8, 13, 21],
+        min_length=1,
+        description="Alert sustains (T_long_steps) searched, besides the percentile policy's.",
+    )
+    false_alarm_cost: float = Field(
+        1.0,
+        gt=0,
+        description="Cost of one alarm run overlapping no known incident (nor an event "
+        "labelled ignore), against up to a severity weight for each incident found.",
+    )
+    severity_weights: dict[str, float] = Field(
+        {"alert": 1.0, "error": 2.0, "low": 1.0, "medium": 2.0, "high": 3.0},
+        description="Weight of an incident by its severity (labels.table severity, or the "
+        "confirmed event's alert/error); other severities weigh 1.",
+    )
+    min_labels: int = Field(
+        5,
+        ge=1,
+        description="Labels of an axis (incidents + false positives) for full confidence; "
+        "fewer scale the confidence down.",
+    )
+    min_confidence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Below this confidence an axis keeps its percentile thresholds.",
+    )
+
+    @field_validator("multipliers")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        if any(not v > 0 for v in values):
+            raise ValueError(f"every multiplier must be > 0, got {values}")
+        return values
+
+    @field_validator("sustains")
+    @classmethod
+    def _at_least_one(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values):
+            raise ValueError(f"every sustain must be >= 1 sample, got {values}")
+        return values
 
 
 class ThresholdPolicy(BaseModel):
@@ -138,6 +193,17 @@ class ThresholdPolicy(BaseModel):
     smoothing: SmoothingConfig = Field(
         default_factory=SmoothingConfig,
         description="Residual smoothing before the comparison (method, alpha, window).",
+    )
+    mode: Literal["percentile", "learned"] = Field(
+        "percentile",
+        description="percentile: thresholds from the percentiles above; learned: where labelled "
+        "outcomes (labels.table, confirmed and false-positive events) give enough confidence, "
+        "the percentile thresholds scaled and the alert sustain chosen to find incidents early "
+        "with few false alarms (thresholds.learned); other axes keep the percentile ones, and "
+        "thresholds.json says per axis which is used.",
+    )
+    learned: LearnedPolicy = Field(
+        default_factory=LearnedPolicy, description="The search of mode: learned."
     )
     max_events_per_day: float | None = Field(
         None,

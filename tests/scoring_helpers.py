@@ -142,3 +142,41 @@ def loaded_config(db: Db, folder: Path, *overrides: str) -> LoadedConfig:
 def stored_events(db: Db, table: str = "events") -> pd.DataFrame:
     """Every stored event of table ``s`` in the events table ``table``."""
     return EventStore(db.engine, db.target, db.table(table), db.table("s")).read_events()
+
+
+def append_asset_rows(db: Db, asset: str, residuals: list[float], first: int = 0) -> None:
+    """Rows of ``asset`` in table ``fleet``, 1 s apart from sample ``first``: a = 1 + residual,
+    b = 1 (ok)."""
+    frame = pd.DataFrame(
+        {
+            "ts": [ts(first + i) for i in range(len(residuals))],
+            "asset": asset,
+            "a": [1.0 + r for r in residuals],
+            "b": 1.0,
+        }
+    )
+    columns = {
+        "ts": sa.DateTime(timezone=True),
+        "asset": sa.Text(),
+        "a": sa.Float(53),
+        "b": sa.Float(53),
+    }
+    write_chunks(db.engine, db.target, db.table("fleet"), columns, [frame], if_exists="append")
+
+
+def fleet_config(db: Db, folder: Path, *overrides: str) -> LoadedConfig:
+    """A config in ``folder`` scoring the fleet table ``fleet`` (column ``asset``, axes a, b)
+    of ``db`` into ``events``, without merging events across gaps."""
+    return load_config(
+        make_project(folder),
+        [
+            f"data.table={db.table('fleet')}",
+            "data.asset_col=asset",
+            "data.axes=[a, b]",
+            f"events.table={db.table('events')}",
+            f"fleet.table={db.table('fleet_state')}",
+            "events.merge_gap_seconds=0",
+            "fleet.workers=1",
+            *overrides,
+        ],
+    )

@@ -11,48 +11,14 @@ import sqlalchemy as sa
 from clitools import make_project, run_cli
 from conftest import Db
 from fleet_helpers import cli_sets
-from scoring_helpers import T0, publish_linear_version, ts
+from scoring_helpers import T0, append_asset_rows, fleet_config, publish_linear_version, ts
 
-from Database import write_chunks
-from Orchestration import load_config
 from Orchestration.fleet_scoring import run_fleet_scoring
 from Orchestration.scoring import run_scoring
 from Scoring import EventStore
 
-
-def _append(db: Db, asset: str, residuals: list[float], first: int = 0) -> None:
-    """Rows of ``asset`` 1 s apart from sample ``first``: a = 1 + residual, b = 1 (ok)."""
-    frame = pd.DataFrame(
-        {
-            "ts": [ts(first + i) for i in range(len(residuals))],
-            "asset": asset,
-            "a": [1.0 + r for r in residuals],
-            "b": 1.0,
-        }
-    )
-    columns = {
-        "ts": sa.DateTime(timezone=True),
-        "asset": sa.Text(),
-        "a": sa.Float(53),
-        "b": sa.Float(53),
-    }
-    write_chunks(db.engine, db.target, db.table("fleet"), columns, [frame], if_exists="append")
-
-
-def _config(db: Db, folder: Path, *overrides: str):
-    return load_config(
-        make_project(folder),
-        [
-            f"data.table={db.table('fleet')}",
-            "data.asset_col=asset",
-            "data.axes=[a, b]",
-            f"events.table={db.table('events')}",
-            f"fleet.table={db.table('fleet_state')}",
-            "events.merge_gap_seconds=0",
-            "fleet.workers=1",
-            *overrides,
-        ],
-    )
+_append = append_asset_rows
+_config = fleet_config
 
 
 def _publish(folder: Path, asset: str, trained_until: int | None = None) -> str:

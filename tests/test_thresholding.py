@@ -75,6 +75,21 @@ def test_policy_defaults_and_descriptions():
         "alert_quantile": 0.8,
         "error_quantile": 0.5,
         "smoothing": {"method": "none", "alpha": 0.3, "window": None},
+        "mode": "percentile",
+        "learned": {
+            "multipliers": [0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.5, 8.0, 10.0],
+            "sustains": [1, 2, 3, 5, 8, 13, 21],
+            "false_alarm_cost": 1.0,
+            "severity_weights": {
+                "alert": 1.0,
+                "error": 2.0,
+                "low": 1.0,
+                "medium": 2.0,
+                "high": 3.0,
+            },
+            "min_labels": 5,
+            "min_confidence": 0.5,
+        },
         "max_events_per_day": None,
     }
     assert all(field.description for field in ThresholdPolicy.model_fields.values())
