@@ -110,6 +110,9 @@ class RunState:
     ``plots.enabled``); a fleet draws only the assets that need attention."""
     threads: int = _AXIS_THREADS
     """Axes fitted and calibrated at the same time (1 in a fleet's worker processes)."""
+    previous: tuple[str, dict[str, Any]] | None = None
+    """The version that was latest before this run and its thresholds, when the caller has
+    read them already (a fleet has); None: ``register`` reads them for ``report.html``."""
     chosen_by: str | None = None
     """Set with ``families`` before ``select`` (a fleet choosing once for all its assets):
     ``select`` keeps them, and ``selection.json`` records this as the criterion."""
@@ -597,7 +600,7 @@ def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, An
         metrics=state.metrics.to_dict(orient="records"),
         families={axis: family for axis, (family, _) in state.families.items()},
         thresholds=state.thresholds,
-        previous=_previous_thresholds(registry),
+        previous=state.previous or _previous_thresholds(registry),
         alarm_budget=state.alarm_budget,
         plots={path.name: path.read_bytes() for path in state.plot_paths},
         timings=dict(state.timings),
