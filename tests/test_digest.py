@@ -365,3 +365,5 @@ def test_report_command_writes_a_self_contained_page(
         "orchestrate.py", "report", "--output", str(tmp_path), config=config, db_url=url
     )
     assert folder.code == 8 and "is a folder" in folder.stderr
+    one_machine = run_cli("orchestrate.py", "report", "--asset", "r1", config=config, db_url=url)
+    assert one_machine.code == 2 and "data.asset_col is not set" in one_machine.stderr
