@@ -352,6 +352,8 @@ def test_report_command_writes_a_self_contained_page(
     headline = re.search(r'id="headline">(.*?)</p>', html, re.S).group(1)
     assert "axis <b>a</b>" in headline and "ratio <b>1.25</b>" in headline
 
+    assert payload["assets"][0]["fleet"]["version"] == "v1"  # a one-machine table: its latest
+    assert payload["assets"][0]["model_age_days"] is not None
     text = run_cli("orchestrate.py", "report", config=config, db_url=url)
     assert text.code == 0
     assert (
