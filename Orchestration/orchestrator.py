@@ -581,6 +581,21 @@ each is called with the run state before registration and returns its table, or 
 nothing is shown). Empty here: each stage appends its own."""
 
 
+def _report_sections(state: RunState) -> list[DigestSection]:
+    """The tables of :data:`VERSION_REPORT_SECTIONS` that have something to show; a source that
+    fails is logged and left out (another stage's table must not cost the version)."""
+    found = []
+    for source in VERSION_REPORT_SECTIONS:
+        try:
+            section = source(state)
+        except Exception:
+            logger.exception("report.html section %r left out", getattr(source, "__name__", source))
+            continue
+        if section is not None:
+            found.append(section)
+    return found
+
+
 def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, Any]) -> bytes:
     """``report.html`` of the version being registered (see :mod:`Reports.version`)."""
     assert state.profile is not None and state.metrics is not None
@@ -606,11 +621,7 @@ def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, An
         timings=dict(state.timings),
         provenance=provenance,
         units=config.data.units,
-        sections=[
-            section
-            for section in (source(state) for source in VERSION_REPORT_SECTIONS)
-            if section is not None
-        ],
+        sections=_report_sections(state),
     )
     return render_version_report(report).encode("utf-8")
 
