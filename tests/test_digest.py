@@ -293,8 +293,14 @@ def test_digest_of_a_scored_fleet(scored_fleet) -> None:
         seen.append(context)
         return None  # nothing to show: the section is absent
 
+    def failure(context: DigestContext) -> DigestSection | None:
+        raise RuntimeError("the predictor is down")
+
     run = run_digest(
-        scored_fleet, since=ts(2).to_pydatetime(), now=T0 + pd.Timedelta(days=1), sources=[health]
+        scored_fleet,
+        since=ts(2).to_pydatetime(),
+        now=T0 + pd.Timedelta(days=1),
+        sources=[health, failure],
     )
     digest = run.digest
     assert (digest.since, digest.until) == (ts(2), ts(9))
