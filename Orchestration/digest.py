@@ -26,6 +26,7 @@ import pandas as pd
 
 from DataExtractionAnalysis import EmptyWindowError, extract_window, list_assets
 from DataPreparation import time_since
+from ModelRegistry import ModelRegistry
 from Reports import (
     Digest,
     DigestImages,
@@ -172,12 +173,19 @@ def run_digest(
 
 
 def _fleet_state(loaded: LoadedConfig, session: DatabaseSession, asset: str | None) -> pd.DataFrame:
-    """The fleet state table's rows (a fleet), else none."""
+    """The fleet state table's rows (a fleet); a one-machine table: one row for its latest
+    version (asset ``""``), so its model age shows too."""
     from Fleet import FleetStateStore
 
     config = loaded.config
     if config.data.asset_col is None:
-        return pd.DataFrame(columns=["asset", "status", "version", "trained_at"])
+        versions = ModelRegistry(loaded.path(config.registry.root_dir)).list_versions()
+        latest = [v for v in versions if v.is_latest]
+        rows = [
+            {"asset": "", "status": "trained", "version": v.version, "trained_at": v.created_at}
+            for v in latest
+        ]
+        return pd.DataFrame(rows, columns=["asset", "status", "version", "trained_at"])
     state = FleetStateStore(
         session.engine, session.target, config.fleet.table, config.data.table
     ).read()

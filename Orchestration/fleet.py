@@ -241,6 +241,7 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
             plots_dir=loaded.path(loaded.config.plots.dir) / asset_folder(asset_id),
             draw_plots=choice,
             threads=task.threads,
+            previous=None if previous is None else (previous[0], previous[2]),
         )
         if task.families is not None:
             state.families = {axis: (f, dict(p)) for axis, (f, p) in task.families.items()}

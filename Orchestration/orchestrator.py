@@ -114,6 +114,9 @@ class RunState:
     ``plots.enabled``); a fleet draws only the assets that need attention."""
     threads: int = _AXIS_THREADS
     """Axes fitted and calibrated at the same time (1 in a fleet's worker processes)."""
+    previous: tuple[str, dict[str, Any]] | None = None
+    """The version that was latest before this run and its thresholds, when the caller has
+    read them already (a fleet has); None: ``register`` reads them for ``report.html``."""
     chosen_by: str | None = None
     """Set with ``families`` before ``select`` (a fleet choosing once for all its assets):
     ``select`` keeps them, and ``selection.json`` records this as the criterion."""
@@ -724,6 +727,21 @@ each is called with the run state before registration and returns its table, or 
 nothing is shown). Empty here: each stage appends its own."""
 
 
+def _report_sections(state: RunState) -> list[DigestSection]:
+    """The tables of :data:`VERSION_REPORT_SECTIONS` that have something to show; a source that
+    fails is logged and left out (another stage's table must not cost the version)."""
+    found = []
+    for source in VERSION_REPORT_SECTIONS:
+        try:
+            section = source(state)
+        except Exception:
+            logger.exception("report.html section %r left out", getattr(source, "__name__", source))
+            continue
+        if section is not None:
+            found.append(section)
+    return found
+
+
 def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, Any]) -> bytes:
     """``report.html`` of the version being registered (see :mod:`Reports.version`)."""
     assert state.profile is not None and state.metrics is not None
@@ -743,17 +761,13 @@ def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, An
         metrics=state.metrics.to_dict(orient="records"),
         families={axis: family for axis, (family, _) in state.families.items()},
         thresholds=state.thresholds,
-        previous=_previous_thresholds(registry),
+        previous=state.previous or _previous_thresholds(registry),
         alarm_budget=state.alarm_budget,
         plots={path.name: path.read_bytes() for path in state.plot_paths},
         timings=dict(state.timings),
         provenance=provenance,
         units=config.data.units,
-        sections=[
-            section
-            for section in (source(state) for source in VERSION_REPORT_SECTIONS)
-            if section is not None
-        ],
+        sections=_report_sections(state),
     )
     return render_version_report(report).encode("utf-8")
 

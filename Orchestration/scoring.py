@@ -629,10 +629,19 @@ def score_with(
         detail=detail if stale is None else f"{detail}; {stale}",
         asset=asset_id,
         stale=stale is not None,
-        worst=event_records(
-            worst_first(store.read_overlapping(progress.first, progress.last), WORST_EVENTS)
-        ),
+        worst=_worst_events(store, progress, counts),
     )
+
+
+def _worst_events(
+    store: EventStore, progress: _Progress, counts: dict[str, dict[str, int]]
+) -> list[dict[str, Any]]:
+    """The run's worst kept events (read back: merged, with their stored peaks); none read
+    when the run kept none (most runs of a quiet fleet)."""
+    if not any(sum(by_severity.values()) for by_severity in counts.values()):
+        return []
+    found = store.read_overlapping(progress.first, progress.last)
+    return event_records(worst_first(found, WORST_EVENTS))
 
 
 def _staleness(

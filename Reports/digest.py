@@ -267,7 +267,7 @@ def build_digest(
         AssetDigest(name, found, rows.get(name), _age_days(rows.get(name), now))
         for name, found in per_asset.items()
     ]
-    quiet = sorted(name for name in rows if name not in per_asset)
+    quiet = sorted(name or source_table for name in rows if name not in per_asset)
     return Digest(
         source_table=source_table,
         since=since,

@@ -80,7 +80,7 @@ def event_plot(
     )
     ratio = event.get("ratio")
     where = f"{event['asset']} " if event.get("asset") else ""
-    channel = event["axis"] if event["axis"] == axis else f"{event['axis']} (shown: {axis})"
+    channel = event["axis"] if event["axis"] == axis else f"machine event, shown on {axis}"
     title = f"{where}{channel}: {event['severity']}" + (
         "" if ratio is None else f", ratio {ratio:.2f}"
     )

@@ -90,11 +90,13 @@ def threshold_changes(
 def render_version_report(report: VersionReport) -> str:
     """The HTML page of a version (see the module docstring)."""
     template = template_environment().get_template("version.html.j2")
+    previous = None if report.previous is None else report.previous[1]
+    changes = threshold_changes(report.thresholds, previous)
+    shown = {row["threshold"] for row in changes}
     return template.render(
         r=report,
-        changes=threshold_changes(
-            report.thresholds, None if not report.previous else report.previous[1]
-        ),
+        labels=[threshold_label(key) for key in THRESHOLD_KEYS if threshold_label(key) in shown],
+        by_cell={(row["channel"], row["threshold"]): row for row in changes},
         images={name: base64.b64encode(png).decode("ascii") for name, png in report.plots.items()},
         axis_profiles=dict(report.profile.get("axes") or {}),
     )

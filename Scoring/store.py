@@ -407,7 +407,8 @@ class EventStore:
         if until is not None:
             stmt = stmt.where(events.c.start_ts <= _utc(until).to_pydatetime())
         with database_errors(self.target, "reading events"), self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(events.name, schema=events.schema):
+            prepared = self._prepared_key() in _PREPARED  # created or checked by this process
+            if not prepared and not sa.inspect(conn).has_table(events.name, schema=events.schema):
                 return pd.DataFrame(columns=[c.name for c in events.columns])
             frame = pd.read_sql(stmt.order_by(events.c.start_ts, events.c.id), conn)
         for column in ("start_ts", "end_ts", "peak_ts"):

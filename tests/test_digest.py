@@ -293,8 +293,14 @@ def test_digest_of_a_scored_fleet(scored_fleet) -> None:
         seen.append(context)
         return None  # nothing to show: the section is absent
 
+    def failure(context: DigestContext) -> DigestSection | None:
+        raise RuntimeError("the predictor is down")
+
     run = run_digest(
-        scored_fleet, since=ts(2).to_pydatetime(), now=T0 + pd.Timedelta(days=1), sources=[health]
+        scored_fleet,
+        since=ts(2).to_pydatetime(),
+        now=T0 + pd.Timedelta(days=1),
+        sources=[health, failure],
     )
     digest = run.digest
     assert (digest.since, digest.until) == (ts(2), ts(9))
@@ -352,6 +358,8 @@ def test_report_command_writes_a_self_contained_page(
     headline = re.search(r'id="headline">(.*?)</p>', html, re.S).group(1)
     assert "axis <b>a</b>" in headline and "ratio <b>1.25</b>" in headline
 
+    assert payload["assets"][0]["fleet"]["version"] == "v1"  # a one-machine table: its latest
+    assert payload["assets"][0]["model_age_days"] is not None
     text = run_cli("orchestrate.py", "report", config=config, db_url=url)
     assert text.code == 0
     assert (
@@ -365,3 +373,5 @@ def test_report_command_writes_a_self_contained_page(
         "orchestrate.py", "report", "--output", str(tmp_path), config=config, db_url=url
     )
     assert folder.code == 8 and "is a folder" in folder.stderr
+    one_machine = run_cli("orchestrate.py", "report", "--asset", "r1", config=config, db_url=url)
+    assert one_machine.code == 2 and "data.asset_col is not set" in one_machine.stderr

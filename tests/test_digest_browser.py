@@ -39,7 +39,8 @@ window.addEventListener("error", e => {
 window.addEventListener("load", () => {
   const images = Array.from(document.images).map(
     i => [i.complete, i.naturalWidth, i.naturalHeight]);
-  const headline = document.getElementById("headline").getBoundingClientRect();
+  const found = document.getElementById("headline");
+  const headline = found ? found.getBoundingClientRect() : {bottom: null};
   const out = document.createElement("pre");
   out.id = "probe";
   out.textContent = JSON.stringify(
@@ -99,6 +100,20 @@ def demo_digest(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, P
     return page, done.json(), folder / "demo.sqlite"
 
 
+def _probe(browser: str, page: Path, folder: Path) -> tuple[dict, str]:
+    """Load ``page`` (a copy with the probe script) headless; the probe's record and the DOM."""
+    probed = folder / f"probe-{page.name}"
+    probed.write_text(
+        page.read_text(encoding="utf-8").replace("<head>", "<head>\n" + PROBE, 1),
+        encoding="utf-8",
+    )
+    done = _headless(browser, "--dump-dom", probed.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"the page did not finish loading: {done.stdout[-500:]}"
+    return json.loads(found.group(1)), done.stdout
+
+
 def _label_start(database: Path) -> pd.Timestamp:
     with sqlite3.connect(database) as conn:
         (start,) = conn.execute(
@@ -136,23 +151,14 @@ def test_chromium_renders_the_page_offline_with_the_fault_on_the_first_screen(
 ) -> None:
     browser = _chromium()
     page, payload, _ = demo_digest
-    probed = tmp_path / "probe.html"
-    probed.write_text(
-        page.read_text(encoding="utf-8").replace("<head>", "<head>\n" + PROBE, 1),
-        encoding="utf-8",
-    )
-    done = _headless(browser, "--dump-dom", probed.as_uri())
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
-    assert found, f"the page did not finish loading: {done.stdout[-500:]}"
-    probe = json.loads(found.group(1))
+    probe, dom = _probe(browser, page, tmp_path)
     assert probe["errors"] == []
     assert len(probe["images"]) == len(re.findall(r"<img ", page.read_text(encoding="utf-8")))
     for complete, width, height in probe["images"]:
         assert complete and width > 100 and height > 100
     assert probe["headline_bottom"] < FIRST_SCREEN[1]
 
-    headline = re.search(r'<p class="headline[^"]*" id="headline">(.*?)</p>', done.stdout, re.S)
+    headline = re.search(r'<p class="headline[^"]*" id="headline">(.*?)</p>', dom, re.S)
     text = re.sub(r"<[^>]+>", "", headline.group(1))
     top = payload["top_events"][0]
     assert FLEET_FAULTY_ROBOT in text and "axis3" in text
@@ -164,3 +170,14 @@ def test_chromium_renders_the_page_offline_with_the_fault_on_the_first_screen(
     assert done.returncode == 0, done.stderr[-2000:]
     with Image.open(shot) as image:
         assert image.size == FIRST_SCREEN
+
+
+def test_a_version_report_opens_offline(demo_digest, tmp_path: Path) -> None:
+    browser = _chromium()
+    page, _, _ = demo_digest
+    report = page.parent.parent / "registry" / FLEET_FAULTY_ROBOT / "v1" / "report.html"
+    probe, dom = _probe(browser, report, tmp_path)
+    assert probe["errors"] == []
+    assert all(complete and width > 100 for complete, width, _ in probe["images"])
+    assert f"Model report: robot_fleet · asset {FLEET_FAULTY_ROBOT}" in dom
+    assert "alert (MinC)" in dom and "error (MaxC)" in dom

@@ -117,6 +117,9 @@ def test_state_rows_are_written_idempotently(use_db: Db, tmp_path: Path) -> None
     again = _state(use_db)
     assert len(again) == 2
     assert again.loc["r1", "version"] == "v2" and first.loc["r1", "version"] == "v1"
+    # report.html of v2 compares its thresholds with v1's (the fleet hands them over).
+    page = ModelRegistry(tmp_path / "registry" / "r1").load("v2").read_bytes("report.html")
+    assert b"compared with v1, the latest version before it" in page
     columns = ["status", "samples", "missing", "reason"]
     assert again.loc["r2", columns].tolist() == first.loc["r2", columns].tolist()
 

@@ -107,7 +107,7 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_each_version_has_a_verified_report(
-    tmp_path: Path, demo_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, demo_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("DB_URL", demo_url)
     loaded = load_config(
@@ -116,8 +116,12 @@ def test_each_version_has_a_verified_report(
     )
     first = run_training(loaded)
     grades = DigestSection("health", "Sensor health", ["axis", "grade"], [["axis1", "high"]])
+
+    def broken(state):
+        raise RuntimeError("the health stage failed")
+
     monkeypatch.setattr(
-        orchestrator, "VERSION_REPORT_SECTIONS", [lambda state: None, lambda state: grades]
+        orchestrator, "VERSION_REPORT_SECTIONS", [lambda state: None, broken, lambda state: grades]
     )
     second = run_training(loaded)
     registry = ModelRegistry(tmp_path / "registry")
@@ -129,6 +133,7 @@ def test_each_version_has_a_verified_report(
     assert f"training run {second.run_id}" in page
     assert "axis3 [A]" in page
     assert 'id="section-health"' in page and 'id="section-health"' not in first_page
+    assert "report.html section 'broken' left out" in caplog.text
     plots = sorted(p.name for p in (second.artifact_dir / "plots").iterdir())
     assert re.findall(r'<img alt="([^"]+)"', page) == plots and len(plots) == 4
     for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page):
