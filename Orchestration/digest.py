@@ -45,6 +45,7 @@ from Scoring import MACHINE_CHANNEL, EventStore
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import DestinationError
+from .digest_sections import failure_risk_section, promotion_section
 from .scoring import _load_model
 
 __all__ = ["SECTION_SOURCES", "DigestContext", "DigestRun", "run_digest", "write_html"]
@@ -63,9 +64,8 @@ class DigestContext:
     assets: list[str]
 
 
-SECTION_SOURCES: list[SectionSource] = []
-"""Sources of the digest's extra sections, in display order (drift and sensor health, failure
-probabilities, promotion decisions). Empty here: each stage appends its own."""
+SECTION_SOURCES: list[SectionSource] = [failure_risk_section, promotion_section]
+"""Sources of the digest's extra sections, in display order (see :mod:`.digest_sections`)."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ MaxC = 2, runs of 2 samples, samples 1 s apart from T0), so every event is known
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -375,3 +376,38 @@ def test_report_command_writes_a_self_contained_page(
     assert folder.code == 8 and "is a folder" in folder.stderr
     one_machine = run_cli("orchestrate.py", "report", "--asset", "r1", config=config, db_url=url)
     assert one_machine.code == 2 and "data.asset_col is not set" in one_machine.stderr
+
+
+def test_digest_shows_kept_back_versions_and_failure_risk(scored_fleet, any_db: Db) -> None:
+    from ModelRegistry import ModelRegistry
+    from Prediction.store import RiskStore
+
+    root = scored_fleet.path(scored_fleet.config.registry.root_dir)
+    r1 = ModelRegistry(root / "r1")
+    r1.promote("v1")
+    publish_linear_version(root / "r1", ["a", "b"])  # v2, kept back by the gate
+    r1.record_decision("v2", {"promoted": False, "reason": "alert events 6 > 4 allowed"})
+    ModelRegistry(root / "r2").promote("v1")  # r2's newest version is live: no news
+    buckets = pd.DatetimeIndex([ts(3), ts(5), ts(7)])
+    store = RiskStore(
+        any_db.engine, any_db.target, any_db.table("risk"), any_db.table("fleet"), "r2"
+    )
+    store.write(pd.Series([0.2, 0.9, 0.4], index=buckets), "p1", batch_rows=2)
+    other = RiskStore(
+        any_db.engine, any_db.target, any_db.table("risk"), any_db.table("fleet"), "r3"
+    )
+    other.write(pd.Series([0.1], index=buckets[:1]), "p1", batch_rows=2)
+    config = scored_fleet.config
+    predictor = config.predictor.model_copy(update={"table": any_db.table("risk")})
+    loaded = dataclasses.replace(
+        scored_fleet, config=config.model_copy(update={"predictor": predictor})
+    )
+
+    digest = run_digest(loaded, since=ts(2).to_pydatetime(), now=T0 + pd.Timedelta(days=1)).digest
+
+    sections = {section.key: section for section in digest.sections}
+    assert sections["failure"].rows == [
+        ["r2", 0.4, 0.9, ts(5).isoformat(), "p1"],
+        ["r3", 0.1, 0.1, ts(3).isoformat(), "p1"],
+    ]
+    assert sections["promotion"].rows == [["r1", "v2", "v1", "alert events 6 > 4 allowed"]]

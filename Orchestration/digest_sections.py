@@ -1,0 +1,131 @@
+"""The digest's sections from other stages: promotion decisions and failure risk.
+
+Each source takes the :class:`~Orchestration.digest.DigestContext` and returns a
+:class:`Reports.DigestSection`, or None when it has nothing to say (then the section is absent).
+A source reads only what its stage already stores: the registry's decision files, the
+predictor's risk table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from Database import database_errors, split_table_name
+from ModelRegistry import ModelRegistry, RegistryError
+from Reports import DigestSection
+from Scoring import format_duration
+
+from .fleet import asset_registry
+
+if TYPE_CHECKING:
+    from .digest import DigestContext
+
+__all__ = ["failure_risk_section", "promotion_section"]
+
+logger = logging.getLogger(__name__)
+
+
+def _registry(context: DigestContext, asset: str) -> ModelRegistry:
+    if context.loaded.config.data.asset_col is not None:
+        return asset_registry(context.loaded, asset)
+    config = context.loaded.config.registry
+    return ModelRegistry(context.loaded.path(config.root_dir), lock_timeout=config.lock_timeout_s)
+
+
+def _assets(context: DigestContext) -> list[str]:
+    """The assets the digest covers (one machine: the empty id)."""
+    if context.loaded.config.data.asset_col is None:
+        return [""]
+    return list(context.assets)
+
+
+def promotion_section(context: DigestContext) -> DigestSection | None:
+    """Per asset whose newest version is not its champion: the version kept back and why.
+
+    A version that went live is no news for the morning; one the gate kept back is (scoring goes
+    on with the older champion).
+    """
+    rows: list[list[Any]] = []
+    for asset in _assets(context):
+        registry = _registry(context, asset)
+        try:
+            versions = registry.list_versions()
+            if not versions:
+                continue
+            newest = versions[-1].version
+            champion = registry.aliases().champion
+            decision = registry.decision(newest)
+        except RegistryError as exc:
+            rows.append([asset or context.loaded.config.data.table, "-", "-", f"unreadable: {exc}"])
+            continue
+        if champion in (None, newest) or decision is None:
+            continue
+        rows.append(
+            [asset or context.loaded.config.data.table, newest, champion, decision.get("reason")]
+        )
+    if not rows:
+        return None
+    return DigestSection(
+        key="promotion",
+        title="Versions kept back by the promotion gate",
+        headers=["asset", "newest version", "scoring with", "reason"],
+        rows=rows,
+        note="registry promote VERSION (--asset ID) makes a version live by hand",
+    )
+
+
+def failure_risk_section(context: DigestContext) -> DigestSection | None:
+    """Per asset with a failure predictor: the newest and the highest failure probability of the
+    period (``predictor.table``), highest first."""
+    config = context.loaded.config
+    schema, name = split_table_name(config.predictor.table)
+    session = context.session
+    with (
+        database_errors(session.target, f"reading {config.predictor.table}"),
+        session.engine.connect() as conn,
+    ):
+        if not sa.inspect(conn).has_table(name, schema=schema):
+            return None
+        table = sa.Table(name, sa.MetaData(schema=schema), autoload_with=conn)
+        query = sa.select(
+            table.c.asset, table.c.bucket_start, table.c.probability, table.c.model_version
+        ).where(
+            table.c.source_table == config.data.table,
+            table.c.bucket_start >= context.since.to_pydatetime(),
+            table.c.bucket_start <= context.until.to_pydatetime(),
+        )
+        frame = pd.DataFrame(
+            conn.execute(query).fetchall(), columns=list(query.selected_columns.keys())
+        )
+    if frame.empty:
+        return None
+    frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)  # SQLite: naive
+    frame = frame.sort_values(["asset", "bucket_start"], kind="stable")
+    rows = []
+    for asset, part in frame.groupby("asset", sort=False):
+        worst = part.loc[part["probability"].idxmax()]
+        rows.append(
+            [
+                asset or config.data.table,
+                round(float(part["probability"].iloc[-1]), 3),
+                round(float(worst["probability"]), 3),
+                pd.Timestamp(worst["bucket_start"]).isoformat(),
+                part["model_version"].iloc[-1],
+            ]
+        )
+    rows.sort(key=lambda row: -row[2])
+    return DigestSection(
+        key="failure",
+        title="Failure risk",
+        headers=["asset", "newest probability", "highest", "highest at", "predictor"],
+        rows=rows,
+        note=(
+            "probability that a confirmed incident starts within "
+            f"{format_duration(config.predictor.horizon.total_seconds())} "
+            "(python orchestrate.py apply writes it)"
+        ),
+    )
