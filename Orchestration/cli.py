@@ -272,6 +272,8 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     show.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
 
     command("fleet", "the fleet state table: status, version, samples per asset")
+    drift = command("drift", "which axes drift (CUSUM/EWMA of the residual level), since when")
+    drift.add_argument("--asset", help="only this asset of a fleet (data.asset_col)")
     return parser
 
 
@@ -453,6 +455,21 @@ def _cmd_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return int(ExitCode.OK)
 
 
+def _cmd_drift(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .drift import format_drift_state, read_drift
+
+    config = loaded.config
+    table = config.drift.table_for(config.events.table)
+    state = read_drift(loaded, asset=args.asset)
+    payload, text = format_drift_state(state, table)
+    if args.json:
+        detail = f"{payload['drifting']} of {len(state)} axes drifting ({table})"
+        _print_json({"status": _ok(detail), **payload})
+    else:
+        print(text)
+    return int(ExitCode.OK)
+
+
 def _cmd_score(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from .destinations import check_output_file
     from .report import format_scoring
@@ -563,6 +580,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "demo-db": _cmd_demo_db,
     "registry": _cmd_registry,
     "fleet": _cmd_fleet,
+    "drift": _cmd_drift,
 }
 
 

@@ -30,7 +30,7 @@ from Labels import LabelsConfig
 from ModelEvaluation import PlotConfig
 from ModelRegistry import RegistryConfig
 from ModelSelection import ModelConfig
-from Scoring import EventsConfig, ScoringConfig
+from Scoring import DriftConfig, EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
 
 __all__ = [
@@ -195,6 +195,7 @@ class AppConfig(BaseModel):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
 
 @dataclass(frozen=True)

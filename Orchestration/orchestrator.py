@@ -54,6 +54,7 @@ from ModelEvaluation import (
 from ModelRegistry import ModelRegistry, VersionExistsError, VersionNotFoundError
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, out_of_fold
+from Scoring.drift import DriftBaselines, fit_drift_baselines
 from Thresholding import ThresholdCalibrator
 
 from .config import LoadedConfig
@@ -122,6 +123,8 @@ class RunState:
     models: AxisModelSet | None = None
     metrics: pd.DataFrame | None = None
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drift: DriftBaselines | None = None
+    """Drift baselines from the calibration residuals (``drift.enabled``), for ``drift.json``."""
     alarm_budget: dict[str, Any] = field(default_factory=dict)
     plot_data: list[AxisPlotData] = field(default_factory=list)
     kept_residuals: dict[str, np.ndarray] = field(default_factory=dict)
@@ -435,6 +438,9 @@ def _threshold(state: RunState) -> None:
         merge_gap_seconds=config.events.merge_gap_seconds,
     )
     state.thresholds = calibrator.to_dict()
+    if config.drift.enabled:
+        # One axis at a time: a computed mapping holds only the axis in flight.
+        state.drift = fit_drift_baselines(residuals, config.drift.parameters())
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
@@ -571,6 +577,8 @@ def _register(state: RunState) -> None:
         "selection.json": json.dumps(_selection_record(state), indent=2).encode(),
         "metrics.csv": metrics_csv.getvalue().encode(),
     }
+    if state.drift is not None:
+        files["drift.json"] = json.dumps(state.drift.to_dict(), indent=2).encode()
     files.update({f"plots/{path.name}": path for path in state.plot_paths})
     config = state.loaded.config.registry
     root = state.registry_root or state.loaded.path(config.root_dir)

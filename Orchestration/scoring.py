@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -62,6 +63,7 @@ from Scoring import (
     lookback_samples,
     score_frame,
 )
+from Scoring.drift import DriftBaselines, DriftStateStore, DriftTracker, epoch_seconds
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
@@ -96,6 +98,9 @@ class ScoringReport:
     asset: str | None = None
     stale: bool = False
     """No new rows, and the newest sample is older than ``scoring.stale_after``."""
+    drift: dict[str, Any] = field(default_factory=dict)
+    """``started`` (drift events begun by this run) and ``drifting`` (axis → direction and
+    since when) after the run; empty when the version has no drift baselines."""
 
     @property
     def status(self) -> Status:
@@ -127,6 +132,7 @@ class ScoringReport:
             "counts": self.counts,
             "events_written": self.written,
             "output": None if self.output is None else str(self.output),
+            "drift": self.drift,
         }
 
 
@@ -144,6 +150,7 @@ class _Model:
     t0: pd.Timestamp | float
     trained_until: pd.Timestamp | float | None
     dt_seconds: float | None
+    drift: DriftBaselines | None = None
 
 
 def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model:
@@ -166,8 +173,28 @@ def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model
     step = stats.get("dt_seconds")
     dt_seconds = float(step) if isinstance(step, (int, float)) and step > 0 else None
     return _Model(
-        found.version, models, thresholds, t0_from_stats(stats), trained_until, dt_seconds
+        found.version,
+        models,
+        thresholds,
+        t0_from_stats(stats),
+        trained_until,
+        dt_seconds,
+        _drift_baselines(found),
     )
+
+
+def _drift_baselines(found: LoadedVersion) -> DriftBaselines | None:
+    """The version's ``drift.json`` (None: trained without drift baselines).
+
+    Raises:
+        ScoringInputError: the file is not a drift baseline record (status ``invalid-input``).
+    """
+    if "drift.json" not in found.artifacts:
+        return None
+    try:
+        return DriftBaselines.from_dict(found.read_json("drift.json"))
+    except ValueError as exc:
+        raise ScoringInputError(f"version {found.version}: {exc}") from exc
 
 
 def _check_axes(data: DataConfig, model: _Model) -> list[str]:
@@ -530,6 +557,7 @@ def score_with(
     )
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()
+    drift = _DriftRun.open(loaded, store, model, asset_id)
     with _write_csv(output) as append_rows, ExitStack() as transaction:
         writer: EventWriter | None = None
         for chunk in scorer.chunks(start, end, span):
@@ -554,8 +582,12 @@ def score_with(
                 previous_ts=chunk.previous,
                 next_ts=chunk.following,
             )
+            if drift is not None:
+                drift.fold(writer, chunk.result)
         if writer is not None:
             writer.advance_state(progress.final_until)
+            if drift is not None:
+                drift.save(writer, run_id)
     stale = _staleness(loaded, session, asset, end, progress, continued)
     if writer is None:
         report = _empty(
@@ -586,7 +618,62 @@ def score_with(
         detail=detail if stale is None else f"{detail}; {stale}",
         asset=asset_id,
         stale=stale is not None,
+        drift={} if drift is None else drift.summary(),
     )
+
+
+@dataclass
+class _DriftRun:
+    """A score run's drift state: loaded on the run's transaction, folded chunk by chunk,
+    saved with the events."""
+
+    store: DriftStateStore
+    baselines: DriftBaselines
+    version: str
+    tracker: DriftTracker | None = None
+    started: int = 0
+
+    @classmethod
+    def open(
+        cls, loaded: LoadedConfig, events: EventStore, model: _Model, asset: str | None
+    ) -> _DriftRun | None:
+        """None when drift is off or the version has no baselines (trained before them)."""
+        config = loaded.config.drift
+        if not config.enabled or model.drift is None:
+            return None
+        table = config.table_for(loaded.config.events.table)
+        store = DriftStateStore(table, events.events, events.source_table, asset or "")
+        return cls(store, model.drift, model.version)
+
+    def fold(self, writer: EventWriter, result: ScoreResult) -> None:
+        if self.tracker is None:
+            self.tracker = self.store.load(writer.connection, self.baselines, self.version)
+        # Idle (0) and missing samples are no evidence of the residual level.
+        residuals = {
+            axis: np.where((values > 0) | (values < 0), result.raw_residuals[axis], np.nan)
+            for axis, values in result.values.items()
+        }
+        self.tracker.fold(epoch_seconds(result.frame["ts"]), residuals)
+
+    def save(self, writer: EventWriter, run_id: str) -> None:
+        if self.tracker is not None:
+            self.started = self.store.save(writer.connection, self.tracker, self.version, run_id)
+
+    def summary(self) -> dict[str, Any]:
+        """Drift events started by the run, and the axes drifting after it."""
+        if self.tracker is None:
+            return {"started": 0, "drifting": {}}
+        drifting = {
+            axis: {
+                "direction": state.drift_direction,
+                "since": None
+                if state.drifting_since is None
+                else _as_utc(state.drifting_since).isoformat(),
+            }
+            for axis, state in self.tracker.axes.items()
+            if state.is_drifting
+        }
+        return {"started": self.started, "drifting": drifting}
 
 
 def _staleness(

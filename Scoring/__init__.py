@@ -7,7 +7,8 @@ no database; :class:`EventStore` writes the events table and the scoring state.
 """
 
 from ._lock import locked_transaction
-from .config import EventsConfig, ScoringConfig
+from .config import DriftConfig, EventsConfig, ScoringConfig
+from .drift import DriftBaselines, DriftTracker, read_drift_state
 from .errors import ScoringInputError
 from .events import EVENT_COLUMNS, SEVERITIES, extract_events
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
@@ -23,6 +24,9 @@ __all__ = [
     "SEVERITIES",
     "AxisRule",
     "Continuation",
+    "DriftBaselines",
+    "DriftConfig",
+    "DriftTracker",
     "EventStore",
     "EventWriter",
     "EventsConfig",
@@ -38,5 +42,6 @@ __all__ = [
     "lookahead_samples",
     "lookback_samples",
     "parse_thresholds",
+    "read_drift_state",
     "score_frame",
 ]
