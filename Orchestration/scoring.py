@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -649,11 +648,7 @@ class _DriftRun:
         if self.tracker is None:
             self.tracker = self.store.load(writer.connection, self.baselines, self.version)
         # Idle (0) and missing samples are no evidence of the residual level.
-        residuals = {
-            axis: np.where((values > 0) | (values < 0), result.raw_residuals[axis], np.nan)
-            for axis, values in result.values.items()
-        }
-        self.tracker.fold(epoch_seconds(result.frame["ts"]), residuals)
+        self.tracker.fold(epoch_seconds(result.frame["ts"]), result.raw_residuals, result.values)
 
     def save(self, writer: EventWriter, run_id: str) -> None:
         if self.tracker is not None:

@@ -183,13 +183,20 @@ class DriftTracker:
     def params(self) -> DriftParameters:
         return self.baselines.params
 
-    def fold(self, seconds: np.ndarray, residuals: Mapping[str, np.ndarray]) -> None:
+    def fold(
+        self,
+        seconds: np.ndarray,
+        residuals: Mapping[str, np.ndarray],
+        values: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         """Fold the samples after :attr:`last_sample` in.
 
         Args:
             seconds: epoch seconds of the samples, sorted.
-            residuals: axis → residual per sample, NaN where the axis is idle or missing
-                (axes without a baseline are ignored).
+            residuals: axis → residual per sample; NaN = no evidence (axes without a baseline
+                are ignored).
+            values: axis → actual value per sample: where it is 0 (idle) or NaN (missing) the
+                residual is left out too.
         """
         seconds = np.asarray(seconds, dtype=np.float64)
         first = (
@@ -201,12 +208,7 @@ class DriftTracker:
             return
         seconds = seconds[first:]
         z = {
-            axis: standardise(
-                np.asarray(residuals[axis])[first:], base.center, base.scale, self.params.clip
-            )
-            if axis in residuals
-            else np.full(seconds.size, np.nan)
-            for axis, base in self.baselines.axes.items()
+            axis: self._standardised(axis, residuals, values, first) for axis in self.baselines.axes
         }
         blocks = self._with_open_block(block_sums(seconds, z, self.params.block_seconds))
         self.last_sample = float(seconds[-1])
@@ -218,6 +220,24 @@ class DriftTracker:
             state.open_count = int(blocks.counts[axis][closed])
         if closed:
             self._close_blocks(blocks, closed)
+
+    def _standardised(
+        self,
+        axis: str,
+        residuals: Mapping[str, np.ndarray],
+        values: Mapping[str, np.ndarray] | None,
+        first: int,
+    ) -> np.ndarray:
+        base = self.baselines.axes[axis]
+        if axis not in residuals:
+            return np.full(len(residuals[next(iter(residuals))]) - first, np.nan)
+        z = standardise(
+            np.asarray(residuals[axis])[first:], base.center, base.scale, self.params.clip
+        )
+        if values is not None and axis in values:
+            value = np.asarray(values[axis])[first:]
+            z[~((value > 0) | (value < 0))] = np.nan  # NaN compares False both ways
+        return z
 
     def _with_open_block(self, blocks: BlockSums) -> BlockSums:
         """The new blocks with the stored open block in front (joined to the first new block
