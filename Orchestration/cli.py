@@ -43,6 +43,8 @@ EXIT_CODES_HELP = """exit codes:
                      --json "assets"; the others were trained or scored)
   10  stale          score found no new rows and the newest sample is older than
                      scoring.stale_after: the source stopped delivering data
+  11  unhealthy      training refused an axis whose sensor health is graded low (flat,
+                     mostly missing, a counter; health.on_low: refuse)
 """
 
 

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from Database import DatabaseConfig
-from DataExtractionAnalysis import DataConfig
+from DataExtractionAnalysis import DataConfig, HealthPolicy
 from DataPreparation import PrepConfig
 from Fleet import FleetConfig
 from Labels import LabelsConfig
@@ -196,6 +196,7 @@ class AppConfig(BaseModel):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    health: HealthPolicy = Field(default_factory=HealthPolicy)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import pandas as pd
 from DataExtractionAnalysis import (
     Extraction,
     Profile,
+    UnhealthySensorError,
     extract_window,
     newest_time,
     profile,
@@ -115,6 +116,8 @@ class RunState:
     ``select`` keeps them, and ``selection.json`` records this as the criterion."""
     extraction: Extraction | None = None
     profile: Profile | None = None
+    skipped_axes: list[str] = field(default_factory=list)
+    """Axes left out because their sensor health is ``low`` (``health.on_low: skip``)."""
     prepared: PreparedData | None = None
     labels: pd.DataFrame | None = None
     masks: dict[str, np.ndarray] = field(default_factory=dict)
@@ -138,7 +141,8 @@ class RunState:
 
     @property
     def axes(self) -> list[str]:
-        return self.loaded.config.data.axis_columns
+        """The configured axes, without those skipped for their sensor health."""
+        return [a for a in self.loaded.config.data.axis_columns if a not in self.skipped_axes]
 
     @property
     def predicted(self) -> pd.DataFrame | None:
@@ -241,7 +245,17 @@ def _extract(state: RunState) -> None:
 
 def _analyze(state: RunState) -> None:
     assert state.extraction is not None
-    state.profile = profile(state.extraction.frame, state.axes)
+    health = state.loaded.config.health
+    state.profile = profile(state.extraction.frame, state.axes, health if health.enabled else None)
+    for axis, graded in state.profile.health.items():
+        if graded.findings:
+            logger.log(
+                logging.WARNING if graded.grade == "low" else logging.INFO,
+                "sensor health of %s: %s (%s)",
+                axis,
+                graded.grade,
+                "; ".join(graded.reasons),
+            )
     logger.info(
         "window: %d rows from %s to %s, dt_seconds %.6g, %d gaps",
         state.profile.rows,
@@ -274,6 +288,26 @@ def _prepare(state: RunState) -> None:
         )
 
 
+def _apply_health(state: RunState) -> None:
+    """Refuse, skip or keep the axes graded ``low`` (``health.on_low``), once the window's
+    own checks (missing columns, NaN-only axes) have spoken."""
+    assert state.profile is not None
+    policy = state.loaded.config.health
+    low = {axis: h for axis, h in state.profile.health.items() if h.grade == "low"}
+    if not low or policy.on_low == "warn":
+        return
+    why = "; ".join(f"{axis}: {', '.join(h.reasons)}" for axis, h in low.items())
+    if policy.on_low == "refuse" or len(low) == len(state.axes):
+        actions = sorted({f.action for h in low.values() for f in h.findings if f.grade == "low"})
+        raise UnhealthySensorError(
+            f"sensor health graded low, training refused: {why}. To fix: "
+            + "; ".join(actions)
+            + "; or set health.on_low: skip (train without these axes) or warn"
+        )
+    state.skipped_axes = sorted(low)
+    logger.warning("sensor health: %s left out of this version (%s)", state.skipped_axes, why)
+
+
 def _allowed(state: RunState) -> np.ndarray | None:
     """Rows fits and calibration may use: all but labelled anomalies (when masking)."""
     if not state.masks or not state.loaded.config.labels.mask_training:
@@ -284,6 +318,7 @@ def _allowed(state: RunState) -> np.ndarray | None:
 def _select(state: RunState) -> None:
     """The family (and parameters) of every axis: chosen on the tail, or as configured."""
     assert state.prepared is not None
+    _apply_health(state)  # here, not in prepare: `profile` (extract..prepare) only reports
     if state.chosen_by is not None:
         return
     model = state.loaded.config.model
@@ -546,6 +581,13 @@ def _meta(state: RunState) -> dict[str, Any]:
             "masked": bool(state.masks) and config.labels.mask_training,
         },
         "alarm_budget": dict(state.alarm_budget),
+        "health": {axis: h.to_dict() for axis, h in state.profile.health.items()},
+        "health_skipped": list(state.skipped_axes),
+        "ranges": {
+            axis: [p.min, p.max]
+            for axis, p in state.profile.axes.items()
+            if axis in _fitted_axes(state) and p.min is not None and p.max is not None
+        },
         "dt_seconds": state.profile.dt_seconds,
         "libraries": dict(_library_versions()),
         "code_revision": _code_revision(),

@@ -66,7 +66,23 @@ def format_profile(result: Profile, table: str) -> str:
         for axis, p in result.axes.items()
     ]
     headers = ["axis", "count", "nan", "zeros", "min", "max", "mean", "std"]
-    return head + "\n" + _table(headers, rows)
+    text = head + "\n" + _table(headers, rows)
+    if result.health:
+        text += "\n\n" + format_health({a: h.to_dict() for a, h in result.health.items()})
+    return text
+
+
+def format_health(health: dict[str, Any]) -> str:
+    """Sensor health per axis (``{axis: {grade, findings}}``): grade, then each finding's
+    reason and recommended action."""
+    width = max(len(axis) for axis in health)
+    lines = ["sensor health"]
+    for axis, record in health.items():
+        lines.append(f"  {axis.ljust(width)}  {record.get('grade')}")
+        for finding in record.get("findings") or []:
+            lines.append(f"  {'':{width}}    {finding['check']}: {finding['reason']}")
+            lines.append(f"  {'':{width}}      -> {finding['action']}")
+    return "\n".join(lines)
 
 
 def _axis_rows(
@@ -242,7 +258,11 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
     payload = {
         "version": loaded.version,
         "path": str(loaded.path),
-        "meta": {k: meta.get(k) for k in ("run_id", "created_at", "axes", "dt_seconds", "data")},
+        "meta": {
+            k: meta.get(k)
+            for k in ("run_id", "created_at", "axes", "dt_seconds", "data", "health_skipped")
+        },
+        "health": meta.get("health") or {},
         "metrics": metrics.to_dict(orient="records"),
         "thresholds": thresholds,
         "families": meta.get("families"),
@@ -255,6 +275,8 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
     )
     families = meta.get("families") or {}
     text = head + _table(_AXIS_HEADERS, _axis_rows(metrics, thresholds, families))
+    if meta.get("health"):
+        text += "\n\n" + format_health(meta["health"])
     if selection.get("table"):
         text += "\n\nfamily selection (" + str(selection.get("criterion")) + "; chosen marked *)\n"
         text += _table(

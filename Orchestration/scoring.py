@@ -43,10 +43,12 @@ from Database import DatabaseTarget
 from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
+    count_out_of_range,
     extract_window,
     lookahead_end,
     lookback_start,
     newest_time,
+    out_of_range,
 )
 from DataPreparation import t0_from_stats, time_since, validate_frame
 from ModelRegistry import LoadedVersion, ModelRegistry
@@ -60,9 +62,11 @@ from Scoring import (
     ScoringInputError,
     lookahead_samples,
     lookback_samples,
+    parse_thresholds,
     score_frame,
 )
 from Scoring.drift import DriftBaselines, DriftStateStore, DriftTracker, epoch_seconds
+from Scoring.trend import LevelHistory
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
@@ -100,6 +104,10 @@ class ScoringReport:
     drift: dict[str, Any] = field(default_factory=dict)
     """``started`` (drift events begun by this run) and ``drifting`` (axis → direction and
     since when) after the run; empty when the version has no drift baselines."""
+    health: dict[str, Any] = field(default_factory=dict)
+    """Axis → sensor health finding of the scored samples (``out of range``)."""
+    trend: dict[str, Any] = field(default_factory=dict)
+    """Axis → time to threshold (a significant trend of its residual level in the window)."""
 
     @property
     def status(self) -> Status:
@@ -132,6 +140,8 @@ class ScoringReport:
             "events_written": self.written,
             "output": None if self.output is None else str(self.output),
             "drift": self.drift,
+            "health": self.health,
+            "time_to_threshold": self.trend,
         }
 
 
@@ -150,6 +160,10 @@ class _Model:
     trained_until: pd.Timestamp | float | None
     dt_seconds: float | None
     drift: DriftBaselines | None = None
+    skipped: tuple[str, ...] = ()
+    """Configured axes the version left out for their sensor health (``health.on_low: skip``)."""
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Axis → the training window's [min, max] (for the out-of-range check)."""
 
 
 def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model:
@@ -179,6 +193,11 @@ def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model
         trained_until,
         dt_seconds,
         _drift_baselines(found),
+        tuple(str(axis) for axis in found.meta.get("health_skipped") or ()),
+        {
+            str(axis): (float(bounds[0]), float(bounds[1]))
+            for axis, bounds in (found.meta.get("ranges") or {}).items()
+        },
     )
 
 
@@ -198,7 +217,7 @@ def _drift_baselines(found: LoadedVersion) -> DriftBaselines | None:
 
 def _check_axes(data: DataConfig, model: _Model) -> list[str]:
     trained = [name for name in model.thresholds if name != MACHINE_CHANNEL]
-    configured = data.axis_columns
+    configured = [axis for axis in data.axis_columns if axis not in model.skipped]
     if set(trained) != set(configured):
         raise ScoringInputError(
             f"version {model.version} was trained on axes {trained}, but data.axes gives "
@@ -557,6 +576,7 @@ def score_with(
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()
     drift = _DriftRun.open(loaded, store, model, asset_id)
+    outside: dict[str, tuple[int, int]] = {}
     with _write_csv(output) as append_rows, ExitStack() as transaction:
         writer: EventWriter | None = None
         for chunk in scorer.chunks(start, end, span):
@@ -583,6 +603,12 @@ def score_with(
             )
             if drift is not None:
                 drift.fold(writer, chunk.result)
+            if loaded.config.health.enabled:
+                for axis, (out, seen) in count_out_of_range(
+                    chunk.result.values, model.ranges
+                ).items():
+                    before = outside.get(axis, (0, 0))
+                    outside[axis] = (before[0] + out, before[1] + seen)
         if writer is not None:
             writer.advance_state(progress.final_until)
             if drift is not None:
@@ -593,6 +619,9 @@ def score_with(
             model, run_id, start, end, "no samples in the window yet", channels, asset_id
         )
         return report if stale is None else dataclasses.replace(report, stale=True, detail=stale)
+    health = out_of_range(outside, model.ranges, loaded.config.health)
+    for axis, finding in health.items():
+        logger.warning("sensor health of %s%s: %s", axis, of_asset, finding.reason)
     written = writer.summary()
     counts = {
         name: {s: written.kept.get(name, {}).get(s, 0) for s in SEVERITIES} for name in channels
@@ -618,6 +647,10 @@ def score_with(
         asset=asset_id,
         stale=stale is not None,
         drift={} if drift is None else drift.summary(),
+        trend={}
+        if drift is None
+        else drift.time_to_threshold(loaded, parse_thresholds(model.thresholds)),
+        health={axis: dataclasses.asdict(finding) for axis, finding in health.items()},
     )
 
 
@@ -629,6 +662,7 @@ class _DriftRun:
     store: DriftStateStore
     baselines: DriftBaselines
     version: str
+    history: LevelHistory
     tracker: DriftTracker | None = None
     started: int = 0
 
@@ -642,13 +676,30 @@ class _DriftRun:
             return None
         table = config.table_for(loaded.config.events.table)
         store = DriftStateStore(table, events.events, events.source_table, asset or "")
-        return cls(store, model.drift, model.version)
+        return cls(
+            store, model.drift, model.version, LevelHistory(model.drift.params.block_seconds)
+        )
 
     def fold(self, writer: EventWriter, result: ScoreResult) -> None:
         if self.tracker is None:
             self.tracker = self.store.load(writer.connection, self.baselines, self.version)
         # Idle (0) and missing samples are no evidence of the residual level.
-        self.tracker.fold(epoch_seconds(result.frame["ts"]), result.raw_residuals, result.values)
+        seconds = epoch_seconds(result.frame["ts"])
+        self.tracker.fold(seconds, result.raw_residuals, result.values)
+        self.history.add(seconds, result.raw_residuals, result.values)
+
+    def time_to_threshold(self, loaded: LoadedConfig, rules: Any) -> dict[str, Any]:
+        """Axis → its projection (logged as a sentence) where the trend is significant."""
+        config = loaded.config.drift
+        found = self.history.project(
+            {axis: rule for axis, rule in rules.items() if axis != MACHINE_CHANNEL},
+            window_seconds=config.trend_window.total_seconds(),
+            confidence=config.trend_confidence,
+            min_blocks=config.trend_min_blocks,
+        )
+        for axis, projection in found.items():
+            logger.info("time to threshold: %s", projection.sentence(axis))
+        return {axis: p.to_dict() for axis, p in found.items()}
 
     def save(self, writer: EventWriter, run_id: str) -> None:
         if self.tracker is not None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from Database import DatabaseError, IngestError, UnsafeIdentifierError
-from DataExtractionAnalysis import ExtractionError, ProfileError
+from DataExtractionAnalysis import ExtractionError, ProfileError, UnhealthySensorError
 from DataPreparation import PreparationError
 from Fleet import AssetNameError, ExecutorError
 from Labels import LabelsError
@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     REGISTRY_ERROR = 8
     FLEET_PARTIAL = 9
     STALE = 10
+    UNHEALTHY = 11
 
 
 _CODES = {
@@ -49,6 +50,7 @@ _CODES = {
     "registry-error": ExitCode.REGISTRY_ERROR,
     "fleet-partial": ExitCode.FLEET_PARTIAL,
     "stale": ExitCode.STALE,
+    "unhealthy": ExitCode.UNHEALTHY,
 }
 
 _INPUT_ERRORS = (
@@ -70,7 +72,7 @@ _INPUT_ERRORS = (
 @dataclass(frozen=True)
 class Status:
     """``code`` (ok, invalid-config, invalid-input, missing-model, db-error, registry-error,
-    fleet-partial, stale, error) + detail."""
+    fleet-partial, stale, unhealthy, error) + detail."""
 
     code: str
     detail: str
@@ -101,6 +103,8 @@ def status_for(exc: BaseException) -> Status:
         return Status("db-error", str(exc))
     if isinstance(exc, VersionNotFoundError):
         return Status("missing-model", str(exc))
+    if isinstance(exc, UnhealthySensorError):
+        return Status("unhealthy", str(exc))
     if isinstance(exc, _INPUT_ERRORS):
         return Status("invalid-input", str(exc))
     if isinstance(exc, RegistryError | DestinationError):

@@ -168,6 +168,26 @@ class DriftConfig(BaseModel):
         ),
     )
 
+    trend_window: dt.timedelta = Field(
+        dt.timedelta(days=7),
+        description=(
+            "Time to threshold: the Theil-Sen trend of the mean residual per block over the "
+            "newest this-long stretch of a score run's window (a duration such as 2d, 7d)."
+        ),
+    )
+    trend_confidence: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description=(
+            "Confidence of the trend's slope interval; a trend counts only when the interval "
+            "excludes 0, and its ends give the earliest and latest crossing."
+        ),
+    )
+    trend_min_blocks: int = Field(
+        24, ge=3, description="Blocks with samples a trend needs (fewer: no projection)."
+    )
+
     @field_validator("table")
     @classmethod
     def _safe_table(cls, value: str | None) -> str | None:
@@ -175,7 +195,7 @@ class DriftConfig(BaseModel):
             split_table_name(value)
         return value
 
-    @field_validator("block", mode="before")
+    @field_validator("block", "trend_window", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, dt.timedelta):

@@ -8,7 +8,9 @@ the state table for reports and ``orchestrate.py drift``.
 """
 
 from .stats import (
+    BlockSums,
     DriftParameters,
+    active_only,
     block_sums,
     cusum_path,
     drift_strength,
@@ -31,11 +33,13 @@ __all__ = [
     "DRIFT_SEVERITY",
     "AxisBaseline",
     "AxisDriftState",
+    "BlockSums",
     "DriftBaselines",
     "DriftEpisode",
     "DriftParameters",
     "DriftStateStore",
     "DriftTracker",
+    "active_only",
     "block_sums",
     "cusum_path",
     "drift_strength",

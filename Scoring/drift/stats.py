@@ -29,12 +29,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy.signal import lfilter
+
+from DataExtractionAnalysis import epoch_seconds
 
 __all__ = [
     "BlockSums",
     "DriftParameters",
+    "active_only",
     "block_sums",
     "cusum_path",
     "drift_strength",
@@ -72,12 +74,13 @@ class DriftParameters:
         return ewma_limit(self.ewma_lambda, self.ewma_l)
 
 
-def epoch_seconds(ts: pd.Series) -> np.ndarray:
-    """A ``ts`` column (UTC datetimes, naive = UTC, or float epoch seconds) as float seconds."""
-    if pd.api.types.is_datetime64_any_dtype(ts):
-        stamps = pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]")
-        return stamps.to_numpy("datetime64[ns]").view("int64") / 1e9
-    return ts.to_numpy(dtype=np.float64)
+def active_only(residuals: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    """``residuals`` with NaN where the value is 0 (idle) or NaN (missing): no evidence."""
+    out = np.array(residuals, dtype=np.float64)
+    if values is not None:
+        value = np.asarray(values)
+        out[~((value > 0) | (value < 0))] = np.nan  # NaN compares False both ways
+    return out
 
 
 def ewma_limit(lam: float, width: float) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 from .stats import (
     BlockSums,
     DriftParameters,
+    active_only,
     block_sums,
     cusum_path,
     drift_strength,
@@ -231,13 +232,11 @@ class DriftTracker:
         base = self.baselines.axes[axis]
         if axis not in residuals:
             return np.full(len(residuals[next(iter(residuals))]) - first, np.nan)
-        z = standardise(
-            np.asarray(residuals[axis])[first:], base.center, base.scale, self.params.clip
+        raw = active_only(
+            np.asarray(residuals[axis])[first:],
+            None if values is None or axis not in values else np.asarray(values[axis])[first:],
         )
-        if values is not None and axis in values:
-            value = np.asarray(values[axis])[first:]
-            z[~((value > 0) | (value < 0))] = np.nan  # NaN compares False both ways
-        return z
+        return standardise(raw, base.center, base.scale, self.params.clip)
 
     def _with_open_block(self, blocks: BlockSums) -> BlockSums:
         """The new blocks with the stored open block in front (joined to the first new block
