@@ -55,6 +55,7 @@ from ModelRegistry import LoadedVersion, ModelRegistry
 from ModelTraining import AxisModelSet
 from Scoring import (
     MACHINE_CHANNEL,
+    SENSOR_SEVERITY,
     SEVERITIES,
     EventStore,
     EventWriter,
@@ -108,6 +109,8 @@ class ScoringReport:
     """Axis → sensor health finding of the scored samples (``out of range``)."""
     trend: dict[str, Any] = field(default_factory=dict)
     """Axis → time to threshold (a significant trend of its residual level in the window)."""
+    sensor: dict[str, int] = field(default_factory=dict)
+    """Axis → ``sensor`` events (dead sensor while the machine runs) kept by this run."""
 
     @property
     def status(self) -> Status:
@@ -142,6 +145,7 @@ class ScoringReport:
             "drift": self.drift,
             "health": self.health,
             "time_to_threshold": self.trend,
+            "sensor_events": self.sensor,
         }
 
 
@@ -359,15 +363,20 @@ class _RangeScorer:
     fast_path: bool
     asset: Any = None
 
+    sensor_steps: int | None = None
+
     @property
     def before(self) -> int:
-        """Rows of look-back: runs, smoothing and the models' own look-back (e.g. ar lags)."""
-        return lookback_samples(self.model.thresholds, self.model.models.lookback_)
+        """Rows of look-back: runs (sensor faults too), smoothing and the models' own look-back
+        (e.g. ar lags)."""
+        return lookback_samples(
+            self.model.thresholds, self.model.models.lookback_, self.sensor_steps
+        )
 
     @property
     def after(self) -> int:
         """Rows of look-ahead that make a window's levels final."""
-        return lookahead_samples(self.model.thresholds)
+        return lookahead_samples(self.model.thresholds, self.sensor_steps)
 
     def chunks(
         self, start: dt.datetime | None, end: dt.datetime | None, span: dt.timedelta | None
@@ -457,6 +466,7 @@ class _RangeScorer:
             window_start=_bound(window_start, frame),
             window_end=_bound(end, frame),
             machine_scores=model.models.machine_score(timed),
+            sensor_steps=self.sensor_steps,
         )
         if result.frame.empty:
             return _Chunk(None, None, None, until, held)
@@ -572,6 +582,7 @@ def score_with(
         axes,
         loaded.config.database.fast_path,
         asset,
+        loaded.config.scoring.sensor_steps,
     )
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()
@@ -651,6 +662,11 @@ def score_with(
         if drift is None
         else drift.time_to_threshold(loaded, parse_thresholds(model.thresholds)),
         health={axis: dataclasses.asdict(finding) for axis, finding in health.items()},
+        sensor={
+            axis: kept[SENSOR_SEVERITY]
+            for axis, kept in written.kept.items()
+            if kept.get(SENSOR_SEVERITY)
+        },
     )
 
 

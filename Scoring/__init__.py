@@ -10,8 +10,15 @@ from ._lock import locked_transaction
 from .config import DriftConfig, EventsConfig, ScoringConfig
 from .drift import DriftBaselines, DriftTracker, read_drift_state
 from .errors import ScoringInputError
-from .events import EVENT_COLUMNS, SEVERITIES, extract_events
-from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
+from .events import EVENT_COLUMNS, SENSOR_SEVERITY, SEVERITIES, extract_events, sensor_events
+from .levels import (
+    LEVEL_DTYPE,
+    LEVEL_NAMES,
+    Level,
+    assign_levels,
+    level_labels,
+    mark_sensor_faults,
+)
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 from .scorer import ScoreResult, lookahead_samples, lookback_samples, score_frame
 from .store import Continuation, EventStore, EventWriter, WriteSummary
@@ -21,6 +28,7 @@ __all__ = [
     "LEVEL_DTYPE",
     "LEVEL_NAMES",
     "MACHINE_CHANNEL",
+    "SENSOR_SEVERITY",
     "SEVERITIES",
     "AxisRule",
     "Continuation",
@@ -41,7 +49,9 @@ __all__ = [
     "locked_transaction",
     "lookahead_samples",
     "lookback_samples",
+    "mark_sensor_faults",
     "parse_thresholds",
     "read_drift_state",
     "score_frame",
+    "sensor_events",
 ]

@@ -67,6 +67,16 @@ class ScoringConfig(BaseModel):
             "range; the levels, CSV and events equal scoring the range in one piece."
         ),
     )
+    sensor_steps: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "An axis reading 0 or nothing while another axis runs, for at least this many "
+            "consecutive samples, is a dead sensor: level sensor and a sensor event (the "
+            "machine at rest, every axis 0 or missing, stays idle); null = off (the shipped "
+            "config.yaml sets 60)."
+        ),
+    )
     stale_after: dt.timedelta | None = Field(
         dt.timedelta(hours=1),
         description=(

@@ -10,7 +10,8 @@ channel ``*`` with the ``ssr`` score), then times on all rows, with no database:
 1. residuals: ``AxisModelSet.predict`` (expected value and residual of every axis, as scoring
    calls it);
 2. levels: ``score_frame`` (smoothing, both sides of every axis, the machine channel's
-   ``ssr`` score and its levels, the worst level, the output frame);
+   ``ssr`` score and its levels, dead sensors (``scoring.sensor_steps``), the worst level, the
+   output frame);
 3. events: ``ScoreResult.events`` with the default 300 s merge gap;
 4. drift: ``DriftTracker.fold`` of every row (standardise, clip, hourly block means, CUSUM and
    EWMA of the closed blocks), with baselines fitted on the training residuals.
@@ -40,7 +41,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ModelTraining import AxisModelSet
-from Scoring import DriftConfig, score_frame
+from Scoring import LEVEL_NAMES, DriftConfig, score_frame
 from Scoring.drift import DriftTracker, epoch_seconds, fit_drift_baselines
 from Thresholding import ThresholdCalibrator, ThresholdPolicy
 
@@ -57,6 +58,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "pca": {"components": 2},
 }
 """Mid-grid settings: what selection typically picks on robot data."""
+SENSOR_STEPS = 60
+"""``scoring.sensor_steps`` of the shipped config.yaml: dead sensors are marked."""
 STAGES = ("residuals", "levels", "events", "drift")
 
 
@@ -132,7 +135,7 @@ def run_family(
         started = time.perf_counter()
         predicted = models.predict(frame)
         after_residuals = time.perf_counter()
-        result = score_frame(predicted, None, thresholds)
+        result = score_frame(predicted, None, thresholds, sensor_steps=SENSOR_STEPS)
         after_levels = time.perf_counter()
         events = result.events(merge_gap_seconds=MERGE_GAP_SECONDS)
         after_events = time.perf_counter()
@@ -144,7 +147,7 @@ def run_family(
         stages["events"].append(after_events - after_levels)
         stages["drift"].append(finished - after_events)
         del predicted
-    levels = np.bincount(result.worst_codes, minlength=4)
+    levels = np.bincount(result.worst_codes, minlength=len(LEVEL_NAMES))
     return FamilyRun(
         family=family,
         stages=stages,
@@ -152,8 +155,7 @@ def run_family(
         alerts=int((events["severity"] == "alert").sum()),
         errors=int((events["severity"] == "error").sum()),
         level_share={
-            name: count / len(frame)
-            for name, count in zip(("idle", "ok", "alert", "error"), levels, strict=True)
+            name: count / len(frame) for name, count in zip(LEVEL_NAMES, levels, strict=True)
         },
     )
 
