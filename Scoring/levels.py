@@ -170,10 +170,11 @@ def mark_sensor_faults(codes: np.ndarray, active: list[np.ndarray], steps: int) 
     """
     if len(active) < 2:
         return list(codes)
-    running = np.zeros(active[0].size, dtype=np.int16)
+    running = np.zeros(active[0].size, dtype=bool)
     for mask in active:
-        running += mask
+        running |= mask
     for level, mask in zip(codes, active, strict=True):
-        dead = np.flatnonzero(~mask & (running > 0))  # its own inactivity is not in running
+        # Where this axis is inactive, "some axis runs" means "another axis runs".
+        dead = np.flatnonzero(running > mask)
         level[sustained_rows(dead, int(steps))] = Level.SENSOR
     return list(codes)

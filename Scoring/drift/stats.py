@@ -88,10 +88,22 @@ def ewma_limit(lam: float, width: float) -> float:
     return width * math.sqrt(lam / (2.0 - lam))
 
 
-def standardise(residuals: np.ndarray, center: float, scale: float, clip: float) -> np.ndarray:
-    """``clip((r − center) / scale, −clip, clip)``; NaN stays NaN."""
-    z = (np.asarray(residuals, dtype=np.float64) - center) / scale
-    return np.clip(z, -clip, clip, out=z)
+def standardise(
+    residuals: np.ndarray,
+    center: float,
+    scale: float,
+    clip: float,
+    values: np.ndarray | None = None,
+) -> np.ndarray:
+    """``clip((r − center) / scale, −clip, clip)``; NaN stays NaN, and so does every sample
+    whose value (when given) is 0 or NaN (see :func:`active_only`). One new array."""
+    z = np.subtract(residuals, center, dtype=np.float64)
+    z *= 1.0 / scale
+    np.clip(z, -clip, clip, out=z)
+    if values is not None:
+        value = np.asarray(values)
+        np.copyto(z, np.nan, where=~((value > 0) | (value < 0)))
+    return z
 
 
 def cusum_path(
@@ -172,7 +184,7 @@ def block_sums(seconds: np.ndarray, z: Mapping[str, np.ndarray], block_seconds: 
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     for axis, values in z.items():
-        finite = np.isfinite(values)
-        sums[axis] = np.add.reduceat(np.where(finite, values, 0.0), starts)
-        counts[axis] = np.add.reduceat(finite.astype(np.int64), starts)
+        missing = np.isnan(values)
+        sums[axis] = np.add.reduceat(np.where(missing, 0.0, values), starts)
+        counts[axis] = (ends - starts + 1) - np.add.reduceat(missing, starts, dtype=np.int64)
     return BlockSums(ids[starts], seconds[starts], seconds[ends], sums, counts)

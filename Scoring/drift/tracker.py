@@ -21,7 +21,6 @@ import numpy as np
 from .stats import (
     BlockSums,
     DriftParameters,
-    active_only,
     block_sums,
     cusum_path,
     drift_strength,
@@ -232,11 +231,14 @@ class DriftTracker:
         base = self.baselines.axes[axis]
         if axis not in residuals:
             return np.full(len(residuals[next(iter(residuals))]) - first, np.nan)
-        raw = active_only(
+        value = None if values is None or axis not in values else np.asarray(values[axis])
+        return standardise(
             np.asarray(residuals[axis])[first:],
-            None if values is None or axis not in values else np.asarray(values[axis])[first:],
+            base.center,
+            base.scale,
+            self.params.clip,
+            None if value is None else value[first:],
         )
-        return standardise(raw, base.center, base.scale, self.params.clip)
 
     def _with_open_block(self, blocks: BlockSums) -> BlockSums:
         """The new blocks with the stored open block in front (joined to the first new block
