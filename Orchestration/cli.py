@@ -444,11 +444,12 @@ def _cmd_train_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _cmd_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .drift import flag_retraining
     from .fleet import read_fleet_state
     from .report import format_fleet_state
 
     config = loaded.config
-    state = read_fleet_state(loaded)
+    state = flag_retraining(loaded, read_fleet_state(loaded))
     payload, text = format_fleet_state(state, config.fleet.table, config.data.table)
     if args.json:
         _print_json({"status": _ok(f"{len(state)} assets in {config.fleet.table}"), **payload})

@@ -1,7 +1,10 @@
-"""``orchestrate.py drift``: which axes drift, since when and in which direction."""
+"""``orchestrate.py drift``: which axes drift, since when and in which direction; and which
+models need retraining (too old, or their data drifts)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -12,7 +15,7 @@ from .config import LoadedConfig
 from .context import open_database
 from .report import _table
 
-__all__ = ["format_drift_state", "read_drift"]
+__all__ = ["flag_retraining", "format_drift_state", "read_drift", "retrain_reason"]
 
 
 def read_drift(loaded: LoadedConfig, *, asset: str | None = None) -> pd.DataFrame:
@@ -73,3 +76,75 @@ def format_drift_state(state: pd.DataFrame, table: str) -> tuple[dict[str, Any],
     headers = ["asset", "axis", "drifting", "direction", "since (UTC)", "cusum+", "cusum-"]
     text = _table([*headers, "ewma", "version"], rows)
     return payload, f"{text}\n{drifting} of {len(records)} axes drifting"
+
+
+def retrain_reason(
+    version: str,
+    published: Any,
+    max_age: dt.timedelta | None,
+    drifting: Mapping[str, Mapping[str, Any]],
+    now: pd.Timestamp | None = None,
+) -> str | None:
+    """Why ``version`` should be retrained (None: it need not be).
+
+    Args:
+        version: the version's tag.
+        published: when it was published (None or NaT: unknown, age not judged).
+        max_age: ``registry.max_model_age`` (None: never by age).
+        drifting: axis → ``{direction, since}`` of its drifting axes.
+        now: the current time (default: now, UTC).
+    """
+    reasons = []
+    if max_age is not None and published is not None and not pd.isna(published):
+        stamp = pd.Timestamp(published)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        age = (now or pd.Timestamp.now(tz="UTC")) - stamp
+        if age > max_age:
+            reasons.append(
+                f"{version} is {_duration(age.to_pytimedelta())} old (registry.max_model_age "
+                f"{_duration(max_age)})"
+            )
+    for axis, state in drifting.items():
+        since = state.get("since")
+        reasons.append(
+            f"{axis} drifts {state.get('direction') or ''}".rstrip()
+            + ("" if since is None else f" since {since}")
+        )
+    return "; ".join(reasons) or None
+
+
+def _duration(span: dt.timedelta) -> str:
+    """``59 days``, or ``0:00:05`` below a day."""
+    return (
+        f"{span.days} days"
+        if span.days
+        else str(span - dt.timedelta(microseconds=span.microseconds))
+    )
+
+
+def flag_retraining(loaded: LoadedConfig, fleet: pd.DataFrame) -> pd.DataFrame:
+    """The fleet state rows with ``retrain`` (the reason, or None) from each asset's version
+    age and its drifting axes (the drift state table)."""
+    if fleet.empty:
+        return fleet.assign(retrain=pd.Series(dtype=object))
+    drift = read_drift(loaded)
+    drifting = drift.loc[drift["is_drifting"].astype(bool)]
+    reasons = []
+    for row in fleet.to_dict(orient="records"):
+        mine = drifting[drifting["asset"] == str(row["asset"])]
+        axes = {
+            r["axis"]: {
+                "direction": r["drift_direction"],
+                "since": None if pd.isna(r["drifting_since"]) else r["drifting_since"].isoformat(),
+            }
+            for r in mine.to_dict(orient="records")
+        }
+        reasons.append(
+            retrain_reason(
+                str(row.get("version")),
+                row.get("trained_at"),
+                loaded.config.registry.max_model_age,
+                axes,
+            )
+        )
+    return fleet.assign(retrain=reasons)

@@ -359,11 +359,12 @@ def format_fleet_state(
             r["missing"],
             r["expected_events_per_day"],
             _clip(r["reason"] or r["attention"] or "", 70),
+            _clip(r.get("retrain") or "", 70) or None,
         ]
         for r in records
     ]
     headers = ["asset", "status", "version", "trained (UTC)", "samples", "missing", "events/day"]
-    return payload, _table([*headers, "note"], rows)
+    return payload, _table([*headers, "note", "retrain"], rows)
 
 
 def _missing(value: Any) -> bool:

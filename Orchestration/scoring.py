@@ -72,6 +72,7 @@ from Scoring.trend import LevelHistory
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import DestinationError
+from .drift import retrain_reason
 from .status import ExitCode, Status
 
 __all__ = ["ScoringReport", "run_scoring"]
@@ -111,6 +112,8 @@ class ScoringReport:
     """Axis → time to threshold (a significant trend of its residual level in the window)."""
     sensor: dict[str, int] = field(default_factory=dict)
     """Axis → ``sensor`` events (dead sensor while the machine runs) kept by this run."""
+    retrain: str | None = None
+    """Why the version should be retrained (too old, or drifting axes); None: it need not be."""
 
     @property
     def status(self) -> Status:
@@ -146,6 +149,7 @@ class ScoringReport:
             "health": self.health,
             "time_to_threshold": self.trend,
             "sensor_events": self.sensor,
+            "retrain": self.retrain,
         }
 
 
@@ -168,6 +172,8 @@ class _Model:
     """Configured axes the version left out for their sensor health (``health.on_low: skip``)."""
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Axis → the training window's [min, max] (for the out-of-range check)."""
+    published: str | None = None
+    """When the version was published (``meta.yaml`` ``created_at``)."""
 
 
 def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model:
@@ -202,6 +208,7 @@ def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model
             str(axis): (float(bounds[0]), float(bounds[1]))
             for axis, bounds in (found.meta.get("ranges") or {}).items()
         },
+        found.meta.get("created_at"),
     )
 
 
@@ -630,6 +637,15 @@ def score_with(
             model, run_id, start, end, "no samples in the window yet", channels, asset_id
         )
         return report if stale is None else dataclasses.replace(report, stale=True, detail=stale)
+    drift_summary = {} if drift is None else drift.summary()
+    retrain = retrain_reason(
+        model.version,
+        model.published,
+        loaded.config.registry.max_model_age,
+        drift_summary.get("drifting", {}),
+    )
+    if retrain is not None:
+        logger.warning("retrain %s%s: %s", model.version, of_asset, retrain)
     health = out_of_range(outside, model.ranges, loaded.config.health)
     for axis, finding in health.items():
         logger.warning("sensor health of %s%s: %s", axis, of_asset, finding.reason)
@@ -657,7 +673,8 @@ def score_with(
         detail=detail if stale is None else f"{detail}; {stale}",
         asset=asset_id,
         stale=stale is not None,
-        drift={} if drift is None else drift.summary(),
+        drift=drift_summary,
+        retrain=retrain,
         trend={}
         if drift is None
         else drift.time_to_threshold(loaded, parse_thresholds(model.thresholds)),

@@ -92,6 +92,7 @@ def test_a_one_sigma_shift_drifts_from_its_eleventh_block(any_db: Db, project) -
         "drifting": {"a": {"direction": "up", "since": ts(150).isoformat()}},
     }
     assert all(c == {"alert": 0, "error": 0} for c in report.counts.values())
+    assert report.retrain == f"a drifts up since {ts(150).isoformat()}"
 
 
 def test_back_to_back_windows_give_the_state_and_events_of_their_union(any_db: Db, project) -> None:
