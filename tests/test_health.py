@@ -130,3 +130,17 @@ def test_the_profile_carries_the_health_and_its_json() -> None:
     assert record["grade"] == "low"
     assert [f["check"] for f in record["findings"]] == ["flat"]
     assert profile(frame(values), ["a"]).health == {}
+
+
+def test_the_demo_robot_stuck_axes_are_low_flat_and_its_training_window_is_clean() -> None:
+    from Database.demo_signals import DEMO_AXES, TRAIN_SHARE, demo_data
+
+    samples = demo_data().samples
+    cut = int(TRAIN_SHARE * len(samples))
+    train = grade_axes(samples.iloc[:cut], list(DEMO_AXES), 1.891, HealthPolicy())
+    assert {axis: h.grade for axis, h in train.items()} == dict.fromkeys(DEMO_AXES, "high")
+    scored = grade_axes(
+        samples.iloc[cut:].reset_index(drop=True), list(DEMO_AXES), 1.891, HealthPolicy()
+    )
+    low = {axis: [f.check for f in h.findings] for axis, h in scored.items() if h.grade == "low"}
+    assert low == {"axis2": ["flat"], "axis5": ["flat"]}
