@@ -273,7 +273,13 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     show.add_argument("version", nargs="?", default="latest")
     show.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
 
-    command("fleet", "the fleet state table: status, version, samples per asset")
+    fleet = command("fleet", "the fleet state table: status, version, samples per asset")
+    fleet.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare the assets: tightest headroom between typical residual and MaxC, "
+        "difficulty relative to the fleet",
+    )
     drift = command("drift", "which axes drift (CUSUM/EWMA of the residual level), since when")
     drift.add_argument("--asset", help="only this asset of a fleet (data.asset_col)")
     return parser
@@ -450,6 +456,15 @@ def _cmd_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
     config = loaded.config
     state = flag_retraining(loaded, read_fleet_state(loaded))
+    if getattr(args, "compare", False):
+        from .drift import compare_fleet
+
+        payload, text = compare_fleet(loaded, state)
+        if args.json:
+            _print_json({"status": _ok(f"{len(state)} assets compared"), **payload})
+        else:
+            print(text)
+        return int(ExitCode.OK)
     payload, text = format_fleet_state(state, config.fleet.table, config.data.table)
     if args.json:
         _print_json({"status": _ok(f"{len(state)} assets in {config.fleet.table}"), **payload})

@@ -7,15 +7,23 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from ModelEvaluation import compare_assets
 from Scoring import read_drift_state
 
 from .config import LoadedConfig
 from .context import open_database
 from .report import _table
 
-__all__ = ["flag_retraining", "format_drift_state", "read_drift", "retrain_reason"]
+__all__ = [
+    "compare_fleet",
+    "flag_retraining",
+    "format_drift_state",
+    "read_drift",
+    "retrain_reason",
+]
 
 
 def read_drift(loaded: LoadedConfig, *, asset: str | None = None) -> pd.DataFrame:
@@ -148,3 +156,45 @@ def flag_retraining(loaded: LoadedConfig, fleet: pd.DataFrame) -> pd.DataFrame:
             )
         )
     return fleet.assign(retrain=reasons)
+
+
+def compare_fleet(loaded: LoadedConfig, fleet: pd.DataFrame) -> tuple[dict[str, Any], str]:
+    """``fleet --compare``: each asset's tightest headroom (from its version's insights), its
+    difficulty relative to the fleet, and the sentences about them.
+
+    Raises:
+        RegistryError: a version named in the fleet state fails verification.
+    """
+    from .fleet import asset_registry
+
+    headrooms: dict[str, dict[str, float | None]] = {}
+    versions: dict[str, str] = {}
+    for row in fleet.to_dict(orient="records"):
+        version = row.get("version")
+        if version is None or pd.isna(version):
+            continue
+        meta = asset_registry(loaded, row["asset"]).load(str(version)).meta
+        axes = ((meta.get("insights") or {}).get("axes")) or {}
+        headrooms[str(row["asset"])] = {a: i.get("headroom_sigma") for a, i in axes.items()}
+        versions[str(row["asset"])] = str(version)
+    compared = compare_assets(headrooms)
+    rows = []
+    for asset, figures in compared["assets"].items():
+        rooms = {a: h for a, h in headrooms[asset].items() if h is not None}
+        tight = min(rooms, key=lambda axis: rooms[axis]) if rooms else None
+        rows.append(
+            [
+                asset,
+                versions[asset],
+                tight,
+                figures["tightest_headroom_sigma"],
+                figures["difficulty"],
+            ]
+        )
+    payload = {"compare": compared}
+    if not rows:
+        return payload, "no trained asset with insights to compare yet; train the fleet first"
+    rows.sort(key=lambda r: -(r[4] if r[4] is not None else -np.inf))
+    headers = ["asset", "version", "tightest axis", "headroom (sigma)", "difficulty"]
+    text = _table(headers, rows)
+    return payload, text + "".join(f"\n{sentence}" for sentence in compared["insights"])

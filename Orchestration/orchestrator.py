@@ -37,6 +37,7 @@ from DataExtractionAnalysis import (
     Extraction,
     Profile,
     UnhealthySensorError,
+    epoch_seconds,
     extract_window,
     newest_time,
     profile,
@@ -47,8 +48,11 @@ from Labels import label_mask, read_labels
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
+    axis_insight,
     axis_metrics,
     axis_plot_data,
+    correlated_pairs,
+    insight_sentences,
     metrics_frame,
     write_plots,
 )
@@ -128,6 +132,8 @@ class RunState:
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift: DriftBaselines | None = None
     """Drift baselines from the calibration residuals (``drift.enabled``), for ``drift.json``."""
+    insights: dict[str, Any] = field(default_factory=dict)
+    """Per-axis profiles, correlated axes and sentences (``ModelEvaluation.insights``)."""
     alarm_budget: dict[str, Any] = field(default_factory=dict)
     plot_data: list[AxisPlotData] = field(default_factory=list)
     kept_residuals: dict[str, np.ndarray] = field(default_factory=dict)
@@ -187,6 +193,8 @@ class OrchestrationResult:
     """The expected false events per day (all channels), the budget and what it changed."""
     masked_rows: int = 0
     """Training rows left out because they lie in a labelled anomaly window."""
+    insights: dict[str, Any] = field(default_factory=dict)
+    """Per-axis profiles, correlated axes and ``sentences`` (see ``ModelEvaluation.insights``)."""
 
     @property
     def expected_events_per_day(self) -> float | None:
@@ -209,6 +217,7 @@ class OrchestrationResult:
             "expected_events_per_day": self.expected_events_per_day,
             "alarm_budget": self.alarm_budget,
             "timings": self.timings,
+            "insights": self.insights,
         }
 
 
@@ -476,6 +485,7 @@ def _threshold(state: RunState) -> None:
     if config.drift.enabled:
         # One axis at a time: a computed mapping holds only the axis in flight.
         state.drift = fit_drift_baselines(residuals, config.drift.parameters())
+    state.insights = _insights(state, residuals)
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
@@ -491,6 +501,34 @@ def _threshold(state: RunState) -> None:
             for name, record in state.thresholds.items()
         ),
     )
+
+
+def _insights(state: RunState, residuals: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Each axis's profile from its values and calibration residuals, correlated axes, and
+    the sentences about them."""
+    assert state.prepared is not None
+    frame = state.prepared.frame
+    seconds = epoch_seconds(frame["ts"])
+    per_axis = {}
+    for axis in residuals:
+        rule = state.thresholds.get(axis, {})
+        values = frame[axis].to_numpy(dtype=np.float64)
+        per_axis[axis] = axis_insight(
+            seconds,
+            values,
+            residuals[axis],
+            maxc=float(rule.get("MaxC", np.nan)),
+            alert_events_per_day=rule.get("expected_events_per_day"),
+        )
+    pairs = correlated_pairs({axis: frame[axis].to_numpy() for axis in per_axis})
+    sentences = insight_sentences(per_axis, pairs)
+    for sentence in sentences:
+        logger.info("insight: %s", sentence)
+    return {
+        "axes": {axis: item.to_dict() for axis, item in per_axis.items()},
+        "correlated": [list(pair) for pair in pairs],
+        "sentences": sentences,
+    }
 
 
 def _plot(state: RunState) -> None:
@@ -583,6 +621,7 @@ def _meta(state: RunState) -> dict[str, Any]:
         "alarm_budget": dict(state.alarm_budget),
         "health": {axis: h.to_dict() for axis, h in state.profile.health.items()},
         "health_skipped": list(state.skipped_axes),
+        "insights": state.insights,
         "ranges": {
             axis: [p.min, p.max]
             for axis, p in state.profile.axes.items()
@@ -777,6 +816,7 @@ class TrainingRun:
             families=state.models.families_(),
             alarm_budget=dict(state.alarm_budget),
             masked_rows=int(np.count_nonzero(state.masks["*"])) if state.masks else 0,
+            insights=dict(state.insights),
         )
 
 

@@ -156,11 +156,15 @@ def format_training(result: Any) -> str:
         alarms += ": met)" if budget.get("met") else ": NOT met)"
     for change in budget.get("changes", []):
         alarms += f"\n  budget raised {change}"
+    sentences = (getattr(result, "insights", None) or {}).get("sentences") or []
+    insights = "".join(f"\n  {sentence}" for sentence in sentences)
     return (
         f"registered {result.version} (run {result.run_id}) from {result.rows} rows{demo}"
         f"{masked}, dt_seconds {result.profile.dt_seconds:g}\n\n"
         + _table(_AXIS_HEADERS, _axis_rows(result.metrics, result.thresholds, result.families))
-        + f"\n\n{alarms}\nsteps: {timings}\nartifacts: {result.artifact_dir}"
+        + f"\n\n{alarms}"
+        + (f"\ninsights:{insights}" if insights else "")
+        + f"\nsteps: {timings}\nartifacts: {result.artifact_dir}"
     )
 
 

@@ -71,5 +71,17 @@ def test_fleet_output_flags_old_versions(sqlite_db, tmp_path) -> None:
     assert fresh.code == 0, fresh.stdout + fresh.stderr
     assert [a["retrain"] for a in fresh.json()["assets"]] == [None, None]
     reasons = [a["retrain"] for a in aged.json()["assets"]]
+    compared = run_cli(
+        "orchestrate.py",
+        "fleet",
+        "--compare",
+        "--json",
+        *options,
+        config=config,
+        db_url=sqlite_db.url,
+    )
+    assert compared.code == 0, compared.stderr
+    assert set(compared.json()["compare"]["assets"]) == {"r1", "r2"}
+    assert compared.json()["compare"]["insights"][0].startswith("asset r")
     tail = "(registry.max_model_age 0:00:01)"
     assert all(r.startswith("v1 is 0:00:") and r.endswith(tail) for r in reasons), reasons
