@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from .health import AxisHealth, HealthPolicy, grade_axes
+
 __all__ = ["GAP_FACTOR", "AxisProfile", "Profile", "ProfileError", "median_interval", "profile"]
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class Profile:
     gaps: int
     gap_factor: float
     axes: dict[str, AxisProfile] = field(default_factory=dict)
+    health: dict[str, AxisHealth] = field(default_factory=dict)
+    """Axis → sensor health grade and findings (empty when not graded)."""
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict (NaN statistics become ``None``)."""
@@ -174,8 +178,10 @@ def _render_time(value: object) -> str | float:
     return value.isoformat() if isinstance(value, pd.Timestamp) else float(value)
 
 
-def profile(frame: pd.DataFrame, axes: list[str]) -> Profile:
+def profile(frame: pd.DataFrame, axes: list[str], health: HealthPolicy | None = None) -> Profile:
     """Profile a time-sorted frame with a ``ts`` column and the given axis columns.
+
+    With ``health``, every axis is also graded (see ``DataExtractionAnalysis.health``).
 
     Returns:
         The profile; ``gaps`` counts intervals longer than ``GAP_FACTOR * dt_seconds``.
@@ -202,6 +208,7 @@ def profile(frame: pd.DataFrame, axes: list[str]) -> Profile:
         gaps=int(np.count_nonzero(intervals > GAP_FACTOR * dt_seconds * per_second)),
         gap_factor=GAP_FACTOR,
         axes=dict(zip(axes, _axis_profiles(frame, axes), strict=True)),
+        health={} if health is None else grade_axes(frame, axes, dt_seconds, health),
     )
 
 

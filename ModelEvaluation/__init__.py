@@ -2,6 +2,13 @@
 
 from .config import PlotConfig
 from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metrics_frame
+from .insights import (
+    AxisInsight,
+    axis_insight,
+    compare_assets,
+    correlated_pairs,
+    insight_sentences,
+)
 from .plots import (
     PALETTE,
     THRESHOLD_KEYS,
@@ -21,14 +28,19 @@ from .subsample import subsample_extremes
 __all__ = [
     "PALETTE",
     "THRESHOLD_KEYS",
+    "AxisInsight",
     "AxisPlotData",
     "EvaluationError",
     "MetricsRow",
     "PlotConfig",
     "PlotSpec",
+    "axis_insight",
     "axis_metrics",
     "axis_plot_data",
+    "compare_assets",
+    "correlated_pairs",
     "evaluate",
+    "insight_sentences",
     "metrics_frame",
     "plot_file_stems",
     "plot_fit",

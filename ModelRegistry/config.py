@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from DataExtractionAnalysis import parse_duration
 
 from .naming import validate_version_tag
 from .registry import DEFAULT_LOCK_TIMEOUT_S
@@ -74,6 +77,27 @@ class RegistryConfig(BaseModel):
             "the champion's (0.5: up to 1.5x; one more event is always allowed)."
         ),
     )
+
+    max_model_age: dt.timedelta | None = Field(
+        default=dt.timedelta(days=30),
+        description=(
+            "A version older than this (since it was published) is flagged for retraining in "
+            "the score summary and in `orchestrate.py fleet`, as is one whose asset drifts. A "
+            "duration such as 12h, 30d, 8w; null = never by age."
+        ),
+    )
+
+    @field_validator("max_model_age", mode="before")
+    @classmethod
+    def _check_max_model_age(cls, value: Any) -> Any:
+        if value is None or isinstance(value, dt.timedelta):
+            return value
+        duration = parse_duration(value) if isinstance(value, str) else None
+        if duration is None or duration <= dt.timedelta(0):
+            raise ValueError(
+                f"must be a positive duration such as 12h, 30d or 8w (or null), got {value!r}"
+            )
+        return duration
 
     @field_validator("root_dir")
     @classmethod

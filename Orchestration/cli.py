@@ -43,6 +43,8 @@ EXIT_CODES_HELP = """exit codes:
                      --json "assets"; the others were trained or scored)
   10  stale          score found no new rows and the newest sample is older than
                      scoring.stale_after: the source stopped delivering data
+  11  unhealthy      training refused an axis whose sensor health is graded low (flat,
+                     mostly missing, a counter; health.on_low: refuse)
   13  missing-ml-extras  predictor train/apply: a library it needs is not installed
   14  missing-ml-models  apply: an asset has no trained predictor
   15  invalid-ml-input   predictor train/apply: unusable features (no rows, one class, ...)
@@ -296,7 +298,15 @@ def build_parser(prog: str = "orchestrate.py") -> argparse.ArgumentParser:
     show.add_argument("--asset", help="a fleet's asset (needed when data.asset_col is set)")
     _lifecycle_commands(registry_commands)
 
-    command("fleet", "the fleet state table: status, version, samples per asset")
+    fleet = command("fleet", "the fleet state table: status, version, samples per asset")
+    fleet.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare the assets: tightest headroom between typical residual and MaxC, "
+        "difficulty relative to the fleet",
+    )
+    drift = command("drift", "which axes drift (CUSUM/EWMA of the residual level), since when")
+    drift.add_argument("--asset", help="only this asset of a fleet (data.asset_col)")
     command(
         "schedule",
         "run training and scoring on the schedule: block (for machines without cron); "
@@ -581,14 +591,39 @@ def _cmd_train_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _cmd_fleet(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .drift import flag_retraining
     from .fleet import read_fleet_state
     from .report import format_fleet_state
 
     config = loaded.config
-    state = read_fleet_state(loaded)
+    state = flag_retraining(loaded, read_fleet_state(loaded))
+    if getattr(args, "compare", False):
+        from .drift import compare_fleet
+
+        payload, text = compare_fleet(loaded, state)
+        if args.json:
+            _print_json({"status": _ok(f"{len(state)} assets compared"), **payload})
+        else:
+            print(text)
+        return int(ExitCode.OK)
     payload, text = format_fleet_state(state, config.fleet.table, config.data.table)
     if args.json:
         _print_json({"status": _ok(f"{len(state)} assets in {config.fleet.table}"), **payload})
+    else:
+        print(text)
+    return int(ExitCode.OK)
+
+
+def _cmd_drift(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from .drift import format_drift_state, read_drift
+
+    config = loaded.config
+    table = config.drift.table_for(config.events.table)
+    state = read_drift(loaded, asset=args.asset)
+    payload, text = format_drift_state(state, table)
+    if args.json:
+        detail = f"{payload['drifting']} of {len(state)} axes drifting ({table})"
+        _print_json({"status": _ok(detail), **payload})
     else:
         print(text)
     return int(ExitCode.OK)
@@ -874,6 +909,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
     "events": _cmd_events,
     "predictor": _cmd_prediction,
     "apply": _cmd_prediction,
+    "drift": _cmd_drift,
 }
 
 

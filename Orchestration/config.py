@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from Database import DatabaseConfig
-from DataExtractionAnalysis import DataConfig
+from DataExtractionAnalysis import DataConfig, HealthPolicy
 from DataPreparation import PrepConfig
 from Fleet import FleetConfig
 from Labels import LabelsConfig
@@ -33,7 +33,7 @@ from ModelSelection import ModelConfig
 from Prediction import PredictorConfig
 from Reports import ReportConfig
 from Scheduling import ScheduleConfig
-from Scoring import EventsConfig, ScoringConfig
+from Scoring import DriftConfig, EventsConfig, ScoringConfig
 from Thresholding import ThresholdPolicy
 from Tracking import TrackingConfig
 
@@ -203,6 +203,8 @@ class AppConfig(BaseModel):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     predictor: PredictorConfig = Field(default_factory=PredictorConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    health: HealthPolicy = Field(default_factory=HealthPolicy)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ import pandas as pd
 from DataExtractionAnalysis import (
     Extraction,
     Profile,
+    UnhealthySensorError,
+    epoch_seconds,
     extract_window,
     newest_time,
     profile,
@@ -47,8 +49,11 @@ from Labels import VERDICTS, FeedbackStore, TrainingMask, read_labels, training_
 from ModelEvaluation import (
     AxisPlotData,
     MetricsRow,
+    axis_insight,
     axis_metrics,
     axis_plot_data,
+    correlated_pairs,
+    insight_sentences,
     metrics_frame,
     write_plots,
 )
@@ -56,6 +61,7 @@ from ModelRegistry import ModelRegistry, RegistryError, VersionExistsError, Vers
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, machine_rows, out_of_fold
 from Reports import DigestSection, VersionReport, render_version_report
+from Scoring.drift import DriftBaselines, fit_drift_baselines
 from Thresholding import ThresholdCalibrator, apply_learned, outcome_rows, smooth
 from Tracking import safe_uri
 
@@ -122,6 +128,8 @@ class RunState:
     ``select`` keeps them, and ``selection.json`` records this as the criterion."""
     extraction: Extraction | None = None
     profile: Profile | None = None
+    skipped_axes: list[str] = field(default_factory=list)
+    """Axes left out because their sensor health is ``low`` (``health.on_low: skip``)."""
     prepared: PreparedData | None = None
     labels: pd.DataFrame | None = None
     masks: dict[str, np.ndarray] = field(default_factory=dict)
@@ -136,6 +144,10 @@ class RunState:
     models: AxisModelSet | None = None
     metrics: pd.DataFrame | None = None
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drift: DriftBaselines | None = None
+    """Drift baselines from the calibration residuals (``drift.enabled``), for ``drift.json``."""
+    insights: dict[str, Any] = field(default_factory=dict)
+    """Per-axis profiles, correlated axes and sentences (``ModelEvaluation.insights``)."""
     alarm_budget: dict[str, Any] = field(default_factory=dict)
     plot_data: list[AxisPlotData] = field(default_factory=list)
     kept_residuals: dict[str, np.ndarray] = field(default_factory=dict)
@@ -153,7 +165,8 @@ class RunState:
 
     @property
     def axes(self) -> list[str]:
-        return self.loaded.config.data.axis_columns
+        """The configured axes, without those skipped for their sensor health."""
+        return [a for a in self.loaded.config.data.axis_columns if a not in self.skipped_axes]
 
     @property
     def predicted(self) -> pd.DataFrame | None:
@@ -202,6 +215,8 @@ class OrchestrationResult:
     """Whether the version became the champion, and why (``registry.promote``)."""
     tracking: dict[str, Any] | None = None
     """The MLflow tracking outcome (``tracking.mlflow_uri``): status, detail, run id."""
+    insights: dict[str, Any] = field(default_factory=dict)
+    """Per-axis profiles, correlated axes and ``sentences`` (see ``ModelEvaluation.insights``)."""
 
     @property
     def expected_events_per_day(self) -> float | None:
@@ -226,6 +241,7 @@ class OrchestrationResult:
             "timings": self.timings,
             "promotion": self.promotion,
             "tracking": self.tracking,
+            "insights": self.insights,
         }
 
 
@@ -262,7 +278,17 @@ def _extract(state: RunState) -> None:
 
 def _analyze(state: RunState) -> None:
     assert state.extraction is not None
-    state.profile = profile(state.extraction.frame, state.axes)
+    health = state.loaded.config.health
+    state.profile = profile(state.extraction.frame, state.axes, health if health.enabled else None)
+    for axis, graded in state.profile.health.items():
+        if graded.findings:
+            logger.log(
+                logging.WARNING if graded.grade == "low" else logging.INFO,
+                "sensor health of %s: %s (%s)",
+                axis,
+                graded.grade,
+                "; ".join(graded.reasons),
+            )
     logger.info(
         "window: %d rows from %s to %s, dt_seconds %.6g, %d gaps",
         state.profile.rows,
@@ -330,6 +356,26 @@ def _mask_known_windows(state: RunState) -> None:
     )
 
 
+def _apply_health(state: RunState) -> None:
+    """Refuse, skip or keep the axes graded ``low`` (``health.on_low``), once the window's
+    own checks (missing columns, NaN-only axes) have spoken."""
+    assert state.profile is not None
+    policy = state.loaded.config.health
+    low = {axis: h for axis, h in state.profile.health.items() if h.grade == "low"}
+    if not low or policy.on_low == "warn":
+        return
+    why = "; ".join(f"{axis}: {', '.join(h.reasons)}" for axis, h in low.items())
+    if policy.on_low == "refuse" or len(low) == len(state.axes):
+        actions = sorted({f.action for h in low.values() for f in h.findings if f.grade == "low"})
+        raise UnhealthySensorError(
+            f"sensor health graded low, training refused: {why}. To fix: "
+            + "; ".join(actions)
+            + "; or set health.on_low: skip (train without these axes) or warn"
+        )
+    state.skipped_axes = sorted(low)
+    logger.warning("sensor health: %s left out of this version (%s)", state.skipped_axes, why)
+
+
 def _allowed(state: RunState) -> np.ndarray | None:
     """Rows fits and calibration may use: all but known incidents and maintenance windows
     (when masking)."""
@@ -341,6 +387,7 @@ def _allowed(state: RunState) -> np.ndarray | None:
 def _select(state: RunState) -> None:
     """The family (and parameters) of every axis: chosen on the tail, or as configured."""
     assert state.prepared is not None
+    _apply_health(state)  # here, not in prepare: `profile` (extract..prepare) only reports
     if state.chosen_by is not None:
         return
     model = state.loaded.config.model
@@ -498,6 +545,10 @@ def _threshold(state: RunState) -> None:
     state.thresholds = calibrator.to_dict()
     if config.thresholds.mode == "learned":
         state.thresholds = _learned_thresholds(state)
+    if config.drift.enabled:
+        # One axis at a time: a computed mapping holds only the axis in flight.
+        state.drift = fit_drift_baselines(residuals, config.drift.parameters())
+    state.insights = _insights(state, residuals)
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
@@ -576,6 +627,34 @@ def _learned_thresholds(state: RunState) -> dict[str, dict[str, Any]]:
             else "",
         )
     return records
+
+
+def _insights(state: RunState, residuals: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Each axis's profile from its values and calibration residuals, correlated axes, and
+    the sentences about them."""
+    assert state.prepared is not None
+    frame = state.prepared.frame
+    seconds = epoch_seconds(frame["ts"])
+    per_axis = {}
+    for axis in residuals:
+        rule = state.thresholds.get(axis, {})
+        values = frame[axis].to_numpy(dtype=np.float64)
+        per_axis[axis] = axis_insight(
+            seconds,
+            values,
+            residuals[axis],
+            maxc=float(rule.get("MaxC", np.nan)),
+            alert_events_per_day=rule.get("expected_events_per_day"),
+        )
+    pairs = correlated_pairs({axis: frame[axis].to_numpy() for axis in per_axis})
+    sentences = insight_sentences(per_axis, pairs)
+    for sentence in sentences:
+        logger.info("insight: %s", sentence)
+    return {
+        "axes": {axis: item.to_dict() for axis, item in per_axis.items()},
+        "correlated": [list(pair) for pair in pairs],
+        "sentences": sentences,
+    }
 
 
 def _plot(state: RunState) -> None:
@@ -676,6 +755,14 @@ def _meta(state: RunState) -> dict[str, Any]:
             **_mask_summary(state),
         },
         "alarm_budget": dict(state.alarm_budget),
+        "health": {axis: h.to_dict() for axis, h in state.profile.health.items()},
+        "health_skipped": list(state.skipped_axes),
+        "insights": state.insights,
+        "ranges": {
+            axis: [p.min, p.max]
+            for axis, p in state.profile.axes.items()
+            if axis in _fitted_axes(state) and p.min is not None and p.max is not None
+        },
         "dt_seconds": state.profile.dt_seconds,
         "libraries": dict(_library_versions()),
         "code_revision": _code_revision(),
@@ -785,6 +872,8 @@ def _register(state: RunState) -> None:
         "selection.json": json.dumps(_selection_record(state), indent=2).encode(),
         "metrics.csv": metrics_csv.getvalue().encode(),
     }
+    if state.drift is not None:
+        files["drift.json"] = json.dumps(state.drift.to_dict(), indent=2).encode()
     files.update({f"plots/{path.name}": path for path in state.plot_paths})
     config = state.loaded.config.registry
     root = state.registry_root or state.loaded.path(config.root_dir)
@@ -969,6 +1058,7 @@ class TrainingRun:
             alarm_budget=dict(state.alarm_budget),
             masked_rows=_mask_summary(state)["masked_rows"],
             promotion=state.promotion,
+            insights=dict(state.insights),
         )
 
 

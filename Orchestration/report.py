@@ -68,7 +68,23 @@ def format_profile(result: Profile, table: str) -> str:
         for axis, p in result.axes.items()
     ]
     headers = ["axis", "count", "nan", "zeros", "min", "max", "mean", "std"]
-    return head + "\n" + _table(headers, rows)
+    text = head + "\n" + _table(headers, rows)
+    if result.health:
+        text += "\n\n" + format_health({a: h.to_dict() for a, h in result.health.items()})
+    return text
+
+
+def format_health(health: dict[str, Any]) -> str:
+    """Sensor health per axis (``{axis: {grade, findings}}``): grade, then each finding's
+    reason and recommended action."""
+    width = max(len(axis) for axis in health)
+    lines = ["sensor health"]
+    for axis, record in health.items():
+        lines.append(f"  {axis.ljust(width)}  {record.get('grade')}")
+        for finding in record.get("findings") or []:
+            lines.append(f"  {'':{width}}    {finding['check']}: {finding['reason']}")
+            lines.append(f"  {'':{width}}      -> {finding['action']}")
+    return "\n".join(lines)
 
 
 def _axis_rows(
@@ -150,11 +166,15 @@ def format_training(result: Any) -> str:
     if result.promotion is not None:
         verdict = "champion" if result.promotion["promoted"] else "NOT promoted"
         alarms += f"\n{result.version}: {verdict} ({result.promotion['reason']})"
+    sentences = (getattr(result, "insights", None) or {}).get("sentences") or []
+    insights = "".join(f"\n  {sentence}" for sentence in sentences)
     return (
         f"registered {result.version} (run {result.run_id}) from {result.rows} rows{demo}"
         f"{masked}, dt_seconds {result.profile.dt_seconds:g}\n\n"
         + _table(_AXIS_HEADERS, _axis_rows(result.metrics, result.thresholds, result.families))
-        + f"\n\n{alarms}\nsteps: {timings}\nartifacts: {result.artifact_dir}"
+        + f"\n\n{alarms}"
+        + (f"\ninsights:{insights}" if insights else "")
+        + f"\nsteps: {timings}\nartifacts: {result.artifact_dir}"
     )
 
 
@@ -298,7 +318,11 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
     payload = {
         "version": loaded.version,
         "path": str(loaded.path),
-        "meta": {k: meta.get(k) for k in ("run_id", "created_at", "axes", "dt_seconds", "data")},
+        "meta": {
+            k: meta.get(k)
+            for k in ("run_id", "created_at", "axes", "dt_seconds", "data", "health_skipped")
+        },
+        "health": meta.get("health") or {},
         "metrics": metrics.to_dict(orient="records"),
         "thresholds": thresholds,
         "families": meta.get("families"),
@@ -318,6 +342,8 @@ def registry_show(root: Path, version: str) -> tuple[dict[str, Any], str]:
     )
     families = meta.get("families") or {}
     text = head + _table(_AXIS_HEADERS, _axis_rows(metrics, thresholds, families))
+    if meta.get("health"):
+        text += "\n\n" + format_health(meta["health"])
     if selection.get("table"):
         text += "\n\nfamily selection (" + str(selection.get("criterion")) + "; chosen marked *)\n"
         text += _table(
@@ -400,11 +426,12 @@ def format_fleet_state(
             r["missing"],
             r["expected_events_per_day"],
             _clip(r["reason"] or r["attention"] or "", 70),
+            _clip(r.get("retrain") or "", 70) or None,
         ]
         for r in records
     ]
     headers = ["asset", "status", "version", "trained (UTC)", "samples", "missing", "events/day"]
-    return payload, _table([*headers, "note"], rows)
+    return payload, _table([*headers, "note", "retrain"], rows)
 
 
 def _missing(value: Any) -> bool:

@@ -43,16 +43,19 @@ from Database import DatabaseTarget
 from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
+    count_out_of_range,
     extract_window,
     lookahead_end,
     lookback_start,
     newest_time,
+    out_of_range,
 )
 from DataPreparation import t0_from_stats, time_since, validate_frame
 from ModelRegistry import LoadedVersion, ModelRegistry
 from ModelTraining import AxisModelSet
 from Scoring import (
     MACHINE_CHANNEL,
+    SENSOR_SEVERITY,
     SEVERITIES,
     EventStore,
     EventWriter,
@@ -61,13 +64,17 @@ from Scoring import (
     event_records,
     lookahead_samples,
     lookback_samples,
+    parse_thresholds,
     score_frame,
     worst_first,
 )
+from Scoring.drift import DriftBaselines, DriftStateStore, DriftTracker, epoch_seconds
+from Scoring.trend import LevelHistory
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import DestinationError
+from .drift import retrain_reason
 from .status import ExitCode, Status
 
 __all__ = ["ScoringReport", "run_scoring"]
@@ -104,6 +111,17 @@ class ScoringReport:
     worst: list[dict[str, Any]] = field(default_factory=list)
     """The worst kept events overlapping the scored rows (at most :data:`WORST_EVENTS`), as
     :func:`Scoring.event_records` gives them."""
+    drift: dict[str, Any] = field(default_factory=dict)
+    """``started`` (drift events begun by this run) and ``drifting`` (axis → direction and
+    since when) after the run; empty when the version has no drift baselines."""
+    health: dict[str, Any] = field(default_factory=dict)
+    """Axis → sensor health finding of the scored samples (``out of range``)."""
+    trend: dict[str, Any] = field(default_factory=dict)
+    """Axis → time to threshold (a significant trend of its residual level in the window)."""
+    sensor: dict[str, int] = field(default_factory=dict)
+    """Axis → ``sensor`` events (dead sensor while the machine runs) kept by this run."""
+    retrain: str | None = None
+    """Why the version should be retrained (too old, or drifting axes); None: it need not be."""
 
     @property
     def status(self) -> Status:
@@ -136,6 +154,11 @@ class ScoringReport:
             "events_written": self.written,
             "worst_events": self.worst,
             "output": None if self.output is None else str(self.output),
+            "drift": self.drift,
+            "health": self.health,
+            "time_to_threshold": self.trend,
+            "sensor_events": self.sensor,
+            "retrain": self.retrain,
         }
 
 
@@ -153,6 +176,13 @@ class _Model:
     t0: pd.Timestamp | float
     trained_until: pd.Timestamp | float | None
     dt_seconds: float | None
+    drift: DriftBaselines | None = None
+    skipped: tuple[str, ...] = ()
+    """Configured axes the version left out for their sensor health (``health.on_low: skip``)."""
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Axis → the training window's [min, max] (for the out-of-range check)."""
+    published: str | None = None
+    """When the version was published (``meta.yaml`` ``created_at``)."""
 
 
 def _load_model(loaded: LoadedConfig, version: str, asset: Any = None) -> _Model:
@@ -180,13 +210,39 @@ def model_of(registry: ModelRegistry, version: str) -> _Model:
     step = stats.get("dt_seconds")
     dt_seconds = float(step) if isinstance(step, (int, float)) and step > 0 else None
     return _Model(
-        found.version, models, thresholds, t0_from_stats(stats), trained_until, dt_seconds
+        found.version,
+        models,
+        thresholds,
+        t0_from_stats(stats),
+        trained_until,
+        dt_seconds,
+        _drift_baselines(found),
+        tuple(str(axis) for axis in found.meta.get("health_skipped") or ()),
+        {
+            str(axis): (float(bounds[0]), float(bounds[1]))
+            for axis, bounds in (found.meta.get("ranges") or {}).items()
+        },
+        found.meta.get("created_at"),
     )
+
+
+def _drift_baselines(found: LoadedVersion) -> DriftBaselines | None:
+    """The version's ``drift.json`` (None: trained without drift baselines).
+
+    Raises:
+        ScoringInputError: the file is not a drift baseline record (status ``invalid-input``).
+    """
+    if "drift.json" not in found.artifacts:
+        return None
+    try:
+        return DriftBaselines.from_dict(found.read_json("drift.json"))
+    except ValueError as exc:
+        raise ScoringInputError(f"version {found.version}: {exc}") from exc
 
 
 def _check_axes(data: DataConfig, model: _Model) -> list[str]:
     trained = [name for name in model.thresholds if name != MACHINE_CHANNEL]
-    configured = data.axis_columns
+    configured = [axis for axis in data.axis_columns if axis not in model.skipped]
     if set(trained) != set(configured):
         raise ScoringInputError(
             f"version {model.version} was trained on axes {trained}, but data.axes gives "
@@ -337,15 +393,20 @@ class _RangeScorer:
     fast_path: bool
     asset: Any = None
 
+    sensor_steps: int | None = None
+
     @property
     def before(self) -> int:
-        """Rows of look-back: runs, smoothing and the models' own look-back (e.g. ar lags)."""
-        return lookback_samples(self.model.thresholds, self.model.models.lookback_)
+        """Rows of look-back: runs (sensor faults too), smoothing and the models' own look-back
+        (e.g. ar lags)."""
+        return lookback_samples(
+            self.model.thresholds, self.model.models.lookback_, self.sensor_steps
+        )
 
     @property
     def after(self) -> int:
         """Rows of look-ahead that make a window's levels final."""
-        return lookahead_samples(self.model.thresholds)
+        return lookahead_samples(self.model.thresholds, self.sensor_steps)
 
     def chunks(
         self, start: dt.datetime | None, end: dt.datetime | None, span: dt.timedelta | None
@@ -454,6 +515,7 @@ class _RangeScorer:
             window_start=_bound(window_start, frame),
             window_end=_bound(end, frame),
             machine_scores=model.models.machine_score(timed),
+            sensor_steps=self.sensor_steps,
         )
         if result.frame.empty:
             return _Chunk(None, None, None, until, held)
@@ -570,9 +632,12 @@ def score_with(
         axes,
         loaded.config.database.fast_path,
         asset,
+        loaded.config.scoring.sensor_steps,
     )
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()
+    drift = _DriftRun.open(loaded, store, model, asset_id)
+    outside: dict[str, tuple[int, int]] = {}
     with _write_csv(output) as append_rows, ExitStack() as transaction:
         writer: EventWriter | None = None
         for chunk in scorer.chunks(start, end, span):
@@ -597,14 +662,36 @@ def score_with(
                 previous_ts=chunk.previous,
                 next_ts=chunk.following,
             )
+            if drift is not None:
+                drift.fold(writer, chunk.result)
+            if loaded.config.health.enabled:
+                for axis, (out, seen) in count_out_of_range(
+                    chunk.result.values, model.ranges
+                ).items():
+                    before = outside.get(axis, (0, 0))
+                    outside[axis] = (before[0] + out, before[1] + seen)
         if writer is not None:
             writer.advance_state(progress.final_until)
+            if drift is not None:
+                drift.save(writer, run_id)
     stale = _staleness(loaded, session, asset, end, progress, continued)
     if writer is None:
         report = _empty(
             model, run_id, start, end, "no samples in the window yet", channels, asset_id
         )
         return report if stale is None else dataclasses.replace(report, stale=True, detail=stale)
+    drift_summary = {} if drift is None else drift.summary()
+    retrain = retrain_reason(
+        model.version,
+        model.published,
+        loaded.config.registry.max_model_age,
+        drift_summary.get("drifting", {}),
+    )
+    if retrain is not None:
+        logger.warning("retrain %s%s: %s", model.version, of_asset, retrain)
+    health = out_of_range(outside, model.ranges, loaded.config.health)
+    for axis, finding in health.items():
+        logger.warning("sensor health of %s%s: %s", axis, of_asset, finding.reason)
     written = writer.summary()
     counts = {
         name: {s: written.kept.get(name, {}).get(s, 0) for s in SEVERITIES} for name in channels
@@ -630,6 +717,17 @@ def score_with(
         asset=asset_id,
         stale=stale is not None,
         worst=_worst_events(store, progress, counts),
+        drift=drift_summary,
+        retrain=retrain,
+        trend={}
+        if drift is None
+        else drift.time_to_threshold(loaded, parse_thresholds(model.thresholds)),
+        health={axis: dataclasses.asdict(finding) for axis, finding in health.items()},
+        sensor={
+            axis: kept[SENSOR_SEVERITY]
+            for axis, kept in written.kept.items()
+            if kept.get(SENSOR_SEVERITY)
+        },
     )
 
 
@@ -642,6 +740,74 @@ def _worst_events(
         return []
     found = store.read_overlapping(progress.first, progress.last)
     return event_records(worst_first(found, WORST_EVENTS))
+
+
+@dataclass
+class _DriftRun:
+    """A score run's drift state: loaded on the run's transaction, folded chunk by chunk,
+    saved with the events."""
+
+    store: DriftStateStore
+    baselines: DriftBaselines
+    version: str
+    history: LevelHistory
+    tracker: DriftTracker | None = None
+    started: int = 0
+
+    @classmethod
+    def open(
+        cls, loaded: LoadedConfig, events: EventStore, model: _Model, asset: str | None
+    ) -> _DriftRun | None:
+        """None when drift is off or the version has no baselines (trained before them)."""
+        config = loaded.config.drift
+        if not config.enabled or model.drift is None:
+            return None
+        table = config.table_for(loaded.config.events.table)
+        store = DriftStateStore(table, events.events, events.source_table, asset or "")
+        return cls(
+            store, model.drift, model.version, LevelHistory(model.drift.params.block_seconds)
+        )
+
+    def fold(self, writer: EventWriter, result: ScoreResult) -> None:
+        if self.tracker is None:
+            self.tracker = self.store.load(writer.connection, self.baselines, self.version)
+        # Idle (0) and missing samples are no evidence of the residual level.
+        seconds = epoch_seconds(result.frame["ts"])
+        self.tracker.fold(seconds, result.raw_residuals, result.values)
+        self.history.add(seconds, result.raw_residuals, result.values)
+
+    def time_to_threshold(self, loaded: LoadedConfig, rules: Any) -> dict[str, Any]:
+        """Axis → its projection (logged as a sentence) where the trend is significant."""
+        config = loaded.config.drift
+        found = self.history.project(
+            {axis: rule for axis, rule in rules.items() if axis != MACHINE_CHANNEL},
+            window_seconds=config.trend_window.total_seconds(),
+            confidence=config.trend_confidence,
+            min_blocks=config.trend_min_blocks,
+        )
+        for axis, projection in found.items():
+            logger.info("time to threshold: %s", projection.sentence(axis))
+        return {axis: p.to_dict() for axis, p in found.items()}
+
+    def save(self, writer: EventWriter, run_id: str) -> None:
+        if self.tracker is not None:
+            self.started = self.store.save(writer.connection, self.tracker, self.version, run_id)
+
+    def summary(self) -> dict[str, Any]:
+        """Drift events started by the run, and the axes drifting after it."""
+        if self.tracker is None:
+            return {"started": 0, "drifting": {}}
+        drifting = {
+            axis: {
+                "direction": state.drift_direction,
+                "since": None
+                if state.drifting_since is None
+                else _as_utc(state.drifting_since).isoformat(),
+            }
+            for axis, state in self.tracker.axes.items()
+            if state.is_drifting
+        }
+        return {"started": self.started, "drifting": drifting}
 
 
 def _staleness(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from Database import DatabaseError, IngestError, UnsafeIdentifierError
-from DataExtractionAnalysis import ExtractionError, ProfileError
+from DataExtractionAnalysis import ExtractionError, ProfileError, UnhealthySensorError
 from DataPreparation import PreparationError
 from Fleet import AssetNameError, ExecutorError
 from Labels import LabelsError
@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     REGISTRY_ERROR = 8
     FLEET_PARTIAL = 9
     STALE = 10
+    UNHEALTHY = 11
     MISSING_ML_EXTRAS = 13
     MISSING_ML_MODELS = 14
     INVALID_ML_INPUT = 15
@@ -56,6 +57,7 @@ _CODES = {
     "missing-ml-models": ExitCode.MISSING_ML_MODELS,
     "invalid-ml-input": ExitCode.INVALID_ML_INPUT,
     "ml-error": ExitCode.ERROR,
+    "unhealthy": ExitCode.UNHEALTHY,
 }
 
 _INPUT_ERRORS = (
@@ -77,8 +79,8 @@ _INPUT_ERRORS = (
 @dataclass(frozen=True)
 class Status:
     """``code`` (ok, invalid-config, invalid-input, missing-model, db-error, registry-error,
-    fleet-partial, stale, error; the predictor's missing-ml-extras, missing-ml-models,
-    invalid-ml-input, ml-error) + detail."""
+    fleet-partial, stale, unhealthy, error; the predictor's missing-ml-extras,
+    missing-ml-models, invalid-ml-input, ml-error) + detail."""
 
     code: str
     detail: str
@@ -109,6 +111,8 @@ def status_for(exc: BaseException) -> Status:
         return Status("db-error", str(exc))
     if isinstance(exc, VersionNotFoundError):
         return Status("missing-model", str(exc))
+    if isinstance(exc, UnhealthySensorError):
+        return Status("unhealthy", str(exc))
     if isinstance(exc, _INPUT_ERRORS):
         return Status("invalid-input", str(exc))
     if isinstance(exc, RegistryError | DestinationError):

@@ -7,10 +7,18 @@ no database; :class:`EventStore` writes the events table and the scoring state.
 """
 
 from ._lock import locked_transaction
-from .config import EventsConfig, ScoringConfig
+from .config import DriftConfig, EventsConfig, ScoringConfig
+from .drift import DriftBaselines, DriftTracker, read_drift_state
 from .errors import ScoringInputError
-from .events import EVENT_COLUMNS, SEVERITIES, extract_events
-from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level, assign_levels, level_labels
+from .events import EVENT_COLUMNS, SENSOR_SEVERITY, SEVERITIES, extract_events, sensor_events
+from .levels import (
+    LEVEL_DTYPE,
+    LEVEL_NAMES,
+    Level,
+    assign_levels,
+    level_labels,
+    mark_sensor_faults,
+)
 from .ranking import EVENT_RECORD_FIELDS, event_records, format_duration, worst_first, worst_records
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 from .scorer import ScoreResult, lookahead_samples, lookback_samples, score_frame
@@ -22,9 +30,13 @@ __all__ = [
     "LEVEL_DTYPE",
     "LEVEL_NAMES",
     "MACHINE_CHANNEL",
+    "SENSOR_SEVERITY",
     "SEVERITIES",
     "AxisRule",
     "Continuation",
+    "DriftBaselines",
+    "DriftConfig",
+    "DriftTracker",
     "EventStore",
     "EventWriter",
     "EventsConfig",
@@ -41,8 +53,11 @@ __all__ = [
     "locked_transaction",
     "lookahead_samples",
     "lookback_samples",
+    "mark_sensor_faults",
     "parse_thresholds",
+    "read_drift_state",
     "score_frame",
+    "sensor_events",
     "worst_first",
     "worst_records",
 ]

@@ -32,10 +32,12 @@ from .errors import ScoringInputError
 from .levels import LEVEL_DTYPE, LEVEL_NAMES, Level
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 
-__all__ = ["EVENT_COLUMNS", "SEVERITIES", "extract_events"]
+__all__ = ["EVENT_COLUMNS", "SENSOR_SEVERITY", "SEVERITIES", "extract_events", "sensor_events"]
 
 SEVERITIES: tuple[str, ...] = (Level.ALERT.label, Level.ERROR.label)
-"""Event severities, least severe first."""
+"""Alarm event severities, least severe first."""
+SENSOR_SEVERITY = Level.SENSOR.label
+"""Severity of sensor-fault events (:func:`sensor_events`): a kind of its own, not an alarm."""
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "axis",
@@ -450,7 +452,53 @@ def _level_codes(levels: Any, axis: str) -> np.ndarray:
         codes = LEVEL_DTYPE.categories.get_indexer(pd.Index(np.asarray(levels, dtype=object)))
     if codes.size and (codes.min() < Level.IDLE or codes.max() > Level.ERROR):
         raise ScoringInputError(
-            f"levels[{axis!r}] holds values that are not levels; expected codes 0-3 or the "
-            f"names {list(LEVEL_NAMES)}"
+            f"levels[{axis!r}] holds values that are not levels; expected codes "
+            f"0-{int(Level.ERROR)} or the names {list(LEVEL_NAMES)}"
         )
     return codes
+
+
+def sensor_events(
+    ts: Any, levels: Mapping[str, Any], axes: Sequence[str], steps: int
+) -> pd.DataFrame:
+    """One ``sensor`` event per maximal run of ``SENSOR`` levels of each axis.
+
+    Columns :data:`EVENT_COLUMNS`; ``threshold`` is ``steps`` (the shortest fault),
+    ``peak_residual`` 0 and the peak the run's first sample (a dead sensor has no residual).
+    """
+    times = time_axis(ts)
+    n_rows = times.units.size
+    parts = []
+    for axis in axes:
+        codes = _level_codes(_column(levels, axis, "levels", n_rows), axis)
+        starts, ends = run_bounds(codes == Level.SENSOR)
+        if not starts.size:
+            continue
+        last = ends - 1
+        parts.append(
+            pd.DataFrame(
+                {
+                    "axis": axis,
+                    "severity": SENSOR_SEVERITY,
+                    "start": times.take(starts),
+                    "end": times.take(last),
+                    "duration_s": (times.units[last] - times.units[starts])
+                    / times.units_per_second,
+                    "samples": (ends - starts).astype(np.int64),
+                    "peak_residual": 0.0,
+                    "threshold": float(steps),
+                    "side": None,
+                    "peak_ts": times.take(starts),
+                    "actual": np.nan,
+                    "expected": np.nan,
+                    "ratio": np.nan,
+                    "contributors": None,
+                    "starts_at_frame_start": starts == 0,
+                    "ends_at_frame_end": last == n_rows - 1,
+                },
+                columns=list(EVENT_COLUMNS),
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=list(EVENT_COLUMNS))
+    return pd.concat(parts, ignore_index=True).sort_values("start", kind="stable")

@@ -1,7 +1,9 @@
-"""Per-sample levels of one axis: idle < ok < alert < error, as small integers.
+"""Per-sample levels of one axis: idle < ok < sensor < alert < error, as small integers.
 
 The order of the codes is the order of severity, so the worst level across axes is an
-element-wise maximum and "at least alert" is ``codes >= Level.ALERT``.
+element-wise maximum and "at least alert" is ``codes >= Level.ALERT``. ``idle`` is the
+*machine* at rest (every axis 0 or missing); ``sensor`` is one axis reading 0 or nothing while
+another axis runs (:func:`mark_sensor_faults`): a dead sensor, not a stopped machine.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from Thresholding import sustained_rows
 
 from .errors import ScoringInputError
 
-__all__ = ["LEVEL_DTYPE", "LEVEL_NAMES", "Level", "assign_levels", "level_labels"]
+__all__ = [
+    "LEVEL_DTYPE",
+    "LEVEL_NAMES",
+    "Level",
+    "assign_levels",
+    "level_labels",
+    "mark_sensor_faults",
+]
 
 
 class Level(IntEnum):
@@ -24,8 +33,9 @@ class Level(IntEnum):
 
     IDLE = 0
     OK = 1
-    ALERT = 2
-    ERROR = 3
+    SENSOR = 2
+    ALERT = 3
+    ERROR = 4
 
     @property
     def label(self) -> str:
@@ -35,7 +45,7 @@ class Level(IntEnum):
 
 LEVEL_NAMES: tuple[str, ...] = tuple(level.label for level in Level)
 LEVEL_DTYPE = pd.CategoricalDtype(list(LEVEL_NAMES), ordered=True)
-"""Ordered categorical dtype of level columns: ``idle < ok < alert < error``."""
+"""Ordered categorical dtype of level columns: ``idle < ok < sensor < alert < error``."""
 
 
 def level_labels(codes: np.ndarray) -> pd.Categorical:
@@ -144,3 +154,27 @@ def assign_levels(
     for rows in errors:
         codes[rows] = Level.ERROR
     return codes
+
+
+def mark_sensor_faults(codes: np.ndarray, active: list[np.ndarray], steps: int) -> list[np.ndarray]:
+    """Raise ``IDLE`` to ``SENSOR`` where an axis is inactive while another axis is active,
+    in runs of at least ``steps`` samples.
+
+    Args:
+        codes: per axis, ``int8`` level codes (changed in place), same order as ``active``.
+        active: per axis, whether each sample is active (neither 0 nor NaN).
+        steps: shortest run of such samples that is a sensor fault (>= 1).
+
+    Returns:
+        ``codes``. With one axis there is no other to tell a running machine: nothing changes.
+    """
+    if len(active) < 2:
+        return list(codes)
+    running = np.zeros(active[0].size, dtype=bool)
+    for mask in active:
+        running |= mask
+    for level, mask in zip(codes, active, strict=True):
+        # Where this axis is inactive, "some axis runs" means "another axis runs".
+        dead = np.flatnonzero(running > mask)
+        level[sustained_rows(dead, int(steps))] = Level.SENSOR
+    return list(codes)

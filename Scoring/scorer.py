@@ -14,8 +14,8 @@ from Thresholding import smooth, ssr_score, ssr_shares
 
 from ._time import time_axis
 from .errors import ScoringInputError
-from .events import extract_events
-from .levels import assign_levels, level_labels
+from .events import extract_events, sensor_events
+from .levels import assign_levels, level_labels, mark_sensor_faults
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 
 __all__ = ["MachineShares", "ScoreResult", "lookahead_samples", "lookback_samples", "score_frame"]
@@ -23,7 +23,11 @@ __all__ = ["MachineShares", "ScoreResult", "lookahead_samples", "lookback_sample
 logger = logging.getLogger(__name__)
 
 
-def lookback_samples(thresholds: Mapping[str, Mapping[str, Any]], model_lookback: int = 0) -> int:
+def lookback_samples(
+    thresholds: Mapping[str, Mapping[str, Any]],
+    model_lookback: int = 0,
+    sensor_steps: int | None = None,
+) -> int:
     """Rows of context needed before a window so its levels do not depend on where it starts.
 
     Returns ``L = T - 1 + S - 1 + M`` with ``T`` the largest ``T_long_steps`` or
@@ -63,17 +67,24 @@ def lookback_samples(thresholds: Mapping[str, Mapping[str, Any]], model_lookback
     ScoringInputError
         If ``thresholds`` is empty or an entry is invalid.
     """
+    runs = _longest_run(thresholds, sensor_steps) - 1
     rules = parse_thresholds(thresholds)
-    runs = max(rule.longest_run for rule in rules.values()) - 1
     # The machine channel reads every axis's smoothed residual, so the widest span counts.
     span = max(rule.smoothing.span for rule in rules.values()) - 1
     return runs + span + int(model_lookback)
 
 
-def lookahead_samples(thresholds: Mapping[str, Mapping[str, Any]]) -> int:
+def lookahead_samples(
+    thresholds: Mapping[str, Mapping[str, Any]], sensor_steps: int | None = None
+) -> int:
     """Rows after a window that make its levels final: ``T - 1`` (see :func:`lookback_samples`)."""
+    return _longest_run(thresholds, sensor_steps) - 1
+
+
+def _longest_run(thresholds: Mapping[str, Mapping[str, Any]], sensor_steps: int | None) -> int:
+    """``T``: the longest run any rule needs, sensor faults (``sensor_steps``) included."""
     rules = parse_thresholds(thresholds)
-    return max(rule.longest_run for rule in rules.values()) - 1
+    return max(max(rule.longest_run for rule in rules.values()), sensor_steps or 1)
 
 
 class MachineShares:
@@ -136,6 +147,8 @@ class ScoreResult:
     values, raw_residuals:
         Axis → actual value and residual before smoothing per window row (views of the input);
         :attr:`expected` is their difference.
+    sensor_steps:
+        Shortest run of a sensor fault (see ``score_frame``); None: not marked.
     shares:
         Window rows × axes: each axis's share of the machine score (its ``z²`` over their
         sum), computed for the rows read (see :class:`MachineShares`); None without a machine
@@ -152,6 +165,7 @@ class ScoreResult:
     values: Mapping[str, np.ndarray] = field(default_factory=dict)
     raw_residuals: Mapping[str, np.ndarray] = field(default_factory=dict)
     shares: MachineShares | None = None
+    sensor_steps: int | None = None
 
     @property
     def expected(self) -> dict[str, np.ndarray]:
@@ -174,7 +188,20 @@ class ScoreResult:
     def events(
         self, *, merge_gap_seconds: float = 0.0, cooldown_seconds: float = 0.0
     ) -> pd.DataFrame:
-        """The events of the window rows; see :func:`Scoring.extract_events`."""
+        """The events of the window rows; see :func:`Scoring.extract_events`; then, with
+        ``sensor_steps``, the ``sensor`` events (:func:`Scoring.sensor_events`)."""
+        alarms = self._alarm_events(merge_gap_seconds, cooldown_seconds)
+        if self.sensor_steps is None:
+            return alarms
+        faults = sensor_events(self.frame["ts"], self.level_codes, self.axes, self.sensor_steps)
+        if faults.empty:
+            return alarms
+        if alarms.empty:
+            return faults.reset_index(drop=True)
+        joined = pd.concat([alarms, faults], ignore_index=True)
+        return joined.sort_values("start", kind="stable").reset_index(drop=True)
+
+    def _alarm_events(self, merge_gap_seconds: float, cooldown_seconds: float) -> pd.DataFrame:
         return extract_events(
             self.frame["ts"],
             self.residuals,
@@ -197,6 +224,7 @@ def score_frame(
     window_start: Any = None,
     window_end: Any = None,
     machine_scores: np.ndarray | None = None,
+    sensor_steps: int | None = None,
 ) -> ScoreResult:
     """Levels of every channel of ``thresholds`` for rows with ``window_start <= ts < window_end``.
 
@@ -226,6 +254,10 @@ def score_frame(
         holds datetimes, epoch seconds (or timestamps) when it holds numbers.
     machine_scores:
         A machine model's score per row of ``frame``.
+    sensor_steps:
+        With two or more axes: an axis that is 0 or NaN while another axis is active, for at
+        least this many consecutive samples, is ``sensor`` (a dead sensor) instead of ``idle``
+        (the machine at rest: every axis inactive). None (default): no sensor level.
 
     Returns
     -------
@@ -276,33 +308,42 @@ def score_frame(
     values_out: dict[str, np.ndarray] = {}
     raw_out: dict[str, np.ndarray] = {}
     compared_all: list[np.ndarray] = []
-    active_any = np.zeros(n_rows, dtype=bool)
+    actives: list[np.ndarray] = []
+    full_codes: list[np.ndarray] = []
     for axis in axes:
         rule = rules[axis]
         values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
         raw = source[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
         compared = smooth(raw, rule.smoothing)
         active = (values > 0) | (values < 0)
-        active_any |= active
-        codes = assign_levels(
-            values,
-            compared,
-            minc=rule.min_c,
-            maxc=rule.max_c,
-            t_long=rule.t_long,
-            t_short=rule.t_short,
-            minc_low=rule.min_c_low if rule.lower else None,
-            maxc_low=rule.max_c_low if rule.lower else None,
-            upper=rule.upper,
-            active=active,
-        )[window]
-        codes.flags.writeable = False
-        level_codes[axis] = codes
+        full_codes.append(
+            assign_levels(
+                values,
+                compared,
+                minc=rule.min_c,
+                maxc=rule.max_c,
+                t_long=rule.t_long,
+                t_short=rule.t_short,
+                minc_low=rule.min_c_low if rule.lower else None,
+                maxc_low=rule.max_c_low if rule.lower else None,
+                upper=rule.upper,
+                active=active,
+            )
+        )
+        actives.append(active)
         compared_all.append(compared)
-        columns[f"{axis}_residual"] = _residual_column(source[f"{axis}_res"], compared, window)
-        columns[f"{axis}_level"] = level_labels(codes)
         values_out[axis] = values[window]
         raw_out[axis] = raw[window]
+    if sensor_steps is not None:
+        mark_sensor_faults(full_codes, actives, sensor_steps)
+    active_any = np.zeros(n_rows, dtype=bool)
+    for axis, codes, active, compared in zip(axes, full_codes, actives, compared_all, strict=True):
+        active_any |= active
+        codes = codes[window]
+        codes.flags.writeable = False
+        level_codes[axis] = codes
+        columns[f"{axis}_residual"] = _residual_column(source[f"{axis}_res"], compared, window)
+        columns[f"{axis}_level"] = level_labels(codes)
     shares = None
     if MACHINE_CHANNEL in rules:
         rule = rules[MACHINE_CHANNEL]
@@ -355,6 +396,7 @@ def score_frame(
         values=values_out,
         raw_residuals=raw_out,
         shares=shares,
+        sensor_steps=sensor_steps,
     )
 
 

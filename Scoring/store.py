@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 _ONE_US = pd.Timedelta(microseconds=1)
 
+_DRIFT = "drift"
+"""Severity of the events Scoring.drift writes; the alert/error merging leaves them alone."""
 _TABLES_LOCK = "\0tables"
 """The lock "asset" that serialises creating and upgrading the tables (no asset id has NUL)."""
 _PREPARED: set[tuple[str, str | None, str]] = set()
@@ -603,6 +605,8 @@ class EventWriter:
             stored: dict[tuple[str, str], list[dict[str, Any]]] = {}
             others = []
             for row in self._store._existing(self._conn, since, until):
+                if row["severity"] == _DRIFT:
+                    continue  # drift rows belong to the drift state (Scoring.drift)
                 if row["model_version"] == self._model_version:
                     stored.setdefault((row["axis"], row["severity"]), []).append(row)
                 else:
@@ -612,6 +616,12 @@ class EventWriter:
             for event in ordered.to_dict("records"):
                 rows = stored.setdefault((event["axis"], event["severity"]), [])
                 self._place(event, rows, times, edges)
+
+    @property
+    def connection(self) -> Connection:
+        """The run's connection, inside its transaction: tables written alongside the events
+        (the drift state) commit or roll back with them."""
+        return self._conn
 
     def advance_state(self, scored_until: Any) -> None:
         """Move the continuation point to ``scored_until``, unless the run lies beyond it.

@@ -10,8 +10,11 @@ channel ``*`` with the ``ssr`` score), then times on all rows, with no database:
 1. residuals: ``AxisModelSet.predict`` (expected value and residual of every axis, as scoring
    calls it);
 2. levels: ``score_frame`` (smoothing, both sides of every axis, the machine channel's
-   ``ssr`` score and its levels, the worst level, the output frame);
-3. events: ``ScoreResult.events`` with the default 300 s merge gap.
+   ``ssr`` score and its levels, dead sensors (``scoring.sensor_steps``), the worst level, the
+   output frame);
+3. events: ``ScoreResult.events`` with the default 300 s merge gap;
+4. drift: ``DriftTracker.fold`` of every row (standardise, clip, hourly block means, CUSUM and
+   EWMA of the closed blocks), with baselines fitted on the training residuals.
 
 Prints one table per family and a summary of sample-axes per second against the goals (issue
 11: >= 20 M for ``linear``/``constant``, >= 5 M for ``ar``, ``cross``, ``pca``).
@@ -38,7 +41,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ModelTraining import AxisModelSet
-from Scoring import score_frame
+from Scoring import LEVEL_NAMES, DriftConfig, score_frame
+from Scoring.drift import DriftTracker, epoch_seconds, fit_drift_baselines
 from Thresholding import ThresholdCalibrator, ThresholdPolicy
 
 DT_SECONDS = 1.891
@@ -54,7 +58,9 @@ PARAMS: dict[str, dict[str, Any]] = {
     "pca": {"components": 2},
 }
 """Mid-grid settings: what selection typically picks on robot data."""
-STAGES = ("residuals", "levels", "events")
+SENSOR_STEPS = 60
+"""``scoring.sensor_steps`` of the shipped config.yaml: dead sensors are marked."""
+STAGES = ("residuals", "levels", "events", "drift")
 
 
 def make_busy(rng: np.random.Generator, samples: int) -> np.ndarray:
@@ -109,7 +115,7 @@ class FamilyRun:
 
 def prepare(
     frame: pd.DataFrame, axes: list[str], family: str, train_rows: int
-) -> tuple[AxisModelSet, dict[str, dict[str, Any]]]:
+) -> tuple[AxisModelSet, dict[str, dict[str, Any]], Any]:
     """Fit ``family`` and calibrate the default thresholds on the first ``train_rows`` rows."""
     train = frame.iloc[:train_rows]
     models = AxisModelSet(
@@ -117,27 +123,31 @@ def prepare(
     ).fit(train)
     residuals = {axis: models.residual(train, axis) for axis in axes}
     calibrator = ThresholdCalibrator(ThresholdPolicy()).fit(residuals, DT_SECONDS, machine="ssr")
-    return models, calibrator.to_dict()
+    return models, calibrator.to_dict(), fit_drift_baselines(residuals, DriftConfig().parameters())
 
 
 def run_family(
     frame: pd.DataFrame, axes: list[str], family: str, train_rows: int, repeat: int
 ) -> FamilyRun:
-    models, thresholds = prepare(frame, axes, family, train_rows)
+    models, thresholds, baselines = prepare(frame, axes, family, train_rows)
     stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
     for _ in range(repeat):
         started = time.perf_counter()
         predicted = models.predict(frame)
         after_residuals = time.perf_counter()
-        result = score_frame(predicted, None, thresholds)
+        result = score_frame(predicted, None, thresholds, sensor_steps=SENSOR_STEPS)
         after_levels = time.perf_counter()
         events = result.events(merge_gap_seconds=MERGE_GAP_SECONDS)
+        after_events = time.perf_counter()
+        tracker = DriftTracker(baselines)
+        tracker.fold(epoch_seconds(result.frame["ts"]), result.raw_residuals, result.values)
         finished = time.perf_counter()
         stages["residuals"].append(after_residuals - started)
         stages["levels"].append(after_levels - after_residuals)
-        stages["events"].append(finished - after_levels)
+        stages["events"].append(after_events - after_levels)
+        stages["drift"].append(finished - after_events)
         del predicted
-    levels = np.bincount(result.worst_codes, minlength=4)
+    levels = np.bincount(result.worst_codes, minlength=len(LEVEL_NAMES))
     return FamilyRun(
         family=family,
         stages=stages,
@@ -145,8 +155,7 @@ def run_family(
         alerts=int((events["severity"] == "alert").sum()),
         errors=int((events["severity"] == "error").sum()),
         level_share={
-            name: count / len(frame)
-            for name, count in zip(("idle", "ok", "alert", "error"), levels, strict=True)
+            name: count / len(frame) for name, count in zip(LEVEL_NAMES, levels, strict=True)
         },
     )
 

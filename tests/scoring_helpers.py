@@ -45,12 +45,14 @@ def publish_linear_version(
     trained_until: pd.Timestamp | None = None,
     min_c: float = 1.0,
     max_c: float = 2.0,
+    drift: dict | None = None,
 ) -> str:
     """A version predicting ``1 + slope * (t - ORIGIN)`` in seconds, trained before T0.
 
     ``ORIGIN`` (one hour before T0) is the version's ``t0``, as float epoch seconds with
     ``epoch``, else as a timestamp. ``trained_until``: the last training sample recorded
     (default one second before T0). ``min_c``, ``max_c``: the thresholds of every axis.
+    ``drift``: the content of ``drift.json`` (none without).
     """
     line = [1.0, 1.0 + slope, 1.0 + 2 * slope]
     train = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], **{a: line for a in axes}})
@@ -71,6 +73,8 @@ def publish_linear_version(
             else {"t0": ORIGIN.isoformat(), "t0_kind": "datetime", "dt_seconds": 1.0}
         ).encode(),
     }
+    if drift is not None:
+        files["drift.json"] = json.dumps(drift).encode()
     meta = {
         "data": {
             "rows": 3,

@@ -207,9 +207,9 @@ def test_many_problems_show_the_first_few_and_count_the_rest(tmp_path: Path) -> 
         (
             "k" * 200_000 + "=1",
             "invalid configuration (built-in defaults): kkkk",
-            "kkkkkkkkkk: unknown key; valid keys here: data, database, events, fleet, labels, "
-            "model, plots, predictor, prep, registry, report, schedule, scoring, thresholds, "
-            "tracking (from --set)",
+            "kkkkkkkkkk: unknown key; valid keys here: data, database, drift, events, fleet, "
+            "health, labels, model, plots, predictor, prep, registry, report, schedule, scoring, "
+            "thresholds, tracking (from --set)",
         ),
     ],
     ids=["long-text", "long-list", "long-key"],

@@ -149,6 +149,10 @@ def test_shipped_config_equals_the_defaults_except_for_the_demo() -> None:
     assert (defaults["data"]["train_end"], defaults["labels"]["table"]) == (None, None)
     defaults["data"]["train_end"] = dt.datetime(2026, 1, 10, 14, tzinfo=dt.UTC)
     defaults["labels"]["table"] = "demo_injected_anomalies"
+    # Dead sensors: marked by the shipped config, off for configs without the key (their levels
+    # and look-ahead stay as they were).
+    assert defaults["scoring"]["sensor_steps"] is None
+    defaults["scoring"]["sensor_steps"] = 60
     assert loaded.config.model_dump() == defaults
 
 

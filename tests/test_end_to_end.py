@@ -26,6 +26,7 @@ ARTIFACTS = {
     "thresholds.json",
     "selection.json",
     "metrics.csv",
+    "drift.json",
     "meta.yaml",
 }
 DEMO_ROWS = 6000

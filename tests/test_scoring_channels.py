@@ -32,9 +32,10 @@ def test_the_lower_side_alarms_on_a_drop():
     codes = assign_levels(
         values, residuals, minc=1.0, maxc=3.0, t_long=2, t_short=1, minc_low=-1.0, maxc_low=-3.0
     )
-    assert codes.tolist() == [1, 2, 2, 1, 3, 1, 2, 2]
+    o, a, e = Level.OK, Level.ALERT, Level.ERROR
+    assert codes.tolist() == [o, a, a, o, e, o, a, a]
     upper_only = assign_levels(values, residuals, minc=1.0, maxc=3.0, t_long=2, t_short=1)
-    assert upper_only.tolist() == [1, 1, 1, 1, 1, 1, 2, 2]
+    assert upper_only.tolist() == [o, o, o, o, o, o, a, a]
 
 
 def test_a_run_must_stay_on_one_side():

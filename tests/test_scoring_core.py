@@ -182,10 +182,10 @@ def window_codes(result) -> dict[str, np.ndarray]:
 
 
 def test_levels_are_ordered_small_ints_with_names():
-    assert [int(level) for level in Level] == [0, 1, 2, 3]
-    assert Level.IDLE < Level.OK < Level.ALERT < Level.ERROR
-    assert [level.label for level in Level] == ["idle", "ok", "alert", "error"]
-    assert list(LEVEL_DTYPE.categories) == ["idle", "ok", "alert", "error"]
+    assert [int(level) for level in Level] == [0, 1, 2, 3, 4]
+    assert Level.IDLE < Level.OK < Level.SENSOR < Level.ALERT < Level.ERROR
+    assert [level.label for level in Level] == ["idle", "ok", "sensor", "alert", "error"]
+    assert list(LEVEL_DTYPE.categories) == ["idle", "ok", "sensor", "alert", "error"]
     assert LEVEL_DTYPE.ordered
 
 
@@ -766,7 +766,7 @@ def test_extract_events_matches_reference_loop_on_random_data(seed):
     n = int(rng.integers(1, 200))
     axes = ["a", "b"]
     times = np.round(np.cumsum(rng.uniform(0.5, 3.0, n)), 3)
-    levels = {axis: rng.choice(np.arange(4, dtype=np.int8), size=n) for axis in axes}
+    levels = {axis: rng.choice(np.arange(5, dtype=np.int8), size=n) for axis in axes}
     residuals = {axis: rng.normal(size=n) for axis in axes}
     thresholds = {"a": rule(minc=1.0, maxc=2.0), "b": rule(minc=0.5, maxc=1.5)}
     merge_gap = float(rng.choice([0.0, 2.0, 5.0]))
@@ -805,7 +805,7 @@ def test_extract_events_accepts_level_names_and_categoricals():
         ({"axes": ["a", "zz"]}, r"thresholds\.zz: missing"),
         ({"axes": "a"}, "axes must be a sequence of axis names"),
         ({"levels": {"a": np.array(["ok", "warn", "ok"])}}, r"levels\['a'\] holds values"),
-        ({"levels": {"a": np.array([0, 4, 1])}}, r"levels\['a'\] holds values"),
+        ({"levels": {"a": np.array([0, 5, 1])}}, r"levels\['a'\] holds values"),
         ({"residuals": {"a": np.ones(2)}}, r"residuals\['a'\] has 2 entries but ts has 3"),
         ({"residuals": {}}, "residuals has no entry for axis 'a'"),
     ],

@@ -1,0 +1,306 @@
+"""The drift state table and the ``drift`` events, written in a score run's transaction.
+
+The state table (``drift.table``, default ``<events.table>_drift``) has one row per (source
+table, asset, axis): ``cusum_pos``, ``cusum_neg``, ``ewma_value``, ``is_drifting``,
+``drift_direction`` (``up``/``down``), ``drifting_since``, the open block (``open_block``,
+``open_first_s``, ``open_last_s``, ``open_sum``, ``open_count``), ``last_sample_s`` (epoch
+seconds of the newest folded sample: later runs fold only what follows), ``model_version``,
+``run_id``, ``updated_at``. A drift start becomes a row of the events table with severity
+``drift`` (start and end of the drifting blocks, the samples in them, the strongest block's
+mean standardised residual as ``peak_residual``, ``cusum_h`` as ``threshold``, its strength as
+``ratio``, ``upper``/``lower`` as ``side``); later runs extend it until the drift ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from Database import DatabaseTarget, database_errors, split_table_name
+
+from .tracker import AxisDriftState, DriftBaselines, DriftEpisode, DriftTracker
+
+__all__ = ["DRIFT_SEVERITY", "DriftStateStore", "drift_table", "read_drift_state"]
+
+logger = logging.getLogger(__name__)
+
+DRIFT_SEVERITY = "drift"
+"""The ``severity`` of drift rows in the events table."""
+
+STATE_COLUMNS = (
+    "source_table",
+    "asset",
+    "axis",
+    "is_drifting",
+    "drift_direction",
+    "drifting_since",
+    "cusum_pos",
+    "cusum_neg",
+    "ewma_value",
+    "model_version",
+    "updated_at",
+)
+"""What :func:`read_drift_state` returns, in this order."""
+
+_CREATED: set[tuple[str, str | None, str]] = set()
+
+
+def drift_table(table: str) -> sa.Table:
+    """The SQLAlchemy definition of the drift state table ``table`` (``[schema.]name``).
+
+    Raises:
+        UnsafeIdentifierError: the name is not a safe identifier.
+    """
+    schema, name = split_table_name(table)
+    return sa.Table(
+        name,
+        sa.MetaData(schema=schema),
+        sa.Column("source_table", sa.String(255), primary_key=True),
+        sa.Column("asset", sa.String(128), primary_key=True),
+        sa.Column("axis", sa.String(128), primary_key=True),
+        sa.Column("cusum_pos", sa.Float(53), nullable=False),
+        sa.Column("cusum_neg", sa.Float(53), nullable=False),
+        sa.Column("ewma_value", sa.Float(53), nullable=False),
+        sa.Column("is_drifting", sa.Boolean, nullable=False),
+        sa.Column("drift_direction", sa.String(4), nullable=True),
+        sa.Column("drifting_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("open_block", sa.BigInteger, nullable=True),
+        sa.Column("open_first_s", sa.Float(53), nullable=True),
+        sa.Column("open_last_s", sa.Float(53), nullable=True),
+        sa.Column("open_sum", sa.Float(53), nullable=False),
+        sa.Column("open_count", sa.Integer, nullable=False),
+        sa.Column("last_sample_s", sa.Float(53), nullable=True),
+        sa.Column("model_version", sa.String(64), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def _stamp(seconds: float | None) -> dt.datetime | None:
+    """Epoch seconds as a UTC datetime at the database's microsecond resolution."""
+    if seconds is None or not np.isfinite(seconds):
+        return None
+    return pd.Timestamp(seconds, unit="s", tz="UTC").round("us").to_pydatetime()
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.timestamp()
+
+
+class DriftStateStore:
+    """Loads and saves the drift state of one (source table, asset) on a run's connection.
+
+    Args:
+        table: the drift state table name (``drift.table``).
+        events: the events table (``EventStore.events``), where drift episodes are written.
+        source_table: the scored samples table.
+        asset: the asset (empty: the table is one machine).
+    """
+
+    def __init__(self, table: str, events: sa.Table, source_table: str, asset: str = "") -> None:
+        self.state = drift_table(table)
+        self.events = events
+        self.source_table = source_table
+        self.asset = asset
+
+    def _key(self) -> Any:
+        return (self.state.c.source_table == self.source_table) & (self.state.c.asset == self.asset)
+
+    def _create(self, conn: Connection) -> None:
+        key = (conn.engine.url.render_as_string(), self.state.schema, self.state.name)
+        if key not in _CREATED:
+            self.state.create(conn, checkfirst=True)
+            _CREATED.add(key)
+
+    def load(self, conn: Connection, baselines: DriftBaselines, model_version: str) -> DriftTracker:
+        """The stored state as a tracker; reset (charts and drifts) when another version wrote
+        it, since its values are in that version's residual σ."""
+        self._create(conn)
+        rows = conn.execute(sa.select(self.state).where(self._key())).mappings().all()
+        tracker = DriftTracker(baselines)
+        if not rows:
+            return tracker
+        first = rows[0]
+        tracker.last_sample = first["last_sample_s"]
+        if first["model_version"] != model_version:
+            logger.info(
+                "drift state of %s%s was written by %s: charts restart with %s's baselines",
+                self.source_table,
+                f" asset {self.asset}" if self.asset else "",
+                first["model_version"],
+                model_version,
+            )
+            return tracker
+        tracker.open_block = first["open_block"]
+        tracker.open_first, tracker.open_last = first["open_first_s"], first["open_last_s"]
+        for row in rows:
+            if row["axis"] not in tracker.axes:
+                continue
+            tracker.axes[row["axis"]] = AxisDriftState(
+                cusum_pos=row["cusum_pos"],
+                cusum_neg=row["cusum_neg"],
+                ewma_value=row["ewma_value"],
+                is_drifting=bool(row["is_drifting"]),
+                drift_direction=row["drift_direction"],
+                drifting_since=_seconds(row["drifting_since"]),
+                open_sum=row["open_sum"],
+                open_count=row["open_count"],
+            )
+        return tracker
+
+    def save(self, conn: Connection, tracker: DriftTracker, model_version: str, run_id: str) -> int:
+        """Replace the state rows and write the episodes; returns the drift events started."""
+        now = dt.datetime.now(dt.timezone.utc)
+        conn.execute(self.state.delete().where(self._key()))
+        rows = [
+            {
+                "source_table": self.source_table,
+                "asset": self.asset,
+                "axis": axis,
+                "cusum_pos": state.cusum_pos,
+                "cusum_neg": state.cusum_neg,
+                "ewma_value": state.ewma_value,
+                "is_drifting": state.is_drifting,
+                "drift_direction": state.drift_direction,
+                "drifting_since": _stamp(state.drifting_since),
+                "open_block": tracker.open_block,
+                "open_first_s": tracker.open_first,
+                "open_last_s": tracker.open_last,
+                "open_sum": state.open_sum,
+                "open_count": state.open_count,
+                "last_sample_s": tracker.last_sample,
+                "model_version": model_version,
+                "run_id": run_id,
+                "updated_at": now,
+            }
+            for axis, state in tracker.axes.items()
+        ]
+        if rows:
+            conn.execute(self.state.insert(), rows)
+        started = 0
+        for episode in tracker.episodes:
+            started += self._write_episode(conn, episode, tracker, model_version, run_id, now)
+        return started
+
+    def _write_episode(
+        self,
+        conn: Connection,
+        episode: DriftEpisode,
+        tracker: DriftTracker,
+        model_version: str,
+        run_id: str,
+        now: dt.datetime,
+    ) -> int:
+        events = self.events
+        start = _stamp(episode.start)
+        values = {
+            "end_ts": _stamp(episode.end),
+            "peak_residual": episode.peak_z,
+            "peak_ts": _stamp(episode.peak_ts),
+            "ratio": episode.peak_strength,
+            "run_id": run_id,
+            "updated_at": now,
+        }
+        if episode.stored:
+            stored = (
+                conn.execute(
+                    sa.select(events.c.id, events.c.samples, events.c.ratio).where(
+                        events.c.asset == self.asset,
+                        events.c.source_table == self.source_table,
+                        events.c.axis == episode.axis,
+                        events.c.severity == DRIFT_SEVERITY,
+                        events.c.start_ts == start,
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if stored is not None:
+                if stored["ratio"] is not None and stored["ratio"] >= episode.peak_strength:
+                    values = {k: v for k, v in values.items() if k not in _PEAK}
+                end = values["end_ts"]
+                assert start is not None and end is not None
+                conn.execute(
+                    events.update()
+                    .where(events.c.id == stored["id"])
+                    .values(
+                        **values,
+                        samples=int(stored["samples"]) + episode.samples,
+                        duration_s=(end - start).total_seconds(),
+                    )
+                )
+                return 0
+        end = values["end_ts"]
+        assert start is not None and end is not None
+        conn.execute(
+            events.insert().values(
+                asset=self.asset,
+                source_table=self.source_table,
+                axis=episode.axis,
+                severity=DRIFT_SEVERITY,
+                start_ts=start,
+                duration_s=(end - start).total_seconds(),
+                samples=episode.samples,
+                threshold=tracker.params.cusum_h,
+                suppressed=False,
+                side="upper" if episode.direction == "up" else "lower",
+                model_version=model_version,
+                created_at=now,
+                **values,
+            )
+        )
+        return 0 if episode.stored else 1
+
+
+_PEAK = ("peak_residual", "peak_ts", "ratio")
+
+
+def read_drift_state(
+    engine: Engine,
+    table: str,
+    *,
+    source_table: str | None = None,
+    asset: str | None = None,
+    target: DatabaseTarget | None = None,
+) -> pd.DataFrame:
+    """The drift state rows (columns :data:`STATE_COLUMNS`), by source table, asset and axis.
+
+    Args:
+        engine: engine of the data's database.
+        table: the drift state table (``drift.table``, default ``<events.table>_drift``).
+        source_table, asset: only this source table / asset (None: all).
+        target: the database, for password-safe error messages (default: from ``engine``).
+
+    Returns:
+        An empty frame with those columns when the table does not exist yet (nothing scored).
+
+    Raises:
+        UnsafeIdentifierError: ``table`` is not a safe identifier.
+        DatabaseError: the database failed.
+    """
+    state = drift_table(table)
+    stmt = sa.select(*(state.c[name] for name in STATE_COLUMNS))
+    if source_table is not None:
+        stmt = stmt.where(state.c.source_table == source_table)
+    if asset is not None:
+        stmt = stmt.where(state.c.asset == asset)
+    stmt = stmt.order_by(state.c.source_table, state.c.asset, state.c.axis)
+    where = target or DatabaseTarget(engine.url, embedded=False)
+    with database_errors(where, f"reading the drift state {table!r}"), engine.connect() as conn:
+        if not sa.inspect(conn).has_table(state.name, schema=state.schema):
+            return pd.DataFrame(columns=list(STATE_COLUMNS))
+        frame = pd.DataFrame(conn.execute(stmt).mappings().all(), columns=list(STATE_COLUMNS))
+    for column in ("drifting_since", "updated_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["is_drifting"] = frame["is_drifting"].astype(bool)
+    return frame

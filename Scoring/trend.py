@@ -1,0 +1,182 @@
+"""Time to threshold: a robust trend of an axis's residual level, projected to MaxC.
+
+The residual level is the mean residual per time block (the drift charts' blocks). A
+Theil–Sen line (the median of the pairwise slopes, ``scipy.stats.theilslopes``) through the
+block means of the last ``window_seconds`` is robust to incidents and spikes; its confidence
+interval (``confidence``) is the uncertainty. The trend is *significant* when that interval
+excludes 0; only then is it projected: from the line's level at the newest block, at the
+slope and at the interval's two ends, to the time the level reaches the error threshold on
+the side it moves towards (``MaxC`` rising, ``MaxC_low`` falling, when that side is on).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import theilslopes
+
+from .drift import BlockSums, active_only, block_sums
+
+__all__ = ["LevelHistory", "TrendProjection", "project_crossing"]
+
+
+@dataclass(frozen=True)
+class TrendProjection:
+    """A significant trend of one axis's residual level and when it reaches the threshold.
+
+    Attributes:
+        slope_per_day, slope_low, slope_high: the Theil–Sen slope and its confidence interval,
+            in residual units per day.
+        level: the trend line's residual level at ``at`` (epoch seconds of the newest block).
+        threshold: the error threshold it moves towards (MaxC, or MaxC_low when falling).
+        days, days_early, days_late: days from ``at`` to the crossing at the slope, at the
+            steeper and at the flatter end of the interval (0: already beyond).
+        blocks: block means the line was fitted to.
+    """
+
+    slope_per_day: float
+    slope_low: float
+    slope_high: float
+    level: float
+    threshold: float
+    at: float
+    days: float
+    days_early: float
+    days_late: float
+    blocks: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def sentence(self, axis: str) -> str:
+        """E.g. ``axis3 reaches its error threshold in about 12.0 days (8.1 to 19.5) at the
+        current trend``."""
+        return (
+            f"{axis} reaches its error threshold in about {self.days:.1f} days "
+            f"({self.days_early:.1f} to {self.days_late:.1f}) at the current trend"
+        )
+
+
+def _days_to(level: float, threshold: float, slope_per_day: float) -> float:
+    """Days until ``level`` reaches ``threshold`` at ``slope_per_day`` (non-zero, towards it);
+    0 when it is already there or beyond."""
+    return max((threshold - level) / slope_per_day, 0.0)
+
+
+def project_crossing(
+    seconds: np.ndarray,
+    levels: np.ndarray,
+    *,
+    maxc: float | None,
+    maxc_low: float | None = None,
+    confidence: float = 0.95,
+    min_blocks: int = 12,
+) -> TrendProjection | None:
+    """The significant trend of ``levels`` (block means at ``seconds``) and its crossing.
+
+    Returns None with fewer than ``min_blocks`` finite blocks, without a significant trend, or
+    when the trend moves towards a side without a threshold.
+    """
+    seconds = np.asarray(seconds, dtype=np.float64)
+    levels = np.asarray(levels, dtype=np.float64)
+    finite = np.isfinite(levels) & np.isfinite(seconds)
+    if np.count_nonzero(finite) < max(min_blocks, 3):
+        return None
+    days = (seconds[finite] - seconds[finite][-1]) / 86_400.0
+    fit = theilslopes(levels[finite], days, confidence)
+    low, high = float(fit.low_slope), float(fit.high_slope)
+    if low <= 0.0 <= high:
+        return None
+    slope = float(fit.slope)
+    threshold = maxc if slope > 0 else maxc_low
+    if threshold is None or not math.isfinite(threshold):
+        return None
+    level = float(fit.intercept)  # at day 0: the newest block
+    steep, flat = (high, low) if slope > 0 else (low, high)
+    return TrendProjection(
+        slope_per_day=slope,
+        slope_low=low,
+        slope_high=high,
+        level=level,
+        threshold=float(threshold),
+        at=float(seconds[finite][-1]),
+        days=_days_to(level, threshold, slope),
+        days_early=_days_to(level, threshold, steep),
+        days_late=_days_to(level, threshold, flat),
+        blocks=int(np.count_nonzero(finite)),
+    )
+
+
+class LevelHistory:
+    """Each axis's mean residual per time block, gathered from a run's windows in time order.
+
+    Args:
+        block_seconds: the block length (the drift charts').
+    """
+
+    def __init__(self, block_seconds: float) -> None:
+        self.block_seconds = block_seconds
+        self._parts: list[BlockSums] = []
+
+    def add(
+        self,
+        seconds: np.ndarray,
+        residuals: Mapping[str, np.ndarray],
+        values: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Add a window's samples (idle and missing ones left out, given ``values``)."""
+        raw = {
+            axis: active_only(r, None if values is None else values.get(axis))
+            for axis, r in residuals.items()
+        }
+        self._parts.append(block_sums(seconds, raw, self.block_seconds))
+
+    def levels(self, axis: str) -> tuple[np.ndarray, np.ndarray]:
+        """Block centres (epoch seconds) and mean residuals of ``axis``, blocks with samples."""
+        parts = [p for p in self._parts if axis in p.sums and len(p)]
+        if not parts:
+            return np.empty(0), np.empty(0)
+        frame = pd.DataFrame(
+            {
+                "id": np.concatenate([p.ids for p in parts]),
+                "sum": np.concatenate([p.sums[axis] for p in parts]),
+                "count": np.concatenate([p.counts[axis] for p in parts]),
+            }
+        )
+        joined = frame.groupby("id", sort=True).sum()  # a block cut by a window edge
+        joined = joined[joined["count"] > 0]
+        centres = (joined.index.to_numpy(dtype=np.float64) + 0.5) * self.block_seconds
+        return centres, (joined["sum"] / joined["count"]).to_numpy()
+
+    def project(
+        self,
+        rules: Mapping[str, Any],
+        *,
+        window_seconds: float,
+        confidence: float,
+        min_blocks: int,
+    ) -> dict[str, TrendProjection]:
+        """The axes of ``rules`` (``AxisRule`` per axis) with a significant trend towards an
+        error threshold, over their last ``window_seconds`` of blocks."""
+        found: dict[str, TrendProjection] = {}
+        for axis, rule in rules.items():
+            centres, means = self.levels(axis)
+            if not centres.size:
+                continue
+            recent = centres > centres[-1] - window_seconds
+            projection = project_crossing(
+                centres[recent],
+                means[recent],
+                maxc=rule.max_c if rule.upper else None,
+                maxc_low=rule.max_c_low if rule.lower else None,
+                confidence=confidence,
+                min_blocks=min_blocks,
+            )
+            if projection is not None:
+                found[axis] = projection
+        return found

@@ -1,0 +1,86 @@
+"""Profiles and insights with known answers: per-axis figures, level change, correlated axes,
+sentences, and the fleet comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ModelEvaluation import axis_insight, compare_assets, correlated_pairs, insight_sentences
+
+DAY = 86_400.0
+
+
+def test_axis_figures_on_a_tiny_window() -> None:
+    seconds = np.arange(6.0)
+    values = np.array([0.0, 1.0, 2.0, 3.0, 4.0, np.nan])
+    residuals = np.array([np.nan, -1.0, 1.0, -1.0, 1.0, np.nan])
+    item = axis_insight(seconds, values, residuals, maxc=3.0, alert_events_per_day=0.5)
+    assert (item.p50, item.mean, item.idle_share) == (2.5, 2.5, pytest.approx(2 / 6))
+    assert (item.residual_median, item.residual_std, item.residual_p95_abs) == (0.0, 1.0, 1.0)
+    assert item.headroom_sigma == 3.0  # (MaxC - median) / sigma
+    assert item.change_share is None  # under three days
+    assert item.alert_events_per_day == 0.5
+
+
+def test_the_level_change_is_the_daily_median_trend_over_the_window() -> None:
+    seconds = np.arange(0, 10 * DAY, 600.0)
+    values = 10.0 + 0.1 * np.floor(seconds / DAY)  # +0.1 a day for 9 days on a median of 10.4
+    item = axis_insight(seconds, values, np.zeros_like(values), maxc=1.0)
+    assert item.change_share == pytest.approx(0.9 / np.median(values))
+    assert item.days == pytest.approx((seconds[-1] - seconds[0]) / DAY)
+
+
+def test_correlated_pairs_strongest_first_and_idle_rows_left_out() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(5, 1, 500)
+    columns = {
+        "a": a,
+        "b": 2 * a + 1,
+        "c": -a + 0.3 * rng.normal(0, 1, 500),
+        "d": rng.normal(5, 1, 500),
+    }
+    columns["b"][:50] = 0.0  # idle rows do not count
+    pairs = correlated_pairs(columns)
+    assert pairs[0][:2] == ("a", "b") and len(pairs) == 3  # d correlates with nothing
+    assert {(x, y) for x, y, _ in pairs[1:]} == {("a", "c"), ("b", "c")}  # equally strong
+    assert pairs[0][2] == pytest.approx(1.0)
+    assert pairs[1][2] == pytest.approx(pairs[2][2]) and pairs[1][2] < -0.8
+
+
+def test_sentences() -> None:
+    seconds = np.arange(0, 10 * DAY, 600.0)
+    rising = axis_insight(
+        seconds,
+        10.0 + 0.1 * np.floor(seconds / DAY),
+        np.tile([0.0, 2.0], seconds.size // 2),
+        maxc=4.0,
+    )
+    flat = axis_insight(
+        seconds,
+        np.full(seconds.size, 3.0),
+        np.tile([0.0, 2.0], seconds.size // 2),
+        maxc=8.0,
+    )
+    sentences = insight_sentences({"axis3": rising, "axis1": flat}, [("axis1", "axis3", 0.93)])
+    assert sentences == [
+        "axis3 rose 9% over 10 days (trend of its daily median)",
+        "axis3 has the tightest headroom: MaxC is 3.0 residual sigma above its typical "
+        "residual (median of all axes 5.0)",
+        "axis1 and axis3 move together (correlation 0.93)",
+    ]
+
+
+def test_compare_assets_scores_difficulty_against_the_fleet() -> None:
+    compared = compare_assets(
+        {"r1": {"a": 4.0, "b": 6.0}, "r2": {"a": 2.0, "b": None}, "r3": {"a": None}}
+    )
+    # tightest: r1 4, r2 2; mean 3, std 1: r2 one std below the mean
+    assert compared["assets"] == {
+        "r1": {"tightest_headroom_sigma": 4.0, "difficulty": -1.0},
+        "r2": {"tightest_headroom_sigma": 2.0, "difficulty": 1.0},
+        "r3": {"tightest_headroom_sigma": None, "difficulty": None},
+    }
+    assert compared["insights"] == [
+        "asset r2 has the tightest headroom of the fleet (2.0 sigma; fleet mean 3.0)"
+    ]

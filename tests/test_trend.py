@@ -1,0 +1,69 @@
+"""Time to threshold: the Theil-Sen projection against known lines, noise without a trend,
+the lower side, and block means joined across windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from Scoring.trend import LevelHistory, project_crossing
+
+DAY = 86_400.0
+HOURS = np.arange(0, 10 * DAY, 3600.0) + 1800.0  # 240 hourly block centres
+
+
+def test_an_exact_line_crosses_when_the_arithmetic_says() -> None:
+    levels = 0.01 + 0.02 * HOURS / DAY  # 0.02 per day
+    found = project_crossing(HOURS, levels, maxc=0.5)
+    assert found is not None
+    assert found.slope_per_day == pytest.approx(0.02)
+    assert found.level == pytest.approx(levels[-1])
+    assert found.days == pytest.approx((0.5 - levels[-1]) / 0.02)
+    assert found.days_early == pytest.approx(found.days) == pytest.approx(found.days_late)
+    assert found.blocks == 240
+    assert found.sentence("axis3") == (
+        f"axis3 reaches its error threshold in about {found.days:.1f} days "
+        f"({found.days_early:.1f} to {found.days_late:.1f}) at the current trend"
+    )
+
+
+def test_a_noisy_linear_degradation_within_ten_percent_of_the_true_crossing() -> None:
+    rng = np.random.default_rng(13)
+    true = 0.02 * HOURS / DAY
+    found = project_crossing(HOURS, true + rng.normal(0, 0.02, HOURS.size), maxc=0.5)
+    assert found is not None
+    truth = (0.5 - true[-1]) / 0.02
+    assert abs(found.days - truth) <= 0.1 * truth
+    assert found.days_early < found.days < found.days_late
+
+
+def test_stationary_noise_has_no_trend() -> None:
+    rng = np.random.default_rng(13)
+    assert project_crossing(HOURS, rng.normal(0, 0.05, HOURS.size), maxc=0.5) is None
+
+
+def test_a_falling_level_goes_to_the_lower_threshold_or_nowhere() -> None:
+    levels = -0.03 * HOURS / DAY
+    found = project_crossing(HOURS, levels, maxc=0.5, maxc_low=-0.6)
+    assert found is not None and found.threshold == -0.6
+    assert found.days == pytest.approx((-0.6 - levels[-1]) / -0.03)
+    assert project_crossing(HOURS, levels, maxc=0.5) is None  # no lower side
+
+
+def test_too_few_blocks_and_already_beyond() -> None:
+    assert project_crossing(HOURS[:11], HOURS[:11] / DAY, maxc=5.0, min_blocks=12) is None
+    beyond = project_crossing(HOURS, 1.0 + HOURS / DAY, maxc=0.5)
+    assert beyond is not None and beyond.days == 0.0
+
+
+def test_history_joins_a_block_cut_by_window_edges_and_skips_idle_samples() -> None:
+    seconds = np.arange(0.0, 7200.0, 600.0)  # 12 samples, two hour blocks
+    residuals = np.arange(12.0)
+    values = np.ones(12)
+    values[0] = 0.0  # idle: left out
+    history = LevelHistory(3600.0)
+    history.add(seconds[:4], {"a": residuals[:4]}, {"a": values[:4]})
+    history.add(seconds[4:], {"a": residuals[4:]}, {"a": values[4:]})
+    centres, means = history.levels("a")
+    assert centres.tolist() == [1800.0, 5400.0]
+    assert means.tolist() == [3.0, 8.5]  # (1+2+3+4+5)/5 and (6+...+11)/6
