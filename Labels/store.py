@@ -94,7 +94,8 @@ def read_labels(
     frame = pd.DataFrame(rows, columns=read)
     if by_asset:
         owner = frame.pop(asset_col)
-        frame = frame[owner.isna() | (owner.astype(str) == str(asset))].reset_index(drop=True)
+        mine = owner.map(lambda value: not pd.isna(value) and _same_asset(value, asset))
+        frame = frame[owner.isna() | mine.astype(bool)].reset_index(drop=True)
     for column in LABEL_COLUMNS:  # an optional column the table lacks is NULL everywhere
         if column not in frame:
             frame[column] = pd.Series([None] * len(frame), dtype=object)
@@ -155,3 +156,11 @@ def label_mask(ts: pd.Series, labels: pd.DataFrame, axes: Sequence[str] | None =
             if axis is None or axis == name:
                 masks[name][lo:hi] = True
     return masks
+
+
+def _same_asset(value: object, asset: object) -> bool:
+    """Whether a labels row's asset id names ``asset``. An integer id column with NULLs (the
+    rows for every asset) reads as floats: ``7.0`` is asset ``7``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value) == str(asset)

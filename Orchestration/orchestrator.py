@@ -879,6 +879,10 @@ def _register(state: RunState) -> None:
     root = state.registry_root or state.loaded.path(config.root_dir)
     registry = ModelRegistry(root, lock_timeout=config.lock_timeout_s)
     state.live_before = _live_version(registry)
+    if state.live_before is not None:
+        # A registry from before aliases follows `latest`: name its live version champion
+        # before publishing moves `latest`, so the new version is not live before its gate.
+        registry.keep_champion(state.live_before)
     meta = _meta(state)
     files["report.html"] = _version_report(state, registry, meta)
     published = registry.publish(

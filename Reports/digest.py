@@ -41,6 +41,10 @@ __all__ = [
 EVENT_STATES: tuple[str, ...] = ("ongoing", "new", "closed")
 """An event's state in the period, in the order the digest names them."""
 
+COUNTED: tuple[str, ...] = ("alert", "error", "sensor", "drift")
+"""Severities counted per state: the alarms, dead sensors while the machine runs, and drift
+starts (the events table holds all four)."""
+
 
 @dataclass(frozen=True)
 class DigestSection:
@@ -90,9 +94,10 @@ class AssetDigest:
     @property
     def counts(self) -> dict[str, dict[str, int]]:
         """Events per state and severity."""
-        counts = {state: {"alert": 0, "error": 0} for state in EVENT_STATES}
+        counts = {state: dict.fromkeys(COUNTED, 0) for state in EVENT_STATES}
         for event in self.events:
-            counts[event["state"]][event["severity"]] += 1
+            by_severity = counts[event["state"]]
+            by_severity[event["severity"]] = by_severity.get(event["severity"], 0) + 1
         return counts
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,11 +139,11 @@ class Digest:
     @property
     def totals(self) -> dict[str, dict[str, int]]:
         """Events per state and severity over every asset."""
-        totals = {state: {"alert": 0, "error": 0} for state in EVENT_STATES}
+        totals = {state: dict.fromkeys(COUNTED, 0) for state in EVENT_STATES}
         for asset in self.assets:
             for state, by_severity in asset.counts.items():
                 for severity, count in by_severity.items():
-                    totals[state][severity] += count
+                    totals[state][severity] = totals[state].get(severity, 0) + count
         return totals
 
     def to_dict(self) -> dict[str, Any]:

@@ -166,6 +166,11 @@ def render_text(digest: Digest, limit: int = 20, assets: int = 50) -> str:
         summary = ", ".join(
             f"{state} {counts[state]['error']}E/{counts[state]['alert']}A" for state in EVENT_STATES
         )
+        others = {
+            severity: sum(counts[state][severity] for state in EVENT_STATES)
+            for severity in ("sensor", "drift")
+        }
+        summary += "".join(f", {n} {severity}" for severity, n in others.items() if n)
         age = "" if asset.model_age_days is None else f", model age {asset.model_age_days} d"
         lines += ["", f"{asset.asset or digest.source_table} ({summary}{age})"]
         lines += [f"  {_line(e, with_asset=False)}" for e in asset.events[:limit]]

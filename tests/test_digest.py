@@ -110,9 +110,9 @@ def test_digest_orders_assets_and_events_worst_first() -> None:
         ("alert", 1.5, "closed"),
     ]
     assert r1.counts == {
-        "ongoing": {"alert": 0, "error": 0},
-        "new": {"alert": 1, "error": 1},
-        "closed": {"alert": 1, "error": 0},
+        "ongoing": {"alert": 0, "error": 0, "sensor": 0, "drift": 0},
+        "new": {"alert": 1, "error": 1, "sensor": 0, "drift": 0},
+        "closed": {"alert": 1, "error": 0, "sensor": 0, "drift": 0},
     }
     assert digest.assets[2].events[0]["state"] == "ongoing"
     assert r1.model_age_days == 2.0
@@ -129,7 +129,7 @@ def test_digest_orders_assets_and_events_worst_first() -> None:
         ("r4", "needs-data"),
     ]
     assert digest.quiet == ["r4", "r5"]
-    assert digest.totals["new"] == {"alert": 2, "error": 1}
+    assert digest.totals["new"] == {"alert": 2, "error": 1, "sensor": 0, "drift": 0}
 
 
 def test_a_machine_event_is_drawn_once_with_its_top_axis() -> None:
@@ -411,3 +411,33 @@ def test_digest_shows_kept_back_versions_and_failure_risk(scored_fleet, any_db: 
         ["r3", 0.1, 0.1, ts(3).isoformat(), "p1"],
     ]
     assert sections["promotion"].rows == [["r1", "v2", "v1", "alert events 6 > 4 allowed"]]
+
+
+def test_drift_and_sensor_events_are_counted_not_a_crash() -> None:
+    events = pd.concat(
+        [
+            EVENTS,
+            pd.DataFrame(
+                [
+                    _event("r1", "b", "sensor", 6, 8, float("nan")),
+                    _event("r2", "a", "drift", 5, 9, float("nan")),
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    digest = build_digest(
+        events,
+        source_table="fleet",
+        since=ts(3),
+        until=ts(12),
+        newest=NEWEST,
+        fleet=FLEET,
+        now=T0 + pd.Timedelta(days=2),
+        top_events=6,
+    )
+    assert digest.totals["new"] == {"alert": 2, "error": 1, "sensor": 1, "drift": 0}
+    assert digest.totals["ongoing"] == {"alert": 1, "error": 0, "sensor": 0, "drift": 1}
+    text = render_text(digest)
+    assert "r1 (ongoing 0E/0A, new 1E/1A, closed 0E/1A, 1 sensor" in text
+    assert "r2 (ongoing 0E/1A, new 0E/0A, closed 0E/0A, 1 drift" in text

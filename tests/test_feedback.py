@@ -12,6 +12,7 @@ from clitools import make_project, run_cli
 from conftest import Db
 from scoring_helpers import T0, append_asset_rows, fleet_config, publish_linear_version, ts
 
+from Database import write_chunks
 from Labels import FeedbackStore, LabelsError, import_label_csv, match_verdicts, read_labels
 from Orchestration.feedback import label_events, list_events
 from Orchestration.scoring import run_scoring
@@ -204,6 +205,22 @@ def test_failure_windows_import_once_and_are_read_per_asset(any_db: Db, tmp_path
     assert r1["kind"].fillna("-").tolist() == ["bearing", "-"]
     assert list(every["start_ts"]) == [ts(2), ts(7), ts(9)]
     assert every["axis"].tolist() == ["a", None, "b"]
+
+
+def test_labels_of_an_integer_asset_id_are_read_beside_the_rows_for_every_asset(
+    any_db: Db,
+) -> None:
+    # An INTEGER asset column with NULLs (rows for every asset) comes back as floats (7.0).
+    table = any_db.table("failures")
+    columns = {"start_ts": sa.DateTime(timezone=True), "end_ts": sa.DateTime(timezone=True)}
+    frame = pd.DataFrame(
+        {"start_ts": [ts(1), ts(4), ts(6)], "end_ts": [ts(2), ts(5), ts(7)], "robot": [7, 8, None]}
+    )
+    frame["robot"] = frame["robot"].astype("Int64")
+    write_chunks(any_db.engine, any_db.target, table, {**columns, "robot": sa.Integer()}, [frame])
+    for asset in (7, "7"):
+        seven = read_labels(any_db.engine, any_db.target, table, asset_col="robot", asset=asset)
+        assert list(seven["start_ts"]) == [ts(1), ts(6)]
 
 
 @pytest.mark.parametrize(

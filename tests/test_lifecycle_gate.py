@@ -216,6 +216,28 @@ def test_training_runs_the_gate_and_reports_it(
     assert registry_show(tmp_path / "registry", "v1")[0]["aliases"] == ["previous"]
 
 
+def test_a_version_published_into_a_registry_without_aliases_is_not_live_before_its_gate(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import Orchestration.orchestrator as orchestrator
+
+    loaded = training_project(sqlite_db, tmp_path, monkeypatch)
+    run_training(loaded)
+    shutil.rmtree(tmp_path / "registry" / "aliases")  # a registry of an earlier release
+
+    def gate_fails(*args, **kwargs):
+        raise RuntimeError("the gate broke")
+
+    monkeypatch.setattr(orchestrator, "decide_promotion", gate_fails)
+    with pytest.raises(RuntimeError, match="the gate broke"):
+        run_training(loaded)
+    registry = ModelRegistry(tmp_path / "registry")
+    assert registry.resolve("latest").name == "v2"
+    assert registry.resolve("champion").name == "v1"  # scoring stays on v1
+
+
 @pytest.mark.parametrize("chunk_rows", [7, 1000])
 def test_one_read_for_both_versions_gives_each_its_own_levels_and_events(
     any_db: Db, tmp_path: Path, lineage: ModelRegistry, chunk_rows: int
