@@ -33,10 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from Database import DatabaseError
 from DataExtractionAnalysis import (
+    DataConfig,
     EmptyWindowError,
     ExtractionError,
+    expect_windows,
     list_assets,
+    newest_times,
     reusing_connections,
 )
 from Fleet import (
@@ -60,7 +64,7 @@ from .context import (
     open_database,
     task_environment,
 )
-from .orchestrator import STEPS, RunState, _check_destinations
+from .orchestrator import STEPS, RunState, _check_destinations, asset_window
 from .status import Status, status_for
 
 __all__ = [
@@ -307,14 +311,37 @@ def _needs_data(
 
 
 def train_assets(task: _TrainTask, batch: list[Any]) -> list[AssetOutcome]:
-    """One task: train the assets of ``batch`` one after the other on one connection."""
+    """One task: train the assets of ``batch`` one after the other on one connection, their
+    windows read several at a time (:func:`read_windows_ahead`)."""
     environ = prepare_process(task.loaded)
     session = open_database(task.loaded, access="read", environ=environ)
     try:
         with reusing_connections():
+            read_windows_ahead(task.loaded.config.data, session, batch)
             return [_train_one(task, session, asset) for asset in batch]
     finally:
         session.close()
+
+
+def read_windows_ahead(data: DataConfig, session: DatabaseSession, batch: list[Any]) -> None:
+    """Announce the training windows of ``batch`` (:func:`expect_windows`): they are then read
+    several assets at a time, not one query each; the newest sample times that relative
+    bounds need are read in one query. An asset whose window cannot be told here reads (and
+    reports) it on its own; so do all when the newest times cannot be read."""
+    try:
+        newest_times(session.engine, session.target, data, batch)
+    except DatabaseError as exc:
+        logger.warning(
+            "the newest samples of %d assets could not be read at once: %s", len(batch), exc
+        )
+        return
+    windows = []
+    for asset in batch:
+        try:
+            windows.append((asset, *asset_window(data, session, asset)))
+        except (DatabaseError, ExtractionError) as exc:
+            logger.debug("asset %s reads its window on its own: %s", asset, exc)
+    expect_windows(session.engine, data, windows)
 
 
 def prepare_process(loaded: LoadedConfig) -> dict[str, str]:
