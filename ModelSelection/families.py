@@ -22,6 +22,7 @@ predicting the next sample well.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Self
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from Thresholding import domain_median
+from Thresholding.selection import SMALL
 
 from ._base import (
     BLOCK_ROWS,
@@ -144,6 +146,41 @@ class ConstantLevel(FamilyBase):
         # np.median of values[rows], without copying them (see Thresholding.selection).
         self.level_ = domain_median(lambda r: values[r][rows[r]], values.size, count)
         return self
+
+    def fit_folds(
+        self,
+        frame: pd.DataFrame,
+        axis: str,
+        where: np.ndarray | None,
+        edges: Sequence[int],
+        shared: Sequence[SharedMoments] | None = None,
+    ) -> Iterator[ConstantLevel]:
+        """For each block ``edges[i]:edges[i + 1]`` in turn, the level of the rows of ``where``
+        outside it: the same as ``fit`` with those rows. The usable values are gathered once,
+        block by block, and each fold takes the median of the others' (up to
+        :data:`Thresholding.selection.SMALL` values, where ``fit`` hands NumPy a gathered copy
+        as well; beyond, each fold is fitted as ``fit`` does, without copies).
+
+        Raises
+        ------
+        ModelError
+            As ``fit``, when the fold that is due has no usable row.
+        """
+        values = as_float_column(frame, axis)
+        rows = usable(values) & _mask(where, values.size)
+        if np.count_nonzero(rows) > SMALL:
+            for lo, hi in itertools.pairwise(edges):
+                outside = rows.copy()
+                outside[lo:hi] = False
+                yield ConstantLevel().fit(frame, axis, outside)
+            return
+        blocks = [values[lo:hi][rows[lo:hi]] for lo, hi in itertools.pairwise(edges)]
+        for left_out in range(len(blocks)):
+            kept = [block for number, block in enumerate(blocks) if number != left_out]
+            _require_rows(sum(block.size for block in kept), 1, self.family, axis)
+            model = ConstantLevel()
+            model.level_ = float(np.median(np.concatenate(kept), overwrite_input=True))
+            yield model
 
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         check_fitted(self, "level_")

@@ -80,10 +80,11 @@ def machine_rows(
 
 
 class _FoldFits:
-    """Each axis's model of each fold, fold after fold: from the moments of the blocks for the
-    closed-form families that offer ``fit_folds`` (ridge: ``ar``, ``cross``; ``pca`` through the
-    shared moments), which is one pass over the window instead of one per fold; the other
-    families are fitted on the fold's rows. Both give the same fits."""
+    """Each axis's model of each fold, fold after fold: the families that offer ``fit_folds``
+    fit all folds from one pass over the window (``ar``, ``cross``: the moments of each block,
+    merged over the blocks a fold keeps; ``constant``: the usable values gathered once), and
+    ``pca`` takes the shared moments merged the same way; the other families are fitted on
+    each fold's rows. Either way the fits are those of the fold's rows."""
 
     def __init__(
         self,

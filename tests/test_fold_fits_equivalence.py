@@ -1,11 +1,12 @@
-"""Out-of-fold fits from the moments of the blocks equal the fits refitted on each fold's rows.
+"""Out-of-fold fits from one pass over the window equal the fits refitted on each fold's rows.
 
 ``out_of_fold`` fits the closed-form families (``ar``, ``cross``, and ``pca`` through the
-shared moments) of every fold from one pass over the window: the moments of each block,
-merged over the blocks a fold keeps (``ModelSelection.fold_moments``). Here the residuals and
-the thresholds calibrated on them are compared with the straightforward way, each fold's
-model fitted anew on its rows (the previous implementation, kept below as the reference), on
-data with NaNs, idle zeros, masked rows and windows longer than one block of rows.
+shared moments) of every fold from the moments of each block, merged over the blocks a fold
+keeps (``ModelSelection.fold_moments``), and ``constant`` from the usable values gathered
+once. Here the residuals and the thresholds calibrated on them are compared with the
+straightforward way, each fold's model fitted anew on its rows (the previous implementation,
+kept below as the reference), on data with NaNs, idle zeros, masked rows and windows longer
+than one block of rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ModelSelection import ModelError, SharedMoments, build_model, fit_family, f
 from ModelSelection._base import BLOCK_ROWS, Moments, blocked_moments, stacker
 from ModelTraining import TrainingError, out_of_fold
 from Thresholding import ThresholdCalibrator, ThresholdPolicy
+from Thresholding.selection import SMALL
 
 TOLERANCE = 1e-9
 
@@ -84,6 +86,7 @@ def _telemetry(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 SPECS = {
+    "constant": {axis: ("constant", {}) for axis in "abc"},
     "ar": {axis: ("ar", {"lags": 2}) for axis in "abc"},
     "ar-long": {"a": ("ar", {"lags": 8}), "b": ("ar", {"lags": 1}), "c": ("ar", {"lags": 4})},
     "ar-exog": {axis: ("ar", {"lags": 2, "exog": True, "alpha": 0.01}) for axis in "abc"},
@@ -172,7 +175,17 @@ def test_merging_no_rows_changes_nothing():
     np.testing.assert_array_equal(empty.comoment, moments.comoment)
 
 
-@pytest.mark.parametrize("family", ["ar", "cross", "pca"])
+def test_constant_folds_beyond_the_gathered_size_give_the_refitted_residuals():
+    n = SMALL + 20_001  # more usable values than are gathered for NumPy: each fold refitted
+    frame = _telemetry(n, seed=5)
+    specs = {"a": ("constant", {}), "c": ("constant", {})}
+    held = out_of_fold(frame, specs, folds=3, max_rows=None, where=_mask(n))
+    expected = _refit_reference(frame, specs, 3, None, _mask(n))
+    for axis, residuals in expected.items():
+        np.testing.assert_array_equal(held.residuals[axis], residuals)
+
+
+@pytest.mark.parametrize("family", ["ar", "cross", "pca", "constant"])
 def test_a_fold_without_enough_rows_fails_as_the_refit_did(family):
     frame = _telemetry(400, seed=2)
     for axis in "abc":
