@@ -169,9 +169,13 @@ def out_of_fold(
     machine_scores = np.full(n, np.nan) if machine_cls is not None else None
     scored_rows = machine_rows(view, axes, allowed) if machine_cls is not None else None
     fits = _FoldFits(view, specs, allowed, edges.tolist())
+    actual = {axis: view[axis].to_numpy(dtype=np.float64) for axis in axes}
+    with np.errstate(invalid="ignore"):
+        scored = {axis: np.isfinite(v) & (v != 0.0) & allowed for axis, v in actual.items()}
     for fold, (lo, hi) in enumerate(itertools.pairwise(edges.tolist())):
         fit_rows = allowed.copy()
         fit_rows[lo:hi] = False
+        parts: dict[int, pd.DataFrame] = {}  # the block with its look-back, per look-back
         for axis in axes:
             family, _ = specs[axis]
             try:
@@ -182,11 +186,13 @@ def out_of_fold(
                     f"calibration window: {exc}; widen the window or lower model.folds"
                 ) from exc
             context = max(lo - model.lookback_, 0)
-            part = view.iloc[context:hi]
-            predicted = model.predict(part, axis)[lo - context :]
-            actual = part[axis].to_numpy(dtype=np.float64)[lo - context :]
-            ok = np.isfinite(actual) & (actual != 0.0) & allowed[lo:hi]
-            residuals[axis][lo:hi] = np.where(ok, actual - predicted, np.nan)
+            if context not in parts:
+                parts[context] = view.iloc[context:hi]
+            predicted = model.predict(parts[context], axis)[lo - context :]
+            block = slice(lo, hi)
+            residuals[axis][block] = np.where(
+                scored[axis][block], actual[axis][block] - predicted, np.nan
+            )
         if machine_cls is not None and machine_scores is not None and scored_rows is not None:
             try:
                 fitted = machine_cls().fit(view, axes, where=fit_rows)

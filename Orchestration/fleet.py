@@ -167,8 +167,11 @@ class _TrainTask:
 
 def _usable_samples(frame: pd.DataFrame, axes: list[str]) -> int:
     """Rows where some axis is neither 0 (idle) nor missing: what a fit can learn from."""
-    values = frame[axes].to_numpy(dtype=np.float64)
-    return int(np.count_nonzero(((values != 0) & ~np.isnan(values)).any(axis=1)))
+    running = np.zeros(len(frame), dtype=bool)
+    for axis in axes:  # column by column: no copy of the window
+        values = frame[axis].to_numpy(dtype=np.float64)
+        running |= (values != 0) & ~np.isnan(values)
+    return int(np.count_nonzero(running))
 
 
 @dataclass
