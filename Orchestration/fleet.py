@@ -27,6 +27,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,8 +223,19 @@ def _threshold_summary(thresholds: dict[str, dict[str, Any]]) -> dict[str, dict[
     }
 
 
-def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetOutcome:
-    """Train one asset; every failure becomes its ``failed`` outcome."""
+@dataclass
+class _Trained:
+    """An asset whose steps ran up to ``register``: what publishing it needs."""
+
+    state: RunState
+    choice: _PlotChoice
+    previous: tuple[str, str | None, dict[str, Any]] | None
+    started: float
+
+
+def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetOutcome | _Trained:
+    """Run one asset's steps up to ``register`` (:func:`_publish` does that one); every
+    failure becomes its ``failed`` outcome, too few samples its ``needs-data`` one."""
     started = time.perf_counter()
     asset_id = str(asset)
     loaded = task.loaded
@@ -248,10 +260,8 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
         if task.families is not None:
             state.families = {axis: (f, dict(p)) for axis, (f, p) in task.families.items()}
             state.chosen_by = task.chosen_by
-        for step in STEPS:
-            begun = time.perf_counter()
-            step.run(state)
-            state.timings[step.name] = round(time.perf_counter() - begun, 4)
+        for step in STEPS[:-1]:
+            _run_step(step, state)
             if step.name == "extract":
                 assert state.extraction is not None
                 usable = _usable_samples(state.extraction.frame, state.axes)
@@ -260,20 +270,25 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
     except EmptyWindowError:
         return _needs_data(asset_id, 0, fleet.min_samples, previous, started)
     except Exception as exc:  # one asset's failure never stops the others
-        status = status_for(exc)
-        if status.code == "error":
-            logger.exception("asset %s: unexpected failure", asset_id)
-        else:
-            logger.warning("asset %s failed: %s", asset_id, status.detail)
-        return AssetOutcome(
-            asset=asset_id,
-            status="failed",
-            reason=status.detail,
-            code=status.code,
-            version=None if previous is None else previous[0],
-            trained_at=None if previous is None else previous[1],
-            seconds=round(time.perf_counter() - started, 4),
-        )
+        return _failed(asset_id, exc, previous, started)
+    return _Trained(state, choice, previous, started)
+
+
+def _run_step(step: Any, state: RunState) -> None:
+    begun = time.perf_counter()
+    step.run(state)
+    state.timings[step.name] = round(time.perf_counter() - begun, 4)
+
+
+def _publish(trained: _Trained) -> AssetOutcome:
+    """Run an asset's last step, ``register``, and give its ``trained`` outcome (or its
+    ``failed`` one)."""
+    state, choice = trained.state, trained.choice
+    asset_id = str(state.asset)
+    try:
+        _run_step(STEPS[-1], state)
+    except Exception as exc:  # one asset's failure never stops the others
+        return _failed(asset_id, exc, trained.previous, trained.started)
     assert state.models is not None and state.profile is not None
     return AssetOutcome(
         asset=asset_id,
@@ -286,6 +301,28 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
         expected_events_per_day=state.alarm_budget.get("expected_events_per_day"),
         attention=list(choice.attention),
         plots=len(state.plot_paths),
+        seconds=round(time.perf_counter() - trained.started, 4),
+    )
+
+
+def _failed(
+    asset: str,
+    exc: Exception,
+    previous: tuple[str, str | None, dict[str, Any]] | None,
+    started: float,
+) -> AssetOutcome:
+    status = status_for(exc)
+    if status.code == "error":
+        logger.error("asset %s: unexpected failure", asset, exc_info=exc)
+    else:
+        logger.warning("asset %s failed: %s", asset, status.detail)
+    return AssetOutcome(
+        asset=asset,
+        status="failed",
+        reason=status.detail,
+        code=status.code,
+        version=None if previous is None else previous[0],
+        trained_at=None if previous is None else previous[1],
         seconds=round(time.perf_counter() - started, 4),
     )
 
@@ -315,15 +352,31 @@ def _needs_data(
 
 def train_assets(task: _TrainTask, batch: list[Any]) -> list[AssetOutcome]:
     """One task: train the assets of ``batch`` one after the other on one connection, their
-    windows read several at a time (:func:`read_windows_ahead`)."""
+    windows read several at a time (:func:`read_windows_ahead`), each version published while
+    the next asset computes."""
     environ = prepare_process(task.loaded)
     session = open_database(task.loaded, access="read", environ=environ)
+    outcomes: list[AssetOutcome] = []
     try:
-        with reusing_connections():
+        # An asset's version is published (files written and synced: mostly waiting for the
+        # disk) on a thread while the next asset computes; one at a time, in asset order.
+        with reusing_connections(), ThreadPoolExecutor(1, "publish") as publisher:
             read_windows_ahead(task.loaded.config.data, session, batch)
-            return [_train_one(task, session, asset) for asset in batch]
+            publishing: Future[AssetOutcome] | None = None
+            for asset in batch:
+                result = _train_one(task, session, asset)
+                if publishing is not None:
+                    outcomes.append(publishing.result())
+                    publishing = None
+                if isinstance(result, _Trained):
+                    publishing = publisher.submit(_publish, result)
+                else:
+                    outcomes.append(result)
+            if publishing is not None:
+                outcomes.append(publishing.result())
     finally:
         session.close()
+    return outcomes
 
 
 def read_windows_ahead(data: DataConfig, session: DatabaseSession, batch: list[Any]) -> None:
