@@ -106,9 +106,7 @@ def test_an_asset_with_bad_data_fails_alone(use_db: Db, tmp_path: Path) -> None:
     assert _state(use_db).loc["r2", "status"] == "failed"
 
 
-def test_an_asset_whose_version_cannot_be_published_fails_alone(
-    use_db: Db, tmp_path: Path
-) -> None:
+def test_an_asset_whose_version_cannot_be_published_fails_alone(use_db: Db, tmp_path: Path) -> None:
     # Versions are published on a thread while the next asset computes: a failure there is
     # still that asset's own, and the others (before and after it) are published.
     write_fleet(use_db, [asset_frame(f"r{k}", 50, seed=k) for k in (1, 2, 3)])
