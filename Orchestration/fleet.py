@@ -65,7 +65,7 @@ from .context import (
     open_database,
     task_environment,
 )
-from .orchestrator import STEPS, RunState, _check_destinations, asset_window
+from .orchestrator import STEPS, RunState, Step, _check_destinations, asset_window
 from .status import Status, status_for
 
 __all__ = [
@@ -274,7 +274,7 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
     return _Trained(state, choice, previous, started)
 
 
-def _run_step(step: Any, state: RunState) -> None:
+def _run_step(step: Step, state: RunState) -> None:
     begun = time.perf_counter()
     step.run(state)
     state.timings[step.name] = round(time.perf_counter() - begun, 4)
@@ -386,7 +386,7 @@ def read_windows_ahead(data: DataConfig, session: DatabaseSession, batch: list[A
     reports) it on its own; so do all when the newest times cannot be read."""
     try:
         newest_times(session.engine, session.target, data, batch)
-    except DatabaseError as exc:
+    except (DatabaseError, ExtractionError) as exc:
         logger.warning(
             "the newest samples of %d assets could not be read at once: %s", len(batch), exc
         )
@@ -395,7 +395,7 @@ def read_windows_ahead(data: DataConfig, session: DatabaseSession, batch: list[A
     for asset in batch:
         try:
             windows.append((asset, *asset_window(data, session, asset)))
-        except (DatabaseError, ExtractionError) as exc:
+        except (DatabaseError, ValueError) as exc:  # ExtractionError is a ValueError
             logger.debug("asset %s reads its window on its own: %s", asset, exc)
     expect_windows(session.engine, data, windows)
 
