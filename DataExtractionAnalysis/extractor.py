@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,11 +41,13 @@ __all__ = [
     "Extraction",
     "ExtractionError",
     "SourceInfo",
+    "expect_windows",
     "extract_window",
     "list_assets",
     "lookahead_end",
     "lookback_start",
     "newest_time",
+    "newest_times",
     "reusing_connections",
 ]
 
@@ -142,6 +145,22 @@ def reusing_connections() -> Iterator[None]:
 class _ReuseCache:
     connections: dict[str, Any] = field(default_factory=dict)
     plans: dict[tuple[Any, ...], _Plan] = field(default_factory=dict)
+    newest: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    """(table, asset) → its newest sample time, as :func:`newest_time` returns it."""
+    expected: dict[tuple[Any, ...], list[_Window]] = field(default_factory=dict)
+    """Table → the windows still to be read, in the order they will be asked for."""
+    windows: dict[_Window, pd.DataFrame] = field(default_factory=dict)
+    """Windows read together ahead of their turn: the raw result of each one's own query."""
+    rows_read: int = 0
+    windows_read: int = 0
+
+
+@dataclass(frozen=True)
+class _Window:
+    table: tuple[Any, ...]
+    asset: Any
+    start: dt.datetime | None
+    end: dt.datetime | None
 
 
 _REUSE: contextvars.ContextVar[_ReuseCache | None] = contextvars.ContextVar(
@@ -149,11 +168,9 @@ _REUSE: contextvars.ContextVar[_ReuseCache | None] = contextvars.ContextVar(
 )
 
 
-def _plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
-    cache = _REUSE.get()
-    if cache is None:
-        return _new_plan(engine, target, data)
-    key = (
+def _table_key(engine: Engine, data: DataConfig) -> tuple[Any, ...]:
+    """What identifies a table's reads within a :func:`reusing_connections` block."""
+    return (
         id(engine),
         data.table,
         data.time_col,
@@ -162,6 +179,13 @@ def _plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
         data.value_col,
         data.asset_col,
     )
+
+
+def _plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan:
+    cache = _REUSE.get()
+    if cache is None:
+        return _new_plan(engine, target, data)
+    key = _table_key(engine, data)
     if key not in cache.plans:
         cache.plans[key] = _new_plan(engine, target, data)
     return cache.plans[key]
@@ -231,7 +255,7 @@ def _comparable(plan: _Plan, expr: sa.ColumnElement) -> sa.ColumnElement:
     return sa.func.julianday(expr) if plan.time_kind == "iso_text" else expr
 
 
-def _asset_filter(plan: _Plan, asset: Any) -> list[sa.ColumnElement]:
+def _asset_filter(plan: _Plan, asset: Any, suffix: str = "") -> list[sa.ColumnElement]:
     """``asset_col = :asset`` (a bound value) when the table holds a fleet, else nothing.
 
     Raises:
@@ -248,18 +272,31 @@ def _asset_filter(plan: _Plan, asset: Any) -> list[sa.ColumnElement]:
         raise ExtractionError(
             f"table {plan.table.name!r} holds a fleet (data.asset_col); name the asset to read"
         )
-    return [plan.asset == sa.bindparam("asset", asset)]
+    return [plan.asset == sa.bindparam(f"asset{suffix}", asset)]
 
 
 def _window_filter(
-    plan: _Plan, start: dt.datetime | None, end: dt.datetime | None, asset: Any = None
+    plan: _Plan,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    asset: Any = None,
+    suffix: str = "",
 ) -> list[sa.ColumnElement]:
+    """The window's conditions; ``suffix`` tells the bound parameters of several apart."""
+    return [*_asset_filter(plan, asset, suffix), *_time_filter(plan, start, end, suffix)]
+
+
+def _time_filter(
+    plan: _Plan, start: dt.datetime | None, end: dt.datetime | None, suffix: str = ""
+) -> list[sa.ColumnElement]:
+    """A time, within ``[start, end)`` when they are given."""
     time = _comparable(plan, plan.time)
-    conditions: list[sa.ColumnElement] = [plan.time.is_not(None), *_asset_filter(plan, asset)]
+    conditions: list[sa.ColumnElement] = [plan.time.is_not(None)]
     if start is not None:
-        conditions.append(time >= _comparable(plan, _bound(start, plan.time_kind, "start")))
+        bound = _bound(start, plan.time_kind, f"start{suffix}")
+        conditions.append(time >= _comparable(plan, bound))
     if end is not None:
-        conditions.append(time < _comparable(plan, _bound(end, plan.time_kind, "end")))
+        conditions.append(time < _comparable(plan, _bound(end, plan.time_kind, f"end{suffix}")))
     return conditions
 
 
@@ -281,17 +318,22 @@ def _statement(
     the read's Arrow buffers are freed together, once no column points into them.
     """
 
+    stmt = sa.select(*_outputs(plan, nan_for_null)).where(*_window_filter(plan, start, end, asset))
+    if data.layout == "long":
+        stmt = stmt.where(plan.selected[data.axis_id_col].in_(list(data.axes)))
+    return stmt.order_by(_comparable(plan, plan.time))
+
+
+def _outputs(plan: _Plan, nan_for_null: bool) -> list[sa.ColumnElement]:
+    """``ts`` and the selected columns, as the window query returns them."""
+
     def output(label: str, column: sa.ColumnClause) -> sa.ColumnElement:
         if nan_for_null and label in plan.doubles:
             nan = sa.cast(sa.literal("NaN"), postgresql.DOUBLE_PRECISION)
             return sa.func.coalesce(column, nan).label(label)
         return column.label(label)
 
-    columns = [plan.time.label("ts"), *(output(label, col) for label, col in plan.selected.items())]
-    stmt = sa.select(*columns).where(*_window_filter(plan, start, end, asset))
-    if data.layout == "long":
-        stmt = stmt.where(plan.selected[data.axis_id_col].in_(list(data.axes)))
-    return stmt.order_by(_comparable(plan, plan.time))
+    return [plan.time.label("ts"), *(output(label, col) for label, col in plan.selected.items())]
 
 
 _ROWS, _AXES_SEEN = "rows_", "axes_seen_"
@@ -355,6 +397,17 @@ chunks, and joining them cost one more copy of the whole window."""
 
 def _read_adbc(target: DatabaseTarget, stmt: sa.Select) -> pd.DataFrame:
     """PostgreSQL fast path: ADBC streams the result through binary COPY straight into Arrow."""
+    return _arrow_frame(_read_arrow(target, stmt))
+
+
+def _arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow result as a frame, its numbers without a copy (see :func:`_arrow_column`)."""
+    columns = {name: _arrow_column(table.column(name)) for name in table.column_names}
+    return pd.DataFrame(columns, copy=False)
+
+
+def _read_arrow(target: DatabaseTarget, stmt: sa.Select) -> pa.Table:
+    """The result of ``stmt`` read through ADBC (see :func:`_read_adbc`)."""
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as adbc
     from adbc_driver_postgresql import StatementOptions
@@ -389,8 +442,7 @@ def _read_adbc(target: DatabaseTarget, stmt: sa.Select) -> pd.DataFrame:
         raise DatabaseError(
             f"reading the training window ({target.display}) through ADBC failed: {detail}"
         ) from None
-    columns = {name: _arrow_column(table.column(name)) for name in table.column_names}
-    return pd.DataFrame(columns, copy=False)
+    return table
 
 
 def _numbers_with_nan(column: pa.ChunkedArray) -> np.ndarray:
@@ -679,7 +731,10 @@ def extract_window(
         and len(data.axes) <= _MAX_PIVOT_AXES
     )
     make_statement = _pivot_statement if pivoted else _statement
-    raw = read(make_statement(plan, data, start, end, nan_for_null=use_adbc, asset=asset))
+    raw = None if pivoted else _read_ahead(engine, target, data, use_adbc, asset, start, end)
+    if raw is None:
+        raw = read(make_statement(plan, data, start, end, nan_for_null=use_adbc, asset=asset))
+        _count_read(len(raw))
     window = f"[{start or 'first row'}, {end or 'last row'})"
     of_asset = "" if asset is None else f" for asset {asset!r}"
     if raw.empty:
@@ -712,6 +767,170 @@ def extract_window(
         source.reader,
     )
     return Extraction(frame=frame, source=source, duplicates_resolved=duplicates)
+
+
+READ_AHEAD_ROWS = 250_000
+"""Rows read together at most when a fleet task reads its assets' windows ahead (about 20 MB
+for 8 axes, ~25 windows of 10,000 samples): a worker's memory follows a few windows, never the
+fleet's, while the per-query costs (planning, a round trip, compiling the statement) are paid
+once per group instead of once per asset."""
+
+_ASSET_LABEL = "asset__"
+"""The asset column in a read-ahead result (split off before each window's frame is made)."""
+
+
+def expect_windows(
+    engine: Engine,
+    data: DataConfig,
+    windows: list[tuple[Any, dt.datetime | None, dt.datetime | None]],
+) -> None:
+    """Announce the (asset, start, end) windows that this :func:`reusing_connections` block
+    will read with :func:`extract_window`, in that order.
+
+    The windows are then read several at a time, in one query each (``WHERE asset_col IN
+    (...)`` or one bound condition per window; values bound, never pasted), as many as fit
+    :data:`READ_AHEAD_ROWS` going by the windows read so far (the first alone), and split by
+    asset in the client; each :func:`extract_window` call takes its window from there and
+    checks it as if it had read it itself. Only WIDE fleet tables; nothing happens outside
+    a block. A read-ahead that fails, or whose rows do not all belong to the windows asked
+    for (an id the database compares otherwise than Python), is dropped: each window is
+    then read on its own, as without this call.
+    """
+    cache = _REUSE.get()
+    if cache is None or data.layout != "wide" or data.asset_col is None:
+        return
+    key = _table_key(engine, data)
+    cache.expected[key] = [_Window(key, asset, start, end) for asset, start, end in windows]
+
+
+def _count_read(rows: int) -> None:
+    cache = _REUSE.get()
+    if cache is not None:
+        cache.rows_read += rows
+        cache.windows_read += 1
+
+
+def _read_ahead(
+    engine: Engine,
+    target: DatabaseTarget,
+    data: DataConfig,
+    use_adbc: bool,
+    asset: Any,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> pd.DataFrame | None:
+    """The raw result of this window's query, read ahead with others (see
+    :func:`expect_windows`); None when it was not announced or is read on its own."""
+    cache = _REUSE.get()
+    if cache is None or asset is None:
+        return None
+    key = _table_key(engine, data)
+    wanted = _Window(key, asset, start, end)
+    if wanted in cache.windows:
+        return cache.windows.pop(wanted)
+    pending = cache.expected.get(key, [])
+    if wanted not in pending:
+        return None
+    del pending[: pending.index(wanted)]  # windows never asked for (their asset stopped early)
+    if not cache.windows_read:
+        pending.pop(0)
+        return None  # the first window alone, to learn how many rows a window holds
+    average = max(cache.rows_read / cache.windows_read, 1.0)
+    group = pending[: max(1, int(READ_AHEAD_ROWS // average))]
+    del pending[: len(group)]
+    if len(group) == 1:
+        return None
+    plan = _plan(engine, target, data)
+    stmt = _read_ahead_statement(plan, group, nan_for_null=use_adbc)
+    try:
+        if use_adbc:
+            parts = _split_arrow(_read_arrow(target, stmt), group)
+        else:
+            parts = _split_frame(_read_sqlalchemy(engine, target, stmt), group)
+    except DatabaseError as exc:
+        logger.warning("reading %d windows at once failed, each is read alone: %s", len(group), exc)
+        return None
+    if parts is None:
+        logger.info("rows of other asset ids than asked for: each window is read alone")
+        return None
+    for window, part in parts.items():
+        _count_read(len(part))
+        cache.windows[window] = part
+    return cache.windows.pop(wanted)
+
+
+def _read_ahead_statement(plan: _Plan, group: list[_Window], *, nan_for_null: bool) -> sa.Select:
+    """The windows of ``group`` in one query, with each row's asset; unordered (each window
+    is checked and sorted in the client, as any window is)."""
+    assert plan.asset is not None
+    first = group[0]
+    if all((w.start, w.end) == (first.start, first.end) for w in group):
+        ids = sa.bindparam("assets", [w.asset for w in group], expanding=True)
+        conditions = [plan.asset.in_(ids), *_time_filter(plan, first.start, first.end)]
+    else:
+        conditions = [
+            sa.or_(
+                *(
+                    sa.and_(*_window_filter(plan, w.start, w.end, w.asset, suffix=f"_{number}"))
+                    for number, w in enumerate(group)
+                )
+            )
+        ]
+    columns = [*_outputs(plan, nan_for_null), plan.asset.label(_ASSET_LABEL)]
+    return sa.select(*columns).where(*conditions)
+
+
+def _asset_runs(
+    ids: np.ndarray, group: list[_Window]
+) -> tuple[np.ndarray | None, dict[_Window, slice]] | None:
+    """Where each window's rows are: the row order to take (None: as they are) and a slice
+    of it per window; None when a row's id is none of the group's."""
+    order = None
+    if ids.size:
+        change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        if len(set(ids[np.r_[0, change]].tolist())) != change.size + 1:  # an id in two runs
+            order = np.argsort(ids, kind="stable")
+            ids = ids[order]
+            change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        bounds = [0, *change.tolist(), ids.size]
+    else:
+        bounds = [0]
+    by_asset = {window.asset: window for window in group}
+    slices = {window: slice(0, 0) for window in group}
+    for lo, hi in itertools.pairwise(bounds):
+        window = by_asset.get(ids[lo].item() if isinstance(ids[lo], np.generic) else ids[lo])
+        if window is None:
+            return None
+        slices[window] = slice(lo, hi)
+    return order, slices
+
+
+def _split_arrow(table: pa.Table, group: list[_Window]) -> dict[_Window, pd.DataFrame] | None:
+    """A read-ahead result of the fast path cut into each window's frame (zero-copy slices)."""
+    ids = table.column(_ASSET_LABEL).to_numpy(zero_copy_only=False)
+    found = _asset_runs(ids, group)
+    if found is None:
+        return None
+    order, slices = found
+    table = table.drop_columns([_ASSET_LABEL])
+    if order is not None:
+        table = table.take(order)
+    return {
+        window: _arrow_frame(table.slice(rows.start, rows.stop - rows.start))
+        for window, rows in slices.items()
+    }
+
+
+def _split_frame(frame: pd.DataFrame, group: list[_Window]) -> dict[_Window, pd.DataFrame] | None:
+    """A read-ahead result of the generic path cut into each window's frame."""
+    found = _asset_runs(frame[_ASSET_LABEL].to_numpy(), group)
+    if found is None:
+        return None
+    order, slices = found
+    frame = frame.drop(columns=[_ASSET_LABEL])
+    if order is not None:
+        frame = frame.iloc[order]
+    return {window: frame.iloc[rows].reset_index(drop=True) for window, rows in slices.items()}
 
 
 def _neighbour_time(
@@ -796,17 +1015,63 @@ def newest_time(
     has the time column's own kind (aware UTC datetime, or float epoch seconds).
     """
     plan = _plan(engine, target, data)
-    conditions = [plan.time.is_not(None), *_asset_filter(plan, asset)]
-    if data.layout == "long":
-        conditions.append(plan.selected[data.axis_id_col].in_(list(data.axes)))
-    newest = sa.select(plan.time).where(*conditions)
-    newest = newest.order_by(_comparable(plan, plan.time).desc()).limit(1)
-    with database_errors(target, "reading the newest sample"), engine.connect() as conn:
-        value = conn.execute(newest).scalar_one_or_none()
+    cache = _REUSE.get()
+    known = (_table_key(engine, data), asset)
+    if cache is not None and known in cache.newest:
+        value = cache.newest[known]
+    else:
+        conditions = [plan.time.is_not(None), *_asset_filter(plan, asset)]
+        newest = sa.select(plan.time).where(*conditions, *_configured_axes(plan, data))
+        newest = newest.order_by(_comparable(plan, plan.time).desc()).limit(1)
+        with database_errors(target, "reading the newest sample"), engine.connect() as conn:
+            value = conn.execute(newest).scalar_one_or_none()
     if value is None:
         return None
     found = _to_time(pd.Series([value]), plan.time_kind, data.time_col).iloc[0]
     return float(found) if plan.time_kind == "epoch" else found.to_pydatetime()
+
+
+def newest_times(
+    engine: Engine, target: DatabaseTarget, data: DataConfig, assets: list[Any]
+) -> None:
+    """Read the newest sample time of each of ``assets`` in one statement (``max`` each), for
+    the :func:`newest_time` calls of the same :func:`reusing_connections` block.
+
+    Nothing happens outside a block, without ``data.asset_col``, or for ISO-8601 text times
+    (SQLite: compared as time, not as text, by :func:`newest_time`'s own query).
+
+    Raises:
+        DatabaseError: the database failed.
+    """
+    cache = _REUSE.get()
+    if cache is None or data.asset_col is None or not assets:
+        return
+    plan = _plan(engine, target, data)
+    if plan.time_kind == "iso_text" or plan.asset is None:
+        return
+    # One max() subquery per asset: with an index on (asset, time) each is one index probe.
+    newest = [
+        sa.select(sa.func.max(plan.time))
+        .where(
+            plan.time.is_not(None),
+            *_asset_filter(plan, asset, f"_{number}"),
+            *_configured_axes(plan, data),
+        )
+        .scalar_subquery()
+        .label(f"newest_{number}")
+        for number, asset in enumerate(assets)
+    ]
+    with database_errors(target, "reading the newest samples"), engine.connect() as conn:
+        found = conn.execute(sa.select(*newest)).one()
+    key = _table_key(engine, data)
+    cache.newest.update({(key, asset): value for asset, value in zip(assets, found, strict=True)})
+
+
+def _configured_axes(plan: _Plan, data: DataConfig) -> list[sa.ColumnElement]:
+    """LONG: only the rows of the configured axis ids count (as the window reads them)."""
+    if data.layout != "long":
+        return []
+    return [plan.selected[data.axis_id_col].in_(list(data.axes))]
 
 
 def list_assets(engine: Engine, target: DatabaseTarget, data: DataConfig) -> list[Any]:

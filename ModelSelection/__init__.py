@@ -1,6 +1,6 @@
 """Model selection: the family table, the families, and choosing one per axis by validation."""
 
-from ._base import AxisModel, ModelError, SharedMoments
+from ._base import AxisModel, ModelError, SharedMoments, fold_moments
 from ._linear import LinearTrend, fit_line
 from .config import DEFAULT_CANDIDATES, ModelConfig, TuningConfig
 from .families import ARModel, ConstantLevel, CrossAxis, PCAReconstruction, PiecewiseLinear
@@ -44,6 +44,7 @@ __all__ = [
     "build_model",
     "fit_family",
     "fit_line",
+    "fold_moments",
     "machine_model",
     "robust_spread",
     "select_families",

@@ -19,6 +19,7 @@ Blocked moments
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "blocked_moments",
     "check_family",
     "check_fitted",
+    "fold_moments",
     "number",
     "ridge_solve",
     "usable",
@@ -192,7 +194,14 @@ class Moments:
             return
         block_mean = block.mean(axis=0)
         centred = block - block_mean
-        block_comoment = centred.T @ centred
+        self._merge(k, block_mean, centred.T @ centred)
+
+    def merge(self, other: Moments) -> None:
+        """Merge the moments of other rows (as if their rows had been added here)."""
+        if other.n:
+            self._merge(other.n, other.mean, other.comoment)
+
+    def _merge(self, k: int, block_mean: np.ndarray, block_comoment: np.ndarray) -> None:
         total = self.n + k
         delta = block_mean - self.mean
         self.comoment += block_comoment + np.outer(delta, delta) * (self.n * k / total)
@@ -204,15 +213,19 @@ def blocked_moments(
     features: Callable[[int, int], np.ndarray],
     rows: np.ndarray,
     width: int,
+    first: int = 0,
+    end: int | None = None,
 ) -> Moments:
     """Moments of ``features(start, stop)`` over the rows where ``rows`` and every column is finite.
 
     ``features(start, stop)`` returns a ``(stop - start, width)`` float64 block (NaN marks an
-    unusable entry); the last column is the target.
+    unusable entry); the last column is the target. Only rows ``first`` to ``end`` (default
+    all) are read.
     """
     moments = Moments(width)
-    for start in range(0, rows.size, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, rows.size)
+    end = rows.size if end is None else end
+    for start in range(first, end, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, end)
         keep = rows[start:stop]
         if not keep.any():
             continue
@@ -223,6 +236,29 @@ def blocked_moments(
             keep &= np.isfinite(column)
         moments.add(block if keep.all() else block[keep])
     return moments
+
+
+def fold_moments(
+    features: Callable[[int, int], np.ndarray],
+    rows: np.ndarray,
+    width: int,
+    edges: Sequence[int],
+) -> list[Moments]:
+    """For each block ``edges[i]:edges[i + 1]``, the :func:`blocked_moments` of the rows outside
+    it: one pass gives the moments of each block, and each fold merges the others' (the
+    normal equations of every out-of-fold fit for the price of one in-sample fit).
+    """
+    blocks = [
+        blocked_moments(features, rows, width, lo, hi) for lo, hi in itertools.pairwise(edges)
+    ]
+    folds = []
+    for left_out in range(len(blocks)):
+        moments = Moments(width)
+        for number, block in enumerate(blocks):
+            if number != left_out:
+                moments.merge(block)
+        folds.append(moments)
+    return folds
 
 
 def ridge_solve(moments: Moments, alpha: float) -> tuple[np.ndarray, float]:
@@ -253,14 +289,46 @@ class SharedMoments:
     """
 
     def __init__(
-        self, frame: pd.DataFrame, axes: Sequence[str], where: np.ndarray | None = None
+        self,
+        frame: pd.DataFrame,
+        axes: Sequence[str],
+        where: np.ndarray | None = None,
+        *,
+        source: Callable[[], Moments] | None = None,
     ) -> None:
         self.frame = frame
         self.axes = tuple(axes)
         self.where = where
+        self._source = source
         self._joint: Moments | None = None
         # Axes are fitted on threads: the first family to ask computes, the others wait for it.
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_folds(
+        cls,
+        frame: pd.DataFrame,
+        axes: Sequence[str],
+        where: np.ndarray | None,
+        edges: Sequence[int],
+    ) -> list[SharedMoments]:
+        """One instance per block ``edges[i]:edges[i + 1]``, of the rows of ``where`` outside
+        it (see :func:`fold_moments`); the blocks' moments are computed once, when a family
+        first asks for them."""
+        computed: list[list[Moments]] = []
+        lock = threading.Lock()
+
+        def folds() -> list[Moments]:
+            with lock:
+                if not computed:
+                    arrays, rows = cls._columns(frame, axes, where)
+                    computed.append(fold_moments(stacker(arrays), rows, len(arrays), edges))
+            return computed[0]
+
+        return [
+            cls(frame, axes, where, source=lambda fold=fold: folds()[fold])
+            for fold in range(len(edges) - 1)
+        ]
 
     def covers(self, columns: Sequence[str]) -> bool:
         """Whether every column is one of the shared axes."""
@@ -279,14 +347,29 @@ class SharedMoments:
         return sub
 
     def _compute(self) -> Moments:
-        arrays = [as_float_column(self.frame, axis) for axis in self.axes]
+        if self._source is not None:
+            return self._source()
+        arrays, rows = self._columns(self.frame, self.axes, self.where)
+        return blocked_moments(stacker(arrays), rows, len(arrays))
+
+    @staticmethod
+    def _columns(
+        frame: pd.DataFrame, axes: Sequence[str], where: np.ndarray | None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """The axes' values and the shared rows: within ``where``, every axis usable."""
+        arrays = [as_float_column(frame, axis) for axis in axes]
         rows = np.ones(arrays[0].size, dtype=bool)
-        if self.where is not None:
-            rows &= np.asarray(self.where, dtype=bool)
+        if where is not None:
+            rows &= np.asarray(where, dtype=bool)
         for array in arrays:
             rows &= usable(array)
+        return arrays, rows
 
-        def block(start: int, stop: int) -> np.ndarray:
-            return np.column_stack([array[start:stop] for array in arrays])
 
-        return blocked_moments(block, rows, len(arrays))
+def stacker(arrays: Sequence[np.ndarray]) -> Callable[[int, int], np.ndarray]:
+    """The block function of :func:`blocked_moments` giving ``arrays`` side by side."""
+
+    def block(start: int, stop: int) -> np.ndarray:
+        return np.column_stack([array[start:stop] for array in arrays])
+
+    return block

@@ -21,14 +21,17 @@ predicting the next sample well.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
 from Thresholding import domain_median
+from Thresholding.selection import SMALL
 
 from ._base import (
     BLOCK_ROWS,
@@ -40,8 +43,10 @@ from ._base import (
     blocked_moments,
     check_family,
     check_fitted,
+    fold_moments,
     number,
     ridge_solve,
+    stacker,
     usable,
 )
 from ._linear import TIME_COLUMN
@@ -141,6 +146,41 @@ class ConstantLevel(FamilyBase):
         # np.median of values[rows], without copying them (see Thresholding.selection).
         self.level_ = domain_median(lambda r: values[r][rows[r]], values.size, count)
         return self
+
+    def fit_folds(
+        self,
+        frame: pd.DataFrame,
+        axis: str,
+        where: np.ndarray | None,
+        edges: Sequence[int],
+        shared: Sequence[SharedMoments] | None = None,
+    ) -> Iterator[ConstantLevel]:
+        """For each block ``edges[i]:edges[i + 1]`` in turn, the level of the rows of ``where``
+        outside it: the same as ``fit`` with those rows. The usable values are gathered once,
+        block by block, and each fold takes the median of the others' (up to
+        :data:`Thresholding.selection.SMALL` values, where ``fit`` hands NumPy a gathered copy
+        as well; beyond, each fold is fitted as ``fit`` does, without copies).
+
+        Raises
+        ------
+        ModelError
+            As ``fit``, when the fold that is due has no usable row.
+        """
+        values = as_float_column(frame, axis)
+        rows = usable(values) & _mask(where, values.size)
+        if np.count_nonzero(rows) > SMALL:
+            for lo, hi in itertools.pairwise(edges):
+                outside = rows.copy()
+                outside[lo:hi] = False
+                yield ConstantLevel().fit(frame, axis, outside)
+            return
+        blocks = [values[lo:hi][rows[lo:hi]] for lo, hi in itertools.pairwise(edges)]
+        for left_out in range(len(blocks)):
+            kept = [block for number, block in enumerate(blocks) if number != left_out]
+            _require_rows(sum(block.size for block in kept), 1, self.family, axis)
+            model = ConstantLevel()
+            model.level_ = float(np.median(np.concatenate(kept), overwrite_input=True))
+            yield model
 
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         check_fitted(self, "level_")
@@ -325,10 +365,52 @@ class _Regression(FamilyBase):
             moments = shared.moments([*names, axis])
         else:
             moments = self._moments(frame, axis, inputs, where)
+        self._solve(moments, alpha, needed, axis)
+
+    def _solve(self, moments: Moments, alpha: float, needed: int, axis: str) -> None:
         _require_rows(moments.n, needed, self.family, axis)
         # Means over the fitted rows: what an unusable input is replaced by at prediction.
         self.fill_ = moments.mean[:-1].copy()
         self.coef_, self.intercept_ = ridge_solve(moments, alpha)
+
+    def _settings(self, frame: pd.DataFrame, axis: str) -> tuple[float, int]:
+        """Check the parameters and set ``others_``; the ridge penalty and the rows needed."""
+        raise NotImplementedError
+
+    def fit_folds(
+        self,
+        frame: pd.DataFrame,
+        axis: str,
+        where: np.ndarray | None,
+        edges: Sequence[int],
+        shared: Sequence[SharedMoments] | None = None,
+    ) -> Iterator[Self]:
+        """For each block ``edges[i]:edges[i + 1]`` in turn, a copy of this model fitted on the
+        rows of ``where`` outside the block: the same fits as ``fit`` with those rows, from one
+        pass over the window (see :func:`ModelSelection.fold_moments`). ``shared`` (one per
+        block, :meth:`SharedMoments.for_folds`) serves the joint families.
+
+        Raises
+        ------
+        ModelError
+            As ``fit``, when the fold that is due cannot be fitted.
+        """
+        alpha, needed = self._settings(frame, axis)
+        inputs = self._inputs(frame, axis)
+        names = [*self.inputs_, axis]
+        joint = (
+            shared is not None
+            and getattr(self, "joint", False)
+            and all(lag == 0 for _, lag in inputs)
+            and shared[0].covers(names)
+        )
+        folds = None if joint else fold_moments(*self._design(frame, axis, inputs, where), edges)
+        for fold in range(len(edges) - 1):
+            model = copy.copy(self)
+            assert folds is not None or shared is not None
+            moments = folds[fold] if folds is not None else shared[fold].moments(names)
+            model._solve(moments, alpha, needed, axis)
+            yield model
 
     @staticmethod
     def _moments(
@@ -337,6 +419,17 @@ class _Regression(FamilyBase):
         inputs: list[tuple[np.ndarray, int]],
         where: np.ndarray | None,
     ) -> Moments:
+        """The moments of the fitted rows: within ``where``, target and inputs usable."""
+        return blocked_moments(*_Regression._design(frame, axis, inputs, where))
+
+    @staticmethod
+    def _design(
+        frame: pd.DataFrame,
+        axis: str,
+        inputs: list[tuple[np.ndarray, int]],
+        where: np.ndarray | None,
+    ) -> tuple[Callable[[int, int], np.ndarray], np.ndarray, int]:
+        """The block function of ``[inputs | target]``, the fitted rows and the width."""
         target = as_float_column(frame, axis)
         size = target.size
         rows = usable(target) & _mask(where, size)
@@ -347,7 +440,7 @@ class _Regression(FamilyBase):
             columns = [_shifted(array, lag, start, stop) for array, lag in inputs]
             return np.column_stack([*columns, target[start:stop]])
 
-        return blocked_moments(block, rows, len(inputs) + 1)
+        return block, rows, len(inputs) + 1
 
     def _predict_ridge(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         check_fitted(self, "coef_")
@@ -421,13 +514,16 @@ class ARModel(_Regression):
         ModelError
             On bad parameters, missing columns, or too few usable rows.
         """
+        self._fit_ridge(frame, axis, where, *self._settings(frame, axis))
+        return self
+
+    def _settings(self, frame: pd.DataFrame, axis: str) -> tuple[float, int]:
         lags = _positive_int(self.lags, "lags", self.family)
         alpha = _non_negative(self.alpha, "alpha", self.family)
         if not isinstance(self.exog, bool):
             raise ModelError(f"{self.family}: exog must be true or false, got {self.exog!r}")
         self.others_ = _other_axes(frame, axis) if self.exog else ()
-        self._fit_ridge(frame, axis, where, alpha, lags + len(self.others_) + 2)
-        return self
+        return alpha, lags + len(self.others_) + 2
 
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         """One-step prediction of every row (the first ``lags`` rows use the fill values)."""
@@ -492,12 +588,15 @@ class CrossAxis(_Regression):
         ModelError
             On a bad alpha, a frame with no other axis, or too few usable rows.
         """
+        self._fit_ridge(frame, axis, where, *self._settings(frame, axis), shared)
+        return self
+
+    def _settings(self, frame: pd.DataFrame, axis: str) -> tuple[float, int]:
         alpha = _non_negative(self.alpha, "alpha", self.family)
         self.others_ = _other_axes(frame, axis)
         if not self.others_:
             raise ModelError(f"cross model of axis {axis!r} needs at least one other axis")
-        self._fit_ridge(frame, axis, where, alpha, len(self.others_) + 2, shared)
-        return self
+        return alpha, len(self.others_) + 2
 
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         return self._predict_ridge(frame, axis)
@@ -593,11 +692,7 @@ class PCAReconstruction(FamilyBase):
             rows = _mask(where, arrays[0].size)
             for array in arrays:
                 rows &= usable(array)
-
-            def block(start: int, stop: int) -> np.ndarray:
-                return np.column_stack([array[start:stop] for array in arrays])
-
-            moments = blocked_moments(block, rows, len(columns))
+            moments = blocked_moments(stacker(arrays), rows, len(columns))
         _require_rows(moments.n, len(columns) + 1, self.family, axis)
         covariance = moments.comoment / max(moments.n - 1, 1)
         scale = np.sqrt(np.diag(covariance))

@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ModelSelection import ModelError, SharedMoments, build_model, fit_family, machine_model
+from ModelSelection import (
+    AxisModel,
+    ModelError,
+    SharedMoments,
+    build_model,
+    fit_family,
+    machine_model,
+)
 
 from .trainer import TIME_COLUMN, FamilySpec, TrainingError
 
@@ -70,6 +77,45 @@ def machine_rows(
             values = frame[axis].to_numpy(dtype=np.float64)
             running |= np.isfinite(values) & (values != 0.0)
     return running if where is None else running & np.asarray(where, dtype=bool)
+
+
+class _FoldFits:
+    """Each axis's model of each fold, fold after fold: the families that offer ``fit_folds``
+    fit all folds from one pass over the window (``ar``, ``cross``: the moments of each block,
+    merged over the blocks a fold keeps; ``constant``: the usable values gathered once), and
+    ``pca`` takes the shared moments merged the same way; the other families are fitted on
+    each fold's rows. Either way the fits are those of the fold's rows."""
+
+    def __init__(
+        self,
+        view: pd.DataFrame,
+        specs: Mapping[str, FamilySpec],
+        allowed: np.ndarray,
+        edges: list[int],
+    ) -> None:
+        self.view = view
+        self.specs = specs
+        self.allowed = allowed
+        self.edges = edges
+        self.shared = SharedMoments.for_folds(view, list(specs), allowed, edges)
+        self._folded: dict[str, Iterator[AxisModel] | None] = {}
+
+    def model(self, axis: str, fold: int, fit_rows: np.ndarray) -> AxisModel:
+        """The model of ``axis`` fitted on ``fit_rows`` (the allowed rows outside ``fold``);
+        called for fold 0, 1, ... in turn. Raises ModelError as the family's ``fit``."""
+        family, params = self.specs[axis]
+        if axis not in self._folded:
+            model = build_model(family, params)
+            fit_folds = getattr(model, "fit_folds", None)
+            self._folded[axis] = (
+                None
+                if fit_folds is None
+                else fit_folds(self.view, axis, self.allowed, self.edges, self.shared)
+            )
+        folded = self._folded[axis]
+        if folded is not None:
+            return next(folded)
+        return fit_family(build_model(family, params), self.view, axis, fit_rows, self.shared[fold])
 
 
 def out_of_fold(
@@ -122,25 +168,31 @@ def out_of_fold(
     machine_cls = machine_model(machine)
     machine_scores = np.full(n, np.nan) if machine_cls is not None else None
     scored_rows = machine_rows(view, axes, allowed) if machine_cls is not None else None
-    for lo, hi in itertools.pairwise(edges.tolist()):
+    fits = _FoldFits(view, specs, allowed, edges.tolist())
+    actual = {axis: view[axis].to_numpy(dtype=np.float64) for axis in axes}
+    with np.errstate(invalid="ignore"):
+        scored = {axis: np.isfinite(v) & (v != 0.0) & allowed for axis, v in actual.items()}
+    for fold, (lo, hi) in enumerate(itertools.pairwise(edges.tolist())):
         fit_rows = allowed.copy()
         fit_rows[lo:hi] = False
-        shared = SharedMoments(view, axes, fit_rows)
+        parts: dict[int, pd.DataFrame] = {}  # the block with its look-back, per look-back
         for axis in axes:
-            family, params = specs[axis]
+            family, _ = specs[axis]
             try:
-                model = fit_family(build_model(family, params), view, axis, fit_rows, shared)
+                model = fits.model(axis, fold, fit_rows)
             except ModelError as exc:
                 raise TrainingError(
                     f"cannot fit axis {axis!r} ({family}) without rows {lo}-{hi} of the "
                     f"calibration window: {exc}; widen the window or lower model.folds"
                 ) from exc
             context = max(lo - model.lookback_, 0)
-            part = view.iloc[context:hi]
-            predicted = model.predict(part, axis)[lo - context :]
-            actual = part[axis].to_numpy(dtype=np.float64)[lo - context :]
-            ok = np.isfinite(actual) & (actual != 0.0) & allowed[lo:hi]
-            residuals[axis][lo:hi] = np.where(ok, actual - predicted, np.nan)
+            if context not in parts:
+                parts[context] = view.iloc[context:hi]
+            predicted = model.predict(parts[context], axis)[lo - context :]
+            block = slice(lo, hi)
+            residuals[axis][block] = np.where(
+                scored[axis][block], actual[axis][block] - predicted, np.nan
+            )
         if machine_cls is not None and machine_scores is not None and scored_rows is not None:
             try:
                 fitted = machine_cls().fit(view, axes, where=fit_rows)

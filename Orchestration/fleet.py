@@ -27,16 +27,21 @@ import os
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from Database import DatabaseError
 from DataExtractionAnalysis import (
+    DataConfig,
     EmptyWindowError,
     ExtractionError,
+    expect_windows,
     list_assets,
+    newest_times,
     reusing_connections,
 )
 from Fleet import (
@@ -60,7 +65,7 @@ from .context import (
     open_database,
     task_environment,
 )
-from .orchestrator import STEPS, RunState, _check_destinations
+from .orchestrator import STEPS, RunState, Step, _check_destinations, asset_window
 from .status import Status, status_for
 from .tracking import track_fleet
 
@@ -167,8 +172,11 @@ class _TrainTask:
 
 def _usable_samples(frame: pd.DataFrame, axes: list[str]) -> int:
     """Rows where some axis is neither 0 (idle) nor missing: what a fit can learn from."""
-    values = frame[axes].to_numpy(dtype=np.float64)
-    return int(np.count_nonzero(((values != 0) & ~np.isnan(values)).any(axis=1)))
+    running = np.zeros(len(frame), dtype=bool)
+    for axis in axes:  # column by column: no copy of the window
+        values = frame[axis].to_numpy(dtype=np.float64)
+        running |= (values != 0) & ~np.isnan(values)
+    return int(np.count_nonzero(running))
 
 
 @dataclass
@@ -219,8 +227,19 @@ def _threshold_summary(thresholds: dict[str, dict[str, Any]]) -> dict[str, dict[
     }
 
 
-def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetOutcome:
-    """Train one asset; every failure becomes its ``failed`` outcome."""
+@dataclass
+class _Trained:
+    """An asset whose steps ran up to ``register``: what publishing it needs."""
+
+    state: RunState
+    choice: _PlotChoice
+    previous: tuple[str, str | None, dict[str, Any]] | None
+    started: float
+
+
+def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetOutcome | _Trained:
+    """Run one asset's steps up to ``register`` (:func:`_publish` does that one); every
+    failure becomes its ``failed`` outcome, too few samples its ``needs-data`` one."""
     started = time.perf_counter()
     asset_id = str(asset)
     loaded = task.loaded
@@ -246,10 +265,8 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
         if task.families is not None:
             state.families = {axis: (f, dict(p)) for axis, (f, p) in task.families.items()}
             state.chosen_by = task.chosen_by
-        for step in STEPS:
-            begun = time.perf_counter()
-            step.run(state)
-            state.timings[step.name] = round(time.perf_counter() - begun, 4)
+        for step in STEPS[:-1]:
+            _run_step(step, state)
             if step.name == "extract":
                 assert state.extraction is not None
                 usable = _usable_samples(state.extraction.frame, state.axes)
@@ -258,20 +275,25 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
     except EmptyWindowError:
         return _needs_data(asset_id, 0, fleet.min_samples, previous, started)
     except Exception as exc:  # one asset's failure never stops the others
-        status = status_for(exc)
-        if status.code == "error":
-            logger.exception("asset %s: unexpected failure", asset_id)
-        else:
-            logger.warning("asset %s failed: %s", asset_id, status.detail)
-        return AssetOutcome(
-            asset=asset_id,
-            status="failed",
-            reason=status.detail,
-            code=status.code,
-            version=None if previous is None else previous[0],
-            trained_at=None if previous is None else previous[1],
-            seconds=round(time.perf_counter() - started, 4),
-        )
+        return _failed(asset_id, exc, previous, started)
+    return _Trained(state, choice, previous, started)
+
+
+def _run_step(step: Step, state: RunState) -> None:
+    begun = time.perf_counter()
+    step.run(state)
+    state.timings[step.name] = round(time.perf_counter() - begun, 4)
+
+
+def _publish(trained: _Trained) -> AssetOutcome:
+    """Run an asset's last step, ``register``, and give its ``trained`` outcome (or its
+    ``failed`` one)."""
+    state, choice = trained.state, trained.choice
+    asset_id = str(state.asset)
+    try:
+        _run_step(STEPS[-1], state)
+    except Exception as exc:  # one asset's failure never stops the others
+        return _failed(asset_id, exc, trained.previous, trained.started)
     assert state.models is not None and state.profile is not None
     return AssetOutcome(
         asset=asset_id,
@@ -285,6 +307,28 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
         attention=[*choice.attention, *_not_promoted(state.promotion)],
         promotion=state.promotion,
         plots=len(state.plot_paths),
+        seconds=round(time.perf_counter() - trained.started, 4),
+    )
+
+
+def _failed(
+    asset: str,
+    exc: Exception,
+    previous: tuple[str, str | None, dict[str, Any]] | None,
+    started: float,
+) -> AssetOutcome:
+    status = status_for(exc)
+    if status.code == "error":
+        logger.error("asset %s: unexpected failure", asset, exc_info=exc)
+    else:
+        logger.warning("asset %s failed: %s", asset, status.detail)
+    return AssetOutcome(
+        asset=asset,
+        status="failed",
+        reason=status.detail,
+        code=status.code,
+        version=None if previous is None else previous[0],
+        trained_at=None if previous is None else previous[1],
         seconds=round(time.perf_counter() - started, 4),
     )
 
@@ -320,14 +364,53 @@ def _needs_data(
 
 
 def train_assets(task: _TrainTask, batch: list[Any]) -> list[AssetOutcome]:
-    """One task: train the assets of ``batch`` one after the other on one connection."""
+    """One task: train the assets of ``batch`` one after the other on one connection, their
+    windows read several at a time (:func:`read_windows_ahead`), each version published while
+    the next asset computes."""
     environ = prepare_process(task.loaded)
     session = open_database(task.loaded, access="read", environ=environ)
+    outcomes: list[AssetOutcome] = []
     try:
-        with reusing_connections():
-            return [_train_one(task, session, asset) for asset in batch]
+        # An asset's version is published (files written and synced: mostly waiting for the
+        # disk) on a thread while the next asset computes; one at a time, in asset order.
+        with reusing_connections(), ThreadPoolExecutor(1, "publish") as publisher:
+            read_windows_ahead(task.loaded.config.data, session, batch)
+            publishing: Future[AssetOutcome] | None = None
+            for asset in batch:
+                result = _train_one(task, session, asset)
+                if publishing is not None:
+                    outcomes.append(publishing.result())
+                    publishing = None
+                if isinstance(result, _Trained):
+                    publishing = publisher.submit(_publish, result)
+                else:
+                    outcomes.append(result)
+            if publishing is not None:
+                outcomes.append(publishing.result())
     finally:
         session.close()
+    return outcomes
+
+
+def read_windows_ahead(data: DataConfig, session: DatabaseSession, batch: list[Any]) -> None:
+    """Announce the training windows of ``batch`` (:func:`expect_windows`): they are then read
+    several assets at a time, not one query each; the newest sample times that relative
+    bounds need are read in one query. An asset whose window cannot be told here reads (and
+    reports) it on its own; so do all when the newest times cannot be read."""
+    try:
+        newest_times(session.engine, session.target, data, batch)
+    except (DatabaseError, ExtractionError) as exc:
+        logger.warning(
+            "the newest samples of %d assets could not be read at once: %s", len(batch), exc
+        )
+        return
+    windows = []
+    for asset in batch:
+        try:
+            windows.append((asset, *asset_window(data, session, asset)))
+        except (DatabaseError, ValueError) as exc:  # ExtractionError is a ValueError
+            logger.debug("asset %s reads its window on its own: %s", asset, exc)
+    expect_windows(session.engine, data, windows)
 
 
 def prepare_process(loaded: LoadedConfig) -> dict[str, str]:

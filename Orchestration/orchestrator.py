@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from DataExtractionAnalysis import (
+    DataConfig,
     Extraction,
     Profile,
     UnhealthySensorError,
@@ -252,11 +253,16 @@ def training_window(
 
     Relative bounds (``-30d``) count from the newest sample of the asset (or table).
     """
-    data = state.loaded.config.data
+    return asset_window(state.loaded.config.data, state.session, state.asset)
+
+
+def asset_window(
+    data: DataConfig, session: DatabaseSession, asset: Any
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``[data.train_start, data.train_end)`` of ``asset`` (None: the table's), absolute."""
     newest: Any = None
     if isinstance(data.train_start, dt.timedelta) or isinstance(data.train_end, dt.timedelta):
-        engine, target = state.session.engine, state.session.target
-        newest = newest_time(engine, target, data, asset=state.asset)
+        newest = newest_time(session.engine, session.target, data, asset=asset)
         if isinstance(newest, float):
             newest = dt.datetime.fromtimestamp(newest, dt.timezone.utc)
     return resolve_bound(data.train_start, newest), resolve_bound(data.train_end, newest)

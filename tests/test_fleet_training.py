@@ -106,6 +106,27 @@ def test_an_asset_with_bad_data_fails_alone(use_db: Db, tmp_path: Path) -> None:
     assert _state(use_db).loc["r2", "status"] == "failed"
 
 
+def test_an_asset_whose_version_cannot_be_published_fails_alone(use_db: Db, tmp_path: Path) -> None:
+    # Versions are published on a thread while the next asset computes: a failure there is
+    # still that asset's own, and the others (before and after it) are published.
+    write_fleet(use_db, [asset_frame(f"r{k}", 50, seed=k) for k in (1, 2, 3)])
+    blocked = tmp_path / "registry" / "r2" / ".staging"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the staging folder goes")
+
+    report = run_fleet_training(fleet_config(use_db, tmp_path, "fleet.min_samples=40"))
+
+    statuses = {o.asset: (o.status, o.code, o.version) for o in report.outcomes}
+    assert statuses == {
+        "r1": ("trained", None, "v1"),
+        "r2": ("failed", "registry-error", None),
+        "r3": ("trained", None, "v1"),
+    }
+    assert [o.asset for o in report.outcomes] == ["r1", "r2", "r3"]
+    assert not (tmp_path / "registry" / "r2" / "v1").exists()
+    assert _state(use_db).loc["r2", "status"] == "failed"
+
+
 def test_state_rows_are_written_idempotently(use_db: Db, tmp_path: Path) -> None:
     write_fleet(use_db, [asset_frame("r1", 50), asset_frame("r2", 20)])
     loaded = fleet_config(use_db, tmp_path, "fleet.min_samples=40")
