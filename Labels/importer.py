@@ -109,7 +109,7 @@ def _key(frame: pd.DataFrame, asset: str) -> pd.Series:
     parts = [
         pd.to_datetime(frame["start_ts"], utc=True).astype(str),
         pd.to_datetime(frame["end_ts"], utc=True).astype(str),
-        frame["axis"].fillna("").astype(str),
+        frame["axis"].fillna("").astype(str) if "axis" in frame else "",
         frame[asset].fillna("").astype(str) if asset in frame else "",
     ]
     return parts[0] + "|" + parts[1] + "|" + parts[2] + "|" + parts[3]
@@ -149,6 +149,13 @@ def import_label_csv(
                 f"label CSV {path} names assets but labels table {table!r} has no {asset!r} "
                 f"column; add it (ALTER TABLE ... ADD COLUMN {asset} VARCHAR(128)) or drop the "
                 "asset column from the CSV"
+            )
+        lost = [c for c in _TEXT_COLUMNS if c not in present and rows[c].notna().any()]
+        if lost:
+            raise LabelsError(
+                f"label CSV {path} has values in {lost} but labels table {table!r} has no such "
+                f"column(s); add them (ALTER TABLE ... ADD COLUMN {lost[0]} VARCHAR(128)) or "
+                "drop them from the CSV"
             )
         rows = rows.rename(columns={"asset": asset})
         columns = [c for c in (*LABEL_COLUMNS, asset) if c in present and c in rows]

@@ -223,13 +223,41 @@ def run_gate(
         return {"promoted": True, "reason": f"the champion {champion} cannot score: {exc}"}
     new, old = replay(loaded, session, [new_model, old_model], start, asset=asset, labels=labels)
     verdict = compare_replays(old, new, config.max_alarm_increase)
+    in_sample = _in_sample_share(new_model.trained_until, start, _as_utc(newest))
     verdict["replay"] = {
         "start": start.isoformat(),
         "end": _as_utc(newest).isoformat(),
         "days": config.replay_days,
         "samples": new.samples,
+        "candidate_in_sample_share": round(in_sample, 3),
     }
+    if in_sample > 0:
+        logger.warning(
+            "%.0f %% of the replay lies inside %s's training window: the candidate is judged "
+            "partly on data it was fitted to, which favours it; leave the replay days out of "
+            "training (data.train_end: -%gd) for a fair gate",
+            100 * in_sample,
+            candidate,
+            config.replay_days,
+        )
     return verdict
+
+
+def _in_sample_share(trained_until: Any, start: Any, end: pd.Timestamp) -> float:
+    """Share of the replay ``[start, end]`` (by time) at or before the candidate's last
+    training sample."""
+    if trained_until is None:
+        return 0.0
+    last = (
+        pd.Timestamp(float(trained_until), unit="s", tz="UTC")
+        if isinstance(trained_until, (int, float))
+        else _as_utc(trained_until)
+    )
+    begin = _as_utc(start)
+    span = (end - begin).total_seconds()
+    if span <= 0:
+        return 1.0 if last >= end else 0.0
+    return float(min(max((last - begin).total_seconds() / span, 0.0), 1.0))
 
 
 def decide_promotion(

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from Database import redact
+
 from .config import TrackingConfig
 
 __all__ = ["MISSING_EXTRAS", "RunRecord", "TrackingOutcome", "log_training", "safe_uri"]
@@ -33,7 +35,7 @@ MODEL_FILES = ("models.json", "prep_stats.json", "thresholds.json")
 _BATCH = 100  # MLflow's limit of parameters per log_batch call
 _MAX_PARAM = 500
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
-_CREDENTIALS = re.compile(r"//[^/@\s]*@")
+_CREDENTIALS = re.compile(r"//[^@\s]*@")
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,15 @@ def _key(name: str) -> str:
 
 
 def safe_uri(uri: str) -> str:
-    """The URI with any ``user:password@`` masked."""
-    return _CREDENTIALS.sub("//***@", uri)
+    """The URI for messages, logs and ``meta.yaml``: the user info (``user:password@``, the
+    password may hold ``/``) and every query value (``?token=``, ``?password=``) masked, and
+    any credential another URL in the text shows (:func:`Database.redact`)."""
+    base, mark, query = uri.partition("?")
+    base = _CREDENTIALS.sub("//***@", base)
+    if mark:
+        pairs = [part.partition("=") for part in query.split("&")]
+        base += "?" + "&".join(f"{name}={'***' if eq else ''}" for name, eq, _ in pairs)
+    return redact(base)
 
 
 def log_training(

@@ -330,3 +330,19 @@ def test_events_commands_on_the_command_line(sqlite_db: Db, tmp_path: Path) -> N
     assert imported.code == 0 and imported.json()["rows"] == 3
     assert unknown.code == 3 and "no event with id 999" in unknown.stderr
     assert no_table.code == 2 and "labels.table: not set" in no_table.stderr
+
+
+def test_import_into_a_labels_table_without_the_optional_columns(
+    any_db: Db, tmp_path: Path
+) -> None:
+    table = any_db.table("failures")
+    columns = {"start_ts": sa.DateTime(timezone=True), "end_ts": sa.DateTime(timezone=True)}
+    write_chunks(any_db.engine, any_db.target, table, columns, [pd.DataFrame(columns=[*columns])])
+    path = tmp_path / "failures.csv"
+    path.write_text("start,end\n2026-01-05T00:00:02Z,2026-01-05T00:00:04Z\n", encoding="utf-8")
+    imported = import_label_csv(any_db.engine, any_db.target, path, table)
+    again = import_label_csv(any_db.engine, any_db.target, path, table)
+    assert (imported.rows, again.rows, again.skipped) == (1, 0, 1)
+    path.write_text("start,end,axis\n2026-01-05T00:00:05Z,2026-01-05T00:00:06Z,a\n")
+    with pytest.raises(LabelsError, match=r"values in \['axis'\] but labels table .* no such"):
+        import_label_csv(any_db.engine, any_db.target, path, table)

@@ -207,6 +207,8 @@ def test_training_runs_the_gate_and_reports_it(
     assert second.promotion["promoted"] is True
     assert second.promotion["champion"] == "v1"
     assert second.promotion["alarms"]["candidate"] == second.promotion["alarms"]["champion"]
+    # trained on the whole window: the replay is in-sample for the candidate, and says so
+    assert second.promotion["replay"]["candidate_in_sample_share"] == 1.0
     assert second.to_dict()["promotion"]["version"] == "v2"
     assert ModelRegistry(tmp_path / "registry").aliases().champion == "v2"
     shown, text = registry_show(tmp_path / "registry", "v2")
@@ -259,3 +261,14 @@ def test_one_read_for_both_versions_gives_each_its_own_levels_and_events(
             _episodes(own.events, 0.0, severities=("alert", "error"))
         )
     assert [len(_episodes(s.events, 0.0)) for s in both] == [3, 6]
+
+
+def test_the_in_sample_share_of_a_replay() -> None:
+    from Orchestration.promotion import _in_sample_share
+
+    start, end = T0, T0 + pd.Timedelta(hours=4)
+    assert _in_sample_share(None, start, end) == 0.0
+    assert _in_sample_share(T0 - pd.Timedelta(hours=1), start, end) == 0.0
+    assert _in_sample_share(T0 + pd.Timedelta(hours=1), start, end) == 0.25
+    assert _in_sample_share((T0 + pd.Timedelta(hours=3)).timestamp(), start, end) == 0.75
+    assert _in_sample_share(end + pd.Timedelta(days=1), start, end) == 1.0

@@ -122,3 +122,21 @@ def test_tracking_is_off_by_default(sqlite_db: Db, tmp_path: Path, monkeypatch) 
         "run_id": None,
         "model_version": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("http://user:pa/ss@mlflow:5000", "http://***@mlflow:5000"),
+        (
+            "https://mlflow/api?token=s3cret&workspace=a",
+            "https://mlflow/api?token=***&workspace=***",
+        ),
+        ("http://mlflow:5000?password=s3cret", "http://mlflow:5000?password=***"),
+        ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
+    ],
+)
+def test_tracking_uris_are_shown_without_their_secrets(uri: str, shown: str) -> None:
+    from Tracking import safe_uri
+
+    assert safe_uri(uri) == shown
