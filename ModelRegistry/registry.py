@@ -603,6 +603,7 @@ class ModelRegistry:
         """
         tag = self.load(version).version  # verified before it goes live
         with self._storage_errors("promote a version in", _WRITE_FIX), self._registry_lock():
+            self._still_there(tag)
             current = read_aliases(self.root_dir, self._is_version_dir)
             if decision is not None:
                 write_decision(self.root_dir, tag, dict(decision))
@@ -673,6 +674,8 @@ class ModelRegistry:
         """
         tag = self.resolve(version).name
         with self._storage_errors("pin a version in", _WRITE_FIX), self._registry_lock():
+            if pinned:
+                self._still_there(tag)
             current = read_aliases(self.root_dir, self._is_version_dir)
             if not pinned and tag not in current.pins:
                 pins = ", ".join(current.pins) or "none"
@@ -767,6 +770,15 @@ class ModelRegistry:
         if not self.root_dir.is_dir():
             return []
         return [name for name in os.listdir(self.root_dir) if self._is_version_dir(name)]
+
+    def _still_there(self, tag: str) -> None:
+        """Under the lock: ``tag`` was found before the lock was taken; a ``gc`` that held the
+        lock meanwhile may have removed it, and an alias must never name a missing version."""
+        if not self._is_version_dir(tag):
+            raise VersionNotFoundError(
+                f"version {tag} of {self.root_dir} was removed (registry gc?) while waiting for "
+                "the registry lock; nothing changed. Check `registry list` and choose another"
+            )
 
     def _is_version_dir(self, name: str) -> bool:
         try:

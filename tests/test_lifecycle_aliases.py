@@ -156,3 +156,36 @@ def test_cli_lifecycle_in_a_fleet_needs_an_asset(tmp_path: Path) -> None:
     run = run_cli("orchestrate.py", "registry", "rollback", config=config)
     assert run.code == 2
     assert "name one with --asset ID" in run.stderr
+
+
+@pytest.mark.parametrize("action", ["promote", "pin"])
+def test_an_alias_never_names_a_version_removed_while_it_waited_for_the_lock(
+    tmp_path: Path, action: str
+) -> None:
+    import shutil
+    import threading
+
+    from filelock import FileLock
+
+    from ModelRegistry import VersionNotFoundError
+
+    registry = _registry(tmp_path, versions=2)
+    registry.promote("v1")
+    outcome: list[BaseException | None] = []
+
+    def act() -> None:
+        try:
+            getattr(registry, action)("v2")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with FileLock(registry.root_dir / ".lock"):  # a gc holds the lock ...
+        worker = threading.Thread(target=act)
+        worker.start()
+        worker.join(timeout=0.5)  # ... while the call waits (whether it got there yet or not)
+        shutil.rmtree(registry.root_dir / "v2")  # ... and removes v2
+    worker.join(timeout=120)
+    assert isinstance(outcome[0], VersionNotFoundError), outcome
+    aliases = registry.aliases()
+    assert (aliases.champion, aliases.pins) == ("v1", ())
