@@ -134,6 +134,10 @@ def _score_one(task: _ScoreTask, session: Any, asset: Any) -> AssetScore:
         model = _load_model(task.loaded, "champion", asset_id)
     except VersionNotFoundError:
         return AssetScore(asset_id, "no-model", detail="no version yet (not trained)")
+    except Exception as exc:  # a broken alias or a version failing verification: this asset only
+        status = status_for(exc)
+        logger.warning("asset %s not scored: %s", asset_id, status.detail)
+        return AssetScore(asset_id, "failed", detail=status.detail, code=status.code)
     try:
         report = score_with(
             task.loaded, session, model, start=task.start, end=task.end, asset=asset

@@ -278,3 +278,19 @@ def test_fleet_scoring_skips_assets_without_a_version_and_reports_each(
     assert second.json()["status"]["code"] == "stale"
     assert refused.code == 2 and "add --asset ID" in refused.stderr
     assert unknown.code == 2 and "no such asset" in unknown.stderr
+
+
+def test_an_asset_whose_champion_alias_is_broken_fails_alone(use_db: Db, tmp_path: Path) -> None:
+    for asset in ("r1", "r2", "r3"):
+        _publish(tmp_path, asset)
+        _append(use_db, asset, [0.0, 1.5, 1.5, 1.5, 0.0, 0.0])
+    aliases = tmp_path / "registry" / "r2" / "aliases"
+    aliases.mkdir(exist_ok=True)
+    (aliases / "champion").write_text("v7\n")  # names a version that does not exist
+
+    report = run_fleet_scoring(_config(use_db, tmp_path, "fleet.batch_assets=3"))
+
+    status = {a.asset: (a.status, a.code) for a in report.assets}
+    assert status == {"r1": ("ok", None), "r2": ("failed", "registry-error"), "r3": ("ok", None)}
+    assert len(_events(use_db, "r1")) == len(_events(use_db, "r3")) == 1
+    assert _events(use_db, "r2") == []
