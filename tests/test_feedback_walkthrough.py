@@ -54,7 +54,9 @@ def _rows_inside(ts: pd.Series, windows: pd.DataFrame, margin: pd.Timedelta) -> 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
-    config = make_project(tmp_path, "plots: {enabled: false}\n")
+    config = make_project(
+        tmp_path, f"plots: {{enabled: false}}\nlabels: {{table: {DEMO_ANOMALY_TABLE}}}\n"
+    )
     built = run_cli("orchestrate.py", "demo-db", "--rows", str(ROWS), config=config)
     assert built.code == 0, built.stderr
     return config
@@ -86,7 +88,7 @@ def test_the_feedback_walkthrough_on_the_demo(demo: Path) -> None:
     # axes' cross-model residuals): the earliest three are marked false positives.
     false = events[on_none & ~on_half].sort_values("start_ts").head(3)
     assert len(scored) == 22 and len(half) == 11
-    assert len(confirmed) == 30 and len(false) == 3
+    assert (len(events), len(confirmed), int((on_none & ~on_half).sum())) == (91, 36, 35)
     every_half_label_has_an_event = [
         bool(confirmed.apply(_on_a_label, axis=1, labels=half.iloc[[i]]).any())
         for i in range(len(half))
@@ -98,38 +100,33 @@ def test_the_feedback_walkthrough_on_the_demo(demo: Path) -> None:
     verdicts = pd.DataFrame(
         cli("orchestrate.py", "events", "list", "--limit", "1000", "--json").json()["events"]
     ).set_index("id")["verdict"]
-    assert verdicts.value_counts().to_dict() == {"confirmed": 30, "false-positive": 3}
+    assert verdicts.value_counts().to_dict() == {"confirmed": 36, "false-positive": 3}
 
-    # Retrain on everything; labels.table off, so the mask is the operators' word alone.
-    retrain = [
-        "--set",
-        "data.train_end=null",
-        "--set",
-        "labels.table=null",
-        "--set",
-        f"labels.mask_margin={MARGIN_S}s",
-    ]
-    cli("main.py", *retrain)
+    # Retrain on everything, with labels.table off: the mask is the operators' word alone.
+    everything = ["--set", "data.train_end=null"]
+    margin = ["--set", f"labels.mask_margin={MARGIN_S}s"]
+    cli("main.py", *everything, *margin, "--set", "labels.table=null")
     meta = yaml.safe_load((demo.parent / "registry" / "v2" / "meta.yaml").read_text())
     samples = _utc(_read(database, "robot_samples")[["ts"]], "ts")["ts"]
     masked = _rows_inside(samples, confirmed, pd.Timedelta(seconds=MARGIN_S))
-    assert meta["labels"]["windows"] == {"labels": 0, "confirmed": 30, "maintenance": 0}
+    assert meta["labels"]["windows"] == {"labels": 0, "confirmed": 36, "maintenance": 0}
     assert meta["labels"]["margin_s"] == MARGIN_S
     assert meta["labels"]["rows"] == ROWS
     assert meta["labels"]["masked_incident_rows"] == meta["labels"]["masked_rows"] == masked
     assert 0 < masked < ROWS // 4
 
-    # The predictor learns from the confirmed incidents; trained twice it gives the same
-    # figures, and apply writes the same rows with the same values again.
-    trained = cli("orchestrate.py", "predictor", "train", *retrain, "--json").json()["assets"]
-    first = cli("orchestrate.py", "apply", *retrain, "--json").json()
+    # The predictor learns from the labelled and the confirmed incidents; trained twice it
+    # gives the same figures, and apply writes the same rows with the same values again.
+    trained = cli("orchestrate.py", "predictor", "train", *everything, "--json").json()["assets"]
+    first = cli("orchestrate.py", "apply", *everything, "--json").json()
     risk = _read(database, "failure_risk").sort_values("bucket_start", ignore_index=True)
     since = pd.Timestamp(risk["bucket_start"].iloc[0], tz="UTC").isoformat()
-    retrained = cli("orchestrate.py", "predictor", "train", *retrain, "--json").json()["assets"]
-    again = cli("orchestrate.py", "apply", *retrain, "--since", since, "--json").json()
+    retrained = cli("orchestrate.py", "predictor", "train", *everything, "--json").json()["assets"]
+    again = cli("orchestrate.py", "apply", *everything, "--since", since, "--json").json()
     risk_again = _read(database, "failure_risk").sort_values("bucket_start", ignore_index=True)
 
     assert [a["ml_status"]["code"] for a in trained] == ["ok"]
+    assert trained[0]["metrics"]["auc"] is not None and trained[0]["metrics"]["warned"] > 0
     assert (trained[0]["version"], retrained[0]["version"]) == ("v1", "v2")
     assert trained[0]["metrics"] == retrained[0]["metrics"]
     assert first["ml_status"]["code"] == "ok" and first["assets"][0]["version"] == "v1"
