@@ -118,11 +118,11 @@ def test_the_feedback_walkthrough_on_the_demo(demo: Path) -> None:
     # The predictor learns from the labelled and the confirmed incidents; trained twice it
     # gives the same figures, and apply writes the same rows with the same values again.
     trained = cli("orchestrate.py", "predictor", "train", *everything, "--json").json()["assets"]
-    first = cli("orchestrate.py", "apply", *everything, "--json").json()
+    first = cli("orchestrate.py", "apply", "--json").json()
     risk = _read(database, "failure_risk").sort_values("bucket_start", ignore_index=True)
     since = pd.Timestamp(risk["bucket_start"].iloc[0], tz="UTC").isoformat()
     retrained = cli("orchestrate.py", "predictor", "train", *everything, "--json").json()["assets"]
-    again = cli("orchestrate.py", "apply", *everything, "--since", since, "--json").json()
+    again = cli("orchestrate.py", "apply", "--since", since, "--json").json()
     risk_again = _read(database, "failure_risk").sort_values("bucket_start", ignore_index=True)
 
     assert [a["ml_status"]["code"] for a in trained] == ["ok"]
