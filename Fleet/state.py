@@ -283,12 +283,11 @@ class FleetStateStore:
                 return pd.DataFrame(columns=columns)
             with self.engine.connect() as conn:
                 present = self._present_columns(conn)
-            stmt = (
-                sa.select(*(c for c in self.table.columns if c.name in present))
-                .where(self.table.c.source_table == self.source_table)
-                .order_by(self.table.c.asset)
-            )
-            with self.engine.connect() as conn:
+                stmt = (
+                    sa.select(*(c for c in self.table.columns if c.name in present))
+                    .where(self.table.c.source_table == self.source_table)
+                    .order_by(self.table.c.asset)
+                )
                 rows = [dict(row) for row in conn.execute(stmt).mappings()]
         frame = pd.DataFrame(rows, columns=columns)  # columns an old table lacks: NULL
         for column in ("trained_at", "updated_at", "predictor_updated_at"):
