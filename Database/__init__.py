@@ -39,6 +39,7 @@ from .ingest import IngestError, IngestResult, ingest_csv, parse_delimiter
 from .tables import (
     IfExists,
     WriteResult,
+    add_missing_columns,
     float_columns,
     table_exists,
     write_chunks,
@@ -68,6 +69,7 @@ __all__ = [
     "IngestResult",
     "UnsafeIdentifierError",
     "WriteResult",
+    "add_missing_columns",
     "build_demo_database",
     "connect_engine",
     "database_errors",

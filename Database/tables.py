@@ -19,6 +19,7 @@ from .identifiers import split_table_name, validate_identifier
 __all__ = [
     "IfExists",
     "WriteResult",
+    "add_missing_columns",
     "define_table",
     "float_columns",
     "insert_chunks",
@@ -49,6 +50,31 @@ def table_exists(engine: Engine | Connection, table: str) -> bool:
     """Whether ``table`` (``name`` or ``schema.name``) exists."""
     schema, name = split_table_name(table)
     return sa.inspect(engine).has_table(name, schema=schema)
+
+
+def add_missing_columns(
+    conn: Connection, table: sa.Table, columns: Iterable[sa.Column]
+) -> list[str]:
+    """Add to the existing ``table`` those of ``columns`` (nullable) it does not have yet: a
+    table created by an earlier release gets the columns added since. Returns their names.
+
+    Names are quoted by the dialect, never pasted as given.
+    """
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name, schema=table.schema)}
+    preparer = conn.dialect.identifier_preparer
+    added = []
+    for column in columns:
+        if column.name in present:
+            continue
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN "
+                f"{preparer.quote(column.name)} {column.type.compile(conn.dialect)}"
+            )
+        )
+        logger.info("added column %s to %s", column.name, table.fullname)
+        added.append(column.name)
+    return added
 
 
 def define_table(

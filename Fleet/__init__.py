@@ -11,17 +11,19 @@ from .executor import ExecutorError, batches_of, pool_size, run_tasks, runs_in_p
 from .naming import MAX_FOLDER_CHARS, AssetNameError, asset_folder, asset_from_folder
 from .outcome import STATUSES, AssetOutcome, peak_rss_mib, worker_name
 from .progress import Progress
-from .state import FleetStateStore
+from .state import PREDICTOR_ONLY, FleetStateStore, PredictorState
 
 __all__ = [
     "DEFAULT_MIN_SAMPLES",
     "MAX_FOLDER_CHARS",
+    "PREDICTOR_ONLY",
     "STATUSES",
     "AssetNameError",
     "AssetOutcome",
     "ExecutorError",
     "FleetConfig",
     "FleetStateStore",
+    "PredictorState",
     "Progress",
     "asset_folder",
     "asset_from_folder",

@@ -35,7 +35,7 @@ import pandas as pd
 from Database import DatabaseError
 from DataExtractionAnalysis import ExtractionError, extract_window, list_assets
 from DataPreparation import time_since
-from Fleet import asset_folder
+from Fleet import FleetStateStore, PredictorState, asset_folder
 from Labels import FeedbackStore, LabelsError, read_labels
 from ModelRegistry import ModelRegistry, VersionNotFoundError
 from Prediction import (
@@ -78,6 +78,24 @@ class AssetAnswer:
     metrics: dict[str, Any] | None = None
     buckets: int = 0
     written: int = 0
+
+    @property
+    def state(self) -> str:
+        """The fleet state table's ``predictor_status``: the code, or ``needs-labels``."""
+        gated = self.code == "ok" and self.detail.startswith("needs-labels")
+        return "needs-labels" if gated else self.code
+
+    def predictor_state(self) -> PredictorState:
+        metrics = self.metrics or {}
+        return PredictorState(
+            asset=self.asset or "",
+            status=self.state,
+            version=self.version,
+            auc=metrics.get("auc"),
+            f1=metrics.get("f1"),
+            forewarning_s=metrics.get("mean_forewarning_s"),
+            detail=self.detail,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -404,7 +422,21 @@ def train_predictors(loaded: LoadedConfig, *, asset: str | None = None) -> Predi
     def train(session: DatabaseSession, value: Any, answer: AssetAnswer) -> None:
         _train_one(loaded, session, value, run_id, answer)
 
-    return _each_asset(loaded, "predictor train", asset, train, access="read")
+    run = _each_asset(loaded, "predictor train", asset, train, access="read")
+    _record_in_fleet_state(loaded, run, run_id)
+    return run
+
+
+def _record_in_fleet_state(loaded: LoadedConfig, run: PredictionRun, run_id: str) -> None:
+    """The predictors' status and metrics per asset into the fleet state table (``fleet``)."""
+    config = loaded.config
+    session = open_database(loaded)
+    try:
+        FleetStateStore(
+            session.engine, session.target, config.fleet.table, config.data.table
+        ).write_predictors([answer.predictor_state() for answer in run.answers], run_id)
+    finally:
+        session.close()
 
 
 def _apply_one(

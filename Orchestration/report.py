@@ -425,13 +425,31 @@ def format_fleet_state(
             r["samples"],
             r["missing"],
             r["expected_events_per_day"],
+            *_predictor_cells(r),
             _clip(r["reason"] or r["attention"] or "", 70),
             _clip(r.get("retrain") or "", 70) or None,
         ]
         for r in records
     ]
     headers = ["asset", "status", "version", "trained (UTC)", "samples", "missing", "events/day"]
-    return payload, _table([*headers, "note", "retrain"], rows)
+    predictor = ["predictor", "AUC", "F1", "forewarning (s)"]
+    return payload, _table([*headers, *predictor, "note", "retrain"], rows)
+
+
+def _predictor_cells(record: dict[str, Any]) -> list[Any]:
+    """The predictor's status and version, AUC, F1 and mean forewarning (blank before its
+    first ``predictor train``)."""
+    status = record.get("predictor_status")
+    if status is None:
+        return [None, None, None, None]
+    version = record.get("predictor_version")
+    shown = status if version is None else f"{status} {version}"
+    rounded = [
+        None if record.get(key) is None else round(record[key], 3)
+        for key in ("predictor_auc", "predictor_f1")
+    ]
+    forewarning = record.get("predictor_forewarning_s")
+    return [shown, *rounded, None if forewarning is None else round(forewarning)]
 
 
 def _missing(value: Any) -> bool:

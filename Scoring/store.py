@@ -46,7 +46,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from Database import DatabaseTarget, database_errors, split_table_name
+from Database import DatabaseTarget, add_missing_columns, database_errors, split_table_name
 
 from ._lock import locked_transaction
 
@@ -494,22 +494,7 @@ class EventStore:
 
     def _add_missing_columns(self, conn: Connection) -> None:
         """Give an events table created by an earlier release the columns added since."""
-        present = {
-            c["name"]
-            for c in sa.inspect(conn).get_columns(self.events.name, schema=self.events.schema)
-        }
-        preparer = conn.dialect.identifier_preparer
-        for column in _peak_columns():
-            if column.name in present:
-                continue
-            # Names are quoted by the dialect, never pasted as given.
-            conn.execute(
-                sa.text(
-                    f"ALTER TABLE {preparer.format_table(self.events)} ADD COLUMN "
-                    f"{preparer.quote(column.name)} {column.type.compile(conn.dialect)}"
-                )
-            )
-            logger.info("added column %s to %s", column.name, self.events.fullname)
+        add_missing_columns(conn, self.events, _peak_columns())
 
     def _existing(
         self, conn: Connection, since: pd.Timestamp, until: pd.Timestamp

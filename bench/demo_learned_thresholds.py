@@ -14,7 +14,13 @@ Builds the embedded demo database in a temporary folder, then:
    and each axis's choice.
 
     python bench/demo_learned_thresholds.py [--rows 320000] [--figure out/learned.png]
-        [--seed-preset] [--set thresholds.learned.min_labels=2 ...]
+        [--seed-preset] [--periods K] [--set thresholds.learned.min_labels=2 ...]
+
+``--periods K`` gives the demo more labelled history: K demo periods of ``--rows`` samples
+each, one after the other (another seed each: another stretch of the same robot, with its own
+26 labelled anomalies). The confirmed half is then every labelled window of the first K-1
+periods (training runs up to the start of the last period) and the held-out half the last
+period's 26.
 
 Nothing is asserted; the figures go into docs/feedback.md.
 """
@@ -36,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from Database import DEMO_ANOMALY_TABLE, build_demo_database  # noqa: E402
+from Database.demo import _build  # noqa: E402
+from Database.demo_signals import _SEED, DEMO_START, DemoData, demo_data  # noqa: E402
 from Orchestration import load_config, run_training  # noqa: E402
 from Orchestration.evaluation import run_evaluation  # noqa: E402
 
@@ -54,13 +62,28 @@ SEED_PRESET = [
 """configs/seed.yaml's model and thresholds."""
 
 
-def _split(engine: sa.Engine) -> pd.Timestamp:
-    """Write the confirmed half into its own table; the middle of the scored range."""
+def _periods(path: Path, rows: int, periods: int) -> pd.Timestamp:
+    """Rebuild the demo as ``periods`` stretches of ``rows`` samples; the last one's start."""
+    start, parts = DEMO_START, []
+    for k in range(periods):
+        part = demo_data(rows, seed=_SEED + k, start=start)
+        parts.append(part)
+        start = part.samples["ts"].iloc[-1] + pd.Timedelta(seconds=60)
+    samples = pd.concat([p.samples for p in parts], ignore_index=True)
+    labels = pd.concat([p.labels for p in parts], ignore_index=True)
+    _build(path, "wide", data=DemoData(samples=samples, labels=labels), replace=True)
+    return parts[-1].samples["ts"].iloc[0].floor("s")
+
+
+def _split(engine: sa.Engine, middle: pd.Timestamp | None) -> pd.Timestamp:
+    """Write the confirmed half (labels before ``middle``; default 90 % of the time) into its
+    own table; returns ``middle``."""
     with engine.connect() as conn:
         first, last = conn.execute(sa.text("SELECT min(ts), max(ts) FROM robot_samples")).one()
         labels = pd.read_sql_table(DEMO_ANOMALY_TABLE, conn)
     first, last = pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC")
-    middle = (first + 0.9 * (last - first)).floor("s")
+    if middle is None:
+        middle = (first + 0.9 * (last - first)).floor("s")
     starts = pd.to_datetime(labels["start_ts"], utc=True)
     labels[starts < middle].to_sql(CONFIRMED, engine, index=False, if_exists="replace")
     print(
@@ -147,6 +170,13 @@ def main() -> None:
         "false events) instead of the defaults",
     )
     parser.add_argument(
+        "--periods",
+        type=int,
+        default=1,
+        help="K demo periods of --rows samples one after the other; train on the first K-1 "
+        "(their labels confirmed), evaluate on the last (default 1: train on 90 %% of the demo)",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -160,8 +190,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path = build_demo_database(folder / "demo.sqlite", rows=args.rows)
+        last = _periods(path, args.rows, args.periods) if args.periods > 1 else None
         engine = sa.create_engine(f"sqlite:///{path}")
-        middle = _split(engine)
+        middle = _split(engine, last)
         engine.dispose()
         preset = [*(SEED_PRESET if args.seed_preset else []), *args.overrides]
         rows = [_version(folder, middle, mode, preset) for mode in ("percentile", "learned")]

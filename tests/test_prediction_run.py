@@ -16,6 +16,7 @@ from conftest import Db
 from scoring_helpers import publish_linear_version
 
 from Database import write_chunks
+from Fleet import AssetOutcome, FleetStateStore
 from Labels import FeedbackStore
 from Orchestration import load_config
 from Orchestration.config import UsageError
@@ -270,3 +271,107 @@ def test_a_fleet_gets_a_predictor_per_asset_and_risk_rows_per_asset(
     assert set(risk["asset"]) == {"r1"} and len(risk) == applied.answers[0].written
     with pytest.raises(UsageError, match=r"--asset 'r9': no such asset in fleet; assets: r1, r2"):
         apply_predictors(loaded, asset="r9")
+    # No fleet training yet: predictor train made the rows (status predictor-only).
+    config = make_project(
+        tmp_path,
+        "data: {table: fleet, asset_col: robot, axes: [a, b]}\nlabels: {table: failures}\n",
+    )
+    shown = run_cli("orchestrate.py", "fleet", "--json", config=config, db_url=sqlite_db.url)
+    text = run_cli("orchestrate.py", "fleet", config=config, db_url=sqlite_db.url)
+    assert shown.code == 0, shown.stderr
+    rows = {row["asset"]: row for row in shown.json()["assets"]}
+    assert (rows["r1"]["status"], rows["r1"]["trained"]) == ("predictor-only", False)
+    assert (rows["r1"]["predictor_status"], rows["r1"]["predictor_version"]) == ("ok", "v1")
+    assert rows["r1"]["predictor_auc"] == pytest.approx(by_asset["r1"].metrics["auc"])
+    assert (rows["r2"]["predictor_status"], rows["r2"]["predictor_version"]) == (
+        "needs-labels",
+        None,
+    )
+    assert rows["r2"]["predictor_detail"] == by_asset["r2"].detail
+    header, _, r1, r2 = text.stdout.splitlines()[:4]
+    assert "predictor" in header and "AUC" in header and "forewarning (s)" in header
+    assert "ok v1" in r1 and "needs-labels" in r2
+
+
+def _old_fleet_state(db: Db, loaded) -> FleetStateStore:
+    """A fleet state table as made before the predictor's columns existed, with a trained
+    row for the machine (asset ``""``)."""
+    store = FleetStateStore(db.engine, db.target, db.table("fleet_state"), db.table("s"))
+    old = sa.Table(
+        "fleet_state",
+        sa.MetaData(schema=db.schema),
+        *(
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in store.table.columns
+            if not c.name.startswith("predictor_")
+        ),
+    )
+    old.create(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(
+            old.insert(),
+            {
+                "source_table": db.table("s"),
+                "asset": "",
+                "status": "trained",
+                "trained": True,
+                "version": "v3",
+                "samples": 500,
+                "families": '{"a": "linear"}',
+                "run_id": "train-1",
+                "updated_at": T0.to_pydatetime(),
+            },
+        )
+    return store
+
+
+def test_predictor_train_records_status_and_metrics_in_the_fleet_state(project, any_db: Db) -> None:
+    loaded = project(f"fleet.table={any_db.table('fleet_state')}")
+    store = _old_fleet_state(any_db, loaded)
+    assert store.read()["predictor_status"].isna().all()  # an old table reads, NULL columns
+
+    first = train_predictors(loaded).answers[0]
+    after_first = store.read().set_index("asset").loc[""]
+    gated = train_predictors(
+        project(f"fleet.table={any_db.table('fleet_state')}", "predictor.min_incidents=20")
+    )
+    after_gated = store.read()
+
+    metrics = first.metrics
+    # The training columns are left as they were; the predictor's are filled.
+    assert (after_first["status"], after_first["version"], after_first["samples"]) == (
+        "trained",
+        "v3",
+        500,
+    )
+    assert after_first["run_id"] == "train-1"
+    assert (after_first["predictor_status"], after_first["predictor_version"]) == ("ok", "v1")
+    assert after_first["predictor_auc"] == pytest.approx(metrics["auc"])
+    assert after_first["predictor_f1"] == pytest.approx(metrics["f1"])
+    assert after_first["predictor_forewarning_s"] == pytest.approx(metrics["mean_forewarning_s"])
+    assert after_first["predictor_detail"].startswith("trained v1: AUC")
+    # Gated: the status says so, the asset keeps its last predictor and its metrics.
+    assert gated.answers[0].detail.startswith("needs-labels")
+    assert len(after_gated) == 1
+    row = after_gated.iloc[0]
+    assert (row["predictor_status"], row["predictor_version"]) == ("needs-labels", "v1")
+    assert row["predictor_auc"] == pytest.approx(metrics["auc"])
+    assert row["predictor_detail"] == gated.answers[0].detail
+    assert (row["status"], row["version"]) == ("trained", "v3")
+
+    # A training run rewrites its columns and keeps the predictor's.
+    store.write(
+        [AssetOutcome(asset="", status="trained", version="v4", samples=600)],
+        "train-2",
+    )
+    retrained = store.read().iloc[0]
+    assert (retrained["version"], retrained["samples"], retrained["run_id"]) == (
+        "v4",
+        600,
+        "train-2",
+    )
+    assert (retrained["predictor_status"], retrained["predictor_version"]) == (
+        "needs-labels",
+        "v1",
+    )
+    assert retrained["predictor_auc"] == pytest.approx(metrics["auc"])
