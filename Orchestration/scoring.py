@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from Database import DatabaseTarget
+from Database import DatabaseTarget, database_errors
 from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
@@ -764,6 +764,8 @@ class _DriftRun:
             return None
         table = config.table_for(loaded.config.events.table)
         store = DriftStateStore(table, events.events, events.source_table, asset or "")
+        with database_errors(events.target, f"creating the drift state table {table!r}"):
+            store.prepare(events.engine)
         return cls(
             store, model.drift, model.version, LevelHistory(model.drift.params.block_seconds)
         )

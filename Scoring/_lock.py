@@ -23,7 +23,11 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["lock_key", "locked_transaction"]
+__all__ = ["TABLES_LOCK", "lock_key", "locked_transaction"]
+
+TABLES_LOCK = "\0tables"
+"""The "asset" of the lock under which a process creates or migrates a table of the store
+(not an asset's lock: writers of different assets start together)."""
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from Database import DatabaseTarget, add_missing_columns, database_errors, split_table_name
 
-from ._lock import locked_transaction
+from ._lock import TABLES_LOCK, locked_transaction
 
 __all__ = ["Continuation", "EventStore", "EventWriter", "WriteSummary"]
 
@@ -58,7 +58,6 @@ _ONE_US = pd.Timedelta(microseconds=1)
 
 _DRIFT = "drift"
 """Severity of the events Scoring.drift writes; the alert/error merging leaves them alone."""
-_TABLES_LOCK = "\0tables"
 """The lock "asset" that serialises creating and upgrading the tables (no asset id has NUL)."""
 _PREPARED: set[tuple[str, str | None, str]] = set()
 """Events tables this process has created or checked: a fleet's 1,000 assets check once."""
@@ -482,7 +481,7 @@ class EventStore:
             return
         with (
             self.engine.connect() as conn,
-            locked_transaction(conn, self.events.schema, self.events.name, _TABLES_LOCK) as locked,
+            locked_transaction(conn, self.events.schema, self.events.name, TABLES_LOCK) as locked,
         ):
             self._migrate_state(locked)
             self._metadata.create_all(locked, checkfirst=True)

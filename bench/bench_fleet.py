@@ -213,7 +213,7 @@ def main() -> None:
                 # they are spawned with this process's sys.path.
                 sys.path.insert(0, str(ROOT))
                 cluster = LocalCluster(
-                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
                 )
                 extra = {"executor": "dask", "scheduler_address": cluster.scheduler_address}
             drop_outputs(engine, suffix)

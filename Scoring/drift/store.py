@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from Database import DatabaseTarget, database_errors, split_table_name
 
+from .._lock import TABLES_LOCK, locked_transaction
 from .tracker import AxisDriftState, DriftBaselines, DriftEpisode, DriftTracker
 
 __all__ = ["DRIFT_SEVERITY", "DriftStateStore", "drift_table", "read_drift_state"]
@@ -121,6 +122,21 @@ class DriftStateStore:
         if key not in _CREATED:
             self.state.create(conn, checkfirst=True)
             _CREATED.add(key)
+
+    def prepare(self, engine: Engine) -> None:
+        """Create the state table (once per process) in a transaction of its own, under the
+        tables lock of the events store: score runs of different assets start together, and
+        two CREATE TABLE IF NOT EXISTS at once collide on PostgreSQL. Call it before the score
+        run's transaction begins (on SQLite that transaction holds the database's write lock).
+        """
+        key = (engine.url.render_as_string(), self.state.schema, self.state.name)
+        if key in _CREATED:
+            return
+        with (
+            engine.connect() as conn,
+            locked_transaction(conn, self.state.schema, self.state.name, TABLES_LOCK) as locked,
+        ):
+            self._create(locked)
 
     def load(self, conn: Connection, baselines: DriftBaselines, model_version: str) -> DriftTracker:
         """The stored state as a tracker; reset (charts and drifts) when another version wrote
