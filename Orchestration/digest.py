@@ -45,7 +45,12 @@ from Scoring import MACHINE_CHANNEL, EventStore
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import DestinationError
-from .digest_sections import failure_risk_section, promotion_section
+from .digest_sections import (
+    drift_section,
+    failure_risk_section,
+    health_section,
+    promotion_section,
+)
 from .scoring import _load_model
 
 __all__ = ["SECTION_SOURCES", "DigestContext", "DigestRun", "run_digest", "write_html"]
@@ -64,7 +69,12 @@ class DigestContext:
     assets: list[str]
 
 
-SECTION_SOURCES: list[SectionSource] = [failure_risk_section, promotion_section]
+SECTION_SOURCES: list[SectionSource] = [
+    drift_section,
+    health_section,
+    failure_risk_section,
+    promotion_section,
+]
 """Sources of the digest's extra sections, in display order (see :mod:`.digest_sections`)."""
 
 

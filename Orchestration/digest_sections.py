@@ -1,9 +1,9 @@
-"""The digest's sections from other stages: promotion decisions and failure risk.
+"""The digest's sections from other stages: drift, sensor health, failure risk, promotions.
 
 Each source takes the :class:`~Orchestration.digest.DigestContext` and returns a
 :class:`Reports.DigestSection`, or None when it has nothing to say (then the section is absent).
-A source reads only what its stage already stores: the registry's decision files, the
-predictor's risk table.
+A source reads only what its stage already stores: the drift state table, the versions'
+``meta.yaml`` health grades, the predictor's risk table, the registry's decision files.
 """
 
 from __future__ import annotations
@@ -17,14 +17,19 @@ import sqlalchemy as sa
 from Database import database_errors, split_table_name
 from ModelRegistry import ModelRegistry, RegistryError
 from Reports import DigestSection
-from Scoring import format_duration
+from Scoring import format_duration, read_drift_state
 
 from .fleet import asset_registry
 
 if TYPE_CHECKING:
     from .digest import DigestContext
 
-__all__ = ["failure_risk_section", "promotion_section"]
+__all__ = [
+    "drift_section",
+    "failure_risk_section",
+    "health_section",
+    "promotion_section",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -128,4 +133,75 @@ def failure_risk_section(context: DigestContext) -> DigestSection | None:
             f"{format_duration(config.predictor.horizon.total_seconds())} "
             "(python orchestrate.py apply writes it)"
         ),
+    )
+
+
+def drift_section(context: DigestContext) -> DigestSection | None:
+    """Axes drifting now (the drift state table: CUSUM / EWMA of the residual level), the
+    longest-drifting first."""
+    config = context.loaded.config
+    if not config.drift.enabled:
+        return None
+    state = read_drift_state(
+        context.session.engine,
+        config.drift.table_for(config.events.table),
+        source_table=config.data.table,
+        target=context.session.target,
+    )
+    drifting = state[state["is_drifting"].fillna(False).astype(bool)]
+    if config.data.asset_col is not None:
+        drifting = drifting[drifting["asset"].isin(context.assets)]
+    if drifting.empty:
+        return None
+    since = pd.to_datetime(drifting["drifting_since"], utc=True)
+    drifting = drifting.assign(since=since).sort_values(["since", "asset", "axis"])
+    rows = [
+        [
+            row.asset or config.data.table,
+            row.axis,
+            row.drift_direction,
+            None if pd.isna(row.since) else row.since.isoformat(),
+            row.model_version,
+        ]
+        for row in drifting.itertuples()
+    ]
+    return DigestSection(
+        key="drift",
+        title="Drifting axes",
+        headers=["asset", "axis", "direction", "since", "version"],
+        rows=rows,
+        note=(
+            "the residual level left its baseline (python orchestrate.py drift; score --json "
+            "gives the time to threshold)"
+        ),
+    )
+
+
+def health_section(context: DigestContext) -> DigestSection | None:
+    """Axes whose sensor health the live version graded below ``high``, worst first."""
+    rows: list[list[Any]] = []
+    for asset in _assets(context):
+        registry = _registry(context, asset)
+        try:
+            meta = registry.load("champion", verify=False).meta
+        except RegistryError:
+            continue  # no version yet, or unreadable: the fleet table says why
+        skipped = set(meta.get("health_skipped") or [])
+        for axis, grade in (meta.get("health") or {}).items():
+            if grade.get("grade", "high") == "high":
+                continue
+            reasons = "; ".join(f"{f['check']}: {f['reason']}" for f in grade.get("findings", []))
+            action = "left out" if axis in skipped else "trained"
+            rows.append(
+                [asset or context.loaded.config.data.table, axis, grade["grade"], action, reasons]
+            )
+    if not rows:
+        return None
+    rows.sort(key=lambda row: (row[2] != "low", str(row[0]), str(row[1])))
+    return DigestSection(
+        key="health",
+        title="Sensor health",
+        headers=["asset", "axis", "grade", "in the version", "why"],
+        rows=rows,
+        note="graded at training (python orchestrate.py registry show); see docs/health.md",
     )

@@ -46,6 +46,7 @@ def publish_linear_version(
     min_c: float = 1.0,
     max_c: float = 2.0,
     drift: dict | None = None,
+    extra_meta: dict | None = None,
 ) -> str:
     """A version predicting ``1 + slope * (t - ORIGIN)`` in seconds, trained before T0.
 
@@ -84,6 +85,7 @@ def publish_linear_version(
             ).isoformat(),
         },
         "axes": axes,
+        **(extra_meta or {}),
     }
     return ModelRegistry(root).publish(files, meta=meta, version_tag=tag, run_id="test").version
 

@@ -441,3 +441,60 @@ def test_drift_and_sensor_events_are_counted_not_a_crash() -> None:
     text = render_text(digest)
     assert "r1 (ongoing 0E/0A, new 1E/1A, closed 0E/1A, 1 sensor" in text
     assert "r2 (ongoing 0E/1A, new 0E/0A, closed 0E/0A, 1 drift" in text
+
+
+def test_digest_shows_drifting_axes_and_sensor_health_of_the_live_versions(
+    scored_fleet, any_db: Db
+) -> None:
+    from Scoring.drift.store import drift_table
+
+    root = scored_fleet.path(scored_fleet.config.registry.root_dir)
+    finding = {"check": "flat", "grade": "low", "reason": "1 repeats", "action": "check it"}
+    publish_linear_version(
+        root / "r3",
+        ["a", "b"],
+        extra_meta={
+            "health": {
+                "a": {"grade": "high", "findings": []},
+                "b": {"grade": "low", "findings": [finding]},
+            },
+            "health_skipped": ["b"],
+        },
+    )
+    state = drift_table(any_db.table("events_drift"))
+    with any_db.engine.begin() as conn:
+        state.create(conn, checkfirst=True)
+        conn.execute(
+            state.insert(),
+            [
+                {
+                    "source_table": any_db.table("fleet"),
+                    "asset": asset,
+                    "axis": "a",
+                    "model_version": "v1",
+                    "is_drifting": drifting,
+                    "drift_direction": direction,
+                    "drifting_since": since,
+                    "cusum_pos": 6.0,
+                    "cusum_neg": 0.0,
+                    "ewma_value": 1.0,
+                    "last_sample_s": 0.0,
+                    "open_sum": 0.0,
+                    "open_count": 0,
+                    "run_id": "r",
+                    "updated_at": T0.to_pydatetime(),
+                }
+                for asset, drifting, direction, since in (
+                    ("r2", True, "up", ts(4).to_pydatetime()),
+                    ("r1", False, None, None),
+                )
+            ],
+        )
+
+    digest = run_digest(
+        scored_fleet, since=ts(2).to_pydatetime(), now=T0 + pd.Timedelta(days=1)
+    ).digest
+
+    sections = {section.key: section for section in digest.sections}
+    assert sections["drift"].rows == [["r2", "a", "up", ts(4).isoformat(), "v1"]]
+    assert sections["health"].rows == [["r3", "b", "low", "left out", "flat: 1 repeats"]]
