@@ -389,6 +389,12 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1, e.g. 20")
+    return int(text)
+
+
 def _duration(text: str) -> dt.timedelta:
     from DataExtractionAnalysis import parse_duration
 
@@ -411,7 +417,9 @@ def _events_parsers(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     listing.add_argument("--since", type=_timestamp, help="only events ending at or after this")
     listing.add_argument("--severity", choices=["alert", "error"], help="only this severity")
     listing.add_argument("--unlabelled", action="store_true", help="only events without verdict")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument(
+        "--limit", type=_positive, default=100, help="at most this many (default 100)"
+    )
     label = actions.add_parser("label", help="give events a verdict (survives re-scoring)")
     _common(label)
     label.add_argument("ids", nargs="+", type=int, metavar="ID", help="event ids (events list)")

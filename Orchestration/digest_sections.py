@@ -106,6 +106,8 @@ def failure_risk_section(context: DigestContext) -> DigestSection | None:
         frame = pd.DataFrame(
             conn.execute(query).fetchall(), columns=list(query.selected_columns.keys())
         )
+    if config.data.asset_col is not None:
+        frame = frame[frame["asset"].isin(context.assets)]
     if frame.empty:
         return None
     frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)  # SQLite: naive

@@ -307,6 +307,9 @@ def test_events_commands_on_the_command_line(sqlite_db: Db, tmp_path: Path) -> N
     unknown = run_cli(
         "orchestrate.py", "events", "label", "999", "--as", "ignore", config=config, db_url=url
     )
+    negative = run_cli(
+        "orchestrate.py", "events", "list", "--limit", "-1", config=config, db_url=url
+    )
     no_table = run_cli(
         "orchestrate.py",
         "events",
@@ -328,6 +331,7 @@ def test_events_commands_on_the_command_line(sqlite_db: Db, tmp_path: Path) -> N
     )
     assert text.code == 0 and len(text.stdout.splitlines()) == 4  # header, rule, two unlabelled
     assert imported.code == 0 and imported.json()["rows"] == 3
+    assert negative.code == 2 and "'-1' is not a whole number >= 1" in negative.stderr
     assert unknown.code == 3 and "no event with id 999" in unknown.stderr
     assert no_table.code == 2 and "labels.table: not set" in no_table.stderr
 
