@@ -26,7 +26,7 @@ import pandas as pd
 
 from DataExtractionAnalysis import EmptyWindowError, extract_window, list_assets
 from DataPreparation import time_since
-from ModelRegistry import ModelRegistry
+from ModelRegistry import ModelRegistry, RegistryError
 from Reports import (
     Digest,
     DigestImages,
@@ -183,17 +183,22 @@ def run_digest(
 
 
 def _fleet_state(loaded: LoadedConfig, session: DatabaseSession, asset: str | None) -> pd.DataFrame:
-    """The fleet state table's rows (a fleet); a one-machine table: one row for its latest
-    version (asset ``""``), so its model age shows too."""
+    """The fleet state table's rows (a fleet); a one-machine table: one row for its live
+    version, the champion (asset ``""``), so its model age shows too."""
     from Fleet import FleetStateStore
 
     config = loaded.config
     if config.data.asset_col is None:
-        versions = ModelRegistry(loaded.path(config.registry.root_dir)).list_versions()
-        latest = [v for v in versions if v.is_latest]
+        registry = ModelRegistry(loaded.path(config.registry.root_dir))
+        versions = registry.list_versions()
+        try:
+            live = registry.resolve("champion").name if versions else None
+        except RegistryError:
+            live = None
         rows = [
             {"asset": "", "status": "trained", "version": v.version, "trained_at": v.created_at}
-            for v in latest
+            for v in versions
+            if v.version == live
         ]
         return pd.DataFrame(rows, columns=["asset", "status", "version", "trained_at"])
     state = FleetStateStore(

@@ -498,3 +498,23 @@ def test_digest_shows_drifting_axes_and_sensor_health_of_the_live_versions(
     sections = {section.key: section for section in digest.sections}
     assert sections["drift"].rows == [["r2", "a", "up", ts(4).isoformat(), "v1"]]
     assert sections["health"].rows == [["r3", "b", "low", "left out", "flat: 1 repeats"]]
+
+
+def test_a_one_machine_digest_ages_the_live_version_not_a_kept_back_one(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ModelRegistry import ModelRegistry
+    from Orchestration.context import open_database
+    from Orchestration.digest import _fleet_state
+
+    monkeypatch.setenv("DB_URL", sqlite_db.url)
+    root = tmp_path / "registry"
+    publish_linear_version(root, ["a", "b"])
+    ModelRegistry(root).promote("v1")
+    publish_linear_version(root, ["a", "b"])  # v2 is latest, kept back by the gate
+    loaded = load_config(make_project(tmp_path), ["data.table=s", "data.axes=[a, b]"])
+    session = open_database(loaded, access="read")
+    try:
+        assert _fleet_state(loaded, session, None)["version"].tolist() == ["v1"]
+    finally:
+        session.close()
