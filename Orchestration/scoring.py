@@ -43,12 +43,12 @@ from Database import DatabaseTarget
 from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
-    count_out_of_range,
+    ScoredHealth,
+    epoch_seconds,
     extract_window,
     lookahead_end,
     lookback_start,
     newest_time,
-    out_of_range,
 )
 from DataPreparation import t0_from_stats, time_since, validate_frame
 from ModelRegistry import LoadedVersion, ModelRegistry
@@ -107,7 +107,8 @@ class ScoringReport:
     """``started`` (drift events begun by this run) and ``drifting`` (axis → direction and
     since when) after the run; empty when the version has no drift baselines."""
     health: dict[str, Any] = field(default_factory=dict)
-    """Axis → sensor health finding of the scored samples (``out of range``)."""
+    """Axis → ``{grade, findings}`` of the scored samples (flat, out of range, dt change), for
+    the axes with findings."""
     trend: dict[str, Any] = field(default_factory=dict)
     """Axis → time to threshold (a significant trend of its residual level in the window)."""
     sensor: dict[str, int] = field(default_factory=dict)
@@ -594,7 +595,7 @@ def score_with(
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()
     drift = DriftRun.open(loaded, store, model.drift, model.version, asset_id)
-    outside: dict[str, tuple[int, int]] = {}
+    health = ScoredHealth(loaded.config.health, model.ranges, model.dt_seconds)
     with _write_csv(output) as append_rows, ExitStack() as transaction:
         writer: EventWriter | None = None
         for chunk in scorer.chunks(start, end, span):
@@ -622,11 +623,7 @@ def score_with(
             if drift is not None:
                 drift.fold(writer, chunk.result)
             if loaded.config.health.enabled:
-                for axis, (out, seen) in count_out_of_range(
-                    chunk.result.values, model.ranges
-                ).items():
-                    before = outside.get(axis, (0, 0))
-                    outside[axis] = (before[0] + out, before[1] + seen)
+                health.add(epoch_seconds(chunk.result.frame["ts"]), chunk.result.values)
         if writer is not None:
             writer.advance_state(progress.final_until)
             if drift is not None:
@@ -646,9 +643,9 @@ def score_with(
     )
     if retrain is not None:
         logger.warning("retrain %s%s: %s", model.version, of_asset, retrain)
-    health = out_of_range(outside, model.ranges, loaded.config.health)
-    for axis, finding in health.items():
-        logger.warning("sensor health of %s%s: %s", axis, of_asset, finding.reason)
+    graded = health.findings()
+    for axis, found in graded.items():
+        logger.warning("sensor health of %s%s: %s", axis, of_asset, "; ".join(found.reasons))
     written = writer.summary()
     counts = {
         name: {s: written.kept.get(name, {}).get(s, 0) for s in SEVERITIES} for name in channels
@@ -678,7 +675,7 @@ def score_with(
         trend={}
         if drift is None
         else drift.time_to_threshold(loaded, parse_thresholds(model.thresholds)),
-        health={axis: dataclasses.asdict(finding) for axis, finding in health.items()},
+        health={axis: found.to_dict() for axis, found in graded.items()},
         sensor={
             axis: kept[SENSOR_SEVERITY]
             for axis, kept in written.kept.items()
