@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -227,7 +228,12 @@ def _drift_baselines(found: LoadedVersion) -> DriftBaselines | None:
         raise ScoringInputError(f"version {found.version}: {exc}") from exc
 
 
-def _check_axes(data: DataConfig, model: _Model) -> list[str]:
+def _check_axes(data: DataConfig, model: _Model, off_axis: str | None = None) -> list[str]:
+    if off_axis is not None and off_axis not in data.axis_columns:
+        raise ScoringInputError(
+            f"scoring.off_axis {off_axis!r} is not one of data.axes {data.axis_columns}; name "
+            "the axis whose value tells the machine is off, or set scoring.off_axis: null"
+        )
     trained = [name for name in model.thresholds if name != MACHINE_CHANNEL]
     configured = [axis for axis in data.axis_columns if axis not in model.skipped]
     if set(trained) != set(configured):
@@ -372,6 +378,8 @@ class _RangeScorer:
     asset: Any = None
 
     sensor_steps: int | None = None
+    off_axis: str | None = None
+    off_below: float = 0.0
 
     @property
     def before(self) -> int:
@@ -411,6 +419,9 @@ class _RangeScorer:
             if hi is None or hi == end:
                 return
             lo = hi
+
+    def _machine_off(self, frame: pd.DataFrame) -> np.ndarray | None:
+        return _off_where(frame, self.off_axis, self.off_below)
 
     def score(self, start: dt.datetime | None, end: dt.datetime | None) -> _Chunk:
         """Read ``[start, end)`` with its look-back and look-ahead, and score it."""
@@ -475,6 +486,7 @@ class _RangeScorer:
             window_end=_bound(end, frame),
             machine_scores=model.models.machine_score(timed),
             sensor_steps=self.sensor_steps,
+            machine_off=self._machine_off(frame),
         )
         if result.frame.empty:
             return _Chunk(None, None, None, until, held)
@@ -482,6 +494,15 @@ class _RangeScorer:
         previous = frame["ts"].iloc[before - 1] if before else None
         following = frame["ts"].iloc[before + len(result.frame)] if after else None
         return _Chunk(result, previous, following, until, held)
+
+
+def _off_where(frame: pd.DataFrame, axis: str | None, below: float) -> np.ndarray | None:
+    """Rows where ``axis`` reads at most ``below`` in absolute value or nothing (None: no
+    configured off condition)."""
+    if axis is None:
+        return None
+    values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
+    return ~(np.abs(values) > below)  # NaN compares False: missing means off
 
 
 @dataclass
@@ -564,7 +585,7 @@ def score_with(
     many assets on one connection)."""
     run_id = f"score-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     data = loaded.config.data
-    axes = _check_axes(data, model)
+    axes = _check_axes(data, model, loaded.config.scoring.off_axis)
     # Counts name the machine channel too when the version has one.
     channels = [*axes, MACHINE_CHANNEL] if MACHINE_CHANNEL in model.thresholds else list(axes)
     events_config = loaded.config.events
@@ -591,6 +612,8 @@ def score_with(
         loaded.config.database.fast_path,
         asset,
         loaded.config.scoring.sensor_steps,
+        loaded.config.scoring.off_axis,
+        loaded.config.scoring.off_below,
     )
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()

@@ -77,6 +77,20 @@ class ScoringConfig(BaseModel):
             "config.yaml sets 60)."
         ),
     )
+    off_axis: str | None = Field(
+        None,
+        description=(
+            "The machine is off (every axis idle, no alarm, no sensor fault) where this axis "
+            "(one of data.axes) reads at most off_below in absolute value or nothing; null = "
+            "off only where every axis reads 0 or nothing."
+        ),
+    )
+    off_below: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="With off_axis: the largest absolute value of that axis that means off.",
+    )
     stale_after: dt.timedelta | None = Field(
         dt.timedelta(hours=1),
         description=(
