@@ -1,7 +1,13 @@
 """Data extraction (SQL → time-ordered frame) and profiling of the extracted window."""
 
 from .analyzer import GAP_FACTOR, AxisProfile, Profile, ProfileError, median_interval, profile
-from .config import DataConfig, parse_duration, parse_relative, resolve_bound
+from .config import (
+    DataConfig,
+    parse_duration,
+    parse_relative,
+    positive_duration,
+    resolve_bound,
+)
 from .extractor import (
     EmptyWindowError,
     Extraction,
@@ -53,6 +59,7 @@ __all__ = [
     "out_of_range",
     "parse_duration",
     "parse_relative",
+    "positive_duration",
     "profile",
     "resolve_bound",
     "reusing_connections",
