@@ -1,7 +1,13 @@
 """Data extraction (SQL → time-ordered frame) and profiling of the extracted window."""
 
 from .analyzer import GAP_FACTOR, AxisProfile, Profile, ProfileError, median_interval, profile
-from .config import DataConfig, parse_duration, parse_relative, resolve_bound
+from .config import (
+    DataConfig,
+    parse_duration,
+    parse_relative,
+    positive_duration,
+    resolve_bound,
+)
 from .extractor import (
     EmptyWindowError,
     Extraction,
@@ -20,6 +26,7 @@ from .health import (
     AxisHealth,
     Finding,
     HealthPolicy,
+    ScoredHealth,
     UnhealthySensorError,
     count_out_of_range,
     epoch_seconds,
@@ -39,6 +46,7 @@ __all__ = [
     "HealthPolicy",
     "Profile",
     "ProfileError",
+    "ScoredHealth",
     "SourceInfo",
     "UnhealthySensorError",
     "count_out_of_range",
@@ -55,6 +63,7 @@ __all__ = [
     "out_of_range",
     "parse_duration",
     "parse_relative",
+    "positive_duration",
     "profile",
     "resolve_bound",
     "reusing_connections",

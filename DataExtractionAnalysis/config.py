@@ -19,7 +19,13 @@ from pydantic import (
 
 from Database import split_table_name, validate_identifier
 
-__all__ = ["DataConfig", "parse_duration", "parse_relative", "resolve_bound"]
+__all__ = [
+    "DataConfig",
+    "parse_duration",
+    "parse_relative",
+    "positive_duration",
+    "resolve_bound",
+]
 
 DEFAULT_AXES = [f"axis{k}" for k in range(1, 9)]
 
@@ -38,6 +44,26 @@ def parse_duration(text: str) -> dt.timedelta | None:
     if match is None:
         return None
     return dt.timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+
+
+def positive_duration(value: Any, examples: str, *, nullable: bool = False) -> Any:
+    """A config value as a positive ``timedelta`` (a pydantic ``mode="before"`` validator body).
+
+    Args:
+        value: a ``timedelta``, a :func:`parse_duration` text, or (``nullable``) None.
+        examples: shown in the message, e.g. ``"15m, 1h or 1d"``.
+        nullable: None is allowed (and returned).
+
+    Raises:
+        ValueError: anything else (pydantic prefixes the key path).
+    """
+    if isinstance(value, dt.timedelta) or (nullable and value is None):
+        return value
+    duration = parse_duration(value) if isinstance(value, str) else None
+    if duration is None or duration <= dt.timedelta(0):
+        null = " (or null)" if nullable else ""
+        raise ValueError(f"must be a positive duration such as {examples}{null}, got {value!r}")
+    return duration
 
 
 def parse_relative(text: str) -> dt.timedelta | None:

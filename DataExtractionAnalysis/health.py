@@ -38,6 +38,7 @@ __all__ = [
     "AxisHealth",
     "Finding",
     "HealthPolicy",
+    "ScoredHealth",
     "UnhealthySensorError",
     "count_out_of_range",
     "epoch_seconds",
@@ -184,23 +185,35 @@ def _missing(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
     )
 
 
-def _flat(values: np.ndarray, dt_seconds: float, policy: HealthPolicy) -> Finding | None:
-    # A sample repeating the previous one, both non-zero (zeros are the machine at rest).
+def _longest_flat(values: np.ndarray) -> tuple[int, float]:
+    """The longest run of one repeated non-zero value (samples) and that value (0, nan: none).
+
+    Zeros are the machine at rest, not a frozen reading.
+    """
     same = (values[1:] == values[:-1]) & ((values[1:] > 0) | (values[1:] < 0))
     starts, lengths = _runs(same)
     if not lengths.size:
-        return None
-    longest = int(lengths.max()) + 1  # n repeats are n + 1 equal samples
+        return 0, float("nan")
+    at = int(np.argmax(lengths))
+    return int(lengths[at]) + 1, float(values[starts[at]])  # n repeats: n + 1 equal samples
+
+
+def _flat_finding(
+    longest: int, value: float, dt_seconds: float, policy: HealthPolicy
+) -> Finding | None:
     if longest <= policy.flat_steps:
         return None
-    at = int(starts[np.argmax(lengths)])
     return Finding(
         "flat",
         "low",
-        f"the value {values[at]:g} repeats for {longest} samples (~{longest * dt_seconds / 60:.0f}"
+        f"the value {value:g} repeats for {longest} samples (~{longest * dt_seconds / 60:.0f}"
         f" min, more than health.flat_steps {policy.flat_steps}): a stuck or frozen sensor",
         "check the sensor and its transmitter; label the stretch or train on a window without it",
     )
+
+
+def _flat(values: np.ndarray, dt_seconds: float, policy: HealthPolicy) -> Finding | None:
+    return _flat_finding(*_longest_flat(values), dt_seconds, policy)
 
 
 def _gaps(
@@ -377,3 +390,67 @@ def out_of_range(
                 "retrain on a window that covers this operation, or check the sensor",
             )
     return found
+
+
+class ScoredHealth:
+    """Sensor health of a score run's samples, gathered window by window (in time order).
+
+    Per axis: ``flat`` (the longest run of one repeated non-zero value within a window, so a
+    run longer than a window is judged by its longest piece), ``out of range`` (against the
+    training ``ranges``); for every axis: ``dt change`` (the windows' median interval against
+    the training ``dt_seconds``). Checks whose inputs are missing are skipped.
+
+    Args:
+        policy: the ``health`` config.
+        ranges: axis → the training window's [min, max].
+        dt_seconds: the training window's median sampling interval (None: not judged).
+    """
+
+    def __init__(
+        self,
+        policy: HealthPolicy,
+        ranges: Mapping[str, tuple[float, float]],
+        dt_seconds: float | None,
+    ) -> None:
+        self.policy = policy
+        self.ranges = dict(ranges)
+        self.dt_seconds = dt_seconds
+        self._outside: dict[str, tuple[int, int]] = {}
+        self._flat: dict[str, tuple[int, float]] = {}
+        self._intervals: list[float] = []
+
+    def add(self, seconds: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+        """Add one scored window (``seconds``: epoch seconds; ``values``: axis → value)."""
+        if len(seconds) > 1:
+            self._intervals.append(float(np.median(np.diff(seconds))))
+        for axis, (out, seen) in count_out_of_range(values, self.ranges).items():
+            before = self._outside.get(axis, (0, 0))
+            self._outside[axis] = (before[0] + out, before[1] + seen)
+        for axis, column in values.items():
+            longest = _longest_flat(np.asarray(column, dtype=np.float64))
+            if longest[0] > self._flat.get(axis, (0, 0.0))[0]:
+                self._flat[axis] = longest
+
+    def findings(self) -> dict[str, AxisHealth]:
+        """Axis → its grade and findings, for the axes with any."""
+        shared = None
+        if self.dt_seconds and self._intervals:
+            seen = float(np.median(self._intervals))
+            if abs(seen / self.dt_seconds - 1.0) > self.policy.dt_change:
+                shared = Finding(
+                    "dt change",
+                    "medium",
+                    f"the sampling interval is {seen:.6g} s, the version was trained on "
+                    f"{self.dt_seconds:.6g} s",
+                    "retrain on data with the current sampling interval (thresholds count samples)",
+                )
+        ranged = out_of_range(self._outside, self.ranges, self.policy)
+        step = self.dt_seconds or (float(np.median(self._intervals)) if self._intervals else 0.0)
+        flat = {a: _flat_finding(*run, step, self.policy) for a, run in self._flat.items()}
+        axes = [*self.ranges, *(a for a in self._flat if a not in self.ranges)]
+        out: dict[str, AxisHealth] = {}
+        for axis in axes:
+            found = [f for f in (flat.get(axis), ranged.get(axis), shared) if f is not None]
+            if found:
+                out[axis] = AxisHealth(_worst(found), tuple(found))
+        return out

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from DataExtractionAnalysis import parse_duration
+from DataExtractionAnalysis import positive_duration
 
 from .naming import validate_version_tag
 from .registry import DEFAULT_LOCK_TIMEOUT_S
@@ -90,14 +90,7 @@ class RegistryConfig(BaseModel):
     @field_validator("max_model_age", mode="before")
     @classmethod
     def _check_max_model_age(cls, value: Any) -> Any:
-        if value is None or isinstance(value, dt.timedelta):
-            return value
-        duration = parse_duration(value) if isinstance(value, str) else None
-        if duration is None or duration <= dt.timedelta(0):
-            raise ValueError(
-                f"must be a positive duration such as 12h, 30d or 8w (or null), got {value!r}"
-            )
-        return duration
+        return positive_duration(value, "12h, 30d or 8w", nullable=True)
 
     @field_validator("root_dir")
     @classmethod

@@ -210,9 +210,42 @@ def format_scoring(report: Any) -> str:
     if report.worst:
         text += "\n\nworst events (ratio: peak over its threshold)\n"
         text += format_worst_events(report.worst, with_asset=report.asset is not None)
+    notes = _scoring_notes(report)
+    if notes:
+        text += "\n\n" + "\n".join(notes)
     if report.output:
         text += f"\n\nper-sample levels: {report.output}"
     return text
+
+
+def _scoring_notes(report: Any) -> list[str]:
+    """Drift, sensor health, dead sensors, time to threshold and retraining, one line each."""
+    notes = []
+    drift = getattr(report, "drift", None) or {}
+    for axis, state in (drift.get("drifting") or {}).items():
+        notes.append(f"drift: {axis} drifts {state['direction']} since {state['since']}")
+    if drift and not drift.get("drifting"):
+        started = drift.get("started", 0)
+        plural = "" if started == 1 else "s"
+        notes.append(f"drift: no axis drifts now ({started} drift event{plural} began in the run)")
+    for axis, record in (getattr(report, "health", None) or {}).items():
+        reasons = "; ".join(f"{f['check']}: {f['reason']}" for f in record["findings"])
+        notes.append(f"sensor health: {axis} {record['grade']} ({reasons})")
+    for axis, count in (getattr(report, "sensor", None) or {}).items():
+        notes.append(f"dead sensor: {axis} ({count} sensor events)")
+    trend = getattr(report, "trend", None)
+    if drift:
+        if trend:
+            for axis, item in trend.items():
+                notes.append(
+                    f"time to threshold: {axis} reaches its error threshold in about "
+                    f"{item['days']:.1f} days ({item['days_early']:.1f} to {item['days_late']:.1f})"
+                )
+        else:
+            notes.append("time to threshold: no axis trends significantly towards its threshold")
+    if getattr(report, "retrain", None):
+        notes.append(f"retrain: {report.retrain}")
+    return notes
 
 
 def _share(value: float | None) -> str:

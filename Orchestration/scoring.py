@@ -36,19 +36,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from Database import DatabaseTarget, database_errors
+from Database import DatabaseTarget
 from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
-    count_out_of_range,
+    ScoredHealth,
+    epoch_seconds,
     extract_window,
     lookahead_end,
     lookback_start,
     newest_time,
-    out_of_range,
 )
 from DataPreparation import t0_from_stats, time_since, validate_frame
 from ModelRegistry import LoadedVersion, ModelRegistry
@@ -68,13 +69,13 @@ from Scoring import (
     score_frame,
     worst_first,
 )
-from Scoring.drift import DriftBaselines, DriftStateStore, DriftTracker, epoch_seconds
-from Scoring.trend import LevelHistory
+from Scoring.drift import DriftBaselines
 
 from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import DestinationError
 from .drift import retrain_reason
+from .drift_run import DriftRun
 from .status import ExitCode, Status
 
 __all__ = ["ScoringReport", "run_scoring"]
@@ -115,7 +116,8 @@ class ScoringReport:
     """``started`` (drift events begun by this run) and ``drifting`` (axis → direction and
     since when) after the run; empty when the version has no drift baselines."""
     health: dict[str, Any] = field(default_factory=dict)
-    """Axis → sensor health finding of the scored samples (``out of range``)."""
+    """Axis → ``{grade, findings}`` of the scored samples (flat, out of range, dt change), for
+    the axes with findings."""
     trend: dict[str, Any] = field(default_factory=dict)
     """Axis → time to threshold (a significant trend of its residual level in the window)."""
     sensor: dict[str, int] = field(default_factory=dict)
@@ -240,7 +242,12 @@ def _drift_baselines(found: LoadedVersion) -> DriftBaselines | None:
         raise ScoringInputError(f"version {found.version}: {exc}") from exc
 
 
-def _check_axes(data: DataConfig, model: _Model) -> list[str]:
+def _check_axes(data: DataConfig, model: _Model, off_axis: str | None = None) -> list[str]:
+    if off_axis is not None and off_axis not in data.axis_columns:
+        raise ScoringInputError(
+            f"scoring.off_axis {off_axis!r} is not one of data.axes {data.axis_columns}; name "
+            "the axis whose value tells the machine is off, or set scoring.off_axis: null"
+        )
     trained = [name for name in model.thresholds if name != MACHINE_CHANNEL]
     configured = [axis for axis in data.axis_columns if axis not in model.skipped]
     if set(trained) != set(configured):
@@ -394,6 +401,8 @@ class _RangeScorer:
     asset: Any = None
 
     sensor_steps: int | None = None
+    off_axis: str | None = None
+    off_below: float = 0.0
 
     @property
     def before(self) -> int:
@@ -440,6 +449,9 @@ class _RangeScorer:
             if hi is None or hi == end:
                 return
             lo = hi
+
+    def _machine_off(self, frame: pd.DataFrame) -> np.ndarray | None:
+        return _off_where(frame, self.off_axis, self.off_below)
 
     def score(self, start: dt.datetime | None, end: dt.datetime | None) -> _Chunk:
         """Read ``[start, end)`` with its look-back and look-ahead, and score it."""
@@ -516,6 +528,7 @@ class _RangeScorer:
             window_end=_bound(end, frame),
             machine_scores=model.models.machine_score(timed),
             sensor_steps=self.sensor_steps,
+            machine_off=self._machine_off(frame),
         )
         if result.frame.empty:
             return _Chunk(None, None, None, until, held)
@@ -523,6 +536,15 @@ class _RangeScorer:
         previous = frame["ts"].iloc[before - 1] if before else None
         following = frame["ts"].iloc[before + len(result.frame)] if after else None
         return _Chunk(result, previous, following, until, held)
+
+
+def _off_where(frame: pd.DataFrame, axis: str | None, below: float) -> np.ndarray | None:
+    """Rows where ``axis`` reads at most ``below`` in absolute value or nothing (None: no
+    configured off condition)."""
+    if axis is None:
+        return None
+    values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
+    return ~(np.abs(values) > below)  # NaN compares False: missing means off
 
 
 @dataclass
@@ -606,7 +628,7 @@ def score_with(
     many assets on one connection)."""
     run_id = f"score-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     data = loaded.config.data
-    axes = _check_axes(data, model)
+    axes = _check_axes(data, model, loaded.config.scoring.off_axis)
     # Counts name the machine channel too when the version has one.
     channels = [*axes, MACHINE_CHANNEL] if MACHINE_CHANNEL in model.thresholds else list(axes)
     events_config = loaded.config.events
@@ -633,11 +655,13 @@ def score_with(
         loaded.config.database.fast_path,
         asset,
         loaded.config.scoring.sensor_steps,
+        loaded.config.scoring.off_axis,
+        loaded.config.scoring.off_below,
     )
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()
-    drift = _DriftRun.open(loaded, store, model, asset_id)
-    outside: dict[str, tuple[int, int]] = {}
+    drift = DriftRun.open(loaded, store, model.drift, model.version, asset_id)
+    health = ScoredHealth(loaded.config.health, model.ranges, model.dt_seconds)
     with _write_csv(output) as append_rows, ExitStack() as transaction:
         writer: EventWriter | None = None
         for chunk in scorer.chunks(start, end, span):
@@ -665,11 +689,7 @@ def score_with(
             if drift is not None:
                 drift.fold(writer, chunk.result)
             if loaded.config.health.enabled:
-                for axis, (out, seen) in count_out_of_range(
-                    chunk.result.values, model.ranges
-                ).items():
-                    before = outside.get(axis, (0, 0))
-                    outside[axis] = (before[0] + out, before[1] + seen)
+                health.add(epoch_seconds(chunk.result.frame["ts"]), chunk.result.values)
         if writer is not None:
             writer.advance_state(progress.final_until)
             if drift is not None:
@@ -689,9 +709,9 @@ def score_with(
     )
     if retrain is not None:
         logger.warning("retrain %s%s: %s", model.version, of_asset, retrain)
-    health = out_of_range(outside, model.ranges, loaded.config.health)
-    for axis, finding in health.items():
-        logger.warning("sensor health of %s%s: %s", axis, of_asset, finding.reason)
+    graded = health.findings()
+    for axis, found in graded.items():
+        logger.warning("sensor health of %s%s: %s", axis, of_asset, "; ".join(found.reasons))
     written = writer.summary()
     counts = {
         name: {s: written.kept.get(name, {}).get(s, 0) for s in SEVERITIES} for name in channels
@@ -722,7 +742,7 @@ def score_with(
         trend={}
         if drift is None
         else drift.time_to_threshold(loaded, parse_thresholds(model.thresholds)),
-        health={axis: dataclasses.asdict(finding) for axis, finding in health.items()},
+        health={axis: found.to_dict() for axis, found in graded.items()},
         sensor={
             axis: kept[SENSOR_SEVERITY]
             for axis, kept in written.kept.items()
@@ -740,76 +760,6 @@ def _worst_events(
         return []
     found = store.read_overlapping(progress.first, progress.last)
     return event_records(worst_first(found, WORST_EVENTS))
-
-
-@dataclass
-class _DriftRun:
-    """A score run's drift state: loaded on the run's transaction, folded chunk by chunk,
-    saved with the events."""
-
-    store: DriftStateStore
-    baselines: DriftBaselines
-    version: str
-    history: LevelHistory
-    tracker: DriftTracker | None = None
-    started: int = 0
-
-    @classmethod
-    def open(
-        cls, loaded: LoadedConfig, events: EventStore, model: _Model, asset: str | None
-    ) -> _DriftRun | None:
-        """None when drift is off or the version has no baselines (trained before them)."""
-        config = loaded.config.drift
-        if not config.enabled or model.drift is None:
-            return None
-        table = config.table_for(loaded.config.events.table)
-        store = DriftStateStore(table, events.events, events.source_table, asset or "")
-        with database_errors(events.target, f"creating the drift state table {table!r}"):
-            store.prepare(events.engine)
-        return cls(
-            store, model.drift, model.version, LevelHistory(model.drift.params.block_seconds)
-        )
-
-    def fold(self, writer: EventWriter, result: ScoreResult) -> None:
-        if self.tracker is None:
-            self.tracker = self.store.load(writer.connection, self.baselines, self.version)
-        # Idle (0) and missing samples are no evidence of the residual level.
-        seconds = epoch_seconds(result.frame["ts"])
-        self.tracker.fold(seconds, result.raw_residuals, result.values)
-        self.history.add(seconds, result.raw_residuals, result.values)
-
-    def time_to_threshold(self, loaded: LoadedConfig, rules: Any) -> dict[str, Any]:
-        """Axis → its projection (logged as a sentence) where the trend is significant."""
-        config = loaded.config.drift
-        found = self.history.project(
-            {axis: rule for axis, rule in rules.items() if axis != MACHINE_CHANNEL},
-            window_seconds=config.trend_window.total_seconds(),
-            confidence=config.trend_confidence,
-            min_blocks=config.trend_min_blocks,
-        )
-        for axis, projection in found.items():
-            logger.info("time to threshold: %s", projection.sentence(axis))
-        return {axis: p.to_dict() for axis, p in found.items()}
-
-    def save(self, writer: EventWriter, run_id: str) -> None:
-        if self.tracker is not None:
-            self.started = self.store.save(writer.connection, self.tracker, self.version, run_id)
-
-    def summary(self) -> dict[str, Any]:
-        """Drift events started by the run, and the axes drifting after it."""
-        if self.tracker is None:
-            return {"started": 0, "drifting": {}}
-        drifting = {
-            axis: {
-                "direction": state.drift_direction,
-                "since": None
-                if state.drifting_since is None
-                else _as_utc(state.drifting_since).isoformat(),
-            }
-            for axis, state in self.tracker.axes.items()
-            if state.is_drifting
-        }
-        return {"started": self.started, "drifting": drifting}
 
 
 def _staleness(

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from Database import split_table_name
-from DataExtractionAnalysis import parse_duration
+from DataExtractionAnalysis import positive_duration
 
 from .drift import DriftParameters
 
@@ -77,6 +77,20 @@ class ScoringConfig(BaseModel):
             "config.yaml sets 60)."
         ),
     )
+    off_axis: str | None = Field(
+        None,
+        description=(
+            "The machine is off (every axis idle, no alarm, no sensor fault) where this axis "
+            "(one of data.axes) reads at most off_below in absolute value or nothing; null = "
+            "off only where every axis reads 0 or nothing."
+        ),
+    )
+    off_below: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="With off_axis: the largest absolute value of that axis that means off.",
+    )
     stale_after: dt.timedelta | None = Field(
         dt.timedelta(hours=1),
         description=(
@@ -89,14 +103,7 @@ class ScoringConfig(BaseModel):
     @field_validator("stale_after", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if value is None or isinstance(value, dt.timedelta):
-            return value
-        duration = parse_duration(value) if isinstance(value, str) else None
-        if duration is None or duration <= dt.timedelta(0):
-            raise ValueError(
-                f"must be a positive duration such as 30s, 15m, 2h or 1d (or null), got {value!r}"
-            )
-        return duration
+        return positive_duration(value, "30s, 15m, 2h or 1d", nullable=True)
 
 
 class DriftConfig(BaseModel):
@@ -208,12 +215,7 @@ class DriftConfig(BaseModel):
     @field_validator("block", "trend_window", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, dt.timedelta):
-            return value
-        duration = parse_duration(value) if isinstance(value, str) else None
-        if duration is None or duration <= dt.timedelta(0):
-            raise ValueError(f"must be a positive duration such as 15m, 1h or 1d, got {value!r}")
-        return duration
+        return positive_duration(value, "15m, 1h or 1d")
 
     def parameters(self) -> DriftParameters:
         """The charts' parameters as stored with a version."""

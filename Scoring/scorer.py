@@ -225,6 +225,7 @@ def score_frame(
     window_end: Any = None,
     machine_scores: np.ndarray | None = None,
     sensor_steps: int | None = None,
+    machine_off: np.ndarray | None = None,
 ) -> ScoreResult:
     """Levels of every channel of ``thresholds`` for rows with ``window_start <= ts < window_end``.
 
@@ -258,6 +259,9 @@ def score_frame(
         With two or more axes: an axis that is 0 or NaN while another axis is active, for at
         least this many consecutive samples, is ``sensor`` (a dead sensor) instead of ``idle``
         (the machine at rest: every axis inactive). None (default): no sensor level.
+    machine_off:
+        Per row of ``frame``, whether the machine is off by a configured condition (e.g. its
+        drive current below a level): every axis is idle there, whatever its value.
 
     Returns
     -------
@@ -272,6 +276,12 @@ def score_frame(
     """
     rules = parse_thresholds(thresholds)
     axes = tuple(name for name in rules if name != MACHINE_CHANNEL)
+    if machine_off is not None:
+        machine_off = np.asarray(machine_off, dtype=bool)
+        if machine_off.shape != (len(frame),):
+            raise ScoringInputError(
+                f"machine_off has shape {machine_off.shape} but frame has {len(frame)} rows"
+            )
     if not axes:
         raise ScoringInputError("thresholds name no axis besides the machine channel '*'")
     if not isinstance(frame, pd.DataFrame):
@@ -316,6 +326,8 @@ def score_frame(
         raw = source[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
         compared = smooth(raw, rule.smoothing)
         active = (values > 0) | (values < 0)
+        if machine_off is not None:
+            active &= ~machine_off
         full_codes.append(
             assign_levels(
                 values,

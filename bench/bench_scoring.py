@@ -14,7 +14,8 @@ channel ``*`` with the ``ssr`` score), then times on all rows, with no database:
    output frame);
 3. events: ``ScoreResult.events`` with the default 300 s merge gap;
 4. drift: ``DriftTracker.fold`` of every row (standardise, clip, hourly block means, CUSUM and
-   EWMA of the closed blocks), with baselines fitted on the training residuals.
+   EWMA of the closed blocks), with baselines fitted on the training residuals, and the sensor
+   health of the scored rows (``ScoredHealth``: flat runs, out of range, dt change).
 
 Prints one table per family and a summary of sample-axes per second against the goals (issue
 11: >= 20 M for ``linear``/``constant``, >= 5 M for ``ar``, ``cross``, ``pca``).
@@ -40,6 +41,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from DataExtractionAnalysis import HealthPolicy, ScoredHealth
 from ModelTraining import AxisModelSet
 from Scoring import LEVEL_NAMES, DriftConfig, score_frame
 from Scoring.drift import DriftTracker, epoch_seconds, fit_drift_baselines
@@ -61,6 +63,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 SENSOR_STEPS = 60
 """``scoring.sensor_steps`` of the shipped config.yaml: dead sensors are marked."""
 STAGES = ("residuals", "levels", "events", "drift")
+"""``drift`` includes the sensor health of the scored rows."""
 
 
 def make_busy(rng: np.random.Generator, samples: int) -> np.ndarray:
@@ -130,6 +133,8 @@ def run_family(
     frame: pd.DataFrame, axes: list[str], family: str, train_rows: int, repeat: int
 ) -> FamilyRun:
     models, thresholds, baselines = prepare(frame, axes, family, train_rows)
+    train = frame.iloc[:train_rows]
+    ranges = {axis: (float(train[axis].min()), float(train[axis].max())) for axis in axes}
     stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
     for _ in range(repeat):
         started = time.perf_counter()
@@ -140,7 +145,11 @@ def run_family(
         events = result.events(merge_gap_seconds=MERGE_GAP_SECONDS)
         after_events = time.perf_counter()
         tracker = DriftTracker(baselines)
-        tracker.fold(epoch_seconds(result.frame["ts"]), result.raw_residuals, result.values)
+        seconds = epoch_seconds(result.frame["ts"])
+        tracker.fold(seconds, result.raw_residuals, result.values)
+        health = ScoredHealth(HealthPolicy(), ranges, DT_SECONDS)
+        health.add(seconds, result.values)
+        health.findings()
         finished = time.perf_counter()
         stages["residuals"].append(after_residuals - started)
         stages["levels"].append(after_levels - after_residuals)

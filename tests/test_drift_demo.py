@@ -1,5 +1,6 @@
 """On the embedded demo robot with the shipped config: training and scoring its last 20 % flag
-drift on axis3 (the injected 5.5 h degradation) and on no other axis."""
+drift on axis3 (the injected 5.5 h degradation) and on no other axis, and grade the two stuck
+axes of the scored part low "flat"."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from Orchestration.scoring import run_scoring
 from Scoring import EventStore
 
 
-def test_drift_on_the_degrading_axis_only(tmp_path: Path, monkeypatch) -> None:
+def test_drift_on_the_degrading_axis_only_and_the_stuck_axes_flat(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("DB_URL", raising=False)
     loaded = load_config(
         PROJECT_ROOT / "config.yaml",
@@ -42,5 +45,8 @@ def test_drift_on_the_degrading_axis_only(tmp_path: Path, monkeypatch) -> None:
     assert label_start < episode["start_ts"] < label_start + pd.Timedelta(hours=5.5)
     assert episode["side"] == "upper"
     assert report.drift["started"] == 1
+    flat = {a: [f["check"] for f in h["findings"]] for a, h in report.health.items()}
+    assert flat == {"axis2": ["flat"], "axis5": ["flat"]}
+    assert {h["grade"] for h in report.health.values()} == {"low"}
     state = read_drift(loaded)
     assert len(state) == 8 and set(state["model_version"]) == {"v1"}

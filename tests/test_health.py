@@ -9,6 +9,7 @@ import pytest
 
 from DataExtractionAnalysis import (
     HealthPolicy,
+    ScoredHealth,
     count_out_of_range,
     grade_axes,
     out_of_range,
@@ -144,3 +145,22 @@ def test_the_demo_robot_stuck_axes_are_low_flat_and_its_training_window_is_clean
     )
     low = {axis: [f.check for f in h.findings] for axis, h in scored.items() if h.grade == "low"}
     assert low == {"axis2": ["flat"], "axis5": ["flat"]}
+
+
+def test_scored_windows_flat_out_of_range_and_dt_change() -> None:
+    health = ScoredHealth(HealthPolicy(flat_steps=10), {"a": (0.0, 10.0), "b": (0.0, 10.0)}, 1.0)
+    stuck = np.r_[np.linspace(1, 2, 20), np.full(12, 3.5), np.linspace(2, 1, 20)]
+    health.add(np.arange(52.0), {"a": stuck, "b": np.linspace(1, 9, 52)})
+    health.add(np.arange(52.0, 60.0), {"a": np.full(8, 3.5), "b": np.full(8, 20.0)})
+    graded = health.findings()
+    assert {axis: [f.check for f in h.findings] for axis, h in graded.items()} == {
+        "a": ["flat"],  # 12 equal samples in one window (the 8 of the next are judged alone)
+        "b": ["out of range"],  # 8 of 60
+    }
+    assert graded["a"].findings[0].reason.startswith("the value 3.5 repeats for 12 samples")
+    slow = ScoredHealth(HealthPolicy(), {}, 1.0)
+    slow.add(np.arange(0.0, 100.0, 1.5), {})
+    assert slow.findings() == {}  # no axis to report on
+    slow = ScoredHealth(HealthPolicy(), {"a": (0.0, 1.0)}, 1.0)
+    slow.add(np.arange(0.0, 150.0, 1.5), {"a": np.full(100, 0.5) + np.arange(100) * 1e-3})
+    assert [f.check for f in slow.findings()["a"].findings] == ["dt change"]

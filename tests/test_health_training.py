@@ -136,8 +136,10 @@ def test_scoring_reports_samples_beyond_the_training_range(
     report = run_scoring(loaded)
 
     assert set(report.health) == {"b"}
-    assert report.health["b"]["check"] == "out of range"
-    assert report.health["b"]["reason"].startswith(
+    assert report.health["b"]["grade"] == "medium"
+    (finding,) = report.health["b"]["findings"]
+    assert finding["check"] == "out of range"
+    assert finding["reason"].startswith(
         "50.0% of the scored samples lie outside the training range"
     )
     assert report.to_dict()["health"] == report.health

@@ -85,3 +85,46 @@ def test_fleet_output_flags_old_versions(sqlite_db, tmp_path) -> None:
     assert compared.json()["compare"]["insights"][0].startswith("asset r")
     tail = "(registry.max_model_age 0:00:01)"
     assert all(r.startswith("v1 is 0:00:") and r.endswith(tail) for r in reasons), reasons
+
+
+def test_the_score_summary_lists_drift_health_trend_and_retraining() -> None:
+    from types import SimpleNamespace
+
+    from Orchestration.report import format_scoring
+
+    report = SimpleNamespace(
+        detail="scored 10 samples",
+        counts={"a": {"alert": 0, "error": 0}},
+        output=None,
+        drift={"started": 1, "drifting": {"a": {"direction": "up", "since": "2026-01-11T05:00"}}},
+        health={
+            "b": {
+                "grade": "low",
+                "findings": [{"check": "flat", "reason": "the value 1 repeats", "action": "x"}],
+            }
+        },
+        sensor={"b": 2},
+        trend={"a": {"days": 12.04, "days_early": 10.0, "days_late": 15.96}},
+        retrain="a drifts up since 2026-01-11T05:00",
+    )
+    assert format_scoring(report).splitlines()[-5:] == [
+        "drift: a drifts up since 2026-01-11T05:00",
+        "sensor health: b low (flat: the value 1 repeats)",
+        "dead sensor: b (2 sensor events)",
+        "time to threshold: a reaches its error threshold in about 12.0 days (10.0 to 16.0)",
+        "retrain: a drifts up since 2026-01-11T05:00",
+    ]
+    quiet = SimpleNamespace(
+        detail="d",
+        counts={"a": {}},
+        output=None,
+        drift={"started": 1, "drifting": {}},
+        health={},
+        sensor={},
+        trend={},
+        retrain=None,
+    )
+    assert format_scoring(quiet).splitlines()[-2:] == [
+        "drift: no axis drifts now (1 drift event began in the run)",
+        "time to threshold: no axis trends significantly towards its threshold",
+    ]

@@ -99,3 +99,39 @@ def test_a_window_cut_inside_the_fault_gives_one_event(any_db: Db, project) -> N
     for lo, hi in ((0, 13), (13, 17), (17, 40)):
         run_scoring(cut, start=ts(lo).to_pydatetime(), end=ts(hi).to_pydatetime())
     assert _sensor_rows(any_db, "cut") == [("b", ts(10), ts(19), 10)]
+
+
+def test_a_configured_off_condition_makes_every_axis_idle() -> None:
+    frame = pd.DataFrame(
+        {
+            "ts": np.arange(8.0),
+            "a": [5.0, 5.0, 0.2, 0.2, 0.2, 0.2, 5.0, 5.0],  # the drive: off below 0.5
+            "b": [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0],
+            "a_res": [0.0, 0.0, 9.0, 9.0, 9.0, 9.0, 0.0, 0.0],  # no alarm while off
+            "b_res": 0.0,
+        }
+    )
+    off = np.abs(frame["a"].to_numpy()) <= 0.5
+    result = score_frame(frame, None, {"a": RULE, "b": RULE}, sensor_steps=2, machine_off=off)
+    assert result.frame["level"].tolist() == ["ok"] * 2 + ["idle"] * 4 + ["ok"] * 2
+    assert result.events().empty
+    plain = score_frame(frame, None, {"a": RULE, "b": RULE}, sensor_steps=2)
+    assert set(plain.frame["b_level"][2:6]) == {"sensor"}  # without it: a runs, b is dead
+
+
+def test_off_axis_must_be_a_configured_axis(any_db: Db, project) -> None:
+    from Scoring import ScoringInputError
+
+    with pytest.raises(ScoringInputError, match=r"scoring\.off_axis 'zz' is not one of data\.axes"):
+        run_scoring(project("scoring.off_axis=zz"), start=T0.to_pydatetime())
+
+
+def test_off_axis_in_a_score_run(any_db: Db, project) -> None:
+    # a reads 0 (None) for 20-29 together with b: off by a's value, so b's 10-19 is still a
+    # sensor fault (a runs there), and 20-29 is idle either way.
+    run_scoring(
+        project("scoring.off_axis=a", "scoring.off_below=0.5"),
+        start=T0.to_pydatetime(),
+        end=ts(40).to_pydatetime(),
+    )
+    assert _sensor_rows(any_db) == [("b", ts(10), ts(19), 10)]
