@@ -216,12 +216,24 @@ def test_the_command_line_exit_codes_follow_ml_status(sqlite_db: Db, tmp_path: P
     assert risk["ml_status"]["code"] == "ok" and risk["assets"][0]["written"] == 1
 
 
+def test_residual_features_are_opt_in(project, tmp_path: Path) -> None:
+    # The latest anomaly model was fitted on the window's future: by default no residual
+    # features, even with a registered model.
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+
+    assert train_predictors(project()).code == "ok"
+
+    stored = pd.read_parquet(tmp_path / "out" / "features" / "machine.parquet")
+    assert "a_mean_900s" in stored
+    assert not [column for column in stored if "_absres_" in column]
+
+
 def test_residuals_under_the_registered_model_are_features(
     project, any_db: Db, tmp_path: Path
 ) -> None:
     publish_linear_version(tmp_path / "registry", ["a", "b"])  # predicts 1.0: residual = a - 1
 
-    assert train_predictors(project()).code == "ok"
+    assert train_predictors(project("predictor.residuals=true")).code == "ok"
 
     stored = pd.read_parquet(tmp_path / "out" / "features" / "machine.parquet")
     samples = pd.read_sql_table("s", any_db.engine, schema=any_db.schema)
