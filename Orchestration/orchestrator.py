@@ -60,7 +60,7 @@ from ModelEvaluation import (
 )
 from ModelRegistry import ModelRegistry, RegistryError, VersionExistsError, VersionNotFoundError
 from ModelSelection import GRIDS, Selection, select_families
-from ModelTraining import AxisModelSet, FamilySpec, machine_rows, out_of_fold
+from ModelTraining import AxisModelSet, FamilySpec, HeldOut, machine_rows, out_of_fold
 from Reports import DigestSection, VersionReport, render_version_report
 from Scoring.drift import DriftBaselines, fit_drift_baselines
 from Thresholding import ThresholdCalibrator, apply_learned, outcome_rows, smooth
@@ -532,6 +532,7 @@ def _threshold(state: RunState) -> None:
         residuals: Mapping[str, np.ndarray] = held.residuals
         scores = held.machine
     else:
+        held = None
         residuals = state.kept_residuals or _axis_residuals(state)
         state.kept_residuals = {}  # the calibrator holds them as long as it needs them
         if allowed is not None:
@@ -550,7 +551,7 @@ def _threshold(state: RunState) -> None:
     )
     state.thresholds = calibrator.to_dict()
     if config.thresholds.mode == "learned":
-        state.thresholds = _learned_thresholds(state)
+        state.thresholds = _learned_thresholds(state, held)
     if config.drift.enabled:
         # One axis at a time: a computed mapping holds only the axis in flight.
         state.drift = fit_drift_baselines(residuals, config.drift.parameters())
@@ -586,11 +587,36 @@ def _outcome_windows(state: RunState) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _learned_thresholds(state: RunState) -> dict[str, dict[str, Any]]:
+def _learned_residuals(state: RunState, held: HeldOut | None) -> Mapping[str, np.ndarray]:
+    """Axis → the residuals the learned rule is searched on, on access.
+
+    With ``calibration: holdout`` (``held`` given): the out-of-fold residuals the percentile
+    thresholds were calibrated on, so the false-alarm count sees what scoring will see; on the
+    rows no fit used (known incidents), which have none, the final model's (it never fitted
+    them either); elsewhere nothing (rows before the calibration rows are in-sample).
+    With ``calibration: in_sample``: the final model's residuals of every row.
+    """
+    plain = _axis_residuals(state)
+    if held is None:
+        return plain
+    allowed = _allowed(state)
+
+    def out_of_sample(axis: str) -> np.ndarray:
+        final = plain[axis]
+        residual = np.full(len(final), np.nan)
+        residual[held.start :] = held.residuals[axis]
+        if allowed is None:
+            return residual
+        return np.where(allowed, residual, final)
+
+    return _Computed(list(plain), out_of_sample)
+
+
+def _learned_thresholds(state: RunState, held: HeldOut | None) -> dict[str, dict[str, Any]]:
     """The percentile thresholds with the learned rule where the outcomes give confidence
     (``thresholds.mode: learned``, see :mod:`Thresholding.learned`).
 
-    Learned on the final model's residuals of every row (smoothed as scoring smooths them);
+    Learned on the residuals of :func:`_learned_residuals` (smoothed as scoring smooths them);
     rows the model never fitted (known incidents) are what it must find. Maintenance rows give
     no judgement.
     """
@@ -598,7 +624,7 @@ def _learned_thresholds(state: RunState) -> dict[str, dict[str, Any]]:
     policy = state.loaded.config.thresholds
     frame = state.prepared.frame
     windows = _outcome_windows(state)
-    plain = _axis_residuals(state)
+    plain = _learned_residuals(state, held)
     service = None if state.mask is None else state.mask.maintenance
 
     def compared(axis: str) -> np.ndarray:

@@ -51,6 +51,7 @@ from Prediction import (
     out_of_fold_metrics,
     time_splits,
     tune,
+    tuning_splits,
     window_features,
 )
 from Scoring import EventStore
@@ -316,7 +317,7 @@ def _train_one(
             features,
             label,
             weight,
-            splits,
+            tuning_splits(splits, config.folds, gap),
             config.tuning.trials,
             config.probability_threshold,
         )

@@ -18,6 +18,7 @@ from .model import (
     out_of_fold_metrics,
     time_splits,
     tune,
+    tuning_splits,
 )
 from .store import RiskStore
 
@@ -38,5 +39,6 @@ __all__ = [
     "out_of_fold_metrics",
     "time_splits",
     "tune",
+    "tuning_splits",
     "window_features",
 ]

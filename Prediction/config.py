@@ -54,9 +54,11 @@ class PredictorConfig(BaseModel):
         "starts within H after it.",
     )
     residuals: bool = Field(
-        True,
+        False,
         description="Also featurise |residual| of every axis under the asset's latest "
-        "registered model (when one exists): the model's view of what is unusual.",
+        "registered model (when one exists). Off by default: on a historical window that model "
+        "was fitted on the buckets' future (and without the incidents), so the validation "
+        "metrics would be optimistic; see docs/prediction.md.",
     )
     min_incidents: int = Field(
         3,

@@ -27,6 +27,7 @@ __all__ = [
     "out_of_fold_metrics",
     "time_splits",
     "tune",
+    "tuning_splits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,30 @@ def time_splits(n_rows: int, folds: int, gap: int) -> list[tuple[np.ndarray, np.
         ) from exc
 
 
+def tuning_splits(
+    splits: list[tuple[np.ndarray, np.ndarray]], folds: int, gap: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner time folds for tuning, on the first fold's training rows only (nested validation).
+
+    Those rows precede every test row of ``splits`` (by at least ``gap``), so the tuner never
+    scores a bucket whose out-of-fold probability is reported: the reported metrics stay an
+    estimate, not the best of many draws on the same test rows.
+
+    Raises:
+        PredictionInputError: the rows before the first reported fold are too few to split.
+    """
+    earliest = splits[0][0]
+    try:
+        inner = time_splits(len(earliest), folds, gap)
+    except PredictionInputError as exc:
+        raise PredictionInputError(
+            f"tuning uses only the {len(earliest)} buckets before the first reported fold, "
+            f"too few for {folds} inner time folds {gap} buckets apart; widen the window, lower "
+            "predictor.folds, or set predictor.tuning.trials: 0"
+        ) from exc
+    return [(earliest[train], earliest[test]) for train, test in inner]
+
+
 def cross_validated(
     make: FailurePredictor,
     features: pd.DataFrame,
@@ -249,6 +274,8 @@ def tune(
     threshold: float,
 ) -> FailurePredictor:
     """The forest's hyperparameters that maximise the out-of-fold F1 (Optuna, TPE, seeded).
+
+    Pass it :func:`tuning_splits`, not the folds whose metrics are reported.
 
     Raises:
         MissingExtrasError: Optuna is not installed.

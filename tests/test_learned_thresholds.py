@@ -218,3 +218,68 @@ def test_training_in_learned_mode_records_per_axis_which_thresholds_it_uses(
     assert b_rule["threshold_source"] == "percentile"
     assert b_rule["learned"] == {"reason": "no labelled incident in the window"}
     assert b_rule["MinC"] == percentile["b"]["MinC"]
+
+
+@pytest.mark.parametrize("calibration", ["holdout", "in_sample"])
+def test_the_rule_is_searched_on_the_residuals_the_percentiles_were_calibrated_on(
+    sqlite_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calibration: str
+) -> None:
+    import Orchestration.orchestrator as orchestrator
+
+    rng = np.random.default_rng(5)
+    n, folds = 1000, 5  # calibration blocks of 200 rows
+    t0 = pd.Timestamp("2026-01-05", tz="UTC")
+    ts = [t0 + pd.Timedelta(seconds=i) for i in range(n)]
+    a = 5.0 + rng.normal(0, 0.1, n) + np.repeat([0.0, 0.2, 0.4, 0.1, 0.3], 200)  # level per block
+    incident = np.zeros(n, dtype=bool)
+    for first in (100, 500, 900):
+        a[first : first + 20] += 1.0
+        incident[first : first + 20] = True
+    frame = pd.DataFrame({"ts": ts, "a": a})
+    columns = {"ts": sa.DateTime(timezone=True), "a": sa.Float(53)}
+    write_chunks(sqlite_db.engine, sqlite_db.target, "s", columns, [frame])
+    pd.DataFrame(
+        {
+            "start_ts": [ts[i] for i in (100, 500, 900)],
+            "end_ts": [ts[i + 19] for i in (100, 500, 900)],
+            "axis": "a",
+            "severity": "alert",
+        }
+    ).to_sql("failures", sqlite_db.engine, index=False)
+    monkeypatch.setenv("DB_URL", sqlite_db.url)
+    searched: dict[str, np.ndarray] = {}
+    apply = orchestrator.apply_learned
+
+    def recording(records, residuals, outcomes, **kwargs):
+        searched["a"] = np.asarray(residuals["a"])
+        return apply(records, residuals, outcomes, **kwargs)
+
+    monkeypatch.setattr(orchestrator, "apply_learned", recording)
+    run_training(
+        load_config(
+            make_project(tmp_path),
+            [
+                "data.table=s",
+                "data.axes=[a]",
+                "labels.table=failures",
+                "model.type=constant",
+                "model.machine=none",
+                f"model.folds={folds}",
+                f"thresholds.calibration={calibration}",
+                "thresholds.mode=learned",
+                "plots.enabled=false",
+            ],
+        )
+    )
+
+    # The constant family fits the median of the rows it may use (not the incidents).
+    final = a - np.median(a[~incident])
+    if calibration == "in_sample":
+        expected = final
+    else:  # each block's rows against the median of the other blocks' usable rows
+        block = np.arange(n) // 200
+        expected = np.array(
+            [a[i] - np.median(a[~incident & (block != block[i])]) for i in range(n)]
+        )
+        expected[incident] = final[incident]  # no fit saw them: the final model's residuals
+    np.testing.assert_allclose(searched["a"], expected, rtol=0, atol=1e-12)

@@ -14,6 +14,7 @@ from Prediction import (
     horizon_labels,
     out_of_fold_metrics,
     time_splits,
+    tuning_splits,
 )
 
 T0 = pd.Timestamp("2026-01-05", tz="UTC")
@@ -61,6 +62,17 @@ def _regimes(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     label = rng.integers(0, 2, 40)[regime].astype(np.float64)
     features = pd.DataFrame({"regime": regime.astype(np.float64), "noise": rng.random(1200)})
     return features, label
+
+
+def test_tuning_splits_lie_before_every_reported_test_row() -> None:
+    # 100 rows, 4 folds, gap 2: reported tests are rows 20-39, 40-59, 60-79, 80-99; the tuner
+    # gets the first fold's training rows 0-17 only, split again in time order.
+    reported = time_splits(100, 4, 2)
+    inner = tuning_splits(reported, 2, 2)
+
+    assert [(t[0], t[-1], u[0], u[-1]) for t, u in inner] == [(0, 3, 6, 11), (0, 9, 12, 17)]
+    with pytest.raises(PredictionInputError, match=r"only the 18 buckets before the first"):
+        tuning_splits(reported, 4, 10)
 
 
 def test_time_ordered_validation_cannot_profit_from_leakage() -> None:

@@ -216,12 +216,59 @@ def test_the_command_line_exit_codes_follow_ml_status(sqlite_db: Db, tmp_path: P
     assert risk["ml_status"]["code"] == "ok" and risk["assets"][0]["written"] == 1
 
 
+def test_tuning_never_scores_the_buckets_whose_metrics_are_reported(
+    project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import Orchestration.prediction as prediction
+    from Prediction.model import FailurePredictor
+
+    scored: dict[str, set] = {"tuning": set(), "reported": set()}
+    phase = ["reported"]
+    predict = FailurePredictor.predict_proba
+
+    def recording(self, features):
+        scored[phase[0]].update(features.index)
+        return predict(self, features)
+
+    def tuning(*args, **kwargs):
+        phase[0] = "tuning"
+        try:
+            return prediction_tune(*args, **kwargs)
+        finally:
+            phase[0] = "reported"
+
+    prediction_tune = prediction.tune
+    monkeypatch.setattr(FailurePredictor, "predict_proba", recording)
+    monkeypatch.setattr(prediction, "tune", tuning)
+
+    run = train_predictors(project("predictor.tuning.trials=2"))
+
+    assert run.code == "ok", run.answers[0].detail
+    assert scored["tuning"] and scored["reported"]
+    assert not scored["tuning"] & scored["reported"]
+    # Every tuned-on bucket lies before every reported one (nested, in time order).
+    assert max(scored["tuning"]) < min(scored["reported"])
+    assert 0 < run.answers[0].metrics["buckets"] <= len(scored["reported"])
+
+
+def test_residual_features_are_opt_in(project, tmp_path: Path) -> None:
+    # The latest anomaly model was fitted on the window's future: by default no residual
+    # features, even with a registered model.
+    publish_linear_version(tmp_path / "registry", ["a", "b"])
+
+    assert train_predictors(project()).code == "ok"
+
+    stored = pd.read_parquet(tmp_path / "out" / "features" / "machine.parquet")
+    assert "a_mean_900s" in stored
+    assert not [column for column in stored if "_absres_" in column]
+
+
 def test_residuals_under_the_registered_model_are_features(
     project, any_db: Db, tmp_path: Path
 ) -> None:
     publish_linear_version(tmp_path / "registry", ["a", "b"])  # predicts 1.0: residual = a - 1
 
-    assert train_predictors(project()).code == "ok"
+    assert train_predictors(project("predictor.residuals=true")).code == "ok"
 
     stored = pd.read_parquet(tmp_path / "out" / "features" / "machine.parquet")
     samples = pd.read_sql_table("s", any_db.engine, schema=any_db.schema)
