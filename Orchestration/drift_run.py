@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from Database import database_errors
@@ -30,7 +31,8 @@ class DriftRun:
     store: DriftStateStore
     baselines: DriftBaselines
     version: str
-    history: LevelHistory
+    window_seconds: float
+    history: LevelHistory | None = None
     tracker: DriftTracker | None = None
     started: int = 0
 
@@ -51,19 +53,39 @@ class DriftRun:
         store = DriftStateStore(table, events.events, events.source_table, asset or "")
         with database_errors(events.target, f"creating the drift state table {table!r}"):
             store.prepare(events.engine)
-        return cls(store, baselines, version, LevelHistory(baselines.params.block_seconds))
+        return cls(store, baselines, version, config.trend_window.total_seconds())
 
     def fold(self, writer: EventWriter, result: ScoreResult) -> None:
-        if self.tracker is None:
+        if self.tracker is None or self.history is None:
             self.tracker = self.store.load(writer.connection, self.baselines, self.version)
-        # Idle (0) and missing samples are no evidence of the residual level.
+            self.history = self._stored_history(writer)
+        # Idle (0) and missing samples are no evidence of the residual level; samples folded
+        # by an earlier run are in the stored levels already.
         seconds = epoch_seconds(result.frame["ts"])
+        last = self.tracker.last_sample
+        new = 0 if last is None else int(np.searchsorted(seconds, last, side="right"))
         self.tracker.fold(seconds, result.raw_residuals, result.values)
-        self.history.add(seconds, result.raw_residuals, result.values)
+        self.history.add(
+            seconds[new:],
+            {axis: r[new:] for axis, r in result.raw_residuals.items()},
+            {axis: v[new:] for axis, v in result.values.items()},
+        )
+
+    def _stored_history(self, writer: EventWriter) -> LevelHistory:
+        """The levels earlier runs of this version stored over the trend window before the
+        newest folded sample."""
+        assert self.tracker is not None
+        block = self.baselines.params.block_seconds
+        last = self.tracker.last_sample
+        since = 0 if last is None else int((last - self.window_seconds) // block)
+        stored = self.store.load_levels(writer.connection, self.version, since)
+        return LevelHistory(block, stored)
 
     def time_to_threshold(self, loaded: LoadedConfig, rules: Any) -> dict[str, Any]:
         """Axis → its projection (logged as a sentence) where the trend is significant."""
         config = loaded.config.drift
+        if self.history is None:
+            return {}
         found = self.history.project(
             {axis: rule for axis, rule in rules.items() if axis != MACHINE_CHANNEL},
             window_seconds=config.trend_window.total_seconds(),
@@ -77,6 +99,9 @@ class DriftRun:
     def save(self, writer: EventWriter, run_id: str) -> None:
         if self.tracker is not None:
             self.started = self.store.save(writer.connection, self.tracker, self.version, run_id)
+        if self.history is not None:
+            added = {axis: self.history.added(axis) for axis in self.baselines.axes}
+            self.store.save_levels(writer.connection, self.version, added)
 
     def summary(self) -> dict[str, Any]:
         """Drift events started by the run, and the axes drifting after it."""

@@ -119,9 +119,15 @@ class LevelHistory:
         block_seconds: the block length (the drift charts').
     """
 
-    def __init__(self, block_seconds: float) -> None:
+    def __init__(
+        self,
+        block_seconds: float,
+        stored: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         self.block_seconds = block_seconds
         self._parts: list[BlockSums] = []
+        self._stored = dict(stored or {})
+        """Axis → (block ids, sums, counts) of earlier runs (not written again)."""
 
     def add(
         self,
@@ -136,11 +142,12 @@ class LevelHistory:
         }
         self._parts.append(block_sums(seconds, raw, self.block_seconds))
 
-    def levels(self, axis: str) -> tuple[np.ndarray, np.ndarray]:
-        """Block centres (epoch seconds) and mean residuals of ``axis``, blocks with samples."""
+    def added(self, axis: str) -> pd.DataFrame:
+        """This history's own blocks of ``axis`` (columns ``sum``, ``count``, index the block id),
+        a block cut by a window edge joined, blocks without samples left out."""
         parts = [p for p in self._parts if axis in p.sums and len(p)]
         if not parts:
-            return np.empty(0), np.empty(0)
+            return pd.DataFrame({"sum": [], "count": []}, index=pd.Index([], name="id"))
         frame = pd.DataFrame(
             {
                 "id": np.concatenate([p.ids for p in parts]),
@@ -148,10 +155,18 @@ class LevelHistory:
                 "count": np.concatenate([p.counts[axis] for p in parts]),
             }
         )
-        joined = frame.groupby("id", sort=True).sum()  # a block cut by a window edge
+        joined = frame.groupby("id", sort=True).sum()
+        return joined[joined["count"] > 0]
+
+    def levels(self, axis: str) -> tuple[np.ndarray, np.ndarray]:
+        """Block centres (epoch seconds) and mean residuals of ``axis``: the stored blocks of
+        earlier runs and this history's own, a block spanning both joined."""
+        ids, sums, counts = self._stored.get(axis, (np.empty(0), np.empty(0), np.empty(0)))
+        stored = pd.DataFrame({"sum": sums, "count": counts}, index=pd.Index(ids, name="id"))
+        joined = pd.concat([stored, self.added(axis)]).groupby(level=0, sort=True).sum()
         joined = joined[joined["count"] > 0]
         centres = (joined.index.to_numpy(dtype=np.float64) + 0.5) * self.block_seconds
-        return centres, (joined["sum"] / joined["count"]).to_numpy()
+        return centres, (joined["sum"] / joined["count"]).to_numpy(dtype=np.float64)
 
     def project(
         self,

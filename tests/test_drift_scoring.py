@@ -179,3 +179,31 @@ def test_drift_command_lists_the_drifting_axis(sqlite_db: Db, tmp_path: Path) ->
     assert pd.Timestamp(first["drifting_since"]) == ts(150)
     text = run_cli("orchestrate.py", "drift", config=config, db_url=sqlite_db.url).stdout
     assert "1 of 2 axes drifting" in text
+
+
+@pytest.fixture
+def ramp(any_db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """400 samples whose residual rises 0.001 a second (below MinC = 1: no alarm)."""
+    use_database(any_db, monkeypatch)
+    publish_linear_version(tmp_path / "registry", ["a", "b"], drift=DRIFT)
+    append_samples(any_db, "s", {"a": [0.001 * i for i in range(400)], "b": [0.0] * 400})
+    return lambda *overrides: loaded_config(
+        any_db, tmp_path, "drift.trend_min_blocks=12", *overrides
+    )
+
+
+def test_time_to_threshold_of_a_ramp_in_one_run_and_across_runs(any_db: Db, ramp) -> None:
+    whole = run_scoring(ramp(), start=T0.to_pydatetime(), end=ts(400).to_pydatetime())
+    # Block k (samples 10k..10k+9) has mean 0.001 (10k + 4.5) at its centre 10k + 5 s: a line
+    # of slope 0.001 per second (86.4 a day); the newest block's level is 0.3945, MaxC is 2.
+    found = whole.trend["a"]
+    assert found["slope_per_day"] == pytest.approx(86.4)
+    assert found["days"] == pytest.approx((2.0 - 0.3945) / 86.4)
+    assert set(whole.trend) == {"a"}  # b has no trend
+
+    cut = ramp(f"events.table={any_db.table('cut')}")
+    for lo, hi in ((0, 137), (137, 250)):
+        run_scoring(cut, start=ts(lo).to_pydatetime(), end=ts(hi).to_pydatetime())
+    last = run_scoring(cut)  # the rest; earlier runs' levels come from the levels table
+    assert last.trend["a"]["days"] == pytest.approx(found["days"])
+    assert last.trend["a"]["blocks"] == found["blocks"] == 40

@@ -9,6 +9,8 @@ seconds of the newest folded sample: later runs fold only what follows), ``model
 ``drift`` (start and end of the drifting blocks, the samples in them, the strongest block's
 mean standardised residual as ``peak_residual``, ``cusum_h`` as ``threshold``, its strength as
 ``ratio``, ``upper``/``lower`` as ``side``); later runs extend it until the drift ends.
+``<drift.table>_levels`` keeps the sum and count of the raw residuals per block, version and
+axis, for the time-to-threshold trend across runs (:func:`levels_table`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from Database import DatabaseTarget, database_errors, split_table_name
 from .._lock import TABLES_LOCK, locked_transaction
 from .tracker import AxisDriftState, DriftBaselines, DriftEpisode, DriftTracker
 
-__all__ = ["DRIFT_SEVERITY", "DriftStateStore", "drift_table", "read_drift_state"]
+__all__ = [
+    "DRIFT_SEVERITY",
+    "DriftStateStore",
+    "drift_table",
+    "levels_table",
+    "read_drift_state",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +91,28 @@ def drift_table(table: str) -> sa.Table:
     )
 
 
+def levels_table(table: str) -> sa.Table:
+    """The per-block residual levels of the drift state table ``table``: ``<name>_levels``,
+    one row per (source table, asset, axis, model version, block) with the sum and count of
+    its residuals (what the time-to-threshold trend reads across runs).
+
+    Raises:
+        UnsafeIdentifierError: the name is not a safe identifier.
+    """
+    schema, name = split_table_name(table)
+    return sa.Table(
+        f"{name}_levels"[:63],
+        sa.MetaData(schema=schema),
+        sa.Column("source_table", sa.String(255), primary_key=True),
+        sa.Column("asset", sa.String(128), primary_key=True),
+        sa.Column("axis", sa.String(128), primary_key=True),
+        sa.Column("model_version", sa.String(64), primary_key=True),
+        sa.Column("block", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("sum", sa.Float(53), nullable=False),
+        sa.Column("count", sa.BigInteger, nullable=False),
+    )
+
+
 def _stamp(seconds: float | None) -> dt.datetime | None:
     """Epoch seconds as a UTC datetime at the database's microsecond resolution."""
     if seconds is None or not np.isfinite(seconds):
@@ -110,6 +140,7 @@ class DriftStateStore:
 
     def __init__(self, table: str, events: sa.Table, source_table: str, asset: str = "") -> None:
         self.state = drift_table(table)
+        self.levels = levels_table(table)
         self.events = events
         self.source_table = source_table
         self.asset = asset
@@ -121,10 +152,11 @@ class DriftStateStore:
         key = (conn.engine.url.render_as_string(), self.state.schema, self.state.name)
         if key not in _CREATED:
             self.state.create(conn, checkfirst=True)
+            self.levels.create(conn, checkfirst=True)
             _CREATED.add(key)
 
     def prepare(self, engine: Engine) -> None:
-        """Create the state table (once per process) in a transaction of its own, under the
+        """Create the state and levels tables (once per process) in a transaction of its own, under the
         tables lock of the events store: score runs of different assets start together, and
         two CREATE TABLE IF NOT EXISTS at once collide on PostgreSQL. Call it before the score
         run's transaction begins (on SQLite that transaction holds the database's write lock).
@@ -173,6 +205,70 @@ class DriftStateStore:
                 open_count=row["open_count"],
             )
         return tracker
+
+    def _levels_key(self, model_version: str) -> Any:
+        levels = self.levels.c
+        return (
+            (levels.source_table == self.source_table)
+            & (levels.asset == self.asset)
+            & (levels.model_version == model_version)
+        )
+
+    def load_levels(
+        self, conn: Connection, model_version: str, since_block: int
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Axis → (block ids, sums, counts) stored by earlier runs of ``model_version`` from
+        block ``since_block`` on."""
+        self._create(conn)
+        levels = self.levels.c
+        stmt = sa.select(levels.axis, levels.block, levels["sum"], levels["count"]).where(
+            self._levels_key(model_version), levels.block >= since_block
+        )
+        rows = pd.DataFrame(conn.execute(stmt).all(), columns=["axis", "block", "sum", "count"])
+        return {
+            str(axis): (
+                part["block"].to_numpy(np.int64),
+                part["sum"].to_numpy(np.float64),
+                part["count"].to_numpy(np.int64),
+            )
+            for axis, part in rows.groupby("axis")
+        }
+
+    def save_levels(
+        self, conn: Connection, model_version: str, added: dict[str, pd.DataFrame]
+    ) -> None:
+        """Add this run's block sums and counts (axis → frame indexed by block) to the stored
+        ones."""
+        levels = self.levels.c
+        for axis, blocks in added.items():
+            if blocks.empty:
+                continue
+            ids = [int(i) for i in blocks.index]
+            key = self._levels_key(model_version) & (levels.axis == axis) & levels.block.in_(ids)
+            stored = {
+                int(block): (float(total), int(count))
+                for block, total, count in conn.execute(
+                    sa.select(levels.block, levels["sum"], levels["count"]).where(key)
+                )
+            }
+            conn.execute(self.levels.delete().where(key))
+            rows = []
+            for block, (total, count) in zip(
+                ids, blocks[["sum", "count"]].itertuples(index=False, name=None), strict=True
+            ):
+                before = stored.get(block, (0.0, 0))
+                rows.append(
+                    {
+                        "source_table": self.source_table,
+                        "asset": self.asset,
+                        "axis": axis,
+                        "model_version": model_version,
+                        "block": block,
+                        "sum": before[0] + float(total),
+                        "count": before[1] + int(count),
+                    }
+                )
+            conn.execute(self.levels.insert(), rows)
 
     def save(self, conn: Connection, tracker: DriftTracker, model_version: str, run_id: str) -> int:
         """Replace the state rows and write the episodes; returns the drift events started."""
