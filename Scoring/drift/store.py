@@ -157,10 +157,10 @@ class DriftStateStore:
 
     def prepare(self, engine: Engine) -> None:
         """Create the state and levels tables (once per process) in a transaction of its own,
-        under the tables lock of the events store: score runs of different assets start together, and
-        two CREATE TABLE IF NOT EXISTS at once collide on PostgreSQL. Call it before the score
-        run's transaction begins (on SQLite that transaction holds the database's write lock).
-        """
+        under the tables lock of the events store: score runs of different assets start
+        together, and two CREATE TABLE IF NOT EXISTS at once collide on PostgreSQL. Call it
+        before the score run's transaction begins (on SQLite that transaction holds the
+        database's write lock)."""
         key = (engine.url.render_as_string(), self.state.schema, self.state.name)
         if key in _CREATED:
             return
