@@ -26,6 +26,7 @@ Scoring adds ``out of range`` (:func:`count_out_of_range`, :func:`out_of_range`)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -223,10 +224,14 @@ def _gaps(
     span = float(seconds[-1] - seconds[0]) if seconds.size > 1 else 0.0
     if span <= 0:
         return None
-    present = seconds[~np.isnan(values)]
-    if present.size < 2:
-        return None  # the missing check speaks for an axis without readings
-    silent = np.diff(np.r_[seconds[0], present, seconds[-1]])
+    missing = np.isnan(values)
+    if missing.any():
+        present = seconds[~missing]
+        if present.size < 2:
+            return None  # the missing check speaks for an axis without readings
+        silent = np.diff(np.r_[seconds[0], present, seconds[-1]])
+    else:  # every reading there: the gaps are the rows missing in time (no copy)
+        silent = np.diff(seconds)
     long = silent[silent > policy.gap_factor * dt_seconds]
     share = float(long.sum()) / span
     if share <= policy.gaps_share:
@@ -255,7 +260,19 @@ def _dt_change(seconds: np.ndarray, policy: HealthPolicy) -> Finding | None:
     )
 
 
+_SAMPLED_ROWS = 1_000_000
+"""Rows the distribution checks (counter, modes) look at, evenly spaced: a counter rises in
+every stride and a mode's share is the same, at a tenth of the cost on a 10 M-row window."""
+
+
+def _sampled(values: np.ndarray) -> np.ndarray:
+    if values.size <= _SAMPLED_ROWS:
+        return values
+    return values[:: -(-values.size // _SAMPLED_ROWS)]
+
+
 def _monotonic(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
+    values = _sampled(values)
     active = values[(values > 0) | (values < 0)]
     steps = np.diff(active)
     steps = steps[steps != 0]
@@ -288,6 +305,7 @@ def _merge_runs(
 
 
 def _modes(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
+    values = _sampled(values)
     active = values[((values > 0) | (values < 0)) & np.isfinite(values)]
     if active.size < 100:
         return None
@@ -326,9 +344,14 @@ def grade_axes(
     out: dict[str, AxisHealth] = {}
     # Differences of values near the float64 limit overflow: they are judged by the window's
     # own checks (prepare refuses them), not here.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for axis in axes:
-            out[axis] = _grade_axis(frame, axis, seconds, dt_seconds, shared, policy)
+
+    def grade(axis: str) -> AxisHealth:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _grade_axis(frame, axis, seconds, dt_seconds, shared, policy)
+
+    # NumPy releases the GIL in these passes: two axes at a time on a 10 M-row window.
+    with ThreadPoolExecutor(max_workers=max(1, min(2, len(axes)))) as pool:
+        out.update(zip(axes, pool.map(grade, axes), strict=True))
     return out
 
 

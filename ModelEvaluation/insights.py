@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import theilslopes
 
 __all__ = ["AxisInsight", "axis_insight", "compare_assets", "correlated_pairs", "insight_sentences"]
 
@@ -65,6 +64,8 @@ def _level_change(seconds: np.ndarray, values: np.ndarray, median: float) -> flo
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])  # seconds are sorted
     ids = days[starts]
     medians = np.array([np.median(part) for part in np.split(values, starts[1:])])
+    from scipy.stats import theilslopes  # imported when used: scipy.stats costs ~0.4 s
+
     slope = float(theilslopes(medians, ids).slope)
     return slope * float(ids[-1] - ids[0]) / abs(median)
 

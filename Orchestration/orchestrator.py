@@ -552,10 +552,7 @@ def _threshold(state: RunState) -> None:
     state.thresholds = calibrator.to_dict()
     if config.thresholds.mode == "learned":
         state.thresholds = _learned_thresholds(state, held)
-    if config.drift.enabled:
-        # One axis at a time: a computed mapping holds only the axis in flight.
-        state.drift = fit_drift_baselines(residuals, config.drift.parameters())
-    state.insights = _insights(state, residuals)
+    _drift_and_insights(state, residuals)
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
@@ -661,23 +658,38 @@ def _learned_thresholds(state: RunState, held: HeldOut | None) -> dict[str, dict
     return records
 
 
-def _insights(state: RunState, residuals: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Each axis's profile from its values and calibration residuals, correlated axes, and
-    the sentences about them."""
+def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) -> None:
+    """Drift baselines and insights from the calibration residuals, in one pass over the axes:
+    a computed mapping (``in_sample``) computes each axis's residuals once, and holds only
+    the axis in flight."""
     assert state.prepared is not None
+    config = state.loaded.config
     frame = state.prepared.frame
     seconds = epoch_seconds(frame["ts"])
+    params = config.drift.parameters()
+    baselines: dict[str, Any] = {}
     per_axis = {}
     for axis in residuals:
+        values = residuals[axis]
+        if config.drift.enabled:
+            baselines.update(fit_drift_baselines({axis: values}, params).axes)
         rule = state.thresholds.get(axis, {})
-        values = frame[axis].to_numpy(dtype=np.float64)
         per_axis[axis] = axis_insight(
             seconds,
+            frame[axis].to_numpy(dtype=np.float64),
             values,
-            residuals[axis],
             maxc=float(rule.get("MaxC", np.nan)),
             alert_events_per_day=rule.get("expected_events_per_day"),
         )
+    if config.drift.enabled:
+        state.drift = DriftBaselines(params, baselines)
+    state.insights = _insight_summary(state, per_axis)
+
+
+def _insight_summary(state: RunState, per_axis: dict[str, Any]) -> dict[str, Any]:
+    """Correlated axes and the sentences about the axes' profiles."""
+    assert state.prepared is not None
+    frame = state.prepared.frame
     pairs = correlated_pairs({axis: frame[axis].to_numpy() for axis in per_axis})
     sentences = insight_sentences(per_axis, pairs)
     for sentence in sentences:

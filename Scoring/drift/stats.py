@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 from DataExtractionAnalysis import epoch_seconds
 
@@ -133,6 +132,8 @@ def ewma_path(z: np.ndarray, lam: float, start: float = 0.0) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     if not z.size:
         return z.copy()
+    from scipy.signal import lfilter  # imported when used: scipy.signal costs ~1.4 s
+
     out, _ = lfilter([lam], [1.0, lam - 1.0], z, zi=[(1.0 - lam) * start])
     return out
 

