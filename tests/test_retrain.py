@@ -106,6 +106,8 @@ def test_the_score_summary_lists_drift_health_trend_and_retraining() -> None:
         sensor={"b": 2},
         trend={"a": {"days": 12.04, "days_early": 10.0, "days_late": 15.96}},
         retrain="a drifts up since 2026-01-11T05:00",
+        worst=[],
+        asset=None,
     )
     assert format_scoring(report).splitlines()[-5:] == [
         "drift: a drifts up since 2026-01-11T05:00",
@@ -123,6 +125,8 @@ def test_the_score_summary_lists_drift_health_trend_and_retraining() -> None:
         sensor={},
         trend={},
         retrain=None,
+        worst=[],
+        asset=None,
     )
     assert format_scoring(quiet).splitlines()[-2:] == [
         "drift: no axis drifts now (1 drift event began in the run)",
