@@ -90,9 +90,9 @@ class DriftBaselines:
         return cls(params, axes)
 
 
-_MAX_BASELINE_ROWS = 1_000_000
+_MAX_BASELINE_ROWS = 200_000
 """Residuals a baseline's median and MAD are taken over, evenly spaced (a 10 M-row window's
-medians to three digits at a tenth of the cost)."""
+medians to three digits at a fiftieth of the cost)."""
 
 
 def fit_drift_baselines(
