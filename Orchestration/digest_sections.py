@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from Database import database_errors, split_table_name
-from ModelRegistry import ModelRegistry, RegistryError
+from ModelRegistry import ModelRegistry, RegistryError, VersionNotFoundError
 from Reports import DigestSection
 from Scoring import format_duration, read_drift_state
 
@@ -57,13 +57,12 @@ def promotion_section(context: DigestContext) -> DigestSection | None:
     rows: list[list[Any]] = []
     for asset in _assets(context):
         registry = _registry(context, asset)
-        try:
-            versions = registry.list_versions()
-            if not versions:
-                continue
-            newest = versions[-1].version
+        try:  # two small files per asset, not every version's meta.yaml
+            newest = registry.resolve("latest").name
             champion = registry.aliases().champion
-            decision = registry.decision(newest)
+            decision = None if champion in (None, newest) else registry.decision(newest)
+        except VersionNotFoundError:
+            continue  # no version yet: the fleet table says why
         except RegistryError as exc:
             rows.append([asset or context.loaded.config.data.table, "-", "-", f"unreadable: {exc}"])
             continue
