@@ -64,10 +64,17 @@ def _level_change(seconds: np.ndarray, values: np.ndarray, median: float) -> flo
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])  # seconds are sorted
     ids = days[starts]
     medians = np.array([np.median(part) for part in np.split(values, starts[1:])])
-    from scipy.stats import theilslopes  # imported when used: scipy.stats costs ~0.4 s
-
-    slope = float(theilslopes(medians, ids).slope)
+    slope = _theil_sen_slope(ids, medians)
     return slope * float(ids[-1] - ids[0]) / abs(median)
+
+
+def _theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """The median of the pairwise slopes (the Theil-Sen estimator; a window has a few hundred
+    days at most, so every pair is cheap, and importing scipy.stats would cost a second)."""
+    first, second = np.triu_indices(x.size, 1)
+    run = x[second] - x[first]
+    keep = run != 0
+    return float(np.median((y[second] - y[first])[keep] / run[keep]))
 
 
 def axis_insight(

@@ -39,7 +39,6 @@ from DataExtractionAnalysis import (
     Extraction,
     Profile,
     UnhealthySensorError,
-    epoch_seconds,
     extract_window,
     newest_time,
     profile,
@@ -665,7 +664,8 @@ def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) ->
     assert state.prepared is not None
     config = state.loaded.config
     frame = state.prepared.frame
-    seconds = epoch_seconds(frame["ts"])
+    # Seconds since the first training sample: the insights use differences of times only.
+    seconds = frame["time_s"].to_numpy(dtype=np.float64)
     params = config.drift.parameters()
     baselines: dict[str, Any] = {}
     per_axis = {}
