@@ -412,7 +412,7 @@ def _tail_start(
     positions = np.flatnonzero(running & allowed)
     if positions.size < 2:
         return round(len(frame) * (1 - validation_share))
-    return int(positions[round(positions.size * (1 - validation_share))])
+    return int(positions[min(round(positions.size * (1 - validation_share)), positions.size - 1)])
 
 
 def select_families(

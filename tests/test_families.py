@@ -350,3 +350,12 @@ def test_out_of_fold_machine_scores_skip_idle_and_masked_rows(machine):
     np.testing.assert_array_equal(
         machine_rows(frame, ["a", "b", "c"], where), ~expected_nan
     )
+
+
+def test_the_validation_tail_keeps_at_least_the_last_running_row() -> None:
+    from ModelSelection.selector import _tail_start
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 0.0, 0.0]})  # two running rows, then a stop
+    assert _tail_start(frame, ["a"], np.ones(4, dtype=bool), 0.0001) == 1
+    assert _tail_start(frame, ["a"], np.ones(4, dtype=bool), 0.5) == 1
+    assert _tail_start(frame, ["a"], np.array([True, False, True, True]), 0.5) == 2  # fallback
