@@ -41,6 +41,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_detection import SEED_PRESET  # noqa: E402  (configs/seed.yaml's keys, one list)
+
 from Database import DEMO_ANOMALY_TABLE, build_demo_database  # noqa: E402
 from Database.demo import _build  # noqa: E402
 from Database.demo_signals import _SEED, DEMO_START, DemoData, demo_data  # noqa: E402
@@ -48,18 +50,6 @@ from Orchestration import load_config, run_training  # noqa: E402
 from Orchestration.evaluation import run_evaluation  # noqa: E402
 
 CONFIRMED = "confirmed_half"
-SEED_PRESET = [
-    "model.type=linear",
-    "model.machine=none",
-    "thresholds.calibration=in_sample",
-    "thresholds.side=upper",
-    "thresholds.pooling=axis",
-    "thresholds.minc_percentile=75",
-    "thresholds.maxc_percentile=95",
-    "thresholds.alert_min_steps=1",
-    "thresholds.error_min_steps=1",
-]
-"""configs/seed.yaml's model and thresholds."""
 
 
 def _periods(path: Path, rows: int, periods: int) -> pd.Timestamp:
