@@ -51,6 +51,7 @@ from .digest_sections import (
     failure_risk_section,
     health_section,
     promotion_section,
+    time_to_threshold_section,
 )
 from .scoring import _load_model
 
@@ -74,6 +75,7 @@ class DigestContext:
 
 SECTION_SOURCES: list[SectionSource] = [
     drift_section,
+    time_to_threshold_section,
     health_section,
     failure_risk_section,
     promotion_section,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -19,7 +20,10 @@ from Database import database_errors, split_table_name
 from ModelEvaluation.insights import coinciding_alarms
 from ModelRegistry import ModelRegistry, RegistryError, VersionNotFoundError
 from Reports import DigestSection
-from Scoring import format_duration, read_drift_state
+from Scoring import MACHINE_CHANNEL, format_duration, parse_thresholds, read_drift_state
+from Scoring.drift import DriftBaselines
+from Scoring.drift.store import levels_table
+from Scoring.trend import LevelHistory
 
 from .fleet import asset_registry
 
@@ -32,6 +36,7 @@ __all__ = [
     "failure_risk_section",
     "health_section",
     "promotion_section",
+    "time_to_threshold_section",
 ]
 
 logger = logging.getLogger(__name__)
@@ -244,5 +249,92 @@ def coinciding_section(context: DigestContext) -> DigestSection | None:
         note=(
             "one cause seen on several axes: joints that move together, or a faulty axis the "
             "others are predicted from; look at them as one incident"
+        ),
+    )
+
+
+def time_to_threshold_section(context: DigestContext) -> DigestSection | None:
+    """Per asset and axis whose residual level trends significantly towards its error
+    threshold: when it gets there, the soonest first.
+
+    From what score runs stored: the live version's block levels (``<drift.table>_levels``)
+    over ``drift.trend_window`` up to the period's end, projected as a score run does
+    (:meth:`Scoring.trend.LevelHistory.project`, with ``drift.isolate_ratio``).
+    """
+    config = context.loaded.config
+    if not config.drift.enabled:
+        return None
+    table = levels_table(config.drift.table_for(config.events.table))
+    engine = context.session.engine
+    if not sa.inspect(engine).has_table(table.name, schema=table.schema):
+        return None
+    drift = config.drift
+    until = context.until.timestamp()
+    rows: list[list[Any]] = []
+    with engine.connect() as conn:
+        for asset in _assets(context):
+            try:
+                found = _registry(context, asset).load("champion", verify=False)
+                if "drift.json" not in found.artifacts:
+                    continue
+                baselines = DriftBaselines.from_dict(found.read_json("drift.json"))
+                rules = parse_thresholds(found.read_json("thresholds.json"))
+            except (RegistryError, ValueError, KeyError):
+                continue  # no version, or one without drift baselines: nothing to project
+            block = baselines.params.block_seconds
+            c = table.c
+            stmt = sa.select(c.axis, c.block, c["sum"], c["count"]).where(
+                c.source_table == config.data.table,
+                c.asset == asset,
+                c.model_version == found.version,
+                c.block >= int((until - drift.trend_window.total_seconds()) // block) - 1,
+                c.block <= int(until // block),
+            )
+            stored: dict[str, tuple[list[int], list[float], list[int]]] = {}
+            for axis, number, total, count in conn.execute(stmt):
+                ids, sums, counts = stored.setdefault(str(axis), ([], [], []))
+                ids.append(int(number))
+                sums.append(float(total))
+                counts.append(int(count))
+            if not stored:
+                continue
+            history = LevelHistory(
+                block,
+                {
+                    axis: (np.array(i, np.int64), np.array(v, np.float64), np.array(n, np.int64))
+                    for axis, (i, v, n) in stored.items()
+                },
+            )
+            projected = history.project(
+                {a: r for a, r in rules.items() if a != MACHINE_CHANNEL and a in stored},
+                window_seconds=drift.trend_window.total_seconds(),
+                confidence=drift.trend_confidence,
+                min_blocks=drift.trend_min_blocks,
+                scales={a: b.scale for a, b in baselines.axes.items()},
+                isolate_ratio=baselines.params.isolate_ratio,
+            )
+            for axis, trend in projected.items():
+                rows.append(
+                    [
+                        asset or config.data.table,
+                        axis,
+                        round(trend.days, 1),
+                        f"{trend.days_early:.1f} to {trend.days_late:.1f}",
+                        "MaxC" if trend.slope_per_day > 0 else "MaxC_low",
+                        found.version,
+                    ]
+                )
+    if not rows:
+        return None
+    rows.sort(key=lambda row: (row[2], str(row[0]), row[1]))
+    return DigestSection(
+        key="trend",
+        title="Time to threshold",
+        headers=["asset", "axis", "days", "range (days)", "towards", "version"],
+        rows=rows,
+        note=(
+            "a significant trend of the hourly mean residual, projected to the error threshold "
+            f"(Theil-Sen over the last {drift.trend_window.days or 1} days of score runs; "
+            "range: the slope's confidence interval); plan the maintenance before it"
         ),
     )

@@ -14,6 +14,7 @@ from conftest import PROJECT_ROOT
 from Database import demo_signals
 from Orchestration import load_config, run_training
 from Orchestration.context import open_database
+from Orchestration.digest import run_digest
 from Orchestration.drift import read_drift
 from Orchestration.scoring import run_scoring
 from Scoring import EventStore
@@ -77,3 +78,18 @@ def test_drift_on_the_degrading_axis_only_and_the_stuck_axes_flat(
     true_days = (maxc - center - level_at) / slope
     assert abs(trend["days"] - true_days) < 0.1 * true_days
     assert trend["days_early"] < true_days < trend["days_late"]
+
+    # The morning digest projects the same from the stored block levels.
+    digest = run_digest(loaded, plots=False).digest
+    sections = {section.key: section for section in digest.sections}
+    assert sections["trend"].rows == [
+        [
+            "robot_samples",
+            "axis8",
+            round(trend["days"], 1),
+            f"{trend['days_early']:.1f} to {trend['days_late']:.1f}",
+            "MaxC",
+            "v1",
+        ]
+    ]
+    assert "drift" not in sections  # axis3's drift ended with its degradation
