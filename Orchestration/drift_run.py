@@ -100,7 +100,7 @@ class DriftRun:
         if self.tracker is not None:
             self.started = self.store.save(writer.connection, self.tracker, self.version, run_id)
         if self.history is not None:
-            added = {axis: self.history.added(axis) for axis in self.baselines.axes}
+            added = {axis: self.history.blocks(axis) for axis in self.baselines.axes}
             self.store.save_levels(writer.connection, self.version, added)
 
     def summary(self) -> dict[str, Any]:

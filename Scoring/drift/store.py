@@ -235,40 +235,49 @@ class DriftStateStore:
         }
 
     def save_levels(
-        self, conn: Connection, model_version: str, added: dict[str, pd.DataFrame]
+        self,
+        conn: Connection,
+        model_version: str,
+        added: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     ) -> None:
-        """Add this run's block sums and counts (axis → frame indexed by block) to the stored
-        ones."""
+        """Add this run's block sums and counts (axis → block ids, sums, counts) to the stored
+        ones: one read, one delete and one insert for all axes (not three per axis)."""
         levels = self.levels.c
-        for axis, blocks in added.items():
-            if blocks.empty:
-                continue
-            ids = [int(i) for i in blocks.index]
-            key = self._levels_key(model_version) & (levels.axis == axis) & levels.block.in_(ids)
-            stored = {
-                int(block): (float(total), int(count))
-                for block, total, count in conn.execute(
-                    sa.select(levels.block, levels["sum"], levels["count"]).where(key)
-                )
-            }
-            conn.execute(self.levels.delete().where(key))
-            rows = []
-            for block, (total, count) in zip(
-                ids, blocks[["sum", "count"]].itertuples(index=False, name=None), strict=True
+        axes = {axis: blocks for axis, blocks in added.items() if len(blocks[0])}
+        if not axes:
+            return
+        ids = sorted({int(i) for blocks in axes.values() for i in blocks[0]})
+        key = self._levels_key(model_version) & levels.axis.in_(list(axes)) & levels.block.in_(ids)
+        # Rows of these blocks and axes, whether or not this run adds to them: all are
+        # deleted and written back, the ones it adds to with its sums added.
+        merged: dict[tuple[str, int], tuple[float, int]] = {
+            (str(axis), int(block)): (float(total), int(count))
+            for axis, block, total, count in conn.execute(
+                sa.select(levels.axis, levels.block, levels["sum"], levels["count"]).where(key)
+            )
+        }
+        for axis, (blocks, sums, counts) in axes.items():
+            for block, total, count in zip(
+                blocks.tolist(), sums.tolist(), counts.tolist(), strict=True
             ):
-                before = stored.get(block, (0.0, 0))
-                rows.append(
-                    {
-                        "source_table": self.source_table,
-                        "asset": self.asset,
-                        "axis": axis,
-                        "model_version": model_version,
-                        "block": block,
-                        "sum": before[0] + float(total),
-                        "count": before[1] + int(count),
-                    }
-                )
-            conn.execute(self.levels.insert(), rows)
+                before = merged.get((axis, int(block)), (0.0, 0))
+                merged[(axis, int(block))] = (before[0] + float(total), before[1] + int(count))
+        conn.execute(self.levels.delete().where(key))
+        conn.execute(
+            self.levels.insert(),
+            [
+                {
+                    "source_table": self.source_table,
+                    "asset": self.asset,
+                    "axis": axis,
+                    "model_version": model_version,
+                    "block": block,
+                    "sum": total,
+                    "count": count,
+                }
+                for (axis, block), (total, count) in merged.items()
+            ],
+        )
 
     def save(self, conn: Connection, tracker: DriftTracker, model_version: str, run_id: str) -> int:
         """Replace the state rows and write the episodes; returns the drift events started."""
