@@ -35,6 +35,7 @@ run reads the stored events only after this one has committed (see ``Scoring._lo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -189,6 +190,57 @@ def _utc_ns(ts: pd.Series) -> np.ndarray:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _tables(schema: str | None, name: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    """The events table ``[schema.]name`` and its state table, defined once per process:
+    SQLAlchemy caches a statement's compiled SQL per table object, so a fleet's stores (one
+    per asset) share their statements instead of compiling each anew."""
+    metadata = sa.MetaData(schema=schema)
+    events = sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("asset", sa.String(128), nullable=False),
+        sa.Column("source_table", sa.String(255), nullable=False),
+        sa.Column("axis", sa.String(128), nullable=False),
+        sa.Column("severity", sa.String(8), nullable=False),
+        sa.Column("start_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("duration_s", sa.Float(53), nullable=False),
+        sa.Column("samples", sa.Integer, nullable=False),
+        sa.Column("peak_residual", sa.Float(53), nullable=False),
+        sa.Column("threshold", sa.Float(53), nullable=False),
+        sa.Column("suppressed", sa.Boolean, nullable=False),
+        *_peak_columns(),
+        sa.Column("model_version", sa.String(64), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint(
+            "asset",
+            "source_table",
+            "axis",
+            "severity",
+            "start_ts",
+            "model_version",
+            name=f"uq_{name}_event"[:63],
+        ),
+        sa.Index(f"ix_{name}_start"[:63], "start_ts"),
+    )
+    state = sa.Table(
+        f"{name}_state"[:63],
+        metadata,
+        sa.Column("source_table", sa.String(255), primary_key=True),
+        sa.Column("asset", sa.String(128), primary_key=True),
+        sa.Column("scored_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_ts", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("model_version", sa.String(64), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    return metadata, events, state
+
+
 class EventStore:
     """Reads and writes events and the scoring state for one source table.
 
@@ -213,50 +265,7 @@ class EventStore:
         self.target = target
         self.source_table = source_table
         self.asset = asset
-        metadata = sa.MetaData(schema=schema)
-        self.events = sa.Table(
-            name,
-            metadata,
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("asset", sa.String(128), nullable=False),
-            sa.Column("source_table", sa.String(255), nullable=False),
-            sa.Column("axis", sa.String(128), nullable=False),
-            sa.Column("severity", sa.String(8), nullable=False),
-            sa.Column("start_ts", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("end_ts", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("duration_s", sa.Float(53), nullable=False),
-            sa.Column("samples", sa.Integer, nullable=False),
-            sa.Column("peak_residual", sa.Float(53), nullable=False),
-            sa.Column("threshold", sa.Float(53), nullable=False),
-            sa.Column("suppressed", sa.Boolean, nullable=False),
-            *_peak_columns(),
-            sa.Column("model_version", sa.String(64), nullable=False),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-            sa.UniqueConstraint(
-                "asset",
-                "source_table",
-                "axis",
-                "severity",
-                "start_ts",
-                "model_version",
-                name=f"uq_{name}_event"[:63],
-            ),
-            sa.Index(f"ix_{name}_start"[:63], "start_ts"),
-        )
-        self.state = sa.Table(
-            f"{name}_state"[:63],
-            metadata,
-            sa.Column("source_table", sa.String(255), primary_key=True),
-            sa.Column("asset", sa.String(128), primary_key=True),
-            sa.Column("scored_until", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("last_ts", sa.DateTime(timezone=True), nullable=True),
-            sa.Column("model_version", sa.String(64), nullable=False),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        )
-        self._metadata = metadata
+        self._metadata, self.events, self.state = _tables(schema, name)
 
     def _state_layout(self, conn: Connection) -> str | None:
         """``current``, ``by-version`` (an earlier release's table), or None (no table)."""

@@ -16,6 +16,7 @@ axis, for the time-to-threshold trend across runs (:func:`levels_table`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -60,8 +61,10 @@ STATE_COLUMNS = (
 _CREATED: set[tuple[str, str | None, str]] = set()
 
 
+@functools.lru_cache(maxsize=64)
 def drift_table(table: str) -> sa.Table:
-    """The SQLAlchemy definition of the drift state table ``table`` (``[schema.]name``).
+    """The SQLAlchemy definition of the drift state table ``table`` (``[schema.]name``), one
+    per process (statements compiled once for every asset's store).
 
     Raises:
         UnsafeIdentifierError: the name is not a safe identifier.
@@ -91,6 +94,7 @@ def drift_table(table: str) -> sa.Table:
     )
 
 
+@functools.lru_cache(maxsize=64)
 def levels_table(table: str) -> sa.Table:
     """The per-block residual levels of the drift state table ``table``: ``<name>_levels``,
     one row per (source table, asset, axis, model version, block) with the sum and count of
