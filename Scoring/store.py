@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -288,25 +288,42 @@ class EventStore:
         A state table of an earlier release (keyed by version) gives its newest row of this
         source table for the empty asset (without ``last_sample``).
         """
+        return self.continuations([self.asset])[self.asset]
+
+    def continuations(self, assets: Sequence[str]) -> dict[str, Continuation | None]:
+        """:meth:`continuation` of each of ``assets`` of this source table, in one statement
+        (a fleet's score task reads its assets' states together).
+
+        Raises:
+            DatabaseError: the database failed.
+        """
         with database_errors(self.target, "reading the scoring state"), self.engine.connect() as c:
             layout = self._state_layout(c)
             if layout is None:
-                return None
+                return dict.fromkeys(assets)
             if layout == "by-version":
                 row = self._old_state(c).get(self.source_table)
-                if row is None or self.asset:
-                    return None
-                return Continuation(_utc(row["scored_until"]), None, row["model_version"])
+                old = (
+                    None
+                    if row is None
+                    else Continuation(_utc(row["scored_until"]), None, row["model_version"])
+                )
+                return {asset: None if asset else old for asset in assets}
             stmt = sa.select(
-                self.state.c.scored_until, self.state.c.last_ts, self.state.c.model_version
+                self.state.c.asset,
+                self.state.c.scored_until,
+                self.state.c.last_ts,
+                self.state.c.model_version,
             ).where(
                 self.state.c.source_table == self.source_table,
-                self.state.c.asset == self.asset,
+                self.state.c.asset.in_(sa.bindparam("assets", list(assets), expanding=True)),
             )
-            row = c.execute(stmt).one_or_none()
-        if row is None:
-            return None
-        return Continuation(_utc(row[0]), None if row[1] is None else _utc(row[1]), row[2])
+            rows = c.execute(stmt).all()
+        found = {
+            asset: Continuation(_utc(until), None if last is None else _utc(last), version)
+            for asset, until, last, version in rows
+        }
+        return {asset: found.get(asset) for asset in assets}
 
     def newest_scored(self) -> dict[str, pd.Timestamp]:
         """Asset → the newest sample any score run of this source table has read (where not
