@@ -622,8 +622,9 @@ class EventWriter:
                 else:
                     others.append(row)
             self._replace_other_versions(others, times, edges)
-            ordered = events.sort_values("start", kind="stable") if len(events) else events
-            for event in ordered.to_dict("records"):
+            if not len(events):
+                return  # most windows of a quiet fleet (to_dict of an empty frame costs ~4 ms)
+            for event in events.sort_values("start", kind="stable").to_dict("records"):
                 rows = stored.setdefault((event["axis"], event["severity"]), [])
                 self._place(event, rows, times, edges)
 
