@@ -228,14 +228,19 @@ class DriftStateStore:
         stmt = sa.select(levels.axis, levels.block, levels["sum"], levels["count"]).where(
             self._levels_key(model_version), levels.block >= since_block
         )
-        rows = pd.DataFrame(conn.execute(stmt).all(), columns=["axis", "block", "sum", "count"])
+        by_axis: dict[str, tuple[list[int], list[float], list[int]]] = {}
+        for axis, block, total, count in conn.execute(stmt):
+            blocks, sums, counts = by_axis.setdefault(str(axis), ([], [], []))
+            blocks.append(block)
+            sums.append(total)
+            counts.append(count)
         return {
-            str(axis): (
-                part["block"].to_numpy(np.int64),
-                part["sum"].to_numpy(np.float64),
-                part["count"].to_numpy(np.int64),
+            axis: (
+                np.array(blocks, dtype=np.int64),
+                np.array(sums, dtype=np.float64),
+                np.array(counts, dtype=np.int64),
             )
-            for axis, part in rows.groupby("axis")
+            for axis, (blocks, sums, counts) in sorted(by_axis.items())
         }
 
     def save_levels(
