@@ -3,9 +3,12 @@
 One task per batch of assets (local process pool or Dask, as for training); each task opens
 one database connection and scores its assets one after the other with
 :func:`Orchestration.scoring.score_with`: each asset's window, events, continuation point and
-writers' lock are its own, so assets never wait for each other. An asset without a version
-(never trained: it needs more data) is skipped; one that fails is reported with the reason and
-the others go on.
+writers' lock are its own, so assets never wait for each other. What the runs would read one
+asset at a time before writing is read for the whole task first
+(:func:`Orchestration.scoring.prefetch_windows`): the continuation states in one statement,
+the windows' look-back bounds in another, the windows themselves a group at a time. An asset
+without a version (never trained: it needs more data) is skipped; one that fails is reported
+with the reason and the others go on.
 """
 
 from __future__ import annotations
