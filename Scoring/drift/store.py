@@ -248,9 +248,16 @@ class DriftStateStore:
         conn: Connection,
         model_version: str,
         added: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+        *,
+        known: tuple[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None = None,
     ) -> None:
         """Add this run's block sums and counts (axis → block ids, sums, counts) to the stored
-        ones: one read, one delete and one insert for all axes (not three per axis)."""
+        ones: one read, one delete and one insert for all axes (not three per axis).
+
+        ``known``: ``(since, blocks)`` as :meth:`load_levels` gave them earlier in the same
+        transaction; when every added block is from ``since`` on, they are the stored rows
+        and the read is spared.
+        """
         levels = self.levels.c
         axes = {axis: blocks for axis, blocks in added.items() if len(blocks[0])}
         if not axes:
@@ -259,12 +266,23 @@ class DriftStateStore:
         key = self._levels_key(model_version) & levels.axis.in_(list(axes)) & levels.block.in_(ids)
         # Rows of these blocks and axes, whether or not this run adds to them: all are
         # deleted and written back, the ones it adds to with its sums added.
-        merged: dict[tuple[str, int], tuple[float, int]] = {
-            (str(axis), int(block)): (float(total), int(count))
-            for axis, block, total, count in conn.execute(
-                sa.select(levels.axis, levels.block, levels["sum"], levels["count"]).where(key)
-            )
-        }
+        merged: dict[tuple[str, int], tuple[float, int]]
+        if known is not None and ids[0] >= known[0]:
+            wanted = set(ids)
+            merged = {}
+            for axis in axes:
+                stored = known[1].get(str(axis))
+                if stored is None:
+                    continue
+                for block, total, count in zip(*(v.tolist() for v in stored), strict=True):
+                    if block in wanted:
+                        merged[(str(axis), int(block))] = (float(total), int(count))
+        else:
+            read = sa.select(levels.axis, levels.block, levels["sum"], levels["count"])
+            merged = {
+                (str(axis), int(block)): (float(total), int(count))
+                for axis, block, total, count in conn.execute(read.where(key))
+            }
         for axis, (blocks, sums, counts) in axes.items():
             for block, total, count in zip(
                 blocks.tolist(), sums.tolist(), counts.tolist(), strict=True
