@@ -199,6 +199,15 @@ def _longest_flat(values: np.ndarray) -> tuple[int, float]:
     return int(lengths[at]) + 1, float(values[starts[at]])  # n repeats: n + 1 equal samples
 
 
+def _run_length(values: np.ndarray, value: float) -> int:
+    """Samples at the start of ``values`` equal to ``value`` (0 for 0, NaN or ±inf: a machine
+    at rest or a missing reading is no frozen one)."""
+    if value == 0 or not np.isfinite(value):
+        return 0
+    differs = values != value
+    return int(np.argmax(differs)) if differs.any() else int(values.size)
+
+
 def _flat_finding(
     longest: int, value: float, dt_seconds: float, policy: HealthPolicy
 ) -> Finding | None:
@@ -418,8 +427,9 @@ def out_of_range(
 class ScoredHealth:
     """Sensor health of a score run's samples, gathered window by window (in time order).
 
-    Per axis: ``flat`` (the longest run of one repeated non-zero value within a window, so a
-    run longer than a window is judged by its longest piece), ``out of range`` (against the
+    Per axis: ``flat`` (the longest run of one repeated non-zero value; a run that goes on from
+    one window into the next, e.g. the chunks of a long run, is joined), ``out of range``
+    (against the
     training ``ranges``); for every axis: ``dt change`` (the windows' median interval against
     the training ``dt_seconds``). Checks whose inputs are missing are skipped.
 
@@ -440,6 +450,7 @@ class ScoredHealth:
         self.dt_seconds = dt_seconds
         self._outside: dict[str, tuple[int, int]] = {}
         self._flat: dict[str, tuple[int, float]] = {}
+        self._tail: dict[str, tuple[int, float]] = {}  # the run the last window ended with
         self._intervals: list[float] = []
 
     def add(self, seconds: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
@@ -450,7 +461,17 @@ class ScoredHealth:
             before = self._outside.get(axis, (0, 0))
             self._outside[axis] = (before[0] + out, before[1] + seen)
         for axis, column in values.items():
-            longest = _longest_flat(np.asarray(column, dtype=np.float64))
+            column = np.asarray(column, dtype=np.float64)
+            longest = _longest_flat(column)
+            if column.size:
+                tail = self._tail.get(axis, (0, float("nan")))
+                lead = _run_length(column, column[0])
+                if tail[0] and column[0] == tail[1]:  # the last window's run goes on
+                    lead += tail[0]
+                    if lead > longest[0]:
+                        longest = (lead, float(column[0]))
+                trail = lead if lead >= column.size else _run_length(column[::-1], column[-1])
+                self._tail[axis] = (trail, float(column[-1]))
             if longest[0] > self._flat.get(axis, (0, 0.0))[0]:
                 self._flat[axis] = longest
 

@@ -18,6 +18,12 @@ degradation     one axis creeps up by 25 % of its base over 5.5 hours
 shift           three axes move together by 8 % of their base for ~10 minutes
 ==============  ============================================================================
 
+One more change is not labelled, because no alarm is due for it yet: **wear** — from 90 % of
+the data to its end (~17 hours of the default size), axis8 creeps up linearly by up to
+1.5 noise σ (1.5 × 3 % of its base current) while the robot runs. It stays below the alert
+thresholds; the drift charts flag it and the time-to-threshold projection says when it would
+reach its error threshold (issue 13's demo).
+
 Four of them fall in the first 80 % of the data (the training window of the shipped config,
 so masking them can be tried), the other :data:`SCORED_ANOMALIES` in the last 20 %.
 Same ``rows`` → identical data.
@@ -102,6 +108,8 @@ SCORED_ANOMALIES = sum(1 for _, start, _, _ in _ANOMALIES if start >= TRAIN_SHAR
 # Minutes each kind lasts, before scaling to short demo databases.
 _MINUTES = {"drop": 4.0, "offset": 10.0, "stuck": 40.0, "degradation": 330.0, "shift": 10.0}
 _SHIFT_AXES = (1, 2, 4)
+# The unlabelled wear: (start fraction, axis index, rise at the last sample in noise sigma).
+_WEAR = (0.80, 7, 1.0)
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,12 @@ def demo_data(
                 "severity": severity,
             }
         )
+    if anomalies:
+        start_fraction, axis, sigmas = _WEAR
+        first = int(start_fraction * rows)
+        ramp = np.linspace(0.0, sigmas * _NOISE * base_current[axis], rows - first)
+        running = values[first:, axis] != 0.0  # a stopped robot stays at exactly 0
+        values[first:, axis] += np.where(running, ramp, 0.0)
     missing = rng.choice(rows, size=max(1, rows // 5000), replace=False)
     values[missing, 5] = np.nan  # a few dropped readings on axis6
 

@@ -6,7 +6,8 @@ and std of the calibration residuals; the idle share; the expected alert rate; t
 change of the level over the window (Theil–Sen on daily medians); and the *headroom*, how many
 residual σ MaxC lies above the typical residual. Between axes: the correlation of their active
 values. :func:`insight_sentences` turns these into sentences; :func:`compare_assets` ranks the
-assets of a fleet by headroom (the tightest is the hardest to keep quiet).
+assets of a fleet by headroom (the tightest is the hardest to keep quiet);
+:func:`coinciding_alarms` finds the axes whose alarms come together (the morning digest).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AxisInsight", "axis_insight", "compare_assets", "correlated_pairs", "insight_sentences"]
+__all__ = [
+    "AxisInsight",
+    "axis_insight",
+    "coinciding_alarms",
+    "compare_assets",
+    "correlated_pairs",
+    "insight_sentences",
+]
 
 _DAY = 86_400.0
 _MAX_ROWS = 200_000
@@ -203,3 +211,80 @@ def compare_assets(headrooms: Mapping[str, Mapping[str, float | None]]) -> dict[
             f"fleet mean {centre:.1f})"
         )
     return {"assets": rows, "insights": sentences}
+
+
+def _episodes(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping intervals joined (an error inside its alert is one episode), sorted."""
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], np.maximum.accumulate(ends[order])
+    new = np.r_[True, starts[1:] > ends[:-1]]
+    last = np.r_[np.flatnonzero(new)[1:] - 1, starts.size - 1]
+    return starts[new], ends[last]
+
+
+def _overlapping(starts: np.ndarray, ends: np.ndarray, other: tuple[np.ndarray, np.ndarray]) -> int:
+    """How many of the intervals overlap one of ``other``'s (sorted, disjoint) episodes."""
+    other_starts, other_ends = other
+    first = np.searchsorted(other_ends, starts, side="left")  # first episode ending ≥ start
+    inside = first < other_starts.size
+    hit = np.zeros(starts.size, dtype=bool)
+    hit[inside] = other_starts[first[inside]] <= ends[inside]
+    return int(np.count_nonzero(hit))
+
+
+def coinciding_alarms(
+    axes: Sequence[str],
+    starts: Sequence[Any],
+    ends: Sequence[Any],
+    *,
+    min_episodes: int = 3,
+    min_share: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Pairs of axes whose alarms come together, most coinciding first.
+
+    Each axis's events (alert and error alike; ``axes``/``starts``/``ends`` one entry per event,
+    times as numbers or timestamps) are joined into episodes where they overlap. For a pair,
+    ``share`` = (episodes of either axis that overlap an episode of the other) / (episodes of
+    both); a pair is listed when each axis has at least ``min_episodes`` episodes and the share
+    is at least ``min_share``. One cause seen on several axes: a move of several joints
+    together, or a faulty axis the others are predicted from (``cross``, ``pca``).
+    """
+    names = np.asarray(axes, dtype=object)
+    start_ns = _as_numbers(starts)
+    end_ns = _as_numbers(ends)
+    episodes = {
+        axis: _episodes(start_ns[names == axis], end_ns[names == axis])
+        for axis in sorted(set(names.tolist()))
+    }
+    episodes = {a: e for a, e in episodes.items() if e[0].size >= min_episodes}
+    found = []
+    ordered = sorted(episodes)
+    for i, first in enumerate(ordered):
+        for second in ordered[i + 1 :]:
+            together = _overlapping(*episodes[first], episodes[second]) + _overlapping(
+                *episodes[second], episodes[first]
+            )
+            total = episodes[first][0].size + episodes[second][0].size
+            share = together / total
+            if share >= min_share:
+                found.append(
+                    {
+                        "axes": [first, second],
+                        "share": share,
+                        "coinciding": together,
+                        "episodes": total,
+                        "sentence": f"{first} and {second} alarms coincide {share:.0%} of the "
+                        f"time ({together} of {total} episodes)",
+                    }
+                )
+    return sorted(found, key=lambda row: (-row["share"], -row["episodes"], row["axes"]))
+
+
+def _as_numbers(values: Sequence[Any]) -> np.ndarray:
+    """Times as int64 nanoseconds (timestamps) or float seconds (numbers)."""
+    array = np.asarray(values)
+    if array.dtype.kind in "iuf":
+        return array.astype(np.float64)
+    import pandas as pd  # only for timestamps; insights are imported by training
+
+    return pd.to_datetime(pd.Series(values), utc=True).to_numpy("datetime64[ns]").view("int64")

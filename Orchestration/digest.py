@@ -46,6 +46,7 @@ from .config import LoadedConfig
 from .context import DatabaseSession, open_database
 from .destinations import DestinationError
 from .digest_sections import (
+    coinciding_section,
     drift_section,
     failure_risk_section,
     health_section,
@@ -60,13 +61,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DigestContext:
-    """What a section source gets: the config, an open database, the period, the assets."""
+    """What a section source gets: the config, an open database, the period, the assets, and
+    the kept events overlapping the period."""
 
     loaded: LoadedConfig
     session: DatabaseSession
     since: pd.Timestamp
     until: pd.Timestamp
     assets: list[str]
+    events: pd.DataFrame | None = None
 
 
 SECTION_SOURCES: list[SectionSource] = [
@@ -74,6 +77,7 @@ SECTION_SOURCES: list[SectionSource] = [
     health_section,
     failure_risk_section,
     promotion_section,
+    coinciding_section,
 ]
 """Sources of the digest's extra sections, in display order (see :mod:`.digest_sections`)."""
 
@@ -140,7 +144,7 @@ def run_digest(
         fleet = _fleet_state(loaded, session, asset)
         timings["read"] = time.perf_counter() - started
         assets = sorted(set(fleet["asset"].astype(str)) | set(events["asset"].astype(str)))
-        context = DigestContext(loaded, session, start, until, assets)
+        context = DigestContext(loaded, session, start, until, assets, events)
         sections = _sections(context, SECTION_SOURCES if sources is None else sources)
         digest = build_digest(
             events,

@@ -1,4 +1,5 @@
-"""The digest's sections from other stages: drift, sensor health, failure risk, promotions.
+"""The digest's sections from other stages: drift, sensor health, failure risk, promotions,
+and the axes whose alarms coincide.
 
 Each source takes the :class:`~Orchestration.digest.DigestContext` and returns a
 :class:`Reports.DigestSection`, or None when it has nothing to say (then the section is absent).
@@ -15,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from Database import database_errors, split_table_name
+from ModelEvaluation.insights import coinciding_alarms
 from ModelRegistry import ModelRegistry, RegistryError, VersionNotFoundError
 from Reports import DigestSection
 from Scoring import format_duration, read_drift_state
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from .digest import DigestContext
 
 __all__ = [
+    "coinciding_section",
     "drift_section",
     "failure_risk_section",
     "health_section",
@@ -205,4 +208,41 @@ def health_section(context: DigestContext) -> DigestSection | None:
         headers=["asset", "axis", "grade", "in the version", "why"],
         rows=rows,
         note="graded at training (python orchestrate.py registry show); see docs/health.md",
+    )
+
+
+def coinciding_section(context: DigestContext) -> DigestSection | None:
+    """Per asset, the pairs of axes whose alarm episodes of the period mostly come together
+    (:func:`ModelEvaluation.insights.coinciding_alarms`: at least 3 episodes on each axis, at
+    least half of them together), most coinciding first."""
+    events = context.events
+    if events is None or events.empty:
+        return None
+    alarms = events[events["severity"].isin(["alert", "error"]) & (events["axis"] != "*")]
+    rows: list[list[Any]] = []
+    for asset, part in alarms.groupby(alarms["asset"].astype(str), sort=True):
+        for pair in coinciding_alarms(
+            part["axis"].astype(str).tolist(), part["start_ts"], part["end_ts"]
+        ):
+            rows.append(
+                [
+                    asset or context.loaded.config.data.table,
+                    " and ".join(pair["axes"]),
+                    round(100 * pair["share"]),
+                    pair["coinciding"],
+                    pair["episodes"],
+                ]
+            )
+    if not rows:
+        return None
+    rows.sort(key=lambda row: (-row[2], -row[4], str(row[0]), row[1]))
+    return DigestSection(
+        key="coinciding",
+        title="Alarms that coincide",
+        headers=["asset", "axes", "together %", "together", "episodes"],
+        rows=rows,
+        note=(
+            "one cause seen on several axes: joints that move together, or a faulty axis the "
+            "others are predicted from; look at them as one incident"
+        ),
     )

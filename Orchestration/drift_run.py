@@ -95,6 +95,8 @@ class DriftRun:
             window_seconds=config.trend_window.total_seconds(),
             confidence=config.trend_confidence,
             min_blocks=config.trend_min_blocks,
+            scales={axis: base.scale for axis, base in self.baselines.axes.items()},
+            isolate_ratio=self.baselines.params.isolate_ratio,
         )
         for axis, projection in found.items():
             logger.info("time to threshold: %s", projection.sentence(axis))

@@ -227,9 +227,17 @@ class LevelHistory:
         window_seconds: float,
         confidence: float,
         min_blocks: int,
+        scales: Mapping[str, float] | None = None,
+        isolate_ratio: float | None = None,
     ) -> dict[str, TrendProjection]:
         """The axes of ``rules`` (``AxisRule`` per axis) with a significant trend towards an
-        error threshold, over their last ``window_seconds`` of blocks."""
+        error threshold, over their last ``window_seconds`` of blocks.
+
+        With ``scales`` (each axis's residual σ) and ``isolate_ratio``, an axis is kept only
+        when its trend in σ per day is at least that share of the steepest axis's: a degrading
+        axis also tilts the residuals of the axes predicted from it (``cross``, ``pca``), more
+        weakly, and those echoes are not projected (as the drift charts' rule).
+        """
         found: dict[str, TrendProjection] = {}
         for axis, rule in rules.items():
             centres, means = self.levels(axis)
@@ -246,4 +254,16 @@ class LevelHistory:
             )
             if projection is not None:
                 found[axis] = projection
-        return found
+        if scales is None or isolate_ratio is None or len(found) < 2:
+            return found
+        steepness = {
+            axis: abs(p.slope_per_day) / scales[axis]
+            for axis, p in found.items()
+            if scales.get(axis, 0.0) > 0.0
+        }
+        steepest = max(steepness.values(), default=0.0)
+        return {
+            axis: p
+            for axis, p in found.items()
+            if axis not in steepness or steepness[axis] >= isolate_ratio * steepest
+        }

@@ -314,6 +314,13 @@ def test_digest_of_a_scored_fleet(scored_fleet) -> None:
     assert digest.quiet == ["r3", "r4"]
     assert [r["asset"] for r in digest.attention] == ["r4"]
     assert digest.sections == [] and seen[0].assets == ["r1", "r2", "r3", "r4"]
+    seen_events = seen[0].events.sort_values(["asset", "start_ts", "severity"])
+    assert [(e.asset, e.axis, e.severity) for e in seen_events.itertuples()] == [
+        ("r1", "a", "alert"),
+        ("r1", "a", "alert"),
+        ("r1", "a", "error"),
+        ("r2", "a", "alert"),
+    ]
     assert digest.assets[0].model_age_days == 1.0
     for png in run.images.events:
         assert Image.open(io.BytesIO(png)).size == (720, 420)
@@ -518,3 +525,32 @@ def test_a_one_machine_digest_ages_the_live_version_not_a_kept_back_one(
         assert _fleet_state(loaded, session, None)["version"].tolist() == ["v1"]
     finally:
         session.close()
+
+
+def test_coinciding_alarms_section_pairs_the_axes_of_each_asset(scored_fleet) -> None:
+    """From the period's events: machine-channel (*) and drift rows left out, alert and error
+    of one axis joined; r1's a and b come together 3 times in 3 (all 6 episodes), c once with
+    them (1 of 4 + 1 of 3 episodes: 2 of 7 are together, under half); r2 has one pair at 4 of 6."""
+    from Orchestration.digest_sections import coinciding_section
+
+    rows = []
+    for asset, axis, severity, minutes in [
+        *[("r1", "a", "alert", m) for m in (0, 30, 60)],
+        *[("r1", "a", "error", m) for m in (0, 30, 60)],
+        *[("r1", "b", "alert", m) for m in (1, 31, 61)],
+        *[("r1", "c", "alert", m) for m in (2, 90, 120, 150)],
+        *[("r1", "*", "error", m) for m in (0, 30, 60, 90)],
+        *[("r1", "d", "drift", m) for m in (0, 30, 60)],
+        *[("r2", "x", "alert", m) for m in (0, 30, 45)],
+        *[("r2", "y", "alert", m) for m in (1, 31, 100)],
+    ]:
+        start = T0 + pd.Timedelta(minutes=minutes)
+        rows.append((asset, axis, severity, start, start + pd.Timedelta(minutes=5)))
+    events = pd.DataFrame(rows, columns=["asset", "axis", "severity", "start_ts", "end_ts"])
+    context = DigestContext(scored_fleet, None, T0, ts(9), ["r1", "r2"], events)
+
+    section = coinciding_section(context)
+
+    assert section is not None and section.key == "coinciding"
+    assert section.rows == [["r1", "a and b", 100, 6, 6], ["r2", "x and y", 67, 4, 6]]
+    assert coinciding_section(dataclasses.replace(context, events=events.iloc[:0])) is None

@@ -207,3 +207,30 @@ def test_time_to_threshold_of_a_ramp_in_one_run_and_across_runs(any_db: Db, ramp
     last = run_scoring(cut)  # the rest; earlier runs' levels come from the levels table
     assert last.trend["a"]["days"] == pytest.approx(found["days"])
     assert last.trend["a"]["blocks"] == found["blocks"] == 40
+
+
+def test_drift_table_shows_no_direction_for_steady_axes_beside_a_drifting_one() -> None:
+    """A NULL direction next to a drifting axis's "up" reads back as NaN; the table shows "-"
+    and the JSON null for it, never "nan"."""
+    from Orchestration.drift import format_drift_state
+
+    state = pd.DataFrame(
+        {
+            "asset": ["", ""],
+            "axis": ["axis1", "axis2"],
+            "is_drifting": [False, True],
+            "drift_direction": [float("nan"), "up"],
+            "drifting_since": [pd.NaT, pd.Timestamp("2026-01-11 18:00", tz="UTC")],
+            "cusum_pos": [0.0, 9.5],
+            "cusum_neg": [0.0, 0.0],
+            "ewma_value": [0.1, 1.2],
+            "model_version": ["v1", "v1"],
+        }
+    )
+    assert pd.isna(state.loc[0, "drift_direction"])  # what a mixed column gives back
+    payload, text = format_drift_state(state, "events_drift")
+    assert [r["drift_direction"] for r in payload["axes"]] == ["up", None]
+    assert "nan" not in text
+    steady = next(line for line in text.splitlines() if " axis1 " in line)
+    assert steady.split()[2:5] == ["no", "-", "-"]
+    assert text.endswith("1 of 2 axes drifting")

@@ -88,7 +88,7 @@ def test_the_feedback_walkthrough_on_the_demo(demo: Path) -> None:
     # axes' cross-model residuals): the earliest three are marked false positives.
     false = events[on_none & ~on_half].sort_values("start_ts").head(3)
     assert len(scored) == 22 and len(half) == 11
-    assert (len(events), len(confirmed), int((on_none & ~on_half).sum())) == (91, 36, 35)
+    assert (len(events), len(confirmed), int((on_none & ~on_half).sum())) == (88, 35, 33)
     every_half_label_has_an_event = [
         bool(confirmed.apply(_on_a_label, axis=1, labels=half.iloc[[i]]).any())
         for i in range(len(half))
@@ -100,7 +100,7 @@ def test_the_feedback_walkthrough_on_the_demo(demo: Path) -> None:
     verdicts = pd.DataFrame(
         cli("orchestrate.py", "events", "list", "--limit", "1000", "--json").json()["events"]
     ).set_index("id")["verdict"]
-    assert verdicts.value_counts().to_dict() == {"confirmed": 36, "false-positive": 3}
+    assert verdicts.value_counts().to_dict() == {"confirmed": 35, "false-positive": 3}
 
     # Retrain on everything, with labels.table off: the mask is the operators' word alone.
     everything = ["--set", "data.train_end=null"]
@@ -109,7 +109,7 @@ def test_the_feedback_walkthrough_on_the_demo(demo: Path) -> None:
     meta = yaml.safe_load((demo.parent / "registry" / "v2" / "meta.yaml").read_text())
     samples = _utc(_read(database, "robot_samples")[["ts"]], "ts")["ts"]
     masked = _rows_inside(samples, confirmed, pd.Timedelta(seconds=MARGIN_S))
-    assert meta["labels"]["windows"] == {"labels": 0, "confirmed": 36, "maintenance": 0}
+    assert meta["labels"]["windows"] == {"labels": 0, "confirmed": 35, "maintenance": 0}
     assert meta["labels"]["margin_s"] == MARGIN_S
     assert meta["labels"]["rows"] == ROWS
     assert meta["labels"]["masked_incident_rows"] == meta["labels"]["masked_rows"] == masked

@@ -164,3 +164,29 @@ def test_scored_windows_flat_out_of_range_and_dt_change() -> None:
     slow = ScoredHealth(HealthPolicy(), {"a": (0.0, 1.0)}, 1.0)
     slow.add(np.arange(0.0, 150.0, 1.5), {"a": np.full(100, 0.5) + np.arange(100) * 1e-3})
     assert [f.check for f in slow.findings()["a"].findings] == ["dt change"]
+
+
+def test_a_flat_run_across_scored_windows_is_joined() -> None:
+    """7 equal samples at the end of one window, 20 in the whole next, 5 at the start of the
+    third: one run of 32 (> 30) though no window holds more than 20; a different value, a 0
+    or a NaN at the seam breaks it."""
+    policy = HealthPolicy(flat_steps=30)
+
+    def run(*windows: np.ndarray) -> dict[str, str]:
+        health = ScoredHealth(policy, {"a": (0.0, 10.0)}, 1.0)
+        start = 0.0
+        for window in windows:
+            health.add(np.arange(start, start + window.size), {"a": window})
+            start += window.size
+        return {a: h.findings[0].reason for a, h in health.findings().items()}
+
+    before = np.r_[np.linspace(1, 2, 10), np.full(7, 3.5)]
+    after = np.r_[np.full(5, 3.5), np.linspace(2, 1, 10)]
+    found = run(before, np.full(20, 3.5), after)
+    assert found["a"].startswith("the value 3.5 repeats for 32 samples")
+    assert run(before, np.full(20, 3.5), after[5:]) == {}  # 27 samples: not more than 30
+    assert run(before, np.full(20, 3.6), after) == {}
+    for breaker in (0.0, np.nan):
+        assert run(before, np.r_[breaker, np.full(19, 3.5)], after) == {}
+    zeros = run(np.zeros(17), np.zeros(20), np.zeros(15))
+    assert zeros == {}  # the machine at rest

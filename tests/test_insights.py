@@ -84,3 +84,38 @@ def test_compare_assets_scores_difficulty_against_the_fleet() -> None:
     assert compared["insights"] == [
         "asset r2 has the tightest headroom of the fleet (2.0 sigma; fleet mean 3.0)"
     ]
+
+
+def test_coinciding_alarms_counts_episodes_that_overlap_the_other_axis() -> None:
+    from ModelEvaluation.insights import coinciding_alarms
+
+    # a: [0,2] [10,12] [20,22]; b: [1,1.5] [21,25] [40,41] plus an error [22,24] inside its
+    # alert [21,25] (one episode); c: four episodes far from both.
+    axes = ["a"] * 3 + ["b"] * 4 + ["c"] * 4
+    starts = [0, 10, 20, 1, 21, 22, 40, 100, 110, 120, 130]
+    ends = [2, 12, 22, 1.5, 25, 24, 41, 101, 111, 121, 131]
+    (pair,) = coinciding_alarms(axes, starts, ends)
+    assert pair["axes"] == ["a", "b"]
+    assert (pair["coinciding"], pair["episodes"]) == (4, 6)  # a: 2 of 3, b: 2 of 3
+    assert pair["share"] == pytest.approx(4 / 6)
+    assert pair["sentence"] == "a and b alarms coincide 67% of the time (4 of 6 episodes)"
+    assert coinciding_alarms(axes, starts, ends, min_share=0.7) == []
+    assert coinciding_alarms(axes, starts, ends, min_episodes=4) == []  # a and b have 3 each
+    # [0,2] and [2,3] share the instant 2: they overlap (ends inclusive), 2 of 6 episodes.
+    ends_touching = (["a"] * 3 + ["b"] * 3, [0, 5, 9, 2, 12, 30], [2, 6, 10, 3, 13, 31])
+    (touching,) = coinciding_alarms(*ends_touching, min_share=0.3)
+    assert (touching["coinciding"], touching["episodes"]) == (2, 6)
+    assert coinciding_alarms(*ends_touching) == []  # 33 % < 50 %
+
+
+def test_coinciding_alarms_take_timestamps() -> None:
+    import pandas as pd
+
+    from ModelEvaluation.insights import coinciding_alarms
+
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    minutes = [pd.Timedelta(minutes=m) for m in (0, 10, 20, 0, 10, 20)]
+    starts = [t + m for m in minutes]
+    ends = [s + pd.Timedelta(minutes=1) for s in starts]
+    (pair,) = coinciding_alarms(["x"] * 3 + ["y"] * 3, starts, ends)
+    assert (pair["axes"], pair["share"]) == (["x", "y"], 1.0)

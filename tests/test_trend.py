@@ -137,3 +137,32 @@ def test_history_without_stored_blocks_or_samples() -> None:
     assert history.levels("a")[1].tolist() == [1.5]  # the cache follows each add
     history.add(np.array([30.0]), {"a": np.array([6.0])})
     assert history.levels("a")[1].tolist() == [3.0]
+
+
+def test_echoes_of_a_degrading_axis_are_not_projected_with_isolate_ratio() -> None:
+    """The culprit rises 1 σ a day; an axis predicted from it mirrors 0.4 σ a day (σ 2 there)
+    and a third one 0.8 σ a day: with isolate_ratio 0.75 only the two steep ones are projected,
+    without it all three; rules and thresholds as scoring passes them."""
+    from types import SimpleNamespace
+
+    seconds = np.arange(0.0, 2 * DAY, 60.0)
+    scales = {"culprit": 0.1, "echo": 2.0, "close": 0.5}
+    slopes = {"culprit": 1.0, "echo": -0.4, "close": 0.8}  # σ per day
+    history = LevelHistory(3600.0)
+    history.add(
+        seconds,
+        {a: slopes[a] * scales[a] * seconds / DAY for a in scales},
+        {a: np.ones(seconds.size) for a in scales},
+    )
+    rules = {
+        a: SimpleNamespace(upper=True, lower=True, max_c=10 * s, max_c_low=-10 * s)
+        for a, s in scales.items()
+    }
+    common = {"window_seconds": 7 * DAY, "confidence": 0.95, "min_blocks": 24}
+    everything = history.project(rules, **common)
+    assert sorted(everything) == ["close", "culprit", "echo"]
+    assert everything["echo"].slope_per_day == pytest.approx(-0.8)  # -0.4 σ of 2.0
+    isolated = history.project(rules, **common, scales=scales, isolate_ratio=0.75)
+    assert sorted(isolated) == ["close", "culprit"]
+    assert isolated["culprit"] == everything["culprit"]
+    assert history.project(rules, **common, scales=scales, isolate_ratio=None) == everything
