@@ -21,7 +21,7 @@ import contextvars
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ __all__ = [
     "list_assets",
     "lookahead_end",
     "lookback_start",
+    "neighbour_times",
     "newest_time",
     "newest_times",
     "reusing_connections",
@@ -947,27 +948,81 @@ def _neighbour_time(
     if samples <= 0:
         return None
     plan = _plan(engine, target, data)
+    nearest = _nearest_times(plan, data, anchor, samples, forward, asset).subquery()
+    with database_errors(target, "reading the rows next to the window"), engine.connect() as conn:
+        rows = conn.execute(sa.select(nearest.c.ts)).scalars().all()
+    return _neighbour_value(plan, data, rows, samples, forward)
+
+
+def _nearest_times(
+    plan: _Plan,
+    data: DataConfig,
+    anchor: dt.datetime,
+    samples: int,
+    forward: bool,
+    asset: Any,
+    suffix: str = "",
+) -> sa.Select:
+    """The ``samples`` distinct sample times nearest to ``anchor`` on one side of it."""
     time = _comparable(plan, plan.time)
-    bound = _comparable(plan, _bound(anchor, plan.time_kind, "anchor"))
+    bound = _comparable(plan, _bound(anchor, plan.time_kind, f"anchor{suffix}"))
     condition = time >= bound if forward else time < bound
-    condition = sa.and_(condition, *_asset_filter(plan, asset))
+    condition = sa.and_(condition, *_asset_filter(plan, asset, suffix))
     if data.layout == "long":  # the same rows as the window reads: only configured axes
         condition = condition & plan.selected[data.axis_id_col].in_(list(data.axes))
-    nearest = (
+    return (
         sa.select(plan.time.label("ts"))
         .where(plan.time.is_not(None), condition)
         .distinct()
         .order_by(time.asc() if forward else time.desc())
         .limit(samples)
-        .subquery()
     )
-    with database_errors(target, "reading the rows next to the window"), engine.connect() as conn:
-        rows = conn.execute(sa.select(nearest.c.ts)).scalars().all()
+
+
+def _neighbour_value(
+    plan: _Plan, data: DataConfig, rows: Sequence[Any], samples: int, forward: bool
+) -> dt.datetime | float | None:
+    """:func:`_neighbour_time`'s answer from the rows of :func:`_nearest_times`."""
     if len(rows) < (samples if forward else 1):
         return None
     found = _to_time(pd.Series(rows), plan.time_kind, data.time_col)
     value = found.max() if forward else found.min()
     return float(value) if plan.time_kind == "epoch" else value.to_pydatetime()
+
+
+def neighbour_times(
+    engine: Engine,
+    target: DatabaseTarget,
+    data: DataConfig,
+    requests: Sequence[tuple[Any, dt.datetime, int, bool]],
+) -> list[dt.datetime | float | None]:
+    """:func:`lookback_start` (``forward`` False) or :func:`lookahead_end` (True) of each
+    ``(asset, anchor, samples, forward)`` of ``requests``, in one statement (``UNION ALL`` of
+    each one's own query, values bound): a fleet's score task asks for its assets' windows
+    together instead of one round trip each. The answers equal the single calls'.
+
+    Raises:
+        DatabaseError: the database failed.
+    """
+    answers: list[dt.datetime | float | None] = [None] * len(requests)
+    asked = [number for number, request in enumerate(requests) if request[2] > 0]
+    if not asked:
+        return answers
+    plan = _plan(engine, target, data)
+    parts = []
+    for number in asked:
+        asset, anchor, samples, forward = requests[number]
+        nearest = _nearest_times(plan, data, anchor, samples, forward, asset, f"_{number}")
+        nearest = nearest.subquery(f"nearest_{number}")
+        parts.append(sa.select(sa.literal(number, sa.Integer).label("request"), nearest.c.ts))
+    rows: dict[int, list[Any]] = {number: [] for number in asked}
+    with database_errors(target, "reading the rows next to the windows"), engine.connect() as c:
+        for number, ts in c.execute(sa.union_all(*parts)):
+            rows[number].append(ts)
+    for number in asked:
+        _, _, samples, forward = requests[number]
+        answers[number] = _neighbour_value(plan, data, rows[number], samples, forward)
+    return answers
 
 
 def lookback_start(

@@ -35,6 +35,9 @@ class DriftRun:
     history: LevelHistory | None = None
     tracker: DriftTracker | None = None
     started: int = 0
+    stored: tuple[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None = None
+    """The first block and the blocks read by :meth:`_stored_history` (on the run's
+    transaction): what :meth:`save` adds to, without reading them again."""
 
     @classmethod
     def open(
@@ -79,6 +82,7 @@ class DriftRun:
         last = self.tracker.last_sample
         since = 0 if last is None else int((last - self.window_seconds) // block)
         stored = self.store.load_levels(writer.connection, self.version, since)
+        self.stored = (since, stored)
         return LevelHistory(block, stored)
 
     def time_to_threshold(self, loaded: LoadedConfig, rules: Any) -> dict[str, Any]:
@@ -102,8 +106,8 @@ class DriftRun:
         if self.tracker is not None:
             self.started = self.store.save(writer.connection, self.tracker, self.version, run_id)
         if self.history is not None:
-            added = {axis: self.history.added(axis) for axis in self.baselines.axes}
-            self.store.save_levels(writer.connection, self.version, added)
+            added = {axis: self.history.blocks(axis) for axis in self.baselines.axes}
+            self.store.save_levels(writer.connection, self.version, added, known=self.stored)
 
     def summary(self) -> dict[str, Any]:
         """Drift events started by the run, and the axes drifting after it."""

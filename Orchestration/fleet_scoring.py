@@ -3,9 +3,12 @@
 One task per batch of assets (local process pool or Dask, as for training); each task opens
 one database connection and scores its assets one after the other with
 :func:`Orchestration.scoring.score_with`: each asset's window, events, continuation point and
-writers' lock are its own, so assets never wait for each other. An asset without a version
-(never trained: it needs more data) is skipped; one that fails is reported with the reason and
-the others go on.
+writers' lock are its own, so assets never wait for each other. What the runs would read one
+asset at a time before writing is read for the whole task first
+(:func:`Orchestration.scoring.prefetch_windows`): the continuation states in one statement,
+the windows' look-back bounds in another, the windows themselves a group at a time. An asset
+without a version (never trained: it needs more data) is skipped; one that fails is reported
+with the reason and the others go on.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from Scoring import SEVERITIES, worst_records
 from .config import LoadedConfig, UsageError
 from .context import open_database
 from .fleet import prepare_process, worker_environment
-from .scoring import WORST_EVENTS, _load_model, score_with
+from .scoring import WORST_EVENTS, Prefetched, _load_model, _Model, prefetch_windows, score_with
 from .status import ExitCode, Status, status_for
 
 __all__ = ["AssetScore", "FleetScoringReport", "resolve_asset", "run_fleet_scoring"]
@@ -127,11 +130,46 @@ class _ScoreTask:
     end: dt.datetime | None
 
 
-def _score_one(task: _ScoreTask, session: Any, asset: Any) -> AssetScore:
+def _load_champion(task: _ScoreTask, asset: Any) -> tuple[_Model | Exception, float]:
+    """The asset's champion (or why it cannot be loaded) and the seconds it took."""
+    started = time.perf_counter()
+    try:
+        found: _Model | Exception = _load_model(task.loaded, "champion", str(asset))
+    except Exception as exc:  # reported by _score_one, for this asset only
+        found = exc
+    return found, time.perf_counter() - started
+
+
+def _prefetch(
+    task: _ScoreTask, session: Any, models: dict[Any, tuple[_Model | Exception, float]]
+) -> dict[str, Prefetched]:
+    """:func:`prefetch_windows` of the task's assets with a version; nothing (each asset
+    reads its own) when that fails: the asset's own run then reports what is wrong."""
+    loaded = [(asset, model) for asset, (model, _) in models.items() if isinstance(model, _Model)]
+    if not loaded:
+        return {}
+    try:
+        return prefetch_windows(task.loaded, session, loaded, start=task.start, end=task.end)
+    except Exception as exc:
+        logger.warning("reading %d assets' windows together failed: %s", len(loaded), exc)
+        return {}
+
+
+def _score_one(
+    task: _ScoreTask,
+    session: Any,
+    asset: Any,
+    loaded: tuple[_Model | Exception, float] | None = None,
+    prefetched: Prefetched | None = None,
+) -> AssetScore:
     started = time.perf_counter()
     asset_id = str(asset)
+    found, loading = _load_champion(task, asset) if loaded is None else loaded
+    started -= loading
     try:
-        model = _load_model(task.loaded, "champion", asset_id)
+        if isinstance(found, Exception):
+            raise found
+        model = found
     except VersionNotFoundError:
         return AssetScore(asset_id, "no-model", detail="no version yet (not trained)")
     except Exception as exc:  # a broken alias or a version failing verification: this asset only
@@ -140,7 +178,13 @@ def _score_one(task: _ScoreTask, session: Any, asset: Any) -> AssetScore:
         return AssetScore(asset_id, "failed", detail=status.detail, code=status.code)
     try:
         report = score_with(
-            task.loaded, session, model, start=task.start, end=task.end, asset=asset
+            task.loaded,
+            session,
+            model,
+            start=task.start,
+            end=task.end,
+            asset=asset,
+            prefetched=prefetched,
         )
     except Exception as exc:  # one asset's failure never stops the others
         status = status_for(exc)
@@ -163,12 +207,18 @@ def _score_one(task: _ScoreTask, session: Any, asset: Any) -> AssetScore:
 
 
 def score_assets(task: _ScoreTask, batch: list[Any]) -> list[AssetScore]:
-    """One task: score the assets of ``batch`` one after the other on one connection."""
+    """One task: score the assets of ``batch`` one after the other on one connection, their
+    continuation states and windows read together ahead (:func:`prefetch_windows`)."""
     environ = prepare_process(task.loaded)
     session = open_database(task.loaded, environ=environ)
     try:
         with reusing_connections():
-            return [_score_one(task, session, asset) for asset in batch]
+            models = {asset: _load_champion(task, asset) for asset in batch}
+            prefetched = _prefetch(task, session, models)
+            return [
+                _score_one(task, session, asset, models[asset], prefetched.get(str(asset)))
+                for asset in batch
+            ]
     finally:
         session.close()
 

@@ -30,7 +30,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +46,11 @@ from DataExtractionAnalysis import (
     EmptyWindowError,
     ScoredHealth,
     epoch_seconds,
+    expect_windows,
     extract_window,
     lookahead_end,
     lookback_start,
+    neighbour_times,
     newest_time,
 )
 from DataPreparation import t0_from_stats, time_since, validate_frame
@@ -58,6 +60,7 @@ from Scoring import (
     MACHINE_CHANNEL,
     SENSOR_SEVERITY,
     SEVERITIES,
+    Continuation,
     EventStore,
     EventWriter,
     ScoreResult,
@@ -403,6 +406,23 @@ class _RangeScorer:
     sensor_steps: int | None = None
     off_axis: str | None = None
     off_below: float = 0.0
+    known: Mapping[tuple[str, Any, int], Any] = field(default_factory=dict)
+    """Neighbour times read ahead (see :func:`prefetch_windows`): ``("back" | "ahead", anchor,
+    samples)`` → what :func:`lookback_start` / :func:`lookahead_end` give for this asset."""
+
+    def _back(self, anchor: Any, samples: int) -> Any:
+        key = ("back", anchor, samples)
+        if key in self.known:
+            return self.known[key]
+        return lookback_start(
+            self.engine, self.target, self.data, anchor, samples, asset=self.asset
+        )
+
+    def _ahead(self, anchor: Any, samples: int) -> Any:
+        key = ("ahead", anchor, samples)
+        if key in self.known:
+            return self.known[key]
+        return lookahead_end(self.engine, self.target, self.data, anchor, samples, asset=self.asset)
 
     @property
     def before(self) -> int:
@@ -439,11 +459,7 @@ class _RangeScorer:
             cut = _later(lo, span)
             if cut is not None and (end is None or cut < end):
                 hi = cut
-                if (
-                    end is None
-                    and lookahead_end(self.engine, self.target, self.data, hi, 1, asset=self.asset)
-                    is None
-                ):
+                if end is None and self._ahead(hi, 1) is None:
                     hi = None  # nothing from there on: the last chunk, open to the newest data
             yield lo, hi
             if hi is None or hi == end:
@@ -469,17 +485,10 @@ class _RangeScorer:
         # sample): the store joins a run at a window edge to a stored run that reaches it.
         read_from: Any = start
         if start is not None:
-            read_from = (
-                lookback_start(
-                    self.engine, self.target, self.data, start, max(before, 1), asset=self.asset
-                )
-                or start
-            )
+            read_from = self._back(start, max(before, 1)) or start
         read_to: Any = None
         if end is not None:
-            read_to = lookahead_end(
-                self.engine, self.target, self.data, end, max(after, 1) + 1, asset=self.asset
-            )
+            read_to = self._ahead(end, max(after, 1) + 1)
         try:
             frame = extract_window(
                 self.engine,
@@ -623,9 +632,11 @@ def score_with(
     end: dt.datetime | None = None,
     output: Path | None = None,
     asset: Any = None,
+    prefetched: Prefetched | None = None,
 ) -> ScoringReport:
     """:func:`run_scoring` on an open database with a loaded version (a fleet's tasks score
-    many assets on one connection)."""
+    many assets on one connection; ``prefetched``: what :func:`prefetch_windows` read for
+    this asset with the others of its task)."""
     run_id = f"score-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     data = loaded.config.data
     axes = _check_axes(data, model, loaded.config.scoring.off_axis)
@@ -637,26 +648,14 @@ def score_with(
     store = EventStore(
         session.engine, session.target, events_config.table, data.table, asset_id or ""
     )
-    continued = store.continuation()
+    continued = store.continuation() if prefetched is None else prefetched.continued
     if start is None:
-        if continued is not None:
-            start = continued.scored_until.to_pydatetime()
-        elif model.trained_until is not None:
-            start = _just_after(model.trained_until)
+        start = _run_start(continued, model)
         logger.info("continuing %s%s with %s from %s", data.table, of_asset, model.version, start)
     if start is not None and end is not None and end <= start:
         raise ScoringInputError(f"--end ({end}) must be after --start ({start})")
-    scorer = _RangeScorer(
-        session.engine,
-        session.target,
-        data,
-        model,
-        axes,
-        loaded.config.database.fast_path,
-        asset,
-        loaded.config.scoring.sensor_steps,
-        loaded.config.scoring.off_axis,
-        loaded.config.scoring.off_below,
+    scorer = _range_scorer(
+        loaded, session, model, axes, asset, {} if prefetched is None else prefetched.known
     )
     span = _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds)
     progress = _Progress()
@@ -749,6 +748,111 @@ def score_with(
             if kept.get(SENSOR_SEVERITY)
         },
     )
+
+
+def _run_start(continued: Continuation | None, model: _Model) -> dt.datetime | None:
+    """Where a run without ``--start`` begins: where the last run of the table and asset
+    stopped, whatever version it used; the first run just after the training window."""
+    if continued is not None:
+        return continued.scored_until.to_pydatetime()
+    if model.trained_until is not None:
+        return _just_after(model.trained_until)
+    return None
+
+
+def _range_scorer(
+    loaded: LoadedConfig,
+    session: DatabaseSession,
+    model: _Model,
+    axes: list[str],
+    asset: Any,
+    known: Mapping[tuple[str, Any, int], Any],
+) -> _RangeScorer:
+    scoring = loaded.config.scoring
+    return _RangeScorer(
+        session.engine,
+        session.target,
+        loaded.config.data,
+        model,
+        axes,
+        loaded.config.database.fast_path,
+        asset,
+        scoring.sensor_steps,
+        scoring.off_axis,
+        scoring.off_below,
+        known,
+    )
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """What a fleet task read for one asset ahead of its score run: its continuation state
+    and the neighbour times its first chunk's bounds and read need (see :class:`_RangeScorer`)."""
+
+    continued: Continuation | None
+    known: dict[tuple[str, Any, int], Any] = field(default_factory=dict)
+
+
+def prefetch_windows(
+    loaded: LoadedConfig,
+    session: DatabaseSession,
+    models: Sequence[tuple[Any, _Model]],
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> dict[str, Prefetched]:
+    """Read ahead, for the score runs of ``models`` (asset, its version) that follow one after
+    the other in a :func:`reusing_connections` block: every asset's continuation state in one
+    statement, the look-back start (and end of the look-ahead, or whether rows follow a
+    chunk's end) of every asset's first chunk in another, and announce each asset's first
+    window so that the windows are read several at a time (:func:`expect_windows`).
+
+    It reads what each run would read by itself, only together: a run that asks for
+    something else (a second chunk) reads it itself, and :func:`score_with` with these gives
+    the same levels, events and state as without.
+
+    Raises:
+        DatabaseError: the database failed.
+    """
+    data = loaded.config.data
+    store = EventStore(session.engine, session.target, loaded.config.events.table, data.table)
+    states = store.continuations([str(asset) for asset, _ in models])
+    runs: list[tuple[Any, _RangeScorer, Any, Any, list[tuple[str, Any, int]]]] = []
+    requests: list[tuple[Any, dt.datetime, int, bool]] = []
+    for asset, model in models:
+        lo = start if start is not None else _run_start(states[str(asset)], model)
+        if lo is not None and end is not None and end <= lo:
+            continue  # the run itself says why
+        scorer = _range_scorer(loaded, session, model, [], asset, {})
+        cut = _later(lo, _chunk_span(loaded.config.scoring.chunk_rows, model.dt_seconds))
+        wanted: list[tuple[str, Any, int]] = []
+        if lo is not None:
+            wanted.append(("back", lo, max(scorer.before, 1)))
+        if cut is not None and (end is None or cut < end):
+            if end is None:
+                wanted.append(("ahead", cut, 1))  # rows from the cut on: a second chunk
+        elif end is not None:
+            wanted.append(("ahead", end, max(scorer.after, 1) + 1))
+        runs.append((asset, scorer, lo, cut, wanted))
+        requests.extend(
+            (asset, anchor, samples, kind == "ahead") for kind, anchor, samples in wanted
+        )
+    answers = iter(neighbour_times(session.engine, session.target, data, requests))
+    prefetched: dict[str, Prefetched] = {}
+    windows: list[tuple[Any, dt.datetime | None, dt.datetime | None]] = []
+    for asset, scorer, lo, cut, wanted in runs:
+        known = {key: next(answers) for key in wanted}
+        prefetched[str(asset)] = Prefetched(states[str(asset)], known)
+        hi = end
+        if cut is not None and (end is None or cut < end):
+            if end is not None or known[("ahead", cut, 1)] is not None:
+                continue  # more than one chunk: the run reads its windows itself
+            hi = None
+        read_from = lo if lo is None else known[("back", lo, max(scorer.before, 1))] or lo
+        read_to = None if hi is None else known[("ahead", hi, max(scorer.after, 1) + 1)]
+        windows.append((asset, _datetime(read_from), _datetime(read_to)))
+    expect_windows(session.engine, data, windows)
+    return prefetched
 
 
 def _worst_events(

@@ -71,7 +71,7 @@ def locked_transaction(
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     with conn.begin():
         if dialect == "postgresql":
-            resolved = schema or conn.execute(sa.select(sa.func.current_schema())).scalar_one()
+            resolved = schema or _current_schema(conn)
             key = lock_key(resolved, table, asset)
             if not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar_one():
                 logger.info("waiting for another score run writing events to %s", what)
@@ -86,6 +86,19 @@ def locked_transaction(
                 what,
             )
         yield conn
+
+
+def _current_schema(conn: Connection) -> str:
+    """The connection's current schema, asked once per database connection (kept in its
+    ``info``): a fleet task takes the lock of each of its assets on one pooled connection."""
+    known = conn.info.get(_SCHEMA_INFO)
+    if known is None:
+        known = conn.execute(sa.select(sa.func.current_schema())).scalar_one()
+        conn.info[_SCHEMA_INFO] = known
+    return known
+
+
+_SCHEMA_INFO = "scoring_lock_current_schema"
 
 
 def _begin_immediate(conn: Connection, what: str) -> None:

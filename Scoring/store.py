@@ -35,8 +35,9 @@ run reads the stored events only after this one has committed (see ``Scoring._lo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +190,57 @@ def _utc_ns(ts: pd.Series) -> np.ndarray:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _tables(schema: str | None, name: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    """The events table ``[schema.]name`` and its state table, defined once per process:
+    SQLAlchemy caches a statement's compiled SQL per table object, so a fleet's stores (one
+    per asset) share their statements instead of compiling each anew."""
+    metadata = sa.MetaData(schema=schema)
+    events = sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("asset", sa.String(128), nullable=False),
+        sa.Column("source_table", sa.String(255), nullable=False),
+        sa.Column("axis", sa.String(128), nullable=False),
+        sa.Column("severity", sa.String(8), nullable=False),
+        sa.Column("start_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("duration_s", sa.Float(53), nullable=False),
+        sa.Column("samples", sa.Integer, nullable=False),
+        sa.Column("peak_residual", sa.Float(53), nullable=False),
+        sa.Column("threshold", sa.Float(53), nullable=False),
+        sa.Column("suppressed", sa.Boolean, nullable=False),
+        *_peak_columns(),
+        sa.Column("model_version", sa.String(64), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint(
+            "asset",
+            "source_table",
+            "axis",
+            "severity",
+            "start_ts",
+            "model_version",
+            name=f"uq_{name}_event"[:63],
+        ),
+        sa.Index(f"ix_{name}_start"[:63], "start_ts"),
+    )
+    state = sa.Table(
+        f"{name}_state"[:63],
+        metadata,
+        sa.Column("source_table", sa.String(255), primary_key=True),
+        sa.Column("asset", sa.String(128), primary_key=True),
+        sa.Column("scored_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_ts", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("model_version", sa.String(64), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    return metadata, events, state
+
+
 class EventStore:
     """Reads and writes events and the scoring state for one source table.
 
@@ -213,50 +265,7 @@ class EventStore:
         self.target = target
         self.source_table = source_table
         self.asset = asset
-        metadata = sa.MetaData(schema=schema)
-        self.events = sa.Table(
-            name,
-            metadata,
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("asset", sa.String(128), nullable=False),
-            sa.Column("source_table", sa.String(255), nullable=False),
-            sa.Column("axis", sa.String(128), nullable=False),
-            sa.Column("severity", sa.String(8), nullable=False),
-            sa.Column("start_ts", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("end_ts", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("duration_s", sa.Float(53), nullable=False),
-            sa.Column("samples", sa.Integer, nullable=False),
-            sa.Column("peak_residual", sa.Float(53), nullable=False),
-            sa.Column("threshold", sa.Float(53), nullable=False),
-            sa.Column("suppressed", sa.Boolean, nullable=False),
-            *_peak_columns(),
-            sa.Column("model_version", sa.String(64), nullable=False),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-            sa.UniqueConstraint(
-                "asset",
-                "source_table",
-                "axis",
-                "severity",
-                "start_ts",
-                "model_version",
-                name=f"uq_{name}_event"[:63],
-            ),
-            sa.Index(f"ix_{name}_start"[:63], "start_ts"),
-        )
-        self.state = sa.Table(
-            f"{name}_state"[:63],
-            metadata,
-            sa.Column("source_table", sa.String(255), primary_key=True),
-            sa.Column("asset", sa.String(128), primary_key=True),
-            sa.Column("scored_until", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("last_ts", sa.DateTime(timezone=True), nullable=True),
-            sa.Column("model_version", sa.String(64), nullable=False),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        )
-        self._metadata = metadata
+        self._metadata, self.events, self.state = _tables(schema, name)
 
     def _state_layout(self, conn: Connection) -> str | None:
         """``current``, ``by-version`` (an earlier release's table), or None (no table)."""
@@ -279,25 +288,42 @@ class EventStore:
         A state table of an earlier release (keyed by version) gives its newest row of this
         source table for the empty asset (without ``last_sample``).
         """
+        return self.continuations([self.asset])[self.asset]
+
+    def continuations(self, assets: Sequence[str]) -> dict[str, Continuation | None]:
+        """:meth:`continuation` of each of ``assets`` of this source table, in one statement
+        (a fleet's score task reads its assets' states together).
+
+        Raises:
+            DatabaseError: the database failed.
+        """
         with database_errors(self.target, "reading the scoring state"), self.engine.connect() as c:
             layout = self._state_layout(c)
             if layout is None:
-                return None
+                return dict.fromkeys(assets)
             if layout == "by-version":
                 row = self._old_state(c).get(self.source_table)
-                if row is None or self.asset:
-                    return None
-                return Continuation(_utc(row["scored_until"]), None, row["model_version"])
+                old = (
+                    None
+                    if row is None
+                    else Continuation(_utc(row["scored_until"]), None, row["model_version"])
+                )
+                return {asset: None if asset else old for asset in assets}
             stmt = sa.select(
-                self.state.c.scored_until, self.state.c.last_ts, self.state.c.model_version
+                self.state.c.asset,
+                self.state.c.scored_until,
+                self.state.c.last_ts,
+                self.state.c.model_version,
             ).where(
                 self.state.c.source_table == self.source_table,
-                self.state.c.asset == self.asset,
+                self.state.c.asset.in_(sa.bindparam("assets", list(assets), expanding=True)),
             )
-            row = c.execute(stmt).one_or_none()
-        if row is None:
-            return None
-        return Continuation(_utc(row[0]), None if row[1] is None else _utc(row[1]), row[2])
+            rows = c.execute(stmt).all()
+        found = {
+            asset: Continuation(_utc(until), None if last is None else _utc(last), version)
+            for asset, until, last, version in rows
+        }
+        return {asset: found.get(asset) for asset in assets}
 
     def newest_scored(self) -> dict[str, pd.Timestamp]:
         """Asset → the newest sample any score run of this source table has read (where not
@@ -596,8 +622,9 @@ class EventWriter:
                 else:
                     others.append(row)
             self._replace_other_versions(others, times, edges)
-            ordered = events.sort_values("start", kind="stable") if len(events) else events
-            for event in ordered.to_dict("records"):
+            if not len(events):
+                return  # most windows of a quiet fleet (to_dict of an empty frame costs ~4 ms)
+            for event in events.sort_values("start", kind="stable").to_dict("records"):
                 rows = stored.setdefault((event["axis"], event["severity"]), [])
                 self._place(event, rows, times, edges)
 

@@ -113,6 +113,42 @@ def project_crossing(
     )
 
 
+Blocks = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Block ids (ascending), sums and counts of one axis."""
+
+_NO_IDS = np.empty(0, dtype=np.int64)
+_NO_SUMS = np.empty(0, dtype=np.float64)
+_NO_COUNTS = np.empty(0, dtype=np.int64)
+
+
+def _sum_by_block(ids: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> Blocks:
+    """Sums and counts per block id, ids ascending: ``pandas`` ``groupby(id).sum()``, value
+    for value, without a frame per axis and run (it was most of a fleet score run's CPU).
+
+    A block occurs at most twice (cut by one window edge, or stored and added): pandas's
+    compensated sum of one or two values is ``0.0 + a (+ b)`` in their order, as here. A block
+    seen more often (windows shorter than a block) goes through pandas itself.
+    """
+    order = np.argsort(ids, kind="stable")
+    ids, sums, counts = ids[order], sums[order], counts[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else _NO_IDS
+    sizes = np.diff(np.r_[starts, ids.size])
+    if sizes.size and sizes.max() > 2:
+        frame = pd.DataFrame({"id": ids, "sum": sums, "count": counts})
+        joined = frame.groupby("id", sort=True).sum()
+        return (
+            joined.index.to_numpy(),
+            joined["sum"].to_numpy(dtype=np.float64),
+            joined["count"].to_numpy(),
+        )
+    total = np.add(0.0, sums[starts], dtype=np.float64)
+    number = counts[starts].copy()
+    pairs = starts[sizes == 2]
+    total[sizes == 2] += sums[pairs + 1]
+    number[sizes == 2] += counts[pairs + 1]
+    return ids[starts], total, number
+
+
 class LevelHistory:
     """Each axis's mean residual per time block, gathered from a run's windows in time order.
 
@@ -129,6 +165,7 @@ class LevelHistory:
         self._parts: list[BlockSums] = []
         self._stored = dict(stored or {})
         """Axis → (block ids, sums, counts) of earlier runs (not written again)."""
+        self._added: dict[str, Blocks] = {}
 
     def add(
         self,
@@ -142,32 +179,46 @@ class LevelHistory:
             for axis, r in residuals.items()
         }
         self._parts.append(block_sums(seconds, raw, self.block_seconds))
+        self._added.clear()
+
+    def blocks(self, axis: str) -> Blocks:
+        """This history's own blocks of ``axis``: (block ids ascending, sums, counts), a block
+        cut by a window edge joined, blocks without samples left out. Kept until the next
+        :meth:`add` (a run's save and its projection read the same blocks)."""
+        found = self._added.get(axis)
+        if found is None:
+            parts = [p for p in self._parts if axis in p.sums and len(p)]
+            if not parts:
+                found = (_NO_IDS, _NO_SUMS, _NO_COUNTS)
+            else:
+                found = _sum_by_block(
+                    np.concatenate([p.ids for p in parts]),
+                    np.concatenate([p.sums[axis] for p in parts]),
+                    np.concatenate([p.counts[axis] for p in parts]),
+                )
+                keep = found[2] > 0
+                found = (found[0][keep], found[1][keep], found[2][keep])
+            self._added[axis] = found
+        return found
 
     def added(self, axis: str) -> pd.DataFrame:
-        """This history's own blocks of ``axis`` (columns ``sum``, ``count``, index the block id),
-        a block cut by a window edge joined, blocks without samples left out."""
-        parts = [p for p in self._parts if axis in p.sums and len(p)]
-        if not parts:
-            return pd.DataFrame({"sum": [], "count": []}, index=pd.Index([], name="id"))
-        frame = pd.DataFrame(
-            {
-                "id": np.concatenate([p.ids for p in parts]),
-                "sum": np.concatenate([p.sums[axis] for p in parts]),
-                "count": np.concatenate([p.counts[axis] for p in parts]),
-            }
-        )
-        joined = frame.groupby("id", sort=True).sum()
-        return joined[joined["count"] > 0]
+        """:meth:`blocks` as a frame (columns ``sum``, ``count``, index the block id)."""
+        ids, sums, counts = self.blocks(axis)
+        return pd.DataFrame({"sum": sums, "count": counts}, index=pd.Index(ids, name="id"))
 
     def levels(self, axis: str) -> tuple[np.ndarray, np.ndarray]:
         """Block centres (epoch seconds) and mean residuals of ``axis``: the stored blocks of
         earlier runs and this history's own, a block spanning both joined."""
         ids, sums, counts = self._stored.get(axis, (np.empty(0), np.empty(0), np.empty(0)))
-        stored = pd.DataFrame({"sum": sums, "count": counts}, index=pd.Index(ids, name="id"))
-        joined = pd.concat([stored, self.added(axis)]).groupby(level=0, sort=True).sum()
-        joined = joined[joined["count"] > 0]
-        centres = (joined.index.to_numpy(dtype=np.float64) + 0.5) * self.block_seconds
-        return centres, (joined["sum"] / joined["count"]).to_numpy(dtype=np.float64)
+        own = self.blocks(axis)
+        joined = _sum_by_block(
+            np.concatenate([ids, own[0]]),
+            np.concatenate([sums, own[1]]),
+            np.concatenate([counts, own[2]]),
+        )
+        keep = joined[2] > 0
+        centres = (joined[0][keep].astype(np.float64) + 0.5) * self.block_seconds
+        return centres, joined[1][keep] / joined[2][keep]
 
     def project(
         self,

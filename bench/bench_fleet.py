@@ -101,7 +101,9 @@ def write_config(folder: Path, suffix: str, extra: dict[str, Any]) -> Path:
 
 def drop_outputs(engine: sa.Engine, suffix: str) -> None:
     with engine.begin() as conn:
-        for name in (f"bench_fleet_events_{suffix}", f"bench_fleet_events_{suffix}_state"):
+        events = f"bench_fleet_events_{suffix}"
+        # The drift state tables too: a later run would otherwise continue their charts.
+        for name in (events, f"{events}_state", f"{events}_drift", f"{events}_drift_levels"):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
         conn.execute(sa.text(f"DROP TABLE IF EXISTS bench_fleet_state_{suffix}"))
 

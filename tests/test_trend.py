@@ -4,6 +4,7 @@ the lower side, and block means joined across windows."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from Scoring.trend import LevelHistory, project_crossing
@@ -67,6 +68,75 @@ def test_history_joins_a_block_cut_by_window_edges_and_skips_idle_samples() -> N
     centres, means = history.levels("a")
     assert centres.tolist() == [1800.0, 5400.0]
     assert means.tolist() == [3.0, 8.5]  # (1+2+3+4+5)/5 and (6+...+11)/6
+
+
+def _pandas_levels(
+    parts: list[tuple[np.ndarray, np.ndarray]], stored: tuple[np.ndarray, ...], block: float
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """The block means as the pandas group-by of earlier releases computed them."""
+    from Scoring.drift.stats import block_sums
+
+    sums = [block_sums(s, {"a": r}, block) for s, r in parts]
+    frame = pd.DataFrame(
+        {
+            "id": np.concatenate([p.ids for p in sums]),
+            "sum": np.concatenate([p.sums["a"] for p in sums]),
+            "count": np.concatenate([p.counts["a"] for p in sums]),
+        }
+    )
+    added = frame.groupby("id", sort=True).sum()
+    added = added[added["count"] > 0]
+    ids, total, count = stored
+    before = pd.DataFrame({"sum": total, "count": count}, index=pd.Index(ids, name="id"))
+    joined = pd.concat([before, added]).groupby(level=0, sort=True).sum()
+    joined = joined[joined["count"] > 0]
+    centres = (joined.index.to_numpy(dtype=np.float64) + 0.5) * block
+    return centres, (joined["sum"] / joined["count"]).to_numpy(dtype=np.float64), added
+
+
+@pytest.mark.parametrize("window", [7200.0, 5000.0, 1300.0, 700.0])
+def test_history_blocks_equal_the_pandas_group_by_bit_for_bit(window: float) -> None:
+    """Windows longer and shorter than a block (a block cut by one edge or by many), idle
+    samples, blocks stored by earlier runs: the same sums, counts and means, to the bit."""
+    rng = np.random.default_rng(7)
+    seconds = np.arange(0.0, 40_000.0, 2.0)
+    residuals = rng.normal(0.3, 1.7, seconds.size) * 10.0 ** rng.integers(-3, 4, seconds.size)
+    values = np.where(rng.random(seconds.size) < 0.1, 0.0, 1.0)
+    values[4000:6000] = 0.0  # a whole idle block: no count, left out
+    residuals[100] = -0.0
+    block = 3600.0
+    stored = (
+        np.array([-3, 2, 5, 40], dtype=np.int64),
+        rng.normal(0.0, 50.0, 4),
+        np.array([10, 0, 7, 3], dtype=np.int64),
+    )
+    history = LevelHistory(block, {"a": stored})
+    parts = []
+    for lo in np.arange(0.0, seconds[-1] + 1.0, window):
+        cut = (seconds >= lo) & (seconds < lo + window)
+        history.add(seconds[cut], {"a": residuals[cut]}, {"a": values[cut]})
+        active = np.where(values[cut] == 0.0, np.nan, residuals[cut])
+        parts.append((seconds[cut], active))
+    centres, means, added = _pandas_levels(parts, stored, block)
+    ids, sums, counts = history.blocks("a")
+    assert ids.tolist() == added.index.tolist()
+    assert sums.tobytes() == added["sum"].to_numpy(dtype=np.float64).tobytes()
+    assert counts.tolist() == added["count"].tolist()
+    found_centres, found_means = history.levels("a")
+    assert found_centres.tobytes() == centres.tobytes()
+    assert found_means.tobytes() == means.tobytes()
+    assert history.added("a")["sum"].tolist() == added["sum"].tolist()
+
+
+def test_history_without_stored_blocks_or_samples() -> None:
+    history = LevelHistory(3600.0)
+    assert history.blocks("a")[0].size == 0
+    centres, means = history.levels("a")
+    assert centres.size == means.size == 0
+    history.add(np.array([10.0, 20.0]), {"a": np.array([1.0, 2.0])})
+    assert history.levels("a")[1].tolist() == [1.5]  # the cache follows each add
+    history.add(np.array([30.0]), {"a": np.array([6.0])})
+    assert history.levels("a")[1].tolist() == [3.0]
 
 
 def test_echoes_of_a_degrading_axis_are_not_projected_with_isolate_ratio() -> None:

@@ -16,6 +16,7 @@ axis, for the time-to-threshold trend across runs (:func:`levels_table`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -60,8 +61,10 @@ STATE_COLUMNS = (
 _CREATED: set[tuple[str, str | None, str]] = set()
 
 
+@functools.lru_cache(maxsize=64)
 def drift_table(table: str) -> sa.Table:
-    """The SQLAlchemy definition of the drift state table ``table`` (``[schema.]name``).
+    """The SQLAlchemy definition of the drift state table ``table`` (``[schema.]name``), one
+    per process (statements compiled once for every asset's store).
 
     Raises:
         UnsafeIdentifierError: the name is not a safe identifier.
@@ -91,6 +94,7 @@ def drift_table(table: str) -> sa.Table:
     )
 
 
+@functools.lru_cache(maxsize=64)
 def levels_table(table: str) -> sa.Table:
     """The per-block residual levels of the drift state table ``table``: ``<name>_levels``,
     one row per (source table, asset, axis, model version, block) with the sum and count of
@@ -224,51 +228,83 @@ class DriftStateStore:
         stmt = sa.select(levels.axis, levels.block, levels["sum"], levels["count"]).where(
             self._levels_key(model_version), levels.block >= since_block
         )
-        rows = pd.DataFrame(conn.execute(stmt).all(), columns=["axis", "block", "sum", "count"])
+        by_axis: dict[str, tuple[list[int], list[float], list[int]]] = {}
+        for axis, block, total, count in conn.execute(stmt):
+            blocks, sums, counts = by_axis.setdefault(str(axis), ([], [], []))
+            blocks.append(block)
+            sums.append(total)
+            counts.append(count)
         return {
-            str(axis): (
-                part["block"].to_numpy(np.int64),
-                part["sum"].to_numpy(np.float64),
-                part["count"].to_numpy(np.int64),
+            axis: (
+                np.array(blocks, dtype=np.int64),
+                np.array(sums, dtype=np.float64),
+                np.array(counts, dtype=np.int64),
             )
-            for axis, part in rows.groupby("axis")
+            for axis, (blocks, sums, counts) in sorted(by_axis.items())
         }
 
     def save_levels(
-        self, conn: Connection, model_version: str, added: dict[str, pd.DataFrame]
+        self,
+        conn: Connection,
+        model_version: str,
+        added: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+        *,
+        known: tuple[int, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None = None,
     ) -> None:
-        """Add this run's block sums and counts (axis → frame indexed by block) to the stored
-        ones."""
+        """Add this run's block sums and counts (axis → block ids, sums, counts) to the stored
+        ones: one read, one delete and one insert for all axes (not three per axis).
+
+        ``known``: ``(since, blocks)`` as :meth:`load_levels` gave them earlier in the same
+        transaction; when every added block is from ``since`` on, they are the stored rows
+        and the read is spared.
+        """
         levels = self.levels.c
-        for axis, blocks in added.items():
-            if blocks.empty:
-                continue
-            ids = [int(i) for i in blocks.index]
-            key = self._levels_key(model_version) & (levels.axis == axis) & levels.block.in_(ids)
-            stored = {
-                int(block): (float(total), int(count))
-                for block, total, count in conn.execute(
-                    sa.select(levels.block, levels["sum"], levels["count"]).where(key)
-                )
+        axes = {axis: blocks for axis, blocks in added.items() if len(blocks[0])}
+        if not axes:
+            return
+        ids = sorted({int(i) for blocks in axes.values() for i in blocks[0]})
+        key = self._levels_key(model_version) & levels.axis.in_(list(axes)) & levels.block.in_(ids)
+        # Rows of these blocks and axes, whether or not this run adds to them: all are
+        # deleted and written back, the ones it adds to with its sums added.
+        merged: dict[tuple[str, int], tuple[float, int]]
+        if known is not None and ids[0] >= known[0]:
+            wanted = set(ids)
+            merged = {}
+            for axis in axes:
+                stored = known[1].get(str(axis))
+                if stored is None:
+                    continue
+                for block, total, count in zip(*(v.tolist() for v in stored), strict=True):
+                    if block in wanted:
+                        merged[(str(axis), int(block))] = (float(total), int(count))
+        else:
+            read = sa.select(levels.axis, levels.block, levels["sum"], levels["count"])
+            merged = {
+                (str(axis), int(block)): (float(total), int(count))
+                for axis, block, total, count in conn.execute(read.where(key))
             }
-            conn.execute(self.levels.delete().where(key))
-            rows = []
-            for block, (total, count) in zip(
-                ids, blocks[["sum", "count"]].itertuples(index=False, name=None), strict=True
+        for axis, (blocks, sums, counts) in axes.items():
+            for block, total, count in zip(
+                blocks.tolist(), sums.tolist(), counts.tolist(), strict=True
             ):
-                before = stored.get(block, (0.0, 0))
-                rows.append(
-                    {
-                        "source_table": self.source_table,
-                        "asset": self.asset,
-                        "axis": axis,
-                        "model_version": model_version,
-                        "block": block,
-                        "sum": before[0] + float(total),
-                        "count": before[1] + int(count),
-                    }
-                )
-            conn.execute(self.levels.insert(), rows)
+                before = merged.get((axis, int(block)), (0.0, 0))
+                merged[(axis, int(block))] = (before[0] + float(total), before[1] + int(count))
+        conn.execute(self.levels.delete().where(key))
+        conn.execute(
+            self.levels.insert(),
+            [
+                {
+                    "source_table": self.source_table,
+                    "asset": self.asset,
+                    "axis": axis,
+                    "model_version": model_version,
+                    "block": block,
+                    "sum": total,
+                    "count": count,
+                }
+                for (axis, block), (total, count) in merged.items()
+            ],
+        )
 
     def save(self, conn: Connection, tracker: DriftTracker, model_version: str, run_id: str) -> int:
         """Replace the state rows and write the episodes; returns the drift events started."""
