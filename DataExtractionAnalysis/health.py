@@ -189,35 +189,89 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _block_runs(mask.size, lambda lo, hi: mask[lo:hi])
 
 
+class _Runs:
+    """Runs of True of a mask given block by block, in order; a run crossing blocks is one."""
+
+    def __init__(self) -> None:
+        self._starts: list[np.ndarray] = []
+        self._ends: list[np.ndarray] = []
+
+    def add(self, lo: int, mask: np.ndarray) -> None:
+        """The mask's positions ``lo`` to ``lo + mask.size``."""
+        at = np.flatnonzero(mask)
+        if not at.size:
+            return
+        cut = np.flatnonzero(np.diff(at) != 1) + 1
+        first = at[np.r_[0, cut]] + lo
+        last = at[np.r_[cut - 1, at.size - 1]] + lo + 1
+        starts, ends = self._starts, self._ends
+        if ends and ends[-1][-1] == first[0]:  # the previous block's last run goes on
+            first[0] = starts[-1][-1]
+            starts[-1], ends[-1] = starts[-1][:-1], ends[-1][:-1]
+        starts.append(first)
+        ends.append(last)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start positions and lengths of the runs."""
+        if not self._starts:
+            return np.empty(0, np.intp), np.empty(0, np.intp)
+        begin = np.concatenate(self._starts)
+        return begin, np.concatenate(self._ends) - begin
+
+
 def _block_runs(
     size: int, mask_of: Callable[[int, int], np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Start positions and lengths of the runs of True of a mask of ``size`` positions given
     block by block (``mask_of(lo, hi)``: positions ``lo`` to ``hi``); a run crossing blocks
     is one run."""
-    starts: list[np.ndarray] = []
-    ends: list[np.ndarray] = []
+    runs = _Runs()
     for lo in range(0, size, _BLOCK_ROWS):
-        at = np.flatnonzero(mask_of(lo, min(lo + _BLOCK_ROWS, size)))
-        if not at.size:
-            continue
-        cut = np.flatnonzero(np.diff(at) != 1) + 1
-        first = at[np.r_[0, cut]] + lo
-        last = at[np.r_[cut - 1, at.size - 1]] + lo + 1
-        if ends and ends[-1][-1] == first[0]:  # the previous block's last run goes on
-            first[0] = starts[-1][-1]
-            starts[-1], ends[-1] = starts[-1][:-1], ends[-1][:-1]
-        starts.append(first)
-        ends.append(last)
-    if not starts:
-        return np.empty(0, np.intp), np.empty(0, np.intp)
-    begin = np.concatenate(starts)
-    return begin, np.concatenate(ends) - begin
+        runs.add(lo, mask_of(lo, min(lo + _BLOCK_ROWS, size)))
+    return runs.result()
 
 
-def _missing_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start positions and lengths of the runs of NaN samples."""
-    return _block_runs(values.size, lambda lo, hi: np.isnan(values[lo:hi]))
+def _repeats(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Positions ``lo`` to ``hi`` of the mask "sample k + 1 repeats sample k, and is not 0"."""
+    block = values[lo : hi + 1]
+    later = block[1:]
+    return (later == block[:-1]) & ((later > 0) | (later < 0))
+
+
+_SAMPLED_ROWS = 1_000_000
+"""Rows the distribution checks (counter, modes) look at, evenly spaced: a counter rises in
+every stride and a mode's share is the same, at a tenth of the cost on a 10 M-row window."""
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What one pass over an axis's values finds (see :func:`_scan`)."""
+
+    missing: tuple[np.ndarray, np.ndarray]
+    """Starts and lengths of the runs of NaN samples."""
+    repeats: tuple[np.ndarray, np.ndarray]
+    """Starts and lengths of the runs of a repeated non-zero value (see :func:`_longest_flat`)."""
+    active: np.ndarray
+    """The non-zero readings (idle zeros and NaN left out) among the rows the distribution
+    checks look at (every ``ceil(size / _SAMPLED_ROWS)``-th), in order."""
+
+
+def _scan(values: np.ndarray) -> _Scan:
+    """The NaN runs, the repeated-value runs and the sampled active readings of an axis, in
+    one blocked pass: each block is read once while it is in the CPU cache."""
+    size = values.size
+    stride = 1 if size <= _SAMPLED_ROWS else -(-size // _SAMPLED_ROWS)  # rows 0, stride, ...
+    missing, repeats = _Runs(), _Runs()
+    active: list[np.ndarray] = []
+    for lo in range(0, size, _BLOCK_ROWS):
+        hi = min(lo + _BLOCK_ROWS, size)
+        block = values[lo:hi]
+        missing.add(lo, np.isnan(block))
+        repeats.add(lo, _repeats(values, lo, min(hi, size - 1)))
+        sampled = block[(-lo) % stride :: stride]
+        active.append(sampled[(sampled > 0) | (sampled < 0)])
+    picked = np.concatenate(active) if active else values[:0]
+    return _Scan(missing.result(), repeats.result(), picked)
 
 
 def _missing_finding(missing: int, size: int, policy: HealthPolicy) -> Finding | None:
@@ -233,22 +287,18 @@ def _missing_finding(missing: int, size: int, policy: HealthPolicy) -> Finding |
     )
 
 
-def _missing(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    return _missing_finding(int(np.count_nonzero(np.isnan(values))), values.size, policy)
-
-
 def _longest_flat(values: np.ndarray) -> tuple[int, float]:
     """The longest run of one repeated non-zero value (samples) and that value (0, nan: none).
 
     Zeros are the machine at rest, not a frozen reading.
     """
+    size = max(values.size - 1, 0)
+    return _longest_of(values, _block_runs(size, lambda lo, hi: _repeats(values, lo, hi)))
 
-    def same(lo: int, hi: int) -> np.ndarray:  # sample k + 1 repeats sample k, not zero
-        block = values[lo : hi + 1]
-        later = block[1:]
-        return (later == block[:-1]) & ((later > 0) | (later < 0))
 
-    starts, lengths = _block_runs(max(values.size - 1, 0), same)
+def _longest_of(values: np.ndarray, repeats: tuple[np.ndarray, np.ndarray]) -> tuple[int, float]:
+    """:func:`_longest_flat` from the runs of repeats."""
+    starts, lengths = repeats
     if not lengths.size:
         return 0, float("nan")
     at = int(np.argmax(lengths))
@@ -267,10 +317,6 @@ def _flat_finding(
         f" min, more than health.flat_steps {policy.flat_steps}): a stuck or frozen sensor",
         "check the sensor and its transmitter; label the stretch or train on a window without it",
     )
-
-
-def _flat(values: np.ndarray, dt_seconds: float, policy: HealthPolicy) -> Finding | None:
-    return _flat_finding(*_longest_flat(values), dt_seconds, policy)
 
 
 @dataclass(frozen=True)
@@ -379,28 +425,7 @@ def _dt_change(intervals: np.ndarray, policy: HealthPolicy) -> Finding | None:
     )
 
 
-_SAMPLED_ROWS = 1_000_000
-"""Rows the distribution checks (counter, modes) look at, evenly spaced: a counter rises in
-every stride and a mode's share is the same, at a tenth of the cost on a 10 M-row window."""
-
-
-def _sampled(values: np.ndarray) -> np.ndarray:
-    if values.size <= _SAMPLED_ROWS:
-        return values
-    return values[:: -(-values.size // _SAMPLED_ROWS)]
-
-
-def _active(values: np.ndarray) -> np.ndarray:
-    """The non-zero readings among the sampled rows (idle zeros and NaN left out), in order."""
-    values = _sampled(values)
-    return values[(values > 0) | (values < 0)]
-
-
-def _monotonic(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    return _monotonic_of(_active(values), policy)
-
-
-def _monotonic_of(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
+def _monotonic(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
     steps = np.diff(active)
     changes = np.count_nonzero(steps)  # the steps that are not 0
     if changes < 20:
@@ -431,11 +456,7 @@ def _merge_runs(
     return first, last - first
 
 
-def _modes(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    return _modes_of(_active(values), policy)
-
-
-def _modes_of(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
+def _modes(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
     active = active[np.isfinite(active)]
     if active.size < 100:
         return None
@@ -489,15 +510,15 @@ def grade_values(
     # Differences of values near the float64 limit overflow: they are judged by the window's
     # own checks (prepare refuses them), not here.
     with np.errstate(over="ignore", invalid="ignore"):
-        starts, lengths = _missing_runs(values)
-        active = _active(values)
+        scan = _scan(values)
+        starts, lengths = scan.missing
         found = [
             _missing_finding(int(lengths.sum()), values.size, policy),
-            _flat(values, dt_seconds, policy),
+            _flat_finding(*_longest_of(values, scan.repeats), dt_seconds, policy),
             _gaps_finding(starts, lengths, window, policy),
             window.dt_change,
-            _monotonic_of(active, policy),
-            _modes_of(active, policy),
+            _monotonic(scan.active, policy),
+            _modes(scan.active, policy),
         ]
     findings = [f for f in found if f is not None]
     return AxisHealth(_worst(findings), tuple(findings))
