@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .health import AxisHealth, HealthPolicy, grade_axes
+from .health import AxisHealth, HealthPolicy, WindowTimes, grade_values, ticks, window_times
 
 __all__ = ["GAP_FACTOR", "AxisProfile", "Profile", "ProfileError", "median_interval", "profile"]
 
@@ -56,22 +56,10 @@ class Profile:
         return asdict(self)
 
 
-def _ticks(ts: pd.Series) -> tuple[np.ndarray, float]:
-    """Sample times as exact int64 nanoseconds (datetimes) or float seconds (epoch), and the
-    number of those units per second. No copy for ``datetime64[ns]`` columns."""
-    if not pd.api.types.is_datetime64_any_dtype(ts):
-        return ts.to_numpy(dtype="float64"), 1.0
-    naive = ts.dt.tz_convert(None) if getattr(ts.dtype, "tz", None) is not None else ts
-    values = naive.to_numpy()
-    if np.datetime_data(values.dtype)[0] != "ns":
-        values = values.astype("datetime64[ns]")
-    return values.view("int64"), 1e9
-
-
 def _intervals(ts: pd.Series) -> tuple[np.ndarray, float]:
     """Intervals between consecutive samples (exact integers for datetimes), units per second."""
-    ticks, per_second = _ticks(ts)
-    return np.diff(ticks), per_second
+    times, per_second = ticks(ts)
+    return np.diff(times), per_second
 
 
 def _median_seconds(intervals: np.ndarray, per_second: float) -> float:
@@ -198,24 +186,47 @@ def profile(frame: pd.DataFrame, axes: list[str], health: HealthPolicy | None = 
         raise ProfileError(
             f"need at least 2 samples to measure the sampling interval, got {len(frame)}"
         )
-    intervals, per_second = _intervals(frame["ts"])
+    times, per_second = ticks(frame["ts"])
+    intervals = np.diff(times)
     dt_seconds = _median_seconds(intervals, per_second)  # reorders intervals; counts still hold
+    gaps = int(np.count_nonzero(intervals > GAP_FACTOR * dt_seconds * per_second))
+    window = None
+    if health is not None:  # the intervals' memory is free now: the health checks reuse it
+        window = window_times(times, per_second, dt_seconds, health, scratch=intervals)
+    del intervals
+    profiles, graded = _axis_profiles(frame, axes, window, dt_seconds, health)
     return Profile(
         rows=len(frame),
         start=_render_time(frame["ts"].iloc[0]),
         end=_render_time(frame["ts"].iloc[-1]),
         dt_seconds=dt_seconds,
-        gaps=int(np.count_nonzero(intervals > GAP_FACTOR * dt_seconds * per_second)),
+        gaps=gaps,
         gap_factor=GAP_FACTOR,
-        axes=dict(zip(axes, _axis_profiles(frame, axes), strict=True)),
-        health={} if health is None else grade_axes(frame, axes, dt_seconds, health),
+        axes=dict(zip(axes, profiles, strict=True)),
+        health={} if health is None else dict(zip(axes, graded, strict=True)),
     )
 
 
-def _axis_profiles(frame: pd.DataFrame, axes: list[str]) -> list[AxisProfile]:
-    """Every axis's statistics, two axes at a time (NumPy releases the GIL per block)."""
-    columns = [frame[axis].to_numpy(dtype="float64") for axis in axes]
-    if len(columns) < 2 or len(frame) < _BLOCK_ROWS:
-        return [_axis_profile(values, axis) for values, axis in zip(columns, axes, strict=True)]
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        return list(pool.map(_axis_profile, columns, axes))
+def _axis_profiles(
+    frame: pd.DataFrame,
+    axes: list[str],
+    window: WindowTimes | None,
+    dt_seconds: float,
+    health: HealthPolicy | None,
+) -> tuple[list[AxisProfile], list[AxisHealth | None]]:
+    """Every axis's statistics and, with ``health``, its grade, one axis after the other (two
+    at a time: NumPy releases the GIL per block)."""
+
+    def one(axis: str) -> tuple[AxisProfile, AxisHealth | None]:
+        stats = _axis_profile(frame[axis].to_numpy(dtype="float64"), axis)
+        if health is None or window is None:
+            return stats, None
+        values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
+        return stats, grade_values(values, window, dt_seconds, health)
+
+    if len(axes) < 2 or len(frame) < _BLOCK_ROWS:
+        results = [one(axis) for axis in axes]
+    else:
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            results = list(pool.map(one, axes))
+    return [stats for stats, _ in results], [graded for _, graded in results]

@@ -25,7 +25,7 @@ Scoring adds ``out of range`` (:func:`count_out_of_range`, :func:`out_of_range`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -166,15 +166,116 @@ def epoch_seconds(ts: pd.Series) -> np.ndarray:
     return ts.to_numpy(dtype=np.float64)
 
 
+_BLOCK_ROWS = 1 << 15
+"""Rows per block of the per-axis scans: their scratch masks stay in the CPU cache, instead of
+a handful of full-length temporaries per axis (each one new memory to touch)."""
+
+
+def ticks(ts: pd.Series) -> tuple[np.ndarray, float]:
+    """Sample times as exact int64 nanoseconds (datetimes) or float seconds (epoch), and the
+    number of those units per second; ``ticks / per_second`` equals :func:`epoch_seconds`.
+    No copy for ``datetime64[ns]`` columns."""
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        return ts.to_numpy(dtype="float64"), 1.0
+    naive = ts.dt.tz_convert(None) if getattr(ts.dtype, "tz", None) is not None else ts
+    values = naive.to_numpy()
+    if np.datetime_data(values.dtype)[0] != "ns":
+        values = values.astype("datetime64[ns]")
+    return values.view("int64"), 1e9
+
+
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start positions and lengths of the runs of True in ``mask``."""
-    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    starts = np.flatnonzero(edges == 1)
-    return starts, np.flatnonzero(edges == -1) - starts
+    return _block_runs(mask.size, lambda lo, hi: mask[lo:hi])
 
 
-def _missing(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    share = float(np.count_nonzero(np.isnan(values))) / max(values.size, 1)
+class _Runs:
+    """Runs of True of a mask given block by block, in order; a run crossing blocks is one."""
+
+    def __init__(self) -> None:
+        self._starts: list[np.ndarray] = []
+        self._ends: list[np.ndarray] = []
+
+    def add(self, lo: int, mask: np.ndarray) -> None:
+        """The mask's positions ``lo`` to ``lo + mask.size``."""
+        at = np.flatnonzero(mask)
+        if not at.size:
+            return
+        cut = np.flatnonzero(np.diff(at) != 1) + 1
+        first = at[np.r_[0, cut]] + lo
+        last = at[np.r_[cut - 1, at.size - 1]] + lo + 1
+        starts, ends = self._starts, self._ends
+        if ends and ends[-1][-1] == first[0]:  # the previous block's last run goes on
+            first[0] = starts[-1][-1]
+            starts[-1], ends[-1] = starts[-1][:-1], ends[-1][:-1]
+        starts.append(first)
+        ends.append(last)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start positions and lengths of the runs."""
+        if not self._starts:
+            return np.empty(0, np.intp), np.empty(0, np.intp)
+        begin = np.concatenate(self._starts)
+        return begin, np.concatenate(self._ends) - begin
+
+
+def _block_runs(
+    size: int, mask_of: Callable[[int, int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start positions and lengths of the runs of True of a mask of ``size`` positions given
+    block by block (``mask_of(lo, hi)``: positions ``lo`` to ``hi``); a run crossing blocks
+    is one run."""
+    runs = _Runs()
+    for lo in range(0, size, _BLOCK_ROWS):
+        runs.add(lo, mask_of(lo, min(lo + _BLOCK_ROWS, size)))
+    return runs.result()
+
+
+def _repeats(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Positions ``lo`` to ``hi`` of the mask "sample k + 1 repeats sample k, and is not 0"."""
+    block = values[lo : hi + 1]
+    later = block[1:]
+    return (later == block[:-1]) & ((later > 0) | (later < 0))
+
+
+_SAMPLED_ROWS = 1_000_000
+"""Rows the distribution checks (counter, modes) look at, evenly spaced: a counter rises in
+every stride and a mode's share is the same, at a tenth of the cost on a 10 M-row window."""
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What one pass over an axis's values finds (see :func:`_scan`)."""
+
+    missing: tuple[np.ndarray, np.ndarray]
+    """Starts and lengths of the runs of NaN samples."""
+    repeats: tuple[np.ndarray, np.ndarray]
+    """Starts and lengths of the runs of a repeated non-zero value (see :func:`_longest_flat`)."""
+    active: np.ndarray
+    """The non-zero readings (idle zeros and NaN left out) among the rows the distribution
+    checks look at (every ``ceil(size / _SAMPLED_ROWS)``-th), in order."""
+
+
+def _scan(values: np.ndarray) -> _Scan:
+    """The NaN runs, the repeated-value runs and the sampled active readings of an axis, in
+    one blocked pass: each block is read once while it is in the CPU cache."""
+    size = values.size
+    stride = 1 if size <= _SAMPLED_ROWS else -(-size // _SAMPLED_ROWS)  # rows 0, stride, ...
+    missing, repeats = _Runs(), _Runs()
+    active: list[np.ndarray] = []
+    for lo in range(0, size, _BLOCK_ROWS):
+        hi = min(lo + _BLOCK_ROWS, size)
+        block = values[lo:hi]
+        missing.add(lo, np.isnan(block))
+        repeats.add(lo, _repeats(values, lo, min(hi, size - 1)))
+        sampled = block[(-lo) % stride :: stride]
+        active.append(sampled[(sampled > 0) | (sampled < 0)])
+    picked = np.concatenate(active) if active else values[:0]
+    return _Scan(missing.result(), repeats.result(), picked)
+
+
+def _missing_finding(missing: int, size: int, policy: HealthPolicy) -> Finding | None:
+    share = float(missing) / max(size, 1)
     if share <= policy.missing_medium:
         return None
     grade = "low" if share > policy.missing_low else "medium"
@@ -191,8 +292,13 @@ def _longest_flat(values: np.ndarray) -> tuple[int, float]:
 
     Zeros are the machine at rest, not a frozen reading.
     """
-    same = (values[1:] == values[:-1]) & ((values[1:] > 0) | (values[1:] < 0))
-    starts, lengths = _runs(same)
+    size = max(values.size - 1, 0)
+    return _longest_of(values, _block_runs(size, lambda lo, hi: _repeats(values, lo, hi)))
+
+
+def _longest_of(values: np.ndarray, repeats: tuple[np.ndarray, np.ndarray]) -> tuple[int, float]:
+    """:func:`_longest_flat` from the runs of repeats."""
+    starts, lengths = repeats
     if not lengths.size:
         return 0, float("nan")
     at = int(np.argmax(lengths))
@@ -222,27 +328,84 @@ def _flat_finding(
     )
 
 
-def _flat(values: np.ndarray, dt_seconds: float, policy: HealthPolicy) -> Finding | None:
-    return _flat_finding(*_longest_flat(values), dt_seconds, policy)
+@dataclass(frozen=True)
+class WindowTimes:
+    """The window's times, worked out once for the checks of every axis."""
+
+    ticks: np.ndarray
+    per_second: float
+    span: float
+    """Seconds from the first sample to the last (0 with fewer than 2)."""
+    threshold: float
+    """``gap_factor`` x dt: a silence longer than this is a gap."""
+    long_at: np.ndarray
+    """Positions k whose interval to sample k + 1 is longer than ``threshold``..."""
+    long_seconds: np.ndarray
+    """... and those intervals, in seconds."""
+    dt_change: Finding | None
+
+    def seconds(self, rows: np.ndarray) -> np.ndarray:
+        """Epoch seconds of the samples at ``rows``."""
+        return self.ticks[rows] / self.per_second
 
 
-def _gaps(
-    values: np.ndarray, seconds: np.ndarray, dt_seconds: float, policy: HealthPolicy
+def window_times(
+    ticks: np.ndarray,
+    per_second: float,
+    dt_seconds: float,
+    policy: HealthPolicy,
+    scratch: np.ndarray | None = None,
+) -> WindowTimes:
+    """The window's intervals in seconds (into ``scratch``, 8 bytes per interval, when given;
+    it is overwritten), its long ones, and its dt change, block by block."""
+    size = ticks.size
+    n = max(size - 1, 0)
+    intervals = np.empty(n) if scratch is None else scratch[:n].view(np.float64)
+    threshold = policy.gap_factor * dt_seconds
+    at: list[np.ndarray] = []
+    for lo in range(0, n, _BLOCK_ROWS):
+        hi = min(lo + _BLOCK_ROWS, n)
+        seconds = ticks[lo : hi + 1] / per_second
+        block = np.subtract(seconds[1:], seconds[:-1], out=intervals[lo:hi])
+        at.append(np.flatnonzero(block > threshold) + lo)
+    long_at = np.concatenate(at) if at else np.empty(0, np.intp)
+    long_seconds = intervals[long_at]
+    span = float(ticks[-1] / per_second - ticks[0] / per_second) if size > 1 else 0.0
+    return WindowTimes(
+        ticks, per_second, span, threshold, long_at, long_seconds, _dt_change(intervals, policy)
+    )
+
+
+def _gaps_finding(
+    missing_starts: np.ndarray,
+    missing_lengths: np.ndarray,
+    window: WindowTimes,
+    policy: HealthPolicy,
 ) -> Finding | None:
-    """Time without a reading: NaN stretches of the axis and missing rows, beyond k x dt."""
-    span = float(seconds[-1] - seconds[0]) if seconds.size > 1 else 0.0
-    if span <= 0:
+    """Time without a reading: NaN stretches of the axis and missing rows, beyond k x dt.
+
+    A silence is an interval between consecutive readings (and from the window's first
+    sample to the first reading, from the last reading to its last sample): the window's own
+    intervals between two readings, and one interval across each run of NaN samples.
+    """
+    if window.span <= 0:
         return None
-    missing = np.isnan(values)
-    if missing.any():
-        present = seconds[~missing]
-        if present.size < 2:
+    size = window.ticks.size
+    if missing_lengths.size:
+        if size - int(missing_lengths.sum()) < 2:
             return None  # the missing check speaks for an axis without readings
-        silent = np.diff(np.r_[seconds[0], present, seconds[-1]])
-    else:  # every reading there: the gaps are the rows missing in time (no copy)
-        silent = np.diff(seconds)
-    long = silent[silent > policy.gap_factor * dt_seconds]
-    share = float(long.sum()) / span
+        before = missing_starts - 1  # the reading before each NaN run (-1: none)
+        after = missing_starts + missing_lengths  # the reading after it (size: none)
+        across = window.seconds(np.minimum(after, size - 1)) - window.seconds(np.maximum(before, 0))
+        crossing = across > window.threshold
+        # The window's long intervals next to a NaN sample are part of a run's silence.
+        run = np.searchsorted(before, window.long_at, side="right") - 1
+        clear = (run < 0) | (window.long_at >= after[np.maximum(run, 0)])
+        order = np.argsort(np.r_[window.long_at[clear], before[crossing]], kind="stable")
+        long = np.r_[window.long_seconds[clear], across[crossing]][order]
+    else:  # every reading there: the gaps are the rows missing in time
+        long = window.long_seconds
+    share = float(long.sum()) / window.span
     if share <= policy.gaps_share:
         return None
     return Finding(
@@ -253,12 +416,14 @@ def _gaps(
     )
 
 
-def _dt_change(seconds: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    if seconds.size < 8:
+def _dt_change(intervals: np.ndarray, policy: HealthPolicy) -> Finding | None:
+    """The median interval of the window's second half against its first half's; selects in
+    place, so ``intervals`` ends up reordered within each half."""
+    if intervals.size < 7:
         return None
-    half = seconds.size // 2
-    first = float(np.median(np.diff(seconds[: half + 1])))
-    second = float(np.median(np.diff(seconds[half:])))
+    half = (intervals.size + 1) // 2
+    first = float(np.median(intervals[:half], overwrite_input=True))
+    second = float(np.median(intervals[half:], overwrite_input=True))
     if first <= 0 or abs(second / first - 1.0) <= policy.dt_change:
         return None
     return Finding(
@@ -269,25 +434,12 @@ def _dt_change(seconds: np.ndarray, policy: HealthPolicy) -> Finding | None:
     )
 
 
-_SAMPLED_ROWS = 1_000_000
-"""Rows the distribution checks (counter, modes) look at, evenly spaced: a counter rises in
-every stride and a mode's share is the same, at a tenth of the cost on a 10 M-row window."""
-
-
-def _sampled(values: np.ndarray) -> np.ndarray:
-    if values.size <= _SAMPLED_ROWS:
-        return values
-    return values[:: -(-values.size // _SAMPLED_ROWS)]
-
-
-def _monotonic(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    values = _sampled(values)
-    active = values[(values > 0) | (values < 0)]
+def _monotonic(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
     steps = np.diff(active)
-    steps = steps[steps != 0]
-    if steps.size < 20:
+    changes = np.count_nonzero(steps)  # the steps that are not 0
+    if changes < 20:
         return None
-    rising = float(np.count_nonzero(steps > 0)) / steps.size
+    rising = float(np.count_nonzero(steps > 0)) / changes
     share = max(rising, 1.0 - rising)
     if share < policy.monotonic_share:
         return None
@@ -313,9 +465,8 @@ def _merge_runs(
     return first, last - first
 
 
-def _modes(values: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    values = _sampled(values)
-    active = values[((values > 0) | (values < 0)) & np.isfinite(values)]
+def _modes(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
+    active = active[np.isfinite(active)]
     if active.size < 100:
         return None
     low, high = float(active.min()), float(active.max())
@@ -348,40 +499,36 @@ def grade_axes(
     frame: pd.DataFrame, axes: list[str], dt_seconds: float, policy: HealthPolicy
 ) -> dict[str, AxisHealth]:
     """The health of every axis of a time-sorted window (``ts`` and one column per axis)."""
-    seconds = epoch_seconds(frame["ts"])
-    shared = _dt_change(seconds, policy)
-    out: dict[str, AxisHealth] = {}
-    # Differences of values near the float64 limit overflow: they are judged by the window's
-    # own checks (prepare refuses them), not here.
+    window = window_times(*ticks(frame["ts"]), dt_seconds, policy)
 
     def grade(axis: str) -> AxisHealth:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return _grade_axis(frame, axis, seconds, dt_seconds, shared, policy)
+        return grade_values(
+            frame[axis].to_numpy(dtype=np.float64, na_value=np.nan), window, dt_seconds, policy
+        )
 
     # NumPy releases the GIL in these passes: two axes at a time on a 10 M-row window.
     with ThreadPoolExecutor(max_workers=max(1, min(2, len(axes)))) as pool:
-        out.update(zip(axes, pool.map(grade, axes), strict=True))
-    return out
+        return dict(zip(axes, pool.map(grade, axes), strict=True))
 
 
-def _grade_axis(
-    frame: pd.DataFrame,
-    axis: str,
-    seconds: np.ndarray,
-    dt_seconds: float,
-    shared: Finding | None,
-    policy: HealthPolicy,
+def grade_values(
+    values: np.ndarray, window: WindowTimes, dt_seconds: float, policy: HealthPolicy
 ) -> AxisHealth:
-    """One axis's findings (``shared``: the window's dt change, the same for every axis)."""
-    values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
-    found = [
-        _missing(values, policy),
-        _flat(values, dt_seconds, policy),
-        _gaps(values, seconds, dt_seconds, policy),
-        shared,
-        _monotonic(values, policy),
-        _modes(values, policy),
-    ]
+    """One axis's grade and findings; ``window``: the window's times (see :func:`window_times`),
+    whose dt change is the same finding for every axis."""
+    # Differences of values near the float64 limit overflow: they are judged by the window's
+    # own checks (prepare refuses them), not here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        scan = _scan(values)
+        starts, lengths = scan.missing
+        found = [
+            _missing_finding(int(lengths.sum()), values.size, policy),
+            _flat_finding(*_longest_of(values, scan.repeats), dt_seconds, policy),
+            _gaps_finding(starts, lengths, window, policy),
+            window.dt_change,
+            _monotonic(scan.active, policy),
+            _modes(scan.active, policy),
+        ]
     findings = [f for f in found if f is not None]
     return AxisHealth(_worst(findings), tuple(findings))
 

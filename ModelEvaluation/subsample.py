@@ -106,9 +106,58 @@ class Picked:
 def pick(values: np.ndarray, usable: np.ndarray, max_points: int) -> Picked:
     """Subsample ``values[usable]`` (see :func:`subsample_extremes`) into at most max_points.
 
-    Only the values are gathered; the x of each kept point is looked up by its row
-    (:func:`_rows_of`) instead of gathering the x column as well.
+    A long series is gathered block by block and each block's whole buckets are reduced at
+    once, so no full-length copy of it is made; the x of each kept point is looked up by its
+    row instead of gathering the x column as well.
     """
-    gathered = values[usable]  # faster than np.compress on masks with long runs
-    keep = subsample_extremes(gathered, max_points)
-    return Picked(rows=_rows_of(usable, keep), values=gathered[keep], n_total=gathered.size)
+    total = int(np.count_nonzero(usable))
+    if total <= max_points or max_points < 4:
+        gathered = values[usable]
+        keep = subsample_extremes(gathered, max_points)
+        return Picked(rows=_rows_of(usable, keep), values=gathered[keep], n_total=total)
+    size = math.ceil(total / (max_points // 4))  # samples per bucket, as subsample_extremes
+    lows: list[np.ndarray] = []
+    highs: list[np.ndarray] = []
+    counts: list[int] = []  # usable rows per block
+    waiting: list[np.ndarray] = []  # gathered values of the buckets not reduced yet
+    held = 0
+    for start in range(0, usable.size, _RANK_BLOCK):
+        block = values[start : start + _RANK_BLOCK][usable[start : start + _RANK_BLOCK]]
+        counts.append(block.size)
+        waiting.append(block)
+        held += block.size
+        if held < size:
+            continue
+        ready = np.concatenate(waiting) if len(waiting) > 1 else block
+        whole = held - held % size
+        buckets = ready[:whole].reshape(-1, size)
+        lows.append(buckets.argmin(axis=1))
+        highs.append(buckets.argmax(axis=1))
+        waiting, held = [ready[whole:]], held - whole
+    if held:  # the shorter last bucket
+        tail = np.concatenate(waiting)
+        lows.append(np.array([tail.argmin()]))
+        highs.append(np.array([tail.argmax()]))
+    starts = np.arange(math.ceil(total / size), dtype=np.int64) * size
+    middles = np.minimum(starts + size // 2, total - 1)
+    keep = np.unique(
+        np.concatenate(
+            (starts, middles, starts + np.concatenate(lows), starts + np.concatenate(highs))
+        )
+    )
+    rows = _block_rows(usable, keep, np.array(counts))
+    return Picked(rows=rows, values=values[rows], n_total=total)
+
+
+def _block_rows(mask: np.ndarray, ranks: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """:func:`_rows_of` with the True entries of each block of ``mask`` already counted."""
+    ends = np.cumsum(counts)
+    # ranks[bounds[b]:bounds[b + 1]] fall in block b
+    bounds = np.searchsorted(ranks, np.r_[0, ends], side="left")
+    rows = np.empty_like(ranks)
+    for block in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        first, last = bounds[block], bounds[block + 1]
+        start = int(block) * _RANK_BLOCK
+        inside = np.flatnonzero(mask[start : start + _RANK_BLOCK])
+        rows[first:last] = start + inside[ranks[first:last] - (ends[block] - counts[block])]
+    return rows

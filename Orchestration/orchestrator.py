@@ -658,29 +658,40 @@ def _learned_thresholds(state: RunState, held: HeldOut | None) -> dict[str, dict
 
 
 def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) -> None:
-    """Drift baselines and insights from the calibration residuals, in one pass over the axes:
-    a computed mapping (``in_sample``) computes each axis's residuals once, and holds only
-    the axis in flight."""
+    """Drift baselines and insights from the calibration residuals, in one pass over the axes
+    (two at a time): a computed mapping (``in_sample``) computes each axis's residuals once,
+    and holds only the axes in flight."""
     assert state.prepared is not None
     config = state.loaded.config
     frame = state.prepared.frame
     # Seconds since the first training sample: the insights use differences of times only.
     seconds = frame["time_s"].to_numpy(dtype=np.float64)
     params = config.drift.parameters()
-    baselines: dict[str, Any] = {}
-    per_axis = {}
-    for axis in residuals:
+
+    def axis_figures(axis: str) -> tuple[dict[str, Any], Any]:
         values = residuals[axis]
-        if config.drift.enabled:
-            baselines.update(fit_drift_baselines({axis: values}, params).axes)
+        baseline = fit_drift_baselines({axis: values}, params).axes if config.drift.enabled else {}
         rule = state.thresholds.get(axis, {})
-        per_axis[axis] = axis_insight(
+        insight = axis_insight(
             seconds,
             frame[axis].to_numpy(dtype=np.float64),
             values,
             maxc=float(rule.get("MaxC", np.nan)),
             alert_events_per_day=rule.get("expected_events_per_day"),
         )
+        return baseline, insight
+
+    axes = list(residuals)
+    if state.threads > 1 and len(axes) > 1:
+        with ThreadPoolExecutor(max_workers=state.threads) as pool:
+            results = list(pool.map(axis_figures, axes))
+    else:
+        results = [axis_figures(axis) for axis in axes]
+    baselines: dict[str, Any] = {}
+    per_axis = {}
+    for axis, (baseline, insight) in zip(axes, results, strict=True):
+        baselines.update(baseline)
+        per_axis[axis] = insight
     if config.drift.enabled:
         state.drift = DriftBaselines(params, baselines)
     state.insights = _insight_summary(state, per_axis)
