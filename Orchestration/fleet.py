@@ -55,6 +55,7 @@ from Fleet import (
     run_tasks,
     runs_in_process,
 )
+from Labels import FeedbackStore
 from ModelRegistry import ModelRegistry, RegistryError, VersionNotFoundError
 
 from .config import LoadedConfig
@@ -237,9 +238,16 @@ class _Trained:
     started: float
 
 
-def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetOutcome | _Trained:
-    """Run one asset's steps up to ``register`` (:func:`_publish` does that one); every
-    failure becomes its ``failed`` outcome, too few samples its ``needs-data`` one."""
+def _train_one(
+    task: _TrainTask,
+    session: DatabaseSession,
+    asset: Any,
+    feedback: pd.DataFrame | None = None,
+) -> AssetOutcome | _Trained:
+    """Run one asset's steps up to ``promote`` (:func:`_publish` does that one); every
+    failure becomes its ``failed`` outcome, too few samples its ``needs-data`` one.
+    ``feedback``: the verdicts of every asset, read once for the task (None: the asset reads
+    its own)."""
     started = time.perf_counter()
     asset_id = str(asset)
     loaded = task.loaded
@@ -261,6 +269,7 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
             draw_plots=choice,
             threads=task.threads,
             previous=None if previous is None else (previous[0], previous[2]),
+            feedback=feedback,
         )
         if task.families is not None:
             state.families = {axis: (f, dict(p)) for axis, (f, p) in task.families.items()}
@@ -375,9 +384,10 @@ def train_assets(task: _TrainTask, batch: list[Any]) -> list[AssetOutcome]:
         # disk) on a thread while the next asset computes; one at a time, in asset order.
         with reusing_connections(), ThreadPoolExecutor(1, "publish") as publisher:
             read_windows_ahead(task.loaded.config.data, session, batch)
+            feedback = _stored_feedback(task.loaded, session)
             publishing: Future[AssetOutcome] | None = None
             for asset in batch:
-                result = _train_one(task, session, asset)
+                result = _train_one(task, session, asset, feedback)
                 if publishing is not None:
                     outcomes.append(publishing.result())
                     publishing = None
@@ -411,6 +421,19 @@ def read_windows_ahead(data: DataConfig, session: DatabaseSession, batch: list[A
         except (DatabaseError, ValueError) as exc:  # ExtractionError is a ValueError
             logger.debug("asset %s reads its window on its own: %s", asset, exc)
     expect_windows(session.engine, data, windows)
+
+
+def _stored_feedback(loaded: LoadedConfig, session: DatabaseSession) -> pd.DataFrame | None:
+    """The operators' verdicts on ``data.table``'s events, every asset's, read once for a
+    task (each asset takes its own from them) instead of once per asset. None when they
+    cannot be read here: each asset then reads (and reports) its own."""
+    config = loaded.config
+    try:
+        store = FeedbackStore(session.engine, session.target, config.events.table)
+        return store.read(config.data.table)
+    except (DatabaseError, ValueError) as exc:
+        logger.debug("each asset reads its own verdicts: %s", exc)
+        return None
 
 
 def prepare_process(loaded: LoadedConfig) -> dict[str, str]:
