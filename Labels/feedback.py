@@ -214,7 +214,16 @@ class FeedbackStore:
 
 
 def _empty() -> pd.DataFrame:
+    """No verdicts, in the columns and types of :meth:`FeedbackStore.read` (a copy: building
+    it costs more than reading a small table, and a fleet asks once per asset)."""
+    return _EMPTY.copy()
+
+
+def _build_empty() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in FEEDBACK_COLUMNS})
     for column in ("start_ts", "end_ts", "updated_at"):
         frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
+
+
+_EMPTY = _build_empty()

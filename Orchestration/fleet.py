@@ -230,7 +230,8 @@ def _threshold_summary(thresholds: dict[str, dict[str, Any]]) -> dict[str, dict[
 
 @dataclass
 class _Trained:
-    """An asset whose steps ran up to ``register``: what publishing it needs."""
+    """An asset whose steps ran up to (not including) ``register``: what publishing it
+    needs."""
 
     state: RunState
     choice: _PlotChoice
@@ -244,8 +245,9 @@ def _train_one(
     asset: Any,
     feedback: pd.DataFrame | None = None,
 ) -> AssetOutcome | _Trained:
-    """Run one asset's steps up to ``promote`` (:func:`_publish` does that one); every
-    failure becomes its ``failed`` outcome, too few samples its ``needs-data`` one.
+    """Run one asset's steps before ``register`` (:func:`_publish` runs that one and
+    ``promote``); every failure becomes its ``failed`` outcome, too few samples its
+    ``needs-data`` one.
     ``feedback``: the verdicts of every asset, read once for the task (None: the asset reads
     its own)."""
     started = time.perf_counter()
@@ -274,7 +276,7 @@ def _train_one(
         if task.families is not None:
             state.families = {axis: (f, dict(p)) for axis, (f, p) in task.families.items()}
             state.chosen_by = task.chosen_by
-        for step in STEPS[:-1]:
+        for step in _COMPUTE_STEPS:
             _run_step(step, state)
             if step.name == "extract":
                 assert state.extraction is not None
@@ -288,6 +290,13 @@ def _train_one(
     return _Trained(state, choice, previous, started)
 
 
+_PUBLISH_STEPS = STEPS[-2:]
+"""``register`` and ``promote``: writing the version's files (mostly waiting for the disk's
+syncs) and its aliases, on the publishing thread while the next asset computes."""
+_COMPUTE_STEPS = STEPS[:-2]
+assert [step.name for step in _PUBLISH_STEPS] == ["register", "promote"]
+
+
 def _run_step(step: Step, state: RunState) -> None:
     begun = time.perf_counter()
     step.run(state)
@@ -295,12 +304,13 @@ def _run_step(step: Step, state: RunState) -> None:
 
 
 def _publish(trained: _Trained) -> AssetOutcome:
-    """Run an asset's last step, ``register``, and give its ``trained`` outcome (or its
-    ``failed`` one)."""
+    """Run an asset's last steps, ``register`` and ``promote`` (:data:`_PUBLISH_STEPS`), and
+    give its ``trained`` outcome (or its ``failed`` one)."""
     state, choice = trained.state, trained.choice
     asset_id = str(state.asset)
     try:
-        _run_step(STEPS[-1], state)
+        for step in _PUBLISH_STEPS:
+            _run_step(step, state)
     except Exception as exc:  # one asset's failure never stops the others
         return _failed(asset_id, exc, trained.previous, trained.started)
     assert state.models is not None and state.profile is not None
