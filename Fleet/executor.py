@@ -46,16 +46,22 @@ def pool_size(config: FleetConfig) -> int:
     return config.workers or os.cpu_count() or 1
 
 
-def batches_of(items: Sequence[Item], config: FleetConfig, workers: int) -> list[list[Item]]:
-    """``items`` cut into tasks: ``fleet.batch_assets`` each, or about four tasks per worker.
+def batches_of(
+    items: Sequence[Item],
+    config: FleetConfig,
+    workers: int,
+    tasks_per_worker: int = _TASKS_PER_WORKER,
+) -> list[list[Item]]:
+    """``items`` cut into tasks: ``fleet.batch_assets`` each, or about ``tasks_per_worker``
+    (default four) tasks per worker.
 
     More tasks than workers keep every worker busy to the end when assets take unequal time;
-    batches spare the per-task overhead (a database connection, the result's round trip).
+    batches spare the per-task overhead (database connections, the result's round trip).
     """
     if not items:
         return []
     size = config.batch_assets or max(
-        1, min(_MAX_BATCH, math.ceil(len(items) / (workers * _TASKS_PER_WORKER)))
+        1, min(_MAX_BATCH, math.ceil(len(items) / (workers * tasks_per_worker)))
     )
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 

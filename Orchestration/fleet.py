@@ -516,7 +516,9 @@ def _shared_families(
     count = min(config.fleet.selection_assets, len(assets))
     picks = sorted({round(i * (len(assets) - 1) / max(count - 1, 1)) for i in range(count)})
     sample = [assets[i] for i in picks]
-    batches = batches_of(sample, config.fleet, pool_size(config.fleet))
+    # One task per worker: the sample's assets take about the same time, and a task's set-up
+    # (its database connections, ~0.1 s) costs half an asset's choice.
+    batches = batches_of(sample, config.fleet, pool_size(config.fleet), tasks_per_worker=1)
     with Progress(len(sample), "choosing families") as progress:
         votes = run_tasks(
             select_assets,

@@ -33,6 +33,23 @@ def test_assets_are_cut_into_batches(
     assert [a for b in batches for a in b] == list(range(items))
 
 
+@pytest.mark.parametrize(
+    ("items", "workers", "batch", "sizes"),
+    [
+        (8, 2, None, [4, 4]),  # the families' vote: one task per worker
+        (7, 2, None, [4, 3]),
+        (8, 1, None, [8]),
+        (3, 4, None, [1, 1, 1]),
+        (8, 2, 3, [3, 3, 2]),  # fleet.batch_assets still wins
+    ],
+)
+def test_batches_of_one_task_per_worker(items, workers, batch, sizes) -> None:
+    config = FleetConfig(batch_assets=batch)
+    batches = batches_of(list(range(items)), config, workers, tasks_per_worker=1)
+    assert [len(b) for b in batches] == sizes
+    assert [a for b in batches for a in b] == list(range(items))
+
+
 def test_progress_without_a_terminal_logs_each_tenth(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="Fleet.progress")
     with Progress(20, "training", stream=io.StringIO()) as progress:
