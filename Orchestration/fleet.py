@@ -481,9 +481,17 @@ def select_assets(task: _TrainTask, batch: list[Any]) -> list[tuple[str, Any]]:
     chosen: list[tuple[str, Any]] = []
     try:
         with reusing_connections():
+            # As a training task: the windows a few at a time, the verdicts once.
+            read_windows_ahead(task.loaded.config.data, session, batch)
+            feedback = _stored_feedback(task.loaded, session)
             for asset in batch:
                 state = RunState(
-                    task.loaded, session, task.run_id, asset=asset, threads=task.threads
+                    task.loaded,
+                    session,
+                    task.run_id,
+                    asset=asset,
+                    threads=task.threads,
+                    feedback=feedback,
                 )
                 try:
                     for step in STEPS[:4]:  # extract, analyze, prepare, select
