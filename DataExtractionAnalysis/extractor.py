@@ -40,6 +40,7 @@ __all__ = [
     "EmptyWindowError",
     "Extraction",
     "ExtractionError",
+    "KeptConnections",
     "SourceInfo",
     "expect_windows",
     "extract_window",
@@ -123,22 +124,47 @@ def _resolve(name: str, available: list[str], what: str, table: str) -> str:
 
 
 @contextlib.contextmanager
-def reusing_connections() -> Iterator[None]:
+def reusing_connections(kept: KeptConnections | None = None) -> Iterator[None]:
     """Within the block, reads share one fast-path connection and each table's column plan.
 
     A fleet task reads hundreds of assets' windows from one table: a new ADBC connection
     (~0.1 s) and a catalogue lookup of the columns for each would cost more than the read.
-    The connections are closed when the block ends.
+    The connections are closed when the block ends, unless they are ``kept``: then the next
+    block given the same :class:`KeptConnections` takes them over (a fleet worker's next
+    task of the same run), and :meth:`KeptConnections.close` closes them.
     """
-    cache = _ReuseCache()
+    if kept is None:
+        cache = _ReuseCache()
+    else:
+        cache = _ReuseCache(connections=kept.connections, plans=kept.plans)
     token = _REUSE.set(cache)
     try:
         yield
     finally:
         _REUSE.reset(token)
-        for connection in cache.connections.values():
-            with contextlib.suppress(Exception):
-                connection.close()
+        if kept is None:
+            _close_all(cache.connections)
+
+
+def _close_all(connections: dict[str, Any]) -> None:
+    while connections:
+        _, connection = connections.popitem()
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+@dataclass
+class KeptConnections:
+    """Fast-path connections and column plans that outlive a :func:`reusing_connections`
+    block, for the next block of the same reads (the same engine and tables)."""
+
+    connections: dict[str, Any] = field(default_factory=dict)
+    plans: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Close the connections and forget the plans."""
+        _close_all(self.connections)
+        self.plans.clear()
 
 
 @dataclass

@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 from .config import FleetConfig
 from .progress import Progress
 
-__all__ = ["ExecutorError", "batches_of", "pool_size", "run_tasks", "runs_in_process"]
+__all__ = [
+    "ExecutorError",
+    "batches_of",
+    "in_local_pool",
+    "pool_size",
+    "run_tasks",
+    "runs_in_process",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +128,20 @@ def run_tasks(
     return [result for batch in results for result in batch or []]
 
 
+_IN_LOCAL_POOL = False
+
+
+def in_local_pool() -> bool:
+    """Whether this process is a worker of :func:`run_tasks`' local pool: it lives for one
+    :func:`run_tasks` call, so its tasks may keep what they open (database connections) for
+    the next task, closed when the worker exits."""
+    return _IN_LOCAL_POOL
+
+
 def _set_environment(variables: Mapping[str, str | None]) -> None:
     """Pool worker start-up: take over the parent's current values of ``variables``."""
+    global _IN_LOCAL_POOL
+    _IN_LOCAL_POOL = True
     for name, value in variables.items():
         if value is None:
             os.environ.pop(name, None)

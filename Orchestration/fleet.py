@@ -23,11 +23,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing.util
 import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +42,7 @@ from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
     ExtractionError,
+    KeptConnections,
     expect_windows,
     list_assets,
     newest_times,
@@ -51,6 +55,7 @@ from Fleet import (
     Progress,
     asset_folder,
     batches_of,
+    in_local_pool,
     pool_size,
     run_tasks,
     runs_in_process,
@@ -382,33 +387,86 @@ def _needs_data(
     )
 
 
+@dataclass
+class _WorkerDatabase:
+    """A local pool worker's database for the tasks of one run: the engine, the fast-path
+    connections and the table's column plan, opened by its first task."""
+
+    run_id: str
+    session: DatabaseSession
+    kept: KeptConnections
+
+    def close(self) -> None:
+        self.kept.close()
+        self.session.close()
+
+
+_WORKER_DATABASE: list[_WorkerDatabase] = []
+"""The worker's database (at most one: a new run's first task closes the previous one's)."""
+
+
+def _close_worker_database() -> None:
+    while _WORKER_DATABASE:
+        _WORKER_DATABASE.pop().close()
+
+
+@contextmanager
+def _task_database(task: _TrainTask) -> Iterator[tuple[DatabaseSession, KeptConnections | None]]:
+    """A training task's database (read access) and the connections it may keep.
+
+    In a local pool worker (:func:`in_local_pool`: it lives for one run's tasks) the first
+    task of a run opens them and the next ones take them over: no new engine, ADBC connection
+    (~40 ms of CPU each, and a server process) or catalogue lookup per task; they are closed
+    when the worker exits, or when a task raises. Elsewhere (this process, a Dask worker that
+    outlives the run) each task opens its own and closes it at its end.
+    """
+    environ = prepare_process(task.loaded)
+    if not in_local_pool():
+        session = open_database(task.loaded, access="read", environ=environ)
+        try:
+            yield session, None
+        finally:
+            session.close()
+        return
+    if not _WORKER_DATABASE or _WORKER_DATABASE[0].run_id != task.run_id:
+        _close_worker_database()
+        session = open_database(task.loaded, access="read", environ=environ)
+        _WORKER_DATABASE.append(_WorkerDatabase(task.run_id, session, KeptConnections()))
+        multiprocessing.util.Finalize(None, _close_worker_database, exitpriority=0)
+    held = _WORKER_DATABASE[0]
+    try:
+        yield held.session, held.kept
+    except BaseException:
+        _close_worker_database()
+        raise
+
+
 def train_assets(task: _TrainTask, batch: list[Any]) -> list[AssetOutcome]:
     """One task: train the assets of ``batch`` one after the other on one connection, their
     windows read several at a time (:func:`read_windows_ahead`), each version published while
     the next asset computes."""
-    environ = prepare_process(task.loaded)
-    session = open_database(task.loaded, access="read", environ=environ)
     outcomes: list[AssetOutcome] = []
-    try:
-        # An asset's version is published (files written and synced: mostly waiting for the
-        # disk) on a thread while the next asset computes; one at a time, in asset order.
-        with reusing_connections(), ThreadPoolExecutor(1, "publish") as publisher:
-            read_windows_ahead(task.loaded.config.data, session, batch)
-            feedback = _stored_feedback(task.loaded, session)
-            publishing: Future[AssetOutcome] | None = None
-            for asset in batch:
-                result = _train_one(task, session, asset, feedback)
-                if publishing is not None:
-                    outcomes.append(publishing.result())
-                    publishing = None
-                if isinstance(result, _Trained):
-                    publishing = publisher.submit(_publish, result)
-                else:
-                    outcomes.append(result)
+    # An asset's version is published (files written and synced: mostly waiting for the
+    # disk) on a thread while the next asset computes; one at a time, in asset order.
+    with (
+        _task_database(task) as (session, kept),
+        reusing_connections(kept),
+        ThreadPoolExecutor(1, "publish") as publisher,
+    ):
+        read_windows_ahead(task.loaded.config.data, session, batch)
+        feedback = _stored_feedback(task.loaded, session)
+        publishing: Future[AssetOutcome] | None = None
+        for asset in batch:
+            result = _train_one(task, session, asset, feedback)
             if publishing is not None:
                 outcomes.append(publishing.result())
-    finally:
-        session.close()
+                publishing = None
+            if isinstance(result, _Trained):
+                publishing = publisher.submit(_publish, result)
+            else:
+                outcomes.append(result)
+        if publishing is not None:
+            outcomes.append(publishing.result())
     return outcomes
 
 
@@ -476,39 +534,34 @@ def worker_environment(loaded: LoadedConfig) -> dict[str, str | None]:
 def select_assets(task: _TrainTask, batch: list[Any]) -> list[tuple[str, Any]]:
     """One task of a shared selection: each asset's choice of families (None: it has too
     few usable samples, or failed; its own training run will say why)."""
-    environ = prepare_process(task.loaded)
-    session = open_database(task.loaded, access="read", environ=environ)
     chosen: list[tuple[str, Any]] = []
-    try:
-        with reusing_connections():
-            # As a training task: the windows a few at a time, the verdicts once.
-            read_windows_ahead(task.loaded.config.data, session, batch)
-            feedback = _stored_feedback(task.loaded, session)
-            for asset in batch:
-                state = RunState(
-                    task.loaded,
-                    session,
-                    task.run_id,
-                    asset=asset,
-                    threads=task.threads,
-                    feedback=feedback,
-                )
-                try:
-                    for step in STEPS[:4]:  # extract, analyze, prepare, select
-                        step.run(state)
-                        if step.name == "extract":
-                            assert state.extraction is not None
-                            usable = _usable_samples(state.extraction.frame, state.axes)
-                            if usable < task.loaded.config.fleet.min_samples:
-                                break
-                    else:
-                        chosen.append((str(asset), dict(state.families)))
-                        continue
-                except Exception as exc:  # the asset's own run reports it
-                    logger.info("asset %s gives no vote on the families: %s", asset, exc)
-                chosen.append((str(asset), None))
-    finally:
-        session.close()
+    with _task_database(task) as (session, kept), reusing_connections(kept):
+        # As a training task: the windows a few at a time, the verdicts once.
+        read_windows_ahead(task.loaded.config.data, session, batch)
+        feedback = _stored_feedback(task.loaded, session)
+        for asset in batch:
+            state = RunState(
+                task.loaded,
+                session,
+                task.run_id,
+                asset=asset,
+                threads=task.threads,
+                feedback=feedback,
+            )
+            try:
+                for step in STEPS[:4]:  # extract, analyze, prepare, select
+                    step.run(state)
+                    if step.name == "extract":
+                        assert state.extraction is not None
+                        usable = _usable_samples(state.extraction.frame, state.axes)
+                        if usable < task.loaded.config.fleet.min_samples:
+                            break
+                else:
+                    chosen.append((str(asset), dict(state.families)))
+                    continue
+            except Exception as exc:  # the asset's own run reports it
+                logger.info("asset %s gives no vote on the families: %s", asset, exc)
+            chosen.append((str(asset), None))
     return chosen
 
 

@@ -197,3 +197,24 @@ def test_assets_listed_through_an_index_equal_select_distinct(pg_db, text_ids):
     assert listed == without_index == expected
     assert sorted(map(str, listed)) == sorted(map(str, ids))
     assert {type(value) for value in listed} == {str if text_ids else int}
+
+
+@pytest.mark.postgres
+def test_kept_connections_serve_the_next_block_and_are_closed_by_close(pg_db):
+    """A fleet worker's next task takes over the fast-path connection and column plan of its
+    previous one (KeptConnections); the reads are those of a block of its own."""
+    ids = _fleet(pg_db, interleaved=False)
+    data = _data(pg_db)
+    kept = extractor.KeptConnections()
+    connections = []
+    for asset in ids[:3]:
+        with reusing_connections(kept):
+            found = extract_window(pg_db.engine, pg_db.target, data, asset=asset).frame
+        with reusing_connections():
+            alone = extract_window(pg_db.engine, pg_db.target, data, asset=asset).frame
+        pd.testing.assert_frame_equal(found, alone)
+        connections.append(next(iter(kept.connections.values())))
+        assert len(kept.connections) == 1 and len(kept.plans) == 1
+    assert connections[0] is connections[1] is connections[2]
+    kept.close()
+    assert kept.connections == {} and kept.plans == {}
