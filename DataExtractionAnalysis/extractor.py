@@ -40,6 +40,7 @@ __all__ = [
     "EmptyWindowError",
     "Extraction",
     "ExtractionError",
+    "KeptConnections",
     "SourceInfo",
     "expect_windows",
     "extract_window",
@@ -124,22 +125,47 @@ def _resolve(name: str, available: list[str], what: str, table: str) -> str:
 
 
 @contextlib.contextmanager
-def reusing_connections() -> Iterator[None]:
+def reusing_connections(kept: KeptConnections | None = None) -> Iterator[None]:
     """Within the block, reads share one fast-path connection and each table's column plan.
 
     A fleet task reads hundreds of assets' windows from one table: a new ADBC connection
     (~0.1 s) and a catalogue lookup of the columns for each would cost more than the read.
-    The connections are closed when the block ends.
+    The connections are closed when the block ends, unless they are ``kept``: then the next
+    block given the same :class:`KeptConnections` takes them over (a fleet worker's next
+    task of the same run), and :meth:`KeptConnections.close` closes them.
     """
-    cache = _ReuseCache()
+    if kept is None:
+        cache = _ReuseCache()
+    else:
+        cache = _ReuseCache(connections=kept.connections, plans=kept.plans)
     token = _REUSE.set(cache)
     try:
         yield
     finally:
         _REUSE.reset(token)
-        for connection in cache.connections.values():
-            with contextlib.suppress(Exception):
-                connection.close()
+        if kept is None:
+            _close_all(cache.connections)
+
+
+def _close_all(connections: dict[str, Any]) -> None:
+    while connections:
+        _, connection = connections.popitem()
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+@dataclass
+class KeptConnections:
+    """Fast-path connections and column plans that outlive a :func:`reusing_connections`
+    block, for the next block of the same reads (the same engine and tables)."""
+
+    connections: dict[str, Any] = field(default_factory=dict)
+    plans: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Close the connections and forget the plans."""
+        _close_all(self.connections)
+        self.plans.clear()
 
 
 @dataclass
@@ -1143,4 +1169,35 @@ def list_assets(engine: Engine, target: DatabaseTarget, data: DataConfig) -> lis
         raise ExtractionError("data.asset_col is not set: the table is one machine")
     stmt = sa.select(plan.asset).where(plan.asset.is_not(None)).distinct().order_by(plan.asset)
     with database_errors(target, f"listing the assets of {data.table!r}"), engine.connect() as c:
+        if target.dialect == "postgresql" and _leads_an_index(c, data, plan.asset.name):
+            stmt = _skip_scan(plan.asset)
         return list(c.execute(stmt).scalars().all())
+
+
+def _leads_an_index(conn: sa.Connection, data: DataConfig, column: str) -> bool:
+    """Whether an index of ``data.table`` starts with ``column``, a number or text column
+    (``min`` and ``>`` order them as ``ORDER BY`` does; not every type has a ``min``)."""
+    schema, name = split_table_name(data.table)
+    inspector = sa.inspect(conn)
+    kinds = {c["name"]: c["type"] for c in inspector.get_columns(name, schema=schema)}
+    if not isinstance(kinds.get(column), (sa.Integer, sa.Numeric, sa.String)):
+        return False
+    indexes = inspector.get_indexes(name, schema=schema)
+    return any((index.get("column_names") or [None])[0] == column for index in indexes)
+
+
+def _skip_scan(column: sa.ColumnClause) -> sa.Select:
+    """The distinct non-NULL values of ``column``, ordered, one index probe each (a recursive
+    ``min(column) ... WHERE column > previous``): a fleet table of 10 M rows lists its 1,000
+    assets in milliseconds instead of a ``SELECT DISTINCT`` over every row (about a second).
+    The same values, compared and ordered as ``SELECT DISTINCT ... ORDER BY`` does."""
+    table = column.table
+    assert table is not None
+    found = (
+        sa.select(sa.func.min(column).label("value"))
+        .where(column.is_not(None))
+        .cte("assets", recursive=True)
+    )
+    following = sa.select(sa.func.min(column)).where(column > found.c.value).scalar_subquery()
+    found = found.union_all(sa.select(following).where(found.c.value.is_not(None)))
+    return sa.select(found.c.value).where(found.c.value.is_not(None)).order_by(found.c.value)

@@ -7,7 +7,14 @@ progress reporting. ``Orchestration.fleet`` runs the per-asset tasks on them.
 """
 
 from .config import DEFAULT_MIN_SAMPLES, FleetConfig
-from .executor import ExecutorError, batches_of, pool_size, run_tasks, runs_in_process
+from .executor import (
+    ExecutorError,
+    batches_of,
+    in_local_pool,
+    pool_size,
+    run_tasks,
+    runs_in_process,
+)
 from .naming import MAX_FOLDER_CHARS, AssetNameError, asset_folder, asset_from_folder
 from .outcome import STATUSES, AssetOutcome, peak_rss_mib, worker_name
 from .progress import Progress
@@ -28,6 +35,7 @@ __all__ = [
     "asset_folder",
     "asset_from_folder",
     "batches_of",
+    "in_local_pool",
     "peak_rss_mib",
     "pool_size",
     "run_tasks",

@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 from .config import FleetConfig
 from .progress import Progress
 
-__all__ = ["ExecutorError", "batches_of", "pool_size", "run_tasks", "runs_in_process"]
+__all__ = [
+    "ExecutorError",
+    "batches_of",
+    "in_local_pool",
+    "pool_size",
+    "run_tasks",
+    "runs_in_process",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +53,22 @@ def pool_size(config: FleetConfig) -> int:
     return config.workers or os.cpu_count() or 1
 
 
-def batches_of(items: Sequence[Item], config: FleetConfig, workers: int) -> list[list[Item]]:
-    """``items`` cut into tasks: ``fleet.batch_assets`` each, or about four tasks per worker.
+def batches_of(
+    items: Sequence[Item],
+    config: FleetConfig,
+    workers: int,
+    tasks_per_worker: int = _TASKS_PER_WORKER,
+) -> list[list[Item]]:
+    """``items`` cut into tasks: ``fleet.batch_assets`` each, or about ``tasks_per_worker``
+    (default four) tasks per worker.
 
     More tasks than workers keep every worker busy to the end when assets take unequal time;
-    batches spare the per-task overhead (a database connection, the result's round trip).
+    batches spare the per-task overhead (database connections, the result's round trip).
     """
     if not items:
         return []
     size = config.batch_assets or max(
-        1, min(_MAX_BATCH, math.ceil(len(items) / (workers * _TASKS_PER_WORKER)))
+        1, min(_MAX_BATCH, math.ceil(len(items) / (workers * tasks_per_worker)))
     )
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
@@ -115,8 +128,20 @@ def run_tasks(
     return [result for batch in results for result in batch or []]
 
 
+_IN_LOCAL_POOL = False
+
+
+def in_local_pool() -> bool:
+    """Whether this process is a worker of :func:`run_tasks`' local pool: it lives for one
+    :func:`run_tasks` call, so its tasks may keep what they open (database connections) for
+    the next task, closed when the worker exits."""
+    return _IN_LOCAL_POOL
+
+
 def _set_environment(variables: Mapping[str, str | None]) -> None:
     """Pool worker start-up: take over the parent's current values of ``variables``."""
+    global _IN_LOCAL_POOL
+    _IN_LOCAL_POOL = True
     for name, value in variables.items():
         if value is None:
             os.environ.pop(name, None)

@@ -190,18 +190,40 @@ class FeedbackStore:
         return len(rows)
 
     def verdict_windows(
-        self, source_table: str, asset: str, verdicts: Sequence[str] = ("confirmed",)
+        self,
+        source_table: str,
+        asset: str,
+        verdicts: Sequence[str] = ("confirmed",),
+        *,
+        stored: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Windows of one source table and asset with one of ``verdicts`` (``start_ts``,
-        ``end_ts``, ``axis``, ``severity``, ``verdict``), by start."""
-        frame = self.read(source_table, asset)
+        ``end_ts``, ``axis``, ``severity``, ``verdict``), by start.
+
+        ``stored``: what :meth:`read` gave for ``source_table`` (every asset), read once for
+        many assets (a fleet task); None: this asset's verdicts are read now.
+        """
+        if stored is None:
+            frame = self.read(source_table, asset)
+        else:
+            frame = stored[stored["asset"] == asset]
+            frame = _empty() if frame.empty else frame  # as read() gives it
         frame = frame[frame["verdict"].isin(list(verdicts))]
         columns = ["start_ts", "end_ts", "axis", "severity", "verdict"]
         return frame[columns].sort_values("start_ts", kind="stable").reset_index(drop=True)
 
 
 def _empty() -> pd.DataFrame:
+    """No verdicts, in the columns and types of :meth:`FeedbackStore.read` (a copy: building
+    it costs more than reading a small table, and a fleet asks once per asset)."""
+    return _EMPTY.copy()
+
+
+def _build_empty() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in FEEDBACK_COLUMNS})
     for column in ("start_ts", "end_ts", "updated_at"):
         frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
+
+
+_EMPTY = _build_empty()

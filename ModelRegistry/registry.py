@@ -103,6 +103,7 @@ from .versions import (
     read_meta,
     summarize,
     summary_order,
+    verify_version,
 )
 
 logger = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ class ModelRegistry:
         payload: Path,
         tag: str,
         run_id: str,
-        caller_meta: dict[str, Any],
+        caller_meta: tuple[dict[str, Any], str],
         checksums: dict[str, str],
     ) -> PublishedVersion:
         version = self._next_version() if tag == AUTO_TAG else tag
@@ -319,19 +320,15 @@ class ModelRegistry:
         if os.path.lexists(target):
             raise self._exists_error(version)
         created_at = datetime.now(timezone.utc)
-        document = {
+        header = {
             "version": version,
             "run_id": run_id,
             "created_at": created_at.isoformat(timespec="microseconds"),
-            **caller_meta,
         }
-        text = yaml.dump(
-            document,
-            Dumper=_SAFE_DUMPER,
-            sort_keys=False,
-            allow_unicode=True,
-            default_flow_style=False,
-        )
+        # The caller's part was dumped once when it was checked: a block mapping's entries
+        # are dumped one after the other, so the header's text followed by it is the text of
+        # the whole document.
+        text = _dump_meta(header) + caller_meta[1]
         each = not can_sync_filesystem()  # else one flush of the file system below
         meta_hash = write_bytes_synced(payload / META_FILE, text.encode("utf-8"), sync=each)
         manifest = render_manifest({**checksums, META_FILE: meta_hash})
@@ -601,7 +598,10 @@ class ModelRegistry:
         RegistryLockError, RegistryStorageError
             As :meth:`publish`.
         """
-        tag = self.load(version).version  # verified before it goes live
+        path = self.resolve(version)
+        with self._storage_errors("read", _READ_FIX):
+            verify_version(path)  # every file against its manifest, before it goes live
+        tag = path.name
         with self._storage_errors("promote a version in", _WRITE_FIX), self._registry_lock():
             self._still_there(tag)
             current = read_aliases(self.root_dir, self._is_version_dir)
@@ -912,7 +912,21 @@ def _check_files(files: object) -> dict[str, bytes | bytearray | Path]:
     return dict(sorted(sources.items()))
 
 
-def _check_meta(meta: object) -> dict[str, Any]:
+def _dump_meta(document: Mapping[str, Any]) -> str:
+    """``meta.yaml``'s text of ``document`` (block style, key order kept)."""
+    return yaml.dump(
+        document,
+        Dumper=_SAFE_DUMPER,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+    )
+
+
+def _check_meta(meta: object) -> tuple[dict[str, Any], str]:
+    """The caller's meta as plain dicts and lists, and its ``meta.yaml`` text (empty for no
+    keys), or the MetadataError saying what cannot be stored."""
+
     if not isinstance(meta, Mapping):
         raise MetadataError(
             f"meta must be a mapping (dict) of metadata, got {type(meta).__name__}; pass e.g. "
@@ -926,7 +940,7 @@ def _check_meta(meta: object) -> dict[str, Any]:
         )
     plain = _plain(meta)
     try:
-        yaml.dump(plain, Dumper=_SAFE_DUMPER)
+        text = _dump_meta(plain) if plain else ""
     except yaml.YAMLError as exc:
         where, value = _find_unrepresentable(plain, "meta") or ("meta", meta)
         raise MetadataError(
@@ -942,7 +956,7 @@ def _check_meta(meta: object) -> dict[str, Any]:
             f"hold secrets. Record the database dialect and table instead of the URL, mask the "
             f"password as '***', and drop password keys from the config you pass."
         )
-    return plain
+    return plain, text
 
 
 def _plain(value: Any) -> Any:

@@ -178,6 +178,21 @@ def open_version(path: Path, *, verify: bool) -> LoadedVersion:
     return LoadedVersion(path.name, path, meta, manifest, verified=True)
 
 
+def verify_version(path: Path) -> None:
+    """Check the version folder ``path`` as :func:`open_version` does with ``verify`` (the
+    manifest, then every file it lists), without parsing ``meta.yaml`` (e.g. before promoting
+    it: a fleet promotes a thousand versions per run).
+
+    Raises
+    ------
+    ChecksumError
+        As :func:`open_version`.
+    """
+    manifest = read_manifest(path, verify=True)
+    _verify_files(path, manifest)
+    _warn_unlisted(path, manifest)
+
+
 def _verify_files(path: Path, manifest: Mapping[str, str]) -> bytes:
     """Check every file of ``manifest``; return the verified bytes of ``meta.yaml``."""
     modified, missing = [], []

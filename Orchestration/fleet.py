@@ -23,11 +23,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing.util
 import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +42,7 @@ from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
     ExtractionError,
+    KeptConnections,
     expect_windows,
     list_assets,
     newest_times,
@@ -51,10 +55,12 @@ from Fleet import (
     Progress,
     asset_folder,
     batches_of,
+    in_local_pool,
     pool_size,
     run_tasks,
     runs_in_process,
 )
+from Labels import FeedbackStore
 from ModelRegistry import ModelRegistry, RegistryError, VersionNotFoundError
 
 from .config import LoadedConfig
@@ -229,7 +235,8 @@ def _threshold_summary(thresholds: dict[str, dict[str, Any]]) -> dict[str, dict[
 
 @dataclass
 class _Trained:
-    """An asset whose steps ran up to ``register``: what publishing it needs."""
+    """An asset whose steps ran up to (not including) ``register``: what publishing it
+    needs."""
 
     state: RunState
     choice: _PlotChoice
@@ -237,9 +244,17 @@ class _Trained:
     started: float
 
 
-def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetOutcome | _Trained:
-    """Run one asset's steps up to ``register`` (:func:`_publish` does that one); every
-    failure becomes its ``failed`` outcome, too few samples its ``needs-data`` one."""
+def _train_one(
+    task: _TrainTask,
+    session: DatabaseSession,
+    asset: Any,
+    feedback: pd.DataFrame | None = None,
+) -> AssetOutcome | _Trained:
+    """Run one asset's steps before ``register`` (:func:`_publish` runs that one and
+    ``promote``); every failure becomes its ``failed`` outcome, too few samples its
+    ``needs-data`` one.
+    ``feedback``: the verdicts of every asset, read once for the task (None: the asset reads
+    its own)."""
     started = time.perf_counter()
     asset_id = str(asset)
     loaded = task.loaded
@@ -261,11 +276,12 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
             draw_plots=choice,
             threads=task.threads,
             previous=None if previous is None else (previous[0], previous[2]),
+            feedback=feedback,
         )
         if task.families is not None:
             state.families = {axis: (f, dict(p)) for axis, (f, p) in task.families.items()}
             state.chosen_by = task.chosen_by
-        for step in STEPS[:-1]:
+        for step in _COMPUTE_STEPS:
             _run_step(step, state)
             if step.name == "extract":
                 assert state.extraction is not None
@@ -279,6 +295,13 @@ def _train_one(task: _TrainTask, session: DatabaseSession, asset: Any) -> AssetO
     return _Trained(state, choice, previous, started)
 
 
+_PUBLISH_STEPS = STEPS[-2:]
+"""``register`` and ``promote``: writing the version's files (mostly waiting for the disk's
+syncs) and its aliases, on the publishing thread while the next asset computes."""
+_COMPUTE_STEPS = STEPS[:-2]
+assert [step.name for step in _PUBLISH_STEPS] == ["register", "promote"]
+
+
 def _run_step(step: Step, state: RunState) -> None:
     begun = time.perf_counter()
     step.run(state)
@@ -286,12 +309,13 @@ def _run_step(step: Step, state: RunState) -> None:
 
 
 def _publish(trained: _Trained) -> AssetOutcome:
-    """Run an asset's last step, ``register``, and give its ``trained`` outcome (or its
-    ``failed`` one)."""
+    """Run an asset's last steps, ``register`` and ``promote`` (:data:`_PUBLISH_STEPS`), and
+    give its ``trained`` outcome (or its ``failed`` one)."""
     state, choice = trained.state, trained.choice
     asset_id = str(state.asset)
     try:
-        _run_step(STEPS[-1], state)
+        for step in _PUBLISH_STEPS:
+            _run_step(step, state)
     except Exception as exc:  # one asset's failure never stops the others
         return _failed(asset_id, exc, trained.previous, trained.started)
     assert state.models is not None and state.profile is not None
@@ -363,32 +387,86 @@ def _needs_data(
     )
 
 
+@dataclass
+class _WorkerDatabase:
+    """A local pool worker's database for the tasks of one run: the engine, the fast-path
+    connections and the table's column plan, opened by its first task."""
+
+    run_id: str
+    session: DatabaseSession
+    kept: KeptConnections
+
+    def close(self) -> None:
+        self.kept.close()
+        self.session.close()
+
+
+_WORKER_DATABASE: list[_WorkerDatabase] = []
+"""The worker's database (at most one: a new run's first task closes the previous one's)."""
+
+
+def _close_worker_database() -> None:
+    while _WORKER_DATABASE:
+        _WORKER_DATABASE.pop().close()
+
+
+@contextmanager
+def _task_database(task: _TrainTask) -> Iterator[tuple[DatabaseSession, KeptConnections | None]]:
+    """A training task's database (read access) and the connections it may keep.
+
+    In a local pool worker (:func:`in_local_pool`: it lives for one run's tasks) the first
+    task of a run opens them and the next ones take them over: no new engine, ADBC connection
+    (~40 ms of CPU each, and a server process) or catalogue lookup per task; they are closed
+    when the worker exits, or when a task raises. Elsewhere (this process, a Dask worker that
+    outlives the run) each task opens its own and closes it at its end.
+    """
+    environ = prepare_process(task.loaded)
+    if not in_local_pool():
+        session = open_database(task.loaded, access="read", environ=environ)
+        try:
+            yield session, None
+        finally:
+            session.close()
+        return
+    if not _WORKER_DATABASE or _WORKER_DATABASE[0].run_id != task.run_id:
+        _close_worker_database()
+        session = open_database(task.loaded, access="read", environ=environ)
+        _WORKER_DATABASE.append(_WorkerDatabase(task.run_id, session, KeptConnections()))
+        multiprocessing.util.Finalize(None, _close_worker_database, exitpriority=0)
+    held = _WORKER_DATABASE[0]
+    try:
+        yield held.session, held.kept
+    except BaseException:
+        _close_worker_database()
+        raise
+
+
 def train_assets(task: _TrainTask, batch: list[Any]) -> list[AssetOutcome]:
     """One task: train the assets of ``batch`` one after the other on one connection, their
     windows read several at a time (:func:`read_windows_ahead`), each version published while
     the next asset computes."""
-    environ = prepare_process(task.loaded)
-    session = open_database(task.loaded, access="read", environ=environ)
     outcomes: list[AssetOutcome] = []
-    try:
-        # An asset's version is published (files written and synced: mostly waiting for the
-        # disk) on a thread while the next asset computes; one at a time, in asset order.
-        with reusing_connections(), ThreadPoolExecutor(1, "publish") as publisher:
-            read_windows_ahead(task.loaded.config.data, session, batch)
-            publishing: Future[AssetOutcome] | None = None
-            for asset in batch:
-                result = _train_one(task, session, asset)
-                if publishing is not None:
-                    outcomes.append(publishing.result())
-                    publishing = None
-                if isinstance(result, _Trained):
-                    publishing = publisher.submit(_publish, result)
-                else:
-                    outcomes.append(result)
+    # An asset's version is published (files written and synced: mostly waiting for the
+    # disk) on a thread while the next asset computes; one at a time, in asset order.
+    with (
+        _task_database(task) as (session, kept),
+        reusing_connections(kept),
+        ThreadPoolExecutor(1, "publish") as publisher,
+    ):
+        read_windows_ahead(task.loaded.config.data, session, batch)
+        feedback = _stored_feedback(task.loaded, session)
+        publishing: Future[AssetOutcome] | None = None
+        for asset in batch:
+            result = _train_one(task, session, asset, feedback)
             if publishing is not None:
                 outcomes.append(publishing.result())
-    finally:
-        session.close()
+                publishing = None
+            if isinstance(result, _Trained):
+                publishing = publisher.submit(_publish, result)
+            else:
+                outcomes.append(result)
+        if publishing is not None:
+            outcomes.append(publishing.result())
     return outcomes
 
 
@@ -411,6 +489,19 @@ def read_windows_ahead(data: DataConfig, session: DatabaseSession, batch: list[A
         except (DatabaseError, ValueError) as exc:  # ExtractionError is a ValueError
             logger.debug("asset %s reads its window on its own: %s", asset, exc)
     expect_windows(session.engine, data, windows)
+
+
+def _stored_feedback(loaded: LoadedConfig, session: DatabaseSession) -> pd.DataFrame | None:
+    """The operators' verdicts on ``data.table``'s events, every asset's, read once for a
+    task (each asset takes its own from them) instead of once per asset. None when they
+    cannot be read here: each asset then reads (and reports) its own."""
+    config = loaded.config
+    try:
+        store = FeedbackStore(session.engine, session.target, config.events.table)
+        return store.read(config.data.table)
+    except (DatabaseError, ValueError) as exc:
+        logger.debug("each asset reads its own verdicts: %s", exc)
+        return None
 
 
 def prepare_process(loaded: LoadedConfig) -> dict[str, str]:
@@ -443,31 +534,34 @@ def worker_environment(loaded: LoadedConfig) -> dict[str, str | None]:
 def select_assets(task: _TrainTask, batch: list[Any]) -> list[tuple[str, Any]]:
     """One task of a shared selection: each asset's choice of families (None: it has too
     few usable samples, or failed; its own training run will say why)."""
-    environ = prepare_process(task.loaded)
-    session = open_database(task.loaded, access="read", environ=environ)
     chosen: list[tuple[str, Any]] = []
-    try:
-        with reusing_connections():
-            for asset in batch:
-                state = RunState(
-                    task.loaded, session, task.run_id, asset=asset, threads=task.threads
-                )
-                try:
-                    for step in STEPS[:4]:  # extract, analyze, prepare, select
-                        step.run(state)
-                        if step.name == "extract":
-                            assert state.extraction is not None
-                            usable = _usable_samples(state.extraction.frame, state.axes)
-                            if usable < task.loaded.config.fleet.min_samples:
-                                break
-                    else:
-                        chosen.append((str(asset), dict(state.families)))
-                        continue
-                except Exception as exc:  # the asset's own run reports it
-                    logger.info("asset %s gives no vote on the families: %s", asset, exc)
-                chosen.append((str(asset), None))
-    finally:
-        session.close()
+    with _task_database(task) as (session, kept), reusing_connections(kept):
+        # As a training task: the windows a few at a time, the verdicts once.
+        read_windows_ahead(task.loaded.config.data, session, batch)
+        feedback = _stored_feedback(task.loaded, session)
+        for asset in batch:
+            state = RunState(
+                task.loaded,
+                session,
+                task.run_id,
+                asset=asset,
+                threads=task.threads,
+                feedback=feedback,
+            )
+            try:
+                for step in STEPS[:4]:  # extract, analyze, prepare, select
+                    step.run(state)
+                    if step.name == "extract":
+                        assert state.extraction is not None
+                        usable = _usable_samples(state.extraction.frame, state.axes)
+                        if usable < task.loaded.config.fleet.min_samples:
+                            break
+                else:
+                    chosen.append((str(asset), dict(state.families)))
+                    continue
+            except Exception as exc:  # the asset's own run reports it
+                logger.info("asset %s gives no vote on the families: %s", asset, exc)
+            chosen.append((str(asset), None))
     return chosen
 
 
@@ -483,7 +577,9 @@ def _shared_families(
     count = min(config.fleet.selection_assets, len(assets))
     picks = sorted({round(i * (len(assets) - 1) / max(count - 1, 1)) for i in range(count)})
     sample = [assets[i] for i in picks]
-    batches = batches_of(sample, config.fleet, pool_size(config.fleet))
+    # One task per worker: the sample's assets take about the same time, and a task's set-up
+    # (its database connections, ~0.1 s) costs half an asset's choice.
+    batches = batches_of(sample, config.fleet, pool_size(config.fleet), tasks_per_worker=1)
     with Progress(len(sample), "choosing families") as progress:
         votes = run_tasks(
             select_assets,

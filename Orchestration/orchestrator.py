@@ -139,6 +139,9 @@ class RunState:
     verdicts: pd.DataFrame | None = None
     """Operators' verdicts on this asset's events (``start_ts``, ``end_ts``, ``axis``,
     ``severity``, ``verdict``)."""
+    feedback: pd.DataFrame | None = None
+    """The feedback table's verdicts on ``data.table`` (every asset), when the caller read
+    them once for many assets (a fleet task); None: ``prepare`` reads this asset's."""
     selection: Selection | None = None
     families: dict[str, FamilySpec] = field(default_factory=dict)
     models: AxisModelSet | None = None
@@ -326,7 +329,10 @@ def _mask_known_windows(state: RunState) -> None:
     if labels.table is not None:
         state.labels = read_labels(engine, target, labels.table, **by_asset)
     state.verdicts = FeedbackStore(engine, target, config.events.table).verdict_windows(
-        config.data.table, "" if state.asset is None else str(state.asset), VERDICTS
+        config.data.table,
+        "" if state.asset is None else str(state.asset),
+        VERDICTS,
+        stored=state.feedback,
     )
     confirmed = state.verdicts[state.verdicts["verdict"] == "confirmed"]
     calendar = None

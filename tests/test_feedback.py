@@ -13,7 +13,14 @@ from conftest import Db
 from scoring_helpers import T0, append_asset_rows, fleet_config, publish_linear_version, ts
 
 from Database import write_chunks
-from Labels import FeedbackStore, LabelsError, import_label_csv, match_verdicts, read_labels
+from Labels import (
+    VERDICTS,
+    FeedbackStore,
+    LabelsError,
+    import_label_csv,
+    match_verdicts,
+    read_labels,
+)
 from Orchestration.feedback import label_events, list_events
 from Orchestration.scoring import run_scoring
 
@@ -350,3 +357,28 @@ def test_import_into_a_labels_table_without_the_optional_columns(
     path.write_text("start,end,axis\n2026-01-05T00:00:05Z,2026-01-05T00:00:06Z,a\n")
     with pytest.raises(LabelsError, match=r"values in \['axis'\] but labels table .* no such"):
         import_label_csv(any_db.engine, any_db.target, path, table)
+
+
+def test_verdict_windows_from_a_read_of_every_asset_equal_each_assets_own_read(
+    use_db: Db, tmp_path: Path
+) -> None:
+    """A fleet task reads the verdicts of all assets once and takes each asset's from them:
+    the same windows as the asset's own read (and none for an asset without verdicts)."""
+    loaded = _config(use_db, tmp_path)
+    for asset in ("r1", "r2"):
+        _publish(tmp_path, asset)
+        append_asset_rows(use_db, asset, TWO_INCIDENTS)
+        run_scoring(loaded, asset=asset, end=ts(12).to_pydatetime())
+    events = list_events(loaded)
+    by_asset = {asset: events[events["asset"] == asset]["id"] for asset in ("r1", "r2")}
+    label_events(loaded, [int(by_asset["r1"].iloc[0])], "confirmed")
+    label_events(loaded, [int(i) for i in by_asset["r2"]], "false-positive", "noise")
+    store = FeedbackStore(use_db.engine, use_db.target, use_db.table("events"))
+    table = loaded.config.data.table
+    stored = store.read(table)
+    assert set(stored["asset"]) == {"r1", "r2"}
+    for asset in ("r1", "r2", "r3"):
+        own = store.verdict_windows(table, asset, VERDICTS)
+        shared = store.verdict_windows(table, asset, VERDICTS, stored=stored)
+        pd.testing.assert_frame_equal(shared, own)
+        assert len(own) == {"r1": 1, "r2": len(by_asset["r2"]), "r3": 0}[asset]

@@ -15,6 +15,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from conftest import Db
 from fleet_helpers import T0, asset_frame, write_fleet
 
@@ -169,3 +170,51 @@ def test_newest_times_equal_newest_time(any_db):
     assert found == expected
     assert expected[-1] is None
     assert expected[0] == (T0 + pd.Timedelta(seconds=39)).to_pydatetime()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("text_ids", [False, True])
+def test_assets_listed_through_an_index_equal_select_distinct(pg_db, text_ids):
+    """With an index leading with the asset column, PostgreSQL lists the assets one index
+    probe each (a recursive min): the same values, types and order as SELECT DISTINCT."""
+    ids: list[object] = ["b", "B", "a/1", "10", "9", "é"] if text_ids else [30, -2, 7, 100, 8]
+    write_fleet(pg_db, [asset_frame(asset, 5 + n, seed=n) for n, asset in enumerate(ids)])
+    data = _data(pg_db)
+    table = extractor._plan(pg_db.engine, pg_db.target, data).table
+    with pg_db.engine.begin() as conn:  # a row without an asset is no asset
+        conn.execute(table.insert().values(ts=T0.to_pydatetime(), asset=None, a=1.0, b=2.0))
+    without_index = extractor.list_assets(pg_db.engine, pg_db.target, data)
+    schema, name = data.table.split(".")
+    with pg_db.engine.begin() as conn:
+        assert not extractor._leads_an_index(conn, data, "asset")
+        conn.exec_driver_sql(f'CREATE INDEX ON "{schema}"."{name}" (asset, ts)')
+        assert extractor._leads_an_index(conn, data, "asset")
+        distinct = (sa.select(table.c.asset).where(table.c.asset.is_not(None)).distinct()).order_by(
+            table.c.asset
+        )
+        expected = list(conn.execute(distinct).scalars())
+    listed = extractor.list_assets(pg_db.engine, pg_db.target, data)
+    assert listed == without_index == expected
+    assert sorted(map(str, listed)) == sorted(map(str, ids))
+    assert {type(value) for value in listed} == {str if text_ids else int}
+
+
+@pytest.mark.postgres
+def test_kept_connections_serve_the_next_block_and_are_closed_by_close(pg_db):
+    """A fleet worker's next task takes over the fast-path connection and column plan of its
+    previous one (KeptConnections); the reads are those of a block of its own."""
+    ids = _fleet(pg_db, interleaved=False)
+    data = _data(pg_db)
+    kept = extractor.KeptConnections()
+    connections = []
+    for asset in ids[:3]:
+        with reusing_connections(kept):
+            found = extract_window(pg_db.engine, pg_db.target, data, asset=asset).frame
+        with reusing_connections():
+            alone = extract_window(pg_db.engine, pg_db.target, data, asset=asset).frame
+        pd.testing.assert_frame_equal(found, alone)
+        connections.append(next(iter(kept.connections.values())))
+        assert len(kept.connections) == 1 and len(kept.plans) == 1
+    assert connections[0] is connections[1] is connections[2]
+    kept.close()
+    assert kept.connections == {} and kept.plans == {}

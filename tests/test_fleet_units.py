@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import socket
+from pathlib import Path
 
 import pytest
+from fleet_helpers import fleet_config
 
-from Fleet import AssetNameError, ExecutorError, FleetConfig, Progress, asset_folder, batches_of
+import Orchestration.fleet as fleet
+from Fleet import (
+    AssetNameError,
+    ExecutorError,
+    FleetConfig,
+    Progress,
+    asset_folder,
+    batches_of,
+    executor,
+)
 from Fleet.executor import run_tasks
 from Orchestration import ConfigError, load_config
 from Orchestration.fleet import _check_folders
@@ -29,6 +41,23 @@ def test_assets_are_cut_into_batches(
 ) -> None:
     config = FleetConfig(batch_assets=batch)
     batches = batches_of(list(range(items)), config, workers)
+    assert [len(b) for b in batches] == sizes
+    assert [a for b in batches for a in b] == list(range(items))
+
+
+@pytest.mark.parametrize(
+    ("items", "workers", "batch", "sizes"),
+    [
+        (8, 2, None, [4, 4]),  # the families' vote: one task per worker
+        (7, 2, None, [4, 3]),
+        (8, 1, None, [8]),
+        (3, 4, None, [1, 1, 1]),
+        (8, 2, 3, [3, 3, 2]),  # fleet.batch_assets still wins
+    ],
+)
+def test_batches_of_one_task_per_worker(items, workers, batch, sizes) -> None:
+    config = FleetConfig(batch_assets=batch)
+    batches = batches_of(list(range(items)), config, workers, tasks_per_worker=1)
     assert [len(b) for b in batches] == sizes
     assert [a for b in batches for a in b] == list(range(items))
 
@@ -87,3 +116,31 @@ def test_an_unreachable_scheduler_is_one_clear_error() -> None:
         ),
     ):
         run_tasks(str, None, [[1]], config=config, progress=progress, on_error=lambda b, e: [])
+
+
+def test_a_local_pool_worker_keeps_its_database_for_the_next_task_of_the_run(
+    sqlite_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local pool worker's tasks of one run share one engine and fast-path connections; a
+    new run, or a task that raises, closes them; elsewhere every task opens its own."""
+    monkeypatch.setenv("DB_URL", sqlite_db.url)
+    task = fleet._TrainTask(fleet_config(sqlite_db, tmp_path), "run-1", (), threads=1)
+    monkeypatch.setattr(executor, "_IN_LOCAL_POOL", True)
+    try:
+        with fleet._task_database(task) as first:
+            pass
+        with fleet._task_database(task) as second:
+            pass
+        assert second[0] is first[0] and second[1] is first[1] is not None
+        other = dataclasses.replace(task, run_id="run-2")
+        with fleet._task_database(other) as third:
+            assert third[0] is not first[0]
+        with pytest.raises(RuntimeError, match="a task failed"), fleet._task_database(other):
+            raise RuntimeError("a task failed")
+        assert fleet._WORKER_DATABASE == []
+        monkeypatch.setattr(executor, "_IN_LOCAL_POOL", False)
+        with fleet._task_database(task) as own:
+            assert own[1] is None and own[0] is not first[0]
+        assert fleet._WORKER_DATABASE == []
+    finally:
+        fleet._close_worker_database()

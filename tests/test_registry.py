@@ -139,6 +139,43 @@ def test_publish_writes_every_artifact_meta_and_a_manifest_of_them_all(
     assert staging_entries(registry.root_dir) == []
 
 
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {},
+        META,
+        {
+            "nested": {"list": [1, 2.5, None, {"k": "v"}], "empty": {}, "none": []},
+            "text": "ünïcode: 'quoted' and \"double\" # not a comment\n second line",
+            "long": "word " * 60,
+            "lists": [[1, 2], [3, [4, {"five": 5}]]],
+            "flag": True,
+        },
+    ],
+)
+def test_meta_yaml_is_the_dump_of_the_whole_document(
+    registry: ModelRegistry, meta: dict[str, Any]
+) -> None:
+    """The caller's part is dumped once (when checked) after the registry's own keys: the
+    file is byte for byte the block-style dump of the whole document."""
+    published = registry.publish(artifacts(), meta=meta, run_id="run-7")
+    document = {
+        "version": "v1",
+        "run_id": "run-7",
+        "created_at": published.created_at.isoformat(timespec="microseconds"),
+        **meta,
+    }
+    expected = yaml.dump(
+        document,
+        Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+    )
+    assert (published.path / "meta.yaml").read_text(encoding="utf-8") == expected
+    assert registry.load("v1").meta == yaml.safe_load(expected)
+
+
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs GNU coreutils sha256sum")
 def test_a_version_verifies_with_sha256sum_by_hand(registry: ModelRegistry) -> None:
     version = publish(registry, 1).path
