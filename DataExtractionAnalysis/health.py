@@ -306,9 +306,9 @@ def _longest_of(values: np.ndarray, repeats: tuple[np.ndarray, np.ndarray]) -> t
 
 
 def _run_length(values: np.ndarray, value: float) -> int:
-    """Samples at the start of ``values`` equal to ``value`` (0 for 0, NaN or ±inf: a machine
-    at rest or a missing reading is no frozen one)."""
-    if value == 0 or not np.isfinite(value):
+    """Samples at the start of ``values`` equal to ``value`` (0 for 0 or NaN: a machine at rest
+    or a missing reading is no frozen one; as :func:`_longest_flat` counts)."""
+    if value == 0 or np.isnan(value):
         return 0
     differs = values != value
     return int(np.argmax(differs)) if differs.any() else int(values.size)
@@ -575,8 +575,8 @@ class ScoredHealth:
     """Sensor health of a score run's samples, gathered window by window (in time order).
 
     Per axis: ``flat`` (the longest run of one repeated non-zero value; a run that goes on from
-    one window into the next, e.g. the chunks of a long run, is joined), ``out of range``
-    (against the
+    one window into the next, e.g. the chunks of a long run, is joined when the next window
+    starts within two sampling intervals of the last one's end), ``out of range`` (against the
     training ``ranges``); for every axis: ``dt change`` (the windows' median interval against
     the training ``dt_seconds``). Checks whose inputs are missing are skipped.
 
@@ -598,6 +598,7 @@ class ScoredHealth:
         self._outside: dict[str, tuple[int, int]] = {}
         self._flat: dict[str, tuple[int, float]] = {}
         self._tail: dict[str, tuple[int, float]] = {}  # the run the last window ended with
+        self._last_second: float | None = None  # the last window's newest sample
         self._intervals: list[float] = []
 
     def add(self, seconds: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
@@ -607,20 +608,28 @@ class ScoredHealth:
         for axis, (out, seen) in count_out_of_range(values, self.ranges).items():
             before = self._outside.get(axis, (0, 0))
             self._outside[axis] = (before[0] + out, before[1] + seen)
+        seconds = np.asarray(seconds, dtype=np.float64)
+        step = self.dt_seconds or (float(np.median(self._intervals)) if self._intervals else 0.0)
+        joins = (
+            self._last_second is not None
+            and seconds.size > 0
+            and seconds[0] - self._last_second <= 2.0 * step
+        )
         for axis, column in values.items():
             column = np.asarray(column, dtype=np.float64)
             longest = _longest_flat(column)
             if column.size:
-                tail = self._tail.get(axis, (0, float("nan")))
-                lead = _run_length(column, column[0])
-                if tail[0] and column[0] == tail[1]:  # the last window's run goes on
-                    lead += tail[0]
-                    if lead > longest[0]:
-                        longest = (lead, float(column[0]))
-                trail = lead if lead >= column.size else _run_length(column[::-1], column[-1])
+                own = _run_length(column, column[0])
+                tail = self._tail.get(axis, (0, float("nan"))) if joins else (0, float("nan"))
+                lead = own + tail[0] if own and column[0] == tail[1] else own
+                if lead > longest[0]:  # the last window's run goes on
+                    longest = (lead, float(column[0]))
+                trail = lead if own == column.size else _run_length(column[::-1], column[-1])
                 self._tail[axis] = (trail, float(column[-1]))
             if longest[0] > self._flat.get(axis, (0, 0.0))[0]:
                 self._flat[axis] = longest
+        if seconds.size:
+            self._last_second = float(seconds[-1])
 
     def findings(self) -> dict[str, AxisHealth]:
         """Axis → its grade and findings, for the axes with any."""

@@ -287,8 +287,8 @@ def coinciding_alarms(
                         "share": share,
                         "coinciding": together,
                         "episodes": total,
-                        "sentence": f"{first} and {second} alarms coincide {share:.0%} of the "
-                        f"time ({together} of {total} episodes)",
+                        "sentence": f"{first} and {second} alarms coincide: {together} of "
+                        f"their {total} alarm episodes ({share:.0%}) overlap one of the other",
                     }
                 )
     return sorted(found, key=lambda row: (-row["share"], -row["episodes"], row["axes"]))

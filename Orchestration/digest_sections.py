@@ -253,42 +253,73 @@ def coinciding_section(context: DigestContext) -> DigestSection | None:
     )
 
 
+def _live_drift_version(context: DigestContext, asset: str) -> tuple[Any, Any, Any] | None:
+    """The asset's live version, its drift baselines and threshold rules (None: no version, or
+    one without drift baselines; an unreadable one is logged)."""
+    try:
+        found = _registry(context, asset).load("champion", verify=False)
+    except RegistryError:
+        return None  # no version yet, or unreadable: the fleet table says why
+    if "drift.json" not in found.artifacts:
+        return None  # trained before drift baselines
+    try:
+        baselines = DriftBaselines.from_dict(found.read_json("drift.json"))
+        rules = parse_thresholds(found.read_json("thresholds.json"))
+    except (RegistryError, ValueError, KeyError, TypeError) as exc:
+        logger.warning(
+            "time to threshold of %s: version %s is unreadable (%s); retrain it",
+            asset or context.loaded.config.data.table,
+            found.version,
+            exc,
+        )
+        return None
+    return found, baselines, rules
+
+
 def time_to_threshold_section(context: DigestContext) -> DigestSection | None:
     """Per asset and axis whose residual level trends significantly towards its error
     threshold: when it gets there, the soonest first.
 
     From what score runs stored: the live version's block levels (``<drift.table>_levels``)
-    over ``drift.trend_window`` up to the period's end, projected as a score run does
-    (:meth:`Scoring.trend.LevelHistory.project`, with ``drift.isolate_ratio``).
+    over ``drift.trend_window`` up to the asset's newest block (at most the period's end),
+    projected as a score run does (:meth:`Scoring.trend.LevelHistory.project`, with
+    ``drift.isolate_ratio``); the days count from that newest block, shown as "as of".
     """
     config = context.loaded.config
-    if not config.drift.enabled:
-        return None
-    table = levels_table(config.drift.table_for(config.events.table))
-    engine = context.session.engine
-    if not sa.inspect(engine).has_table(table.name, schema=table.schema):
-        return None
     drift = config.drift
-    until = context.until.timestamp()
+    if not drift.enabled:
+        return None
+    table = levels_table(drift.table_for(config.events.table))
+    session = context.session
+    window = drift.trend_window.total_seconds()
     rows: list[list[Any]] = []
-    with engine.connect() as conn:
+    with (
+        database_errors(session.target, f"reading {table.name}"),
+        session.engine.connect() as conn,
+    ):
+        if not sa.inspect(conn).has_table(table.name, schema=table.schema):
+            return None
+        c = table.c
         for asset in _assets(context):
-            try:
-                found = _registry(context, asset).load("champion", verify=False)
-                if "drift.json" not in found.artifacts:
-                    continue
-                baselines = DriftBaselines.from_dict(found.read_json("drift.json"))
-                rules = parse_thresholds(found.read_json("thresholds.json"))
-            except (RegistryError, ValueError, KeyError):
-                continue  # no version, or one without drift baselines: nothing to project
+            live = _live_drift_version(context, asset)
+            if live is None:
+                continue
+            found, baselines, rules = live
             block = baselines.params.block_seconds
-            c = table.c
+            key = (
+                (c.source_table == config.data.table)
+                & (c.asset == asset)
+                & (c.model_version == found.version)
+            )
+            newest = conn.execute(
+                sa.select(sa.func.max(c.block)).where(
+                    key, c.block <= int(context.until.timestamp() // block)
+                )
+            ).scalar()
+            if newest is None:
+                continue  # not scored with this version yet
             stmt = sa.select(c.axis, c.block, c["sum"], c["count"]).where(
-                c.source_table == config.data.table,
-                c.asset == asset,
-                c.model_version == found.version,
-                c.block >= int((until - drift.trend_window.total_seconds()) // block) - 1,
-                c.block <= int(until // block),
+                key, c.block >= int(newest) - int(window // block) - 1, c.block <= int(newest)
             )
             stored: dict[str, tuple[list[int], list[float], list[int]]] = {}
             for axis, number, total, count in conn.execute(stmt):
@@ -296,8 +327,6 @@ def time_to_threshold_section(context: DigestContext) -> DigestSection | None:
                 ids.append(int(number))
                 sums.append(float(total))
                 counts.append(int(count))
-            if not stored:
-                continue
             history = LevelHistory(
                 block,
                 {
@@ -307,7 +336,7 @@ def time_to_threshold_section(context: DigestContext) -> DigestSection | None:
             )
             projected = history.project(
                 {a: r for a, r in rules.items() if a != MACHINE_CHANNEL and a in stored},
-                window_seconds=drift.trend_window.total_seconds(),
+                window_seconds=window,
                 confidence=drift.trend_confidence,
                 min_blocks=drift.trend_min_blocks,
                 scales={a: b.scale for a, b in baselines.axes.items()},
@@ -321,6 +350,7 @@ def time_to_threshold_section(context: DigestContext) -> DigestSection | None:
                         round(trend.days, 1),
                         f"{trend.days_early:.1f} to {trend.days_late:.1f}",
                         "MaxC" if trend.slope_per_day > 0 else "MaxC_low",
+                        pd.Timestamp(trend.at, unit="s", tz="UTC").isoformat(),
                         found.version,
                     ]
                 )
@@ -330,11 +360,12 @@ def time_to_threshold_section(context: DigestContext) -> DigestSection | None:
     return DigestSection(
         key="trend",
         title="Time to threshold",
-        headers=["asset", "axis", "days", "range (days)", "towards", "version"],
+        headers=["asset", "axis", "days", "range (days)", "towards", "as of", "version"],
         rows=rows,
         note=(
-            "a significant trend of the hourly mean residual, projected to the error threshold "
-            f"(Theil-Sen over the last {drift.trend_window.days or 1} days of score runs; "
-            "range: the slope's confidence interval); plan the maintenance before it"
+            "a significant trend of the mean residual per "
+            f"{format_duration(drift.block.total_seconds())} block over the last "
+            f"{format_duration(window)} of score runs, projected from 'as of' to the error "
+            "threshold (range: the slope's confidence interval); plan the maintenance before it"
         ),
     )

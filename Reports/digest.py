@@ -51,8 +51,8 @@ class DigestSection:
     """A table another stage adds to the digest (drift, sensor health, failure risk, ...).
 
     Attributes:
-        key: stable id for ``--json`` (``drift``, ``health``, ``failure``, ``promotion``,
-            ``coinciding``).
+        key: stable id for ``--json`` (``drift``, ``trend``, ``health``, ``failure``,
+            ``promotion``, ``coinciding``).
         title: the heading.
         headers, rows: the table (one row per asset, or per asset and axis).
         note: one line under the heading (what the numbers mean).

@@ -67,6 +67,66 @@ def _days_to(level: float, threshold: float, slope_per_day: float) -> float:
     return max((threshold - level) / slope_per_day, 0.0)
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """A significant Theil–Sen trend: slope and interval per day, level at the newest block."""
+
+    slope: float
+    low: float
+    high: float
+    level: float
+    at: float
+    blocks: int
+
+
+def _significant(
+    seconds: np.ndarray, levels: np.ndarray, confidence: float, min_blocks: int
+) -> _Fit | None:
+    """The Theil–Sen line of ``levels`` when its slope interval excludes 0 (None: fewer than
+    ``min_blocks`` finite blocks, or no significant trend)."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    levels = np.asarray(levels, dtype=np.float64)
+    finite = np.isfinite(levels) & np.isfinite(seconds)
+    if np.count_nonzero(finite) < max(min_blocks, 3):
+        return None
+    days = (seconds[finite] - seconds[finite][-1]) / 86_400.0
+    from scipy.stats import theilslopes  # imported when used: scipy.stats costs ~0.4 s
+
+    fit = theilslopes(levels[finite], days, confidence)
+    low, high = float(fit.low_slope), float(fit.high_slope)
+    if low <= 0.0 <= high:
+        return None
+    return _Fit(
+        slope=float(fit.slope),
+        low=low,
+        high=high,
+        level=float(fit.intercept),  # at day 0: the newest block
+        at=float(seconds[finite][-1]),
+        blocks=int(np.count_nonzero(finite)),
+    )
+
+
+def _projected(fit: _Fit, maxc: float | None, maxc_low: float | None) -> TrendProjection | None:
+    """``fit`` projected to the threshold on the side it moves towards (None: no threshold
+    there)."""
+    threshold = maxc if fit.slope > 0 else maxc_low
+    if threshold is None or not math.isfinite(threshold):
+        return None
+    steep, flat = (fit.high, fit.low) if fit.slope > 0 else (fit.low, fit.high)
+    return TrendProjection(
+        slope_per_day=fit.slope,
+        slope_low=fit.low,
+        slope_high=fit.high,
+        level=fit.level,
+        threshold=float(threshold),
+        at=fit.at,
+        days=_days_to(fit.level, threshold, fit.slope),
+        days_early=_days_to(fit.level, threshold, steep),
+        days_late=_days_to(fit.level, threshold, flat),
+        blocks=fit.blocks,
+    )
+
+
 def project_crossing(
     seconds: np.ndarray,
     levels: np.ndarray,
@@ -81,36 +141,8 @@ def project_crossing(
     Returns None with fewer than ``min_blocks`` finite blocks, without a significant trend, or
     when the trend moves towards a side without a threshold.
     """
-    seconds = np.asarray(seconds, dtype=np.float64)
-    levels = np.asarray(levels, dtype=np.float64)
-    finite = np.isfinite(levels) & np.isfinite(seconds)
-    if np.count_nonzero(finite) < max(min_blocks, 3):
-        return None
-    days = (seconds[finite] - seconds[finite][-1]) / 86_400.0
-    from scipy.stats import theilslopes  # imported when used: scipy.stats costs ~0.4 s
-
-    fit = theilslopes(levels[finite], days, confidence)
-    low, high = float(fit.low_slope), float(fit.high_slope)
-    if low <= 0.0 <= high:
-        return None
-    slope = float(fit.slope)
-    threshold = maxc if slope > 0 else maxc_low
-    if threshold is None or not math.isfinite(threshold):
-        return None
-    level = float(fit.intercept)  # at day 0: the newest block
-    steep, flat = (high, low) if slope > 0 else (low, high)
-    return TrendProjection(
-        slope_per_day=slope,
-        slope_low=low,
-        slope_high=high,
-        level=level,
-        threshold=float(threshold),
-        at=float(seconds[finite][-1]),
-        days=_days_to(level, threshold, slope),
-        days_early=_days_to(level, threshold, steep),
-        days_late=_days_to(level, threshold, flat),
-        blocks=int(np.count_nonzero(finite)),
-    )
+    fit = _significant(seconds, levels, confidence, min_blocks)
+    return None if fit is None else _projected(fit, maxc, maxc_low)
 
 
 Blocks = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -234,36 +266,46 @@ class LevelHistory:
         error threshold, over their last ``window_seconds`` of blocks.
 
         With ``scales`` (each axis's residual σ) and ``isolate_ratio``, an axis is kept only
-        when its trend in σ per day is at least that share of the steepest axis's: a degrading
-        axis also tilts the residuals of the axes predicted from it (``cross``, ``pca``), more
-        weakly, and those echoes are not projected (as the drift charts' rule).
+        when its trend in σ per day is at least that share of the steepest significant trend
+        of any axis (projected or not, e.g. towards a side without a threshold), or when it
+        reaches its threshold no later than the steepest axis does: a degrading axis also tilts
+        the residuals of the axes predicted from it (``cross``, ``pca``), more weakly, and
+        those echoes are not projected (as the drift charts' rule), but an axis that would
+        fail first is never hidden.
         """
+        fits: dict[str, _Fit] = {}
         found: dict[str, TrendProjection] = {}
         for axis, rule in rules.items():
             centres, means = self.levels(axis)
             if not centres.size:
                 continue
             recent = centres > centres[-1] - window_seconds
-            projection = project_crossing(
-                centres[recent],
-                means[recent],
-                maxc=rule.max_c if rule.upper else None,
-                maxc_low=rule.max_c_low if rule.lower else None,
-                confidence=confidence,
-                min_blocks=min_blocks,
+            fit = _significant(centres[recent], means[recent], confidence, min_blocks)
+            if fit is None:
+                continue
+            fits[axis] = fit
+            projection = _projected(
+                fit,
+                rule.max_c if rule.upper else None,
+                rule.max_c_low if rule.lower else None,
             )
             if projection is not None:
                 found[axis] = projection
-        if scales is None or isolate_ratio is None or len(found) < 2:
+        if scales is None or isolate_ratio is None:
             return found
         steepness = {
-            axis: abs(p.slope_per_day) / scales[axis]
-            for axis, p in found.items()
+            axis: abs(fit.slope) / scales[axis]
+            for axis, fit in fits.items()
             if scales.get(axis, 0.0) > 0.0
         }
-        steepest = max(steepness.values(), default=0.0)
+        if not steepness:
+            return found
+        top = max(steepness, key=lambda axis: steepness[axis])
+        top_days = found[top].days if top in found else None
         return {
             axis: p
             for axis, p in found.items()
-            if axis not in steepness or steepness[axis] >= isolate_ratio * steepest
+            if axis not in steepness
+            or steepness[axis] >= isolate_ratio * steepness[top]
+            or (top_days is not None and p.days <= top_days)
         }

@@ -554,3 +554,70 @@ def test_coinciding_alarms_section_pairs_the_axes_of_each_asset(scored_fleet) ->
     assert section is not None and section.key == "coinciding"
     assert section.rows == [["r1", "a and b", 100, 6, 6], ["r2", "x and y", 67, 4, 6]]
     assert coinciding_section(dataclasses.replace(context, events=events.iloc[:0])) is None
+
+
+def test_time_to_threshold_section_projects_each_assets_live_version_from_stored_levels(
+    scored_fleet, any_db: Db, caplog: pytest.LogCaptureFixture
+) -> None:
+    """r1: axis a rises 0.1 a day to 1.0 at its newest block (MaxC 2): 10 days; b is flat.
+    r2 lags a day behind and rises 0.25 a day to 1.5: 2 days, counted from its own newest
+    block ("as of"). r3's version has an unreadable drift.json (logged, left out); r4 has no
+    version. Without the levels table the section is absent."""
+    from Orchestration.digest_sections import time_to_threshold_section
+    from Scoring.drift import AxisBaseline, DriftBaselines, DriftParameters
+    from Scoring.drift.store import levels_table
+
+    def sources(context: DigestContext) -> DigestSection | None:
+        return time_to_threshold_section(context)
+
+    def digest_rows() -> list[list] | None:
+        digest = run_digest(scored_fleet, now=T0 + pd.Timedelta(days=1), sources=[sources])
+        found = {s.key: s for s in digest.digest.sections}
+        return found["trend"].rows if "trend" in found else None
+
+    root = scored_fleet.path(scored_fleet.config.registry.root_dir)
+    baselines = DriftBaselines(
+        DriftParameters(), {a: AxisBaseline(0.0, 0.1, 100) for a in ("a", "b")}
+    ).to_dict()
+    v1 = publish_linear_version(root / "r1", ["a", "b"], drift=baselines)
+    v2 = publish_linear_version(root / "r2", ["a", "b"], drift=baselines)
+    publish_linear_version(root / "r3", ["a", "b"], drift={"parameters": {}, "axes": "?"})
+    assert digest_rows() is None  # no levels table yet
+
+    config = scored_fleet.config
+    table = levels_table(config.drift.table_for(config.events.table))
+    newest = int(T0.timestamp() // 3600) - 1  # the hour before T0
+    rows = []
+    for asset, version, last, start, per_day in (
+        ("r1", v1, newest, 1.0, 0.1),
+        ("r2", v2, newest - 24, 1.5, 0.25),
+        ("r3", "v2", newest, 1.0, 0.1),
+    ):
+        for block in range(last - 47, last + 1):
+            for axis, level in (("a", start + per_day * (block - last) / 24), ("b", 0.0)):
+                rows.append(
+                    {
+                        "source_table": config.data.table,
+                        "asset": asset,
+                        "axis": axis,
+                        "model_version": version,
+                        "block": block,
+                        "sum": level * 100,
+                        "count": 100,
+                    }
+                )
+    with any_db.engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), rows)
+
+    with caplog.at_level("WARNING"):
+        found = digest_rows()
+
+    def as_of(block: int) -> str:
+        return pd.Timestamp((block + 0.5) * 3600, unit="s", tz="UTC").isoformat()
+
+    assert found == [
+        ["r2", "a", 2.0, "2.0 to 2.0", "MaxC", as_of(newest - 24), v2],
+        ["r1", "a", 10.0, "10.0 to 10.0", "MaxC", as_of(newest), v1],
+    ]
+    assert any("time to threshold of r3" in m and "retrain" in m for m in caplog.messages)

@@ -89,7 +89,10 @@ def test_drift_on_the_degrading_axis_only_and_the_stuck_axes_flat(
             round(trend["days"], 1),
             f"{trend['days_early']:.1f} to {trend['days_late']:.1f}",
             "MaxC",
+            pd.Timestamp(trend["at"], unit="s", tz="UTC").isoformat(),
             "v1",
         ]
     ]
     assert "drift" not in sections  # axis3's drift ended with its degradation
+    # The cross family's echoes and the shifts of axes 2, 3 and 5 make alarms coincide.
+    assert sections["coinciding"].rows[0] == ["robot_samples", "axis1 and axis2", 80, 8, 10]

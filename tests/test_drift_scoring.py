@@ -209,26 +209,45 @@ def test_time_to_threshold_of_a_ramp_in_one_run_and_across_runs(any_db: Db, ramp
     assert last.trend["a"]["blocks"] == found["blocks"] == 40
 
 
-def test_drift_table_shows_no_direction_for_steady_axes_beside_a_drifting_one() -> None:
-    """A NULL direction next to a drifting axis's "up" reads back as NaN; the table shows "-"
-    and the JSON null for it, never "nan"."""
+def test_drift_state_reads_no_direction_as_none_beside_a_drifting_axis(tmp_path: Path) -> None:
+    """A NULL direction next to a drifting axis's "up", stored and read back: None in the
+    frame and the JSON, "-" in the table, never "nan"."""
     from Orchestration.drift import format_drift_state
+    from Scoring.drift.store import drift_table
 
-    state = pd.DataFrame(
-        {
-            "asset": ["", ""],
-            "axis": ["axis1", "axis2"],
-            "is_drifting": [False, True],
-            "drift_direction": [float("nan"), "up"],
-            "drifting_since": [pd.NaT, pd.Timestamp("2026-01-11 18:00", tz="UTC")],
-            "cusum_pos": [0.0, 9.5],
-            "cusum_neg": [0.0, 0.0],
-            "ewma_value": [0.1, 1.2],
-            "model_version": ["v1", "v1"],
-        }
-    )
-    assert pd.isna(state.loc[0, "drift_direction"])  # what a mixed column gives back
-    payload, text = format_drift_state(state, "events_drift")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'drift.sqlite'}")
+    state = drift_table("events_drift")
+    with engine.begin() as conn:
+        state.create(conn)
+        conn.execute(
+            state.insert(),
+            [
+                {
+                    "source_table": "robot",
+                    "asset": "",
+                    "axis": axis,
+                    "model_version": "v1",
+                    "is_drifting": drifting,
+                    "drift_direction": direction,
+                    "drifting_since": since,
+                    "cusum_pos": 9.5 if drifting else 0.0,
+                    "cusum_neg": 0.0,
+                    "ewma_value": 0.1,
+                    "last_sample_s": 0.0,
+                    "open_sum": 0.0,
+                    "open_count": 0,
+                    "run_id": "r",
+                    "updated_at": pd.Timestamp("2026-01-12", tz="UTC").to_pydatetime(),
+                }
+                for axis, drifting, direction, since in (
+                    ("axis1", False, None, None),
+                    ("axis2", True, "up", pd.Timestamp("2026-01-11 18:00", tz="UTC")),
+                )
+            ],
+        )
+    read = read_drift_state(engine, "events_drift", source_table="robot")
+    assert read["drift_direction"].tolist() == [None, "up"]
+    payload, text = format_drift_state(read, "events_drift")
     assert [r["drift_direction"] for r in payload["axes"]] == ["up", None]
     assert "nan" not in text
     steady = next(line for line in text.splitlines() if " axis1 " in line)

@@ -190,3 +190,21 @@ def test_a_flat_run_across_scored_windows_is_joined() -> None:
         assert run(before, np.r_[breaker, np.full(19, 3.5)], after) == {}
     zeros = run(np.zeros(17), np.zeros(20), np.zeros(15))
     assert zeros == {}  # the machine at rest
+    # A short window that ends the run: its last value 1.0 stands alone (a run of 1), so the
+    # next window's five 1.0 make a run of 6, not the 29 + 5 of the run that ended.
+    assert run(before, np.full(20, 3.5), np.r_[3.5, 3.5, 1.0], np.r_[np.full(5, 1.0), 2.0]) == {}
+
+
+def test_a_flat_run_is_not_joined_across_a_time_gap() -> None:
+    """The same 32 samples of 3.5, but the third window starts an hour after the second ends."""
+    health = ScoredHealth(HealthPolicy(flat_steps=30), {"a": (0.0, 10.0)}, 1.0)
+    before = np.r_[np.linspace(1, 2, 10), np.full(7, 3.5)]
+    health.add(np.arange(17.0), {"a": before})
+    health.add(np.arange(17.0, 37.0), {"a": np.full(20, 3.5)})
+    health.add(np.arange(3637.0, 3642.0), {"a": np.full(5, 3.5)})
+    assert health.findings() == {}
+    joined = ScoredHealth(HealthPolicy(flat_steps=30), {"a": (0.0, 10.0)}, 1.0)
+    joined.add(np.arange(17.0), {"a": before})
+    joined.add(np.arange(17.0, 37.0), {"a": np.full(20, 3.5)})
+    joined.add(np.arange(38.0, 43.0), {"a": np.full(5, 3.5)})  # one sample missing: 2 s
+    assert joined.findings()["a"].findings[0].reason.startswith("the value 3.5 repeats for 32")

@@ -98,7 +98,9 @@ def test_coinciding_alarms_counts_episodes_that_overlap_the_other_axis() -> None
     assert pair["axes"] == ["a", "b"]
     assert (pair["coinciding"], pair["episodes"]) == (4, 6)  # a: 2 of 3, b: 2 of 3
     assert pair["share"] == pytest.approx(4 / 6)
-    assert pair["sentence"] == "a and b alarms coincide 67% of the time (4 of 6 episodes)"
+    assert pair["sentence"] == (
+        "a and b alarms coincide: 4 of their 6 alarm episodes (67%) overlap one of the other"
+    )
     assert coinciding_alarms(axes, starts, ends, min_share=0.7) == []
     assert coinciding_alarms(axes, starts, ends, min_episodes=4) == []  # a and b have 3 each
     # [0,2] and [2,3] share the instant 2: they overlap (ends inclusive), 2 of 6 episodes.

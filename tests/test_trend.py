@@ -166,3 +166,47 @@ def test_echoes_of_a_degrading_axis_are_not_projected_with_isolate_ratio() -> No
     assert sorted(isolated) == ["close", "culprit"]
     assert isolated["culprit"] == everything["culprit"]
     assert history.project(rules, **common, scales=scales, isolate_ratio=None) == everything
+
+
+def test_the_isolate_rule_never_hides_an_axis_that_fails_first_and_counts_every_trend() -> None:
+    """(1) A slower axis with a tight threshold (0.5 σ/day, 5 σ of room) crosses before the
+    steep one (1 σ/day, 47 σ of room): both are projected, though 0.5 < 0.75 of 1. (2) The
+    steepest trend goes towards a side without a threshold: it is not projected, and its
+    0.4-share echo is still left out."""
+    from types import SimpleNamespace
+
+    seconds = np.arange(0.0, 2 * DAY, 60.0)
+
+    def history(slopes: dict[str, float]) -> LevelHistory:
+        found = LevelHistory(3600.0)
+        found.add(
+            seconds,
+            {a: slope * seconds / DAY for a, slope in slopes.items()},
+            {a: np.ones(seconds.size) for a in slopes},
+        )
+        return found
+
+    def rule(room: float, *, lower: bool = True) -> SimpleNamespace:
+        return SimpleNamespace(upper=True, lower=lower, max_c=room, max_c_low=-room)
+
+    common = {"window_seconds": 7 * DAY, "confidence": 0.95, "min_blocks": 24}
+    scales = {"steep": 1.0, "tight": 1.0}
+    both = history({"steep": 1.0, "tight": 0.5}).project(
+        {"steep": rule(49.0), "tight": rule(6.0)}, **common, scales=scales, isolate_ratio=0.75
+    )
+    assert sorted(both) == ["steep", "tight"]
+    # levels at the newest block (its mean: day 1.979): 0.989 and 1.979
+    assert both["tight"].days == pytest.approx((6.0 - 0.5 * 1.979) / 0.5, rel=1e-3)  # 10.0
+    assert both["steep"].days == pytest.approx(49.0 - 1.979, rel=1e-3)  # 47.0
+
+    falling = history({"culprit": -1.0, "echo": 0.4}).project(
+        {"culprit": rule(10.0, lower=False), "echo": rule(10.0)},
+        **common,
+        scales={"culprit": 1.0, "echo": 1.0},
+        isolate_ratio=0.75,
+    )
+    assert falling == {}
+    unisolated = history({"culprit": -1.0, "echo": 0.4}).project(
+        {"culprit": rule(10.0, lower=False), "echo": rule(10.0)}, **common
+    )
+    assert sorted(unisolated) == ["echo"]

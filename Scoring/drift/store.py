@@ -451,4 +451,7 @@ def read_drift_state(
     for column in ("drifting_since", "updated_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["is_drifting"] = frame["is_drifting"].astype(bool)
+    # A NULL next to strings reads back as NaN (pandas infers a string column): None, as stored
+    direction = frame["drift_direction"].astype(object)
+    frame["drift_direction"] = direction.where(direction.notna(), None)
     return frame
