@@ -47,6 +47,14 @@ class FleetConfig(BaseModel):
         None,
         description="dask executor: the scheduler, e.g. tcp://scheduler:8786.",
     )
+    scheduler_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "dask executor: seconds to keep trying to reach the scheduler before the run "
+            "fails with a clear error (Dask retries a refused connection until then)."
+        ),
+    )
     batch_assets: int | None = Field(
         None,
         ge=1,

@@ -176,11 +176,12 @@ def _run_on_dask(
     assert config.scheduler_address is not None
     address = config.scheduler_address
     try:
-        client = Client(address, timeout="30s")
+        client = Client(address, timeout=f"{config.scheduler_timeout_s}s")
     except (OSError, TimeoutError) as exc:
         raise ExecutorError(
             f"the Dask scheduler at fleet.scheduler_address {address} cannot be reached "
-            f"({exc}); start it with `dask scheduler` (and workers with `dask worker {address}`)"
+            f"within fleet.scheduler_timeout_s {config.scheduler_timeout_s:g} s ({exc}); "
+            f"start it with `dask scheduler` (and workers with `dask worker {address}`)"
             ", or set fleet.executor: local"
         ) from None
     with client:

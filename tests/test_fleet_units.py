@@ -101,18 +101,22 @@ def test_bad_fleet_settings_are_named(override: str, message: str) -> None:
 
 @pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_clear_error() -> None:
-    """Distributed retries a refused connection for the client's 30 s before giving up."""
+    """Distributed retries a refused connection for fleet.scheduler_timeout_s (30 s by
+    default; 2 here) before giving up."""
     pytest.importorskip("distributed")
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = FleetConfig(executor="dask", scheduler_address=f"tcp://127.0.0.1:{port}")
+    config = FleetConfig(
+        executor="dask", scheduler_address=f"tcp://127.0.0.1:{port}", scheduler_timeout_s=2
+    )
     with (
         Progress(1, "training", stream=io.StringIO()) as progress,
         pytest.raises(
             ExecutorError,
             match=rf"scheduler at fleet.scheduler_address tcp://127.0.0.1:{port} "
-            r"cannot be reached .*start it with `dask scheduler`",
+            r"cannot be reached within fleet.scheduler_timeout_s 2 s .*start it with "
+            r"`dask scheduler`",
         ),
     ):
         run_tasks(str, None, [[1]], config=config, progress=progress, on_error=lambda b, e: [])
