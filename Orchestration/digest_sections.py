@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -22,7 +21,7 @@ from ModelRegistry import ModelRegistry, RegistryError, VersionNotFoundError
 from Reports import DigestSection
 from Scoring import MACHINE_CHANNEL, format_duration, parse_thresholds, read_drift_state
 from Scoring.drift import DriftBaselines
-from Scoring.drift.store import levels_table
+from Scoring.drift.store import levels_by_axis, levels_table
 from Scoring.trend import LevelHistory
 
 from .fleet import asset_registry
@@ -321,19 +320,8 @@ def time_to_threshold_section(context: DigestContext) -> DigestSection | None:
             stmt = sa.select(c.axis, c.block, c["sum"], c["count"]).where(
                 key, c.block >= int(newest) - int(window // block) - 1, c.block <= int(newest)
             )
-            stored: dict[str, tuple[list[int], list[float], list[int]]] = {}
-            for axis, number, total, count in conn.execute(stmt):
-                ids, sums, counts = stored.setdefault(str(axis), ([], [], []))
-                ids.append(int(number))
-                sums.append(float(total))
-                counts.append(int(count))
-            history = LevelHistory(
-                block,
-                {
-                    axis: (np.array(i, np.int64), np.array(v, np.float64), np.array(n, np.int64))
-                    for axis, (i, v, n) in stored.items()
-                },
-            )
+            stored = levels_by_axis(conn.execute(stmt))
+            history = LevelHistory(block, stored)
             projected = history.project(
                 {a: r for a, r in rules.items() if a != MACHINE_CHANNEL and a in stored},
                 window_seconds=window,

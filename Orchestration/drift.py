@@ -56,10 +56,7 @@ def format_drift_state(state: pd.DataFrame, table: str) -> tuple[dict[str, Any],
         {
             **row,
             "drifting_since": None if pd.isna(row["drifting_since"]) else row["drifting_since"],
-            # NULL reads as NaN (truthy) once a column mixes NULLs and strings
-            "drift_direction": None
-            if pd.isna(row["drift_direction"])
-            else row["drift_direction"] or None,
+            "drift_direction": row["drift_direction"] or None,  # read_drift_state: no NaN
         }
         for row in ordered.to_dict(orient="records")
     ]

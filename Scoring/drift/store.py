@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,27 @@ def levels_table(table: str) -> sa.Table:
         sa.Column("sum", sa.Float(53), nullable=False),
         sa.Column("count", sa.BigInteger, nullable=False),
     )
+
+
+def levels_by_axis(
+    rows: Iterable[Any],
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Rows ``(axis, block, sum, count)`` of a levels table, as axis → (block ids, sums,
+    counts) in the rows' order, axes sorted (what :class:`Scoring.trend.LevelHistory` takes)."""
+    by_axis: dict[str, tuple[list[int], list[float], list[int]]] = {}
+    for axis, block, total, count in rows:
+        blocks, sums, counts = by_axis.setdefault(str(axis), ([], [], []))
+        blocks.append(block)
+        sums.append(total)
+        counts.append(count)
+    return {
+        axis: (
+            np.array(blocks, dtype=np.int64),
+            np.array(sums, dtype=np.float64),
+            np.array(counts, dtype=np.int64),
+        )
+        for axis, (blocks, sums, counts) in sorted(by_axis.items())
+    }
 
 
 def _stamp(seconds: float | None) -> dt.datetime | None:
@@ -228,20 +250,7 @@ class DriftStateStore:
         stmt = sa.select(levels.axis, levels.block, levels["sum"], levels["count"]).where(
             self._levels_key(model_version), levels.block >= since_block
         )
-        by_axis: dict[str, tuple[list[int], list[float], list[int]]] = {}
-        for axis, block, total, count in conn.execute(stmt):
-            blocks, sums, counts = by_axis.setdefault(str(axis), ([], [], []))
-            blocks.append(block)
-            sums.append(total)
-            counts.append(count)
-        return {
-            axis: (
-                np.array(blocks, dtype=np.int64),
-                np.array(sums, dtype=np.float64),
-                np.array(counts, dtype=np.int64),
-            )
-            for axis, (blocks, sums, counts) in sorted(by_axis.items())
-        }
+        return levels_by_axis(conn.execute(stmt))
 
     def save_levels(
         self,
