@@ -73,7 +73,7 @@ class SourceInfo:
     table: str
     dialect: str
     time_kind: TimeKind
-    reader: Literal["adbc", "sqlalchemy"]
+    reader: Literal["copy", "adbc", "sqlalchemy"]
     layout: Literal["wide", "long"]
 
 
@@ -433,13 +433,18 @@ def _arrow_frame(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
+def _literal_sql(stmt: sa.Select) -> str:
+    """``stmt`` as PostgreSQL text with its (typed, program-computed) bounds as literals."""
+    return str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
 def _read_arrow(target: DatabaseTarget, stmt: sa.Select) -> pa.Table:
     """The result of ``stmt`` read through ADBC (see :func:`_read_adbc`)."""
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as adbc
     from adbc_driver_postgresql import StatementOptions
 
-    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    sql = _literal_sql(stmt)
     cache = _REUSE.get()
     try:
         with contextlib.ExitStack() as stack:
@@ -470,6 +475,34 @@ def _read_arrow(target: DatabaseTarget, stmt: sa.Select) -> pa.Table:
             f"reading the training window ({target.display}) through ADBC failed: {detail}"
         ) from None
     return table
+
+
+def _fixed_width(plan: _Plan, data: DataConfig) -> bool:
+    """Whether a WIDE window's rows all have the same width on the wire (see :mod:`.pgcopy`):
+    a timestamp time column and DOUBLE PRECISION axes (their NULL sent as NaN)."""
+    return (
+        data.layout == "wide"
+        and plan.time_kind in ("timestamp", "timestamptz")
+        and all(label in plan.doubles for label in plan.selected)
+    )
+
+
+def _read_copy(
+    target: DatabaseTarget,
+    plan: _Plan,
+    data: DataConfig,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    asset: Any,
+) -> pd.DataFrame | None:
+    """The window through :func:`.pgcopy.read_window`; None when it must be read otherwise."""
+    from .pgcopy import read_window
+
+    def sql_for(first: dt.datetime | None, last: dt.datetime | None) -> str:
+        stmt = _statement(plan, data, first, last, nan_for_null=True, asset=asset)
+        return _literal_sql(stmt)
+
+    return read_window(target, sql_for, ["ts", *plan.selected], start, end)
 
 
 def _numbers_with_nan(column: pa.ChunkedArray) -> np.ndarray:
@@ -759,6 +792,15 @@ def extract_window(
     )
     make_statement = _pivot_statement if pivoted else _statement
     raw = None if pivoted else _read_ahead(engine, target, data, use_adbc, asset, start, end)
+    reader = "adbc" if use_adbc else "sqlalchemy"
+    # A fleet's small windows keep to the one ADBC connection of the block: a new
+    # connection per window would cost more than the COPY parser saves on it.
+    reusing = _REUSE.get() is not None
+    if raw is None and use_adbc and not pivoted and _fixed_width(plan, data) and not reusing:
+        raw = _read_copy(target, plan, data, start, end, asset)
+        reader = "adbc" if raw is None else "copy"
+        if raw is not None:
+            _count_read(len(raw))
     if raw is None:
         raw = read(make_statement(plan, data, start, end, nan_for_null=use_adbc, asset=asset))
         _count_read(len(raw))
@@ -781,7 +823,7 @@ def extract_window(
         table=data.table,
         dialect=target.dialect,
         time_kind=plan.time_kind,
-        reader="adbc" if use_adbc else "sqlalchemy",
+        reader=reader,
         layout=data.layout,
     )
     logger.info(

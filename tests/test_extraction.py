@@ -151,7 +151,9 @@ def test_fast_path_equals_generic_path(pg_db: Db, layout: str, time_kind: str) -
     fast = extract_window(pg_db.engine, pg_db.target, config, fast_path=True, **window)
     generic = extract_window(pg_db.engine, pg_db.target, config, fast_path=False, **window)
 
-    assert (fast.source.reader, generic.source.reader) == ("adbc", "sqlalchemy")
+    # Fixed-width rows (timestamp + DOUBLE PRECISION, WIDE) go through the COPY parser.
+    expected_reader = "copy" if layout == "wide" and time_kind != "epoch" else "adbc"
+    assert (fast.source.reader, generic.source.reader) == (expected_reader, "sqlalchemy")
     assert len(fast.frame) == 3900
     pd.testing.assert_frame_equal(fast.frame, generic.frame, check_exact=True)
 

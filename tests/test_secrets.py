@@ -178,9 +178,9 @@ def test_training_and_scoring_use_the_reader_database_fast_path_names(
         meta = yaml.safe_load(meta_file.read_text(encoding="utf-8"))
         readers[fast_path] = meta["database"]["reader"]
         _assert_no_secret(run.stdout, run.stderr, log)
-    assert readers == {"true": "adbc", "false": "sqlalchemy"}
+    assert readers == {"true": "copy", "false": "sqlalchemy"}
 
-    # Scoring too: a run that ignored the flag would read through ADBC here.
+    # Scoring too: a run that ignored the flag would read through the fast path (COPY) here.
     run, log = _run(tmp_path, url, "score", "--version=fast-true", "--set=database.fast_path=false")
     assert run.code == 0, run.stderr
     assert log.count(" via sqlalchemy\n") == 1 and log.count(" via ") == 1
