@@ -40,7 +40,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from bench_training import run_child, time_copy  # noqa: E402 - after the path set-up
+from bench_training import byte_compile, run_child, time_copy  # noqa: E402 - after the path set-up
 
 logger = logging.getLogger("bench_fleet")
 
@@ -198,6 +198,7 @@ def main() -> None:
         url = url.set(drivername="postgresql+psycopg2")
     engine = sa.create_engine(url)
     ensure_table(engine, args.assets, args.rows)
+    byte_compile(ROOT)  # as installed: workers start from bytecode
     libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
     copy_s, tool = time_copy(libpq, f"COPY {TABLE} TO STDOUT (FORMAT binary)")
     print(f"(a) binary COPY of {args.assets * args.rows:,} samples ({tool}): {copy_s:.2f} s")
