@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -426,6 +427,7 @@ def select_families(
     fixed: Mapping[str, Mapping[str, Any]] | None = None,
     trials: int = 0,
     seed: int = 0,
+    n_jobs: int = 1,
 ) -> Selection:
     """Choose a family (and its parameters) per axis by validation on the window's tail.
 
@@ -451,6 +453,9 @@ def select_families(
         Optuna trials per family and axis (0 = the fixed grid).
     seed:
         Seed of Optuna's sampler.
+    n_jobs:
+        Axes compared at once, on threads (NumPy does the work outside the GIL); each axis's
+        comparison is independent of the others', so the result is the same for any value.
 
     Returns
     -------
@@ -489,10 +494,18 @@ def select_families(
     table: list[AxisChoice] = []
     chosen: dict[str, tuple[str, dict[str, Any]]] = {}
     labelled = labelled or {}
-    for axis in axes:
-        rows = _axis_rows(
+
+    def rows_of(axis: str) -> list[AxisChoice]:
+        return _axis_rows(
             split, axis, candidates, grids, labelled.get(axis), len(axes), trials, seed
         )
+
+    if n_jobs > 1 and len(axes) > 1:
+        with ThreadPoolExecutor(max_workers=min(n_jobs, len(axes))) as pool:
+            per_axis = list(pool.map(rows_of, axes))
+    else:
+        per_axis = [rows_of(axis) for axis in axes]
+    for axis, rows in zip(axes, per_axis, strict=True):
         pick = _pick(rows)
         if pick is None:
             problems = "; ".join(f"{r.family}: {r.error}" for r in rows)

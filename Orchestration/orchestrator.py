@@ -421,6 +421,7 @@ def _select(state: RunState) -> None:
         fixed=model.params,
         trials=model.tuning.trials,
         seed=model.tuning.seed,
+        n_jobs=state.threads,
     )
     state.families = dict(state.selection.chosen)
 
