@@ -360,10 +360,12 @@ def _draw(spec: PlotSpec) -> Figure:
     return draw(spec)
 
 
-def _render_png(spec: PlotSpec) -> bytes:
-    from .figures import render_png
+def _render_pngs(specs: Sequence[PlotSpec]) -> list[bytes]:
+    """PNG bytes of every spec, drawn one after another on one reused figure."""
+    from .figures import Painter
 
-    return render_png(spec)
+    painter = Painter()
+    return [painter.render_png(spec) for spec in specs]
 
 
 def write_plots(
@@ -402,7 +404,7 @@ def write_plots(
         specs += [_with_unit(item.fit, unit), _with_unit(_levels(item.residual, record), unit)]
         stem = stems[item.axis]
         paths += [folder / f"{stem}_fit.png", folder / f"{stem}_residual.png"]
-    images = [_render_png(spec) for spec in specs]
+    images = _render_pngs(specs)
     for path, image in zip(paths, images, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(image)
