@@ -26,10 +26,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator
 
 from .plots import PALETTE
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from .plots import PlotSpec
 
 __all__ = ["DPI", "Painter", "draw", "render_png", "save_png"]
@@ -58,6 +61,9 @@ class Painter:
     def __init__(self) -> None:
         self._figure: Figure | None = None
         self._x_is_time: bool | None = None
+        # x limits -> date tick positions, labels and offset: the figures of a series mostly
+        # share their time range, and locating and formatting date ticks is not cheap.
+        self._date_ticks: dict[tuple[float, float], tuple[list[float], list[str], str]] = {}
 
     def _new_figure(self) -> Figure:
         fig = Figure(figsize=FIGSIZE, dpi=DPI)
@@ -79,6 +85,8 @@ class Painter:
         for artist in [*ax.lines, *ax.texts, *fig.texts]:
             artist.remove()
         ax.relim()  # no artists left: empty data limits, as on a new figure
+        if spec.x_is_time:  # a date locator, as on a new figure (it widens a single time)
+            ax.xaxis.set_major_locator(AutoDateLocator())
         return fig
 
     def draw(self, spec: PlotSpec) -> Figure:
@@ -97,13 +105,14 @@ class Painter:
             label=spec.points_label,
         )
         if spec.line_x is not None and spec.line_y is not None:
-            ax.plot(spec.line_x, spec.line_y, color=FIT_COLOUR, linewidth=2, label=spec.line_label)
+            envelope = _column_envelope(spec.line_x, spec.line_y)
+            for number, (line_x, line_y) in enumerate(_line_pieces(*envelope)):
+                label = spec.line_label if number == 0 else "_fitted model, continued"
+                ax.plot(line_x, line_y, color=FIT_COLOUR, linewidth=2, label=label)
         for level, label, colour in spec.levels:
             ax.axhline(level, color=colour, linestyle="--", linewidth=1.2, label=label)
         if spec.x_is_time:
-            locator = AutoDateLocator()
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+            self._set_date_ticks(ax)
         ax.set_title(spec.title, loc="left", y=1.0)  # a fixed place: no overlap search
         ax.set_xlabel(spec.x_label)
         ax.set_ylabel(spec.y_label)
@@ -131,11 +140,79 @@ class Painter:
             )
         return fig
 
+    def _set_date_ticks(self, ax: Axes) -> None:
+        """Date ticks and labels as ``AutoDateLocator`` and ``ConciseDateFormatter`` give them
+        for the axes' x limits (computed once per limits), set as fixed ticks and labels."""
+        locator = AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)  # the x limits are computed with it, as before
+        limits = ax.get_xlim()
+        ticks = self._date_ticks.get(limits)
+        if ticks is None:
+            formatter = ConciseDateFormatter(locator)
+            positions = list(locator())
+            labels = formatter.format_ticks(positions)
+            ticks = self._date_ticks[limits] = (positions, labels, formatter.get_offset())
+        positions, labels, offset = ticks
+        fixed = FixedFormatter(labels)
+        fixed.set_offset_string(offset)
+        ax.xaxis.set_major_locator(FixedLocator(positions))
+        ax.xaxis.set_major_formatter(fixed)
+
     def render_png(self, spec: PlotSpec) -> bytes:
         """Draw ``spec`` and return the PNG bytes."""
         buffer = io.BytesIO()
         save_png(self.draw(spec), buffer)
         return buffer.getvalue()
+
+
+LINE_COLUMNS = 2 * round(FIGSIZE[0] * DPI)
+"""Columns of a long fitted line's envelope: two per pixel of the figure's width."""
+
+
+def _column_envelope(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The line through ``(x, y)`` reduced to what the figure can show: the x range cut into
+    :data:`LINE_COLUMNS` columns and, in each, its first, lowest, highest and last point, in
+    their order (the "M4" reduction: the same columns covered, the same extremes drawn).
+
+    A line of at most ``4 * LINE_COLUMNS`` points, not in increasing x order or not finite
+    is returned unchanged.
+    """
+    if x.size <= 4 * LINE_COLUMNS:
+        return x, y
+    numbers = x.view(np.int64) if np.issubdtype(x.dtype, np.datetime64) else x
+    if not (np.isfinite(y).all() and np.isfinite(numbers).all()):
+        return x, y
+    span = numbers[-1] - numbers[0]
+    if span <= 0 or (np.diff(numbers) < 0).any():
+        return x, y
+    scaled = (numbers - numbers[0]) * (LINE_COLUMNS / float(span))
+    columns = np.minimum(scaled.astype(np.int64), LINE_COLUMNS - 1)
+    starts = np.flatnonzero(np.r_[True, columns[1:] != columns[:-1]])
+    ends = np.r_[starts[1:], columns.size] - 1
+    by_y = np.lexsort((y, columns))  # columns are consecutive runs; within one, lowest first
+    keep = np.unique(np.concatenate((starts, ends, by_y[starts], by_y[ends])))
+    return x[keep], y[keep]
+
+
+LINE_CHUNK = 500
+"""Points per piece of a long fitted line (consecutive pieces share their end point)."""
+
+
+def _line_pieces(x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The line through ``(x, y)`` cut into pieces of at most :data:`LINE_CHUNK` points, each
+    piece starting at the previous one's last point (no gap between pieces).
+
+    Agg rasterizes a line as one polygon: a fitted model that follows a fast cycle makes it
+    zigzag across its whole band, and sorting the coverage of 20,000 such segments at once
+    took 100-400 ms of a figure; in pieces (each covering a short stretch of x) it takes a
+    fraction of that, and the pixels differ only where two pieces meet (their ends are capped
+    instead of joined). The same idea as matplotlib's ``agg.path.chunksize``, which is a
+    global setting and drops the segments between chunks.
+    """
+    if x.size <= LINE_CHUNK:
+        return [(x, y)]
+    step = LINE_CHUNK - 1
+    return [(x[i : i + LINE_CHUNK], y[i : i + LINE_CHUNK]) for i in range(0, x.size - 1, step)]
 
 
 def draw(spec: PlotSpec) -> Figure:

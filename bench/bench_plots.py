@@ -1,10 +1,11 @@
 """Training plot benchmark: the 16 fit and residual PNGs of an 8-axis window, drawn in-process.
 
 Builds a synthetic window (``--rows`` rows at 1 s, 8 axes: a trend, noise, a daily wave,
-idle stretches and spikes), computes each axis's plot data as the training's ``evaluate`` step
-does (``axis_plot_data``, ``--max-points`` per series), then draws the 16 figures of the ``plot``
-step (``write_plots``'s specs: units, thresholds) ``--repeat`` times each after one warm-up
-round, and prints:
+idle stretches and spikes; the model of every other axis follows a 10-minute cycle, so its
+fitted line zigzags across the figure, as the demo's do), computes each axis's plot data as
+the training's ``evaluate`` step does (``axis_plot_data``, ``--max-points`` per series), then
+draws the 16 figures of the ``plot`` step (``write_plots``'s specs: units, thresholds)
+``--repeat`` times each after one warm-up round, and prints:
 
 - the time to compute the plot data, per axis (median of ``--repeat``);
 - each figure's render time (spec to PNG bytes) as ``write_plots`` draws it, one after
@@ -53,6 +54,8 @@ def synthetic_window(rows: int, seed: int = 7) -> pd.DataFrame:
     }
     for i, axis in enumerate(AXES):
         model = 10.0 + i + 2e-7 * (i + 1) * t
+        if i % 2:  # a model following a 10-minute duty cycle: its subsampled line zigzags
+            model = model + 1.5 * np.sin(t / 600 * 2 * np.pi)
         value = model + 0.5 * np.sin(t / 86_400 * 2 * np.pi) + rng.normal(0.0, 0.3 + 0.05 * i, rows)
         spikes = rng.integers(0, rows, size=max(1, rows // 200_000))
         value[spikes] += rng.normal(0.0, 4.0, spikes.size)
