@@ -6,12 +6,14 @@ module on the first figure drawn: commands that draw none (scoring) never pay fo
 No pyplot state is used: drawing is backend-independent and safe in any thread or process
 (a :class:`Painter` belongs to one caller; it is not shared).
 
-Speed (see the README, "Performance"): a :class:`Painter` draws a series of figures on one
-figure and axes, replacing the plotted artists each time, so the axes, their ticks and grid
-lines are built once rather than once per figure (the same pixels as a new figure: every draw
-starts from the same limits and makes the same calls); the PNG is written unfiltered with
-zlib level 1 (Pillow's adaptive row filters took most of the encoding time and made these
-mostly-white images larger, not smaller).
+Speed (see the README, "Performance"; ``bench/bench_plots.py``): a :class:`Painter` draws a
+series of figures on one figure and axes, replacing the plotted artists each time, so the
+axes, their ticks and grid lines are built once rather than once per figure (the same pixels
+as a new figure: every draw starts from the same limits and makes the same calls), and
+locates and formats date ticks once per time range; a long fitted line is drawn as its
+per-column envelope, in pieces (:func:`_column_envelope`, :func:`_line_pieces`); the PNG is
+written unfiltered with zlib level 1 (Pillow's adaptive row filters took most of the
+encoding time and made these mostly-white images larger, not smaller).
 """
 
 from __future__ import annotations

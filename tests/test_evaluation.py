@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
 from dataclasses import replace
@@ -274,7 +275,7 @@ def test_plot_fit_draws_points_and_line(predicted):
     # each starting at the previous piece's last point: together, every point, no gap.
     assert len(pieces) == 6
     assert all(len(piece.get_ydata()) <= 500 for piece in pieces)
-    for before, after in zip(pieces, pieces[1:]):
+    for before, after in itertools.pairwise(pieces):
         assert before.get_xdata()[-1] == after.get_xdata()[0]
         assert before.get_ydata()[-1] == after.get_ydata()[0]
     joined = np.concatenate([pieces[0].get_ydata()] + [p.get_ydata()[1:] for p in pieces[1:]])
@@ -408,7 +409,7 @@ def test_write_plots_draws_each_figure_as_if_alone(tmp_path, predicted):
     """write_plots reuses one figure for the series: every PNG equals the figure drawn alone,
     across datetime and seconds axes, an empty axis, a single point and levels off the data."""
     from ModelEvaluation.figures import render_png
-    from ModelEvaluation.plots import AxisPlotData, _levels
+    from ModelEvaluation.plots import _levels
 
     dated = axis_plot_data(predicted, "axis1", max_points=400)
     seconds = axis_plot_data(predicted.drop(columns="ts"), "Axis #1", max_points=400)
