@@ -3,9 +3,10 @@
 This module computes each figure's data (:class:`PlotSpec`, subsampled by
 :func:`~ModelEvaluation.subsample.subsample_extremes`, the figure then notes "subsampled: N of M
 points"); the drawing itself is in :mod:`ModelEvaluation.figures`, the only module that imports
-matplotlib, on the first figure drawn. Figures are drawn in the calling process: at ~0.1 s each,
-a helper process would cost more to start than it saves (see the README, "Performance"). Plot
-functions return plain :class:`matplotlib.figure.Figure` objects (no pyplot state).
+matplotlib, on the first figure drawn. Figures are drawn in the calling process, a series on one
+reused figure: at ~60-80 ms each, a helper process would cost more to start than it saves (see
+the README, "Performance"). Plot functions return plain :class:`matplotlib.figure.Figure`
+objects (no pyplot state).
 
 File names
     See :func:`plot_file_stems`.

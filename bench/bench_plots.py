@@ -19,6 +19,7 @@ CPU time is quoted too because the machines these run on are shared: it moves le
     python bench/bench_plots.py                     # 2 M rows, 5 repeats
     python bench/bench_plots.py --rows 10000000     # the 10 M x 8 bench window's size
     python bench/bench_plots.py --save out/bench_plots  # keep the PNGs to look at
+    python bench/bench_plots.py --vs /path/to/other/checkout  # paired, figure by figure
 
 Figures are printed; nothing is asserted.
 """
@@ -26,11 +27,15 @@ Figures are printed; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -68,12 +73,44 @@ def synthetic_window(rows: int, seed: int = 7) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def _series_renderer(module: ModuleType) -> Callable[[object], bytes]:
+    """How ``write_plots`` of that checkout draws a series: one reused figure where it has a
+    ``Painter``, else a new figure per spec."""
+    painter = getattr(module, "Painter", None)
+    return painter().render_png if painter is not None else module.render_png
+
+
+def _other_figures(root: Path) -> ModuleType:
+    """``ModelEvaluation.figures`` of another checkout, imported as ``other_ModelEvaluation``."""
+    package = root.resolve() / "ModelEvaluation"
+    spec = importlib.util.spec_from_file_location(
+        "other_ModelEvaluation", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["other_ModelEvaluation"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("other_ModelEvaluation.figures")
+
+
+def _cpu_ms(render: Callable[[object], bytes], spec: object) -> float:
+    start = time.process_time()
+    render(spec)
+    return (time.process_time() - start) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--max-points", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--save", type=Path, default=None, help="also write the PNGs here")
+    parser.add_argument(
+        "--vs",
+        type=Path,
+        default=None,
+        help="another checkout: its figures drawn alternately with this one's, ratio printed",
+    )
     args = parser.parse_args()
 
     frame = synthetic_window(args.rows)
@@ -95,22 +132,29 @@ def main() -> None:
         ]
         names += [f"{item.axis}_fit", f"{item.axis}_residual"]
 
-    painter = getattr(figures, "Painter", None)
-    in_series = painter().render_png if painter is not None else figures.render_png
+    in_series = _series_renderer(figures)
+    other = _series_renderer(_other_figures(args.vs)) if args.vs is not None else None
     for spec in specs:  # warm-up: imports matplotlib, loads fonts
         in_series(spec)
+        if other is not None:
+            other(spec)
+    other_cpu: dict[str, list[float]] = {name: [] for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
     alone: list[float] = []
     alone_cpu: list[float] = []
     sizes: dict[str, int] = {}
-    for _ in range(args.repeat):
+    for round_number in range(args.repeat):
         for name, spec in zip(names, specs, strict=True):
+            if other is not None and round_number % 2 == 0:  # alternate which goes first
+                other_cpu[name].append(_cpu_ms(other, spec))
             start, start_cpu = time.perf_counter(), time.process_time()
             image = in_series(spec)
             times[name].append((time.perf_counter() - start) * 1000)
             cpu[name].append((time.process_time() - start_cpu) * 1000)
             sizes[name] = len(image)
+            if other is not None and round_number % 2 == 1:
+                other_cpu[name].append(_cpu_ms(other, spec))
         for spec in specs[:4]:
             start, start_cpu = time.perf_counter(), time.process_time()
             figures.render_png(spec)
@@ -145,6 +189,23 @@ def main() -> None:
         f"{statistics.median(alone_cpu):.1f} ms CPU"
     )
     print(f"write_plots (16 files): {statistics.median(step_ms):.0f} ms (median)")
+    if other is not None:
+        print(f"vs {args.vs}, drawn alternately (CPU ms, median; ratio this / other per round):")
+        ratios_all: list[float] = []
+        for name in names:
+            ratios = [a / b for a, b in zip(cpu[name], other_cpu[name], strict=True)]
+            ratios_all.append(statistics.median(ratios))
+            print(
+                f"{name:<18} this {statistics.median(cpu[name]):7.1f}  "
+                f"other {statistics.median(other_cpu[name]):7.1f}  "
+                f"ratio {statistics.median(ratios):.2f}"
+            )
+        mine = statistics.median([statistics.median(values) for values in cpu.values()])
+        theirs = statistics.median([statistics.median(values) for values in other_cpu.values()])
+        print(
+            f"median per figure: this {mine:.1f} ms, other {theirs:.1f} ms; "
+            f"median ratio {statistics.median(ratios_all):.2f}"
+        )
 
 
 if __name__ == "__main__":
