@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
 from dataclasses import replace
@@ -267,11 +268,21 @@ def test_plot_fit_draws_points_and_line(predicted):
     assert "axis1" in ax.get_title(loc="left")
     assert ax.get_xlabel() == "time (UTC)"
     assert ax.get_ylabel() == "axis1"
-    points, line = ax.get_lines()
+    points, *pieces = ax.get_lines()
     assert points.get_linestyle() == "None" and points.get_marker() == "o"
     assert len(points.get_ydata()) == 3000 - 101  # idle rows are not drawn
-    assert line.get_linestyle() == "-"
-    assert to_rgba(points.get_color()) != to_rgba(line.get_color())
+    # The fitted line is drawn in pieces of at most 500 points (cheaper for Agg to stroke),
+    # each starting at the previous piece's last point: together, every point, no gap.
+    assert len(pieces) == 6
+    assert all(len(piece.get_ydata()) <= 500 for piece in pieces)
+    for before, after in itertools.pairwise(pieces):
+        assert before.get_xdata()[-1] == after.get_xdata()[0]
+        assert before.get_ydata()[-1] == after.get_ydata()[0]
+    joined = np.concatenate([pieces[0].get_ydata()] + [p.get_ydata()[1:] for p in pieces[1:]])
+    np.testing.assert_array_equal(joined, predicted["axis1_pred"][predicted["axis1"] != 0])
+    assert {piece.get_linestyle() for piece in pieces} == {"-"}
+    assert {to_rgba(piece.get_color()) for piece in pieces} == {to_rgba("tab:red")}
+    assert to_rgba(points.get_color()) != to_rgba(pieces[0].get_color())
     assert _legend_labels(fig) == ["data (idle and missing rows hidden)", "fitted model"]
 
 
@@ -283,7 +294,7 @@ def test_plot_fit_from_residuals_alone_draws_the_same_model(predicted):
         np.testing.assert_array_equal(drawn.get_xdata(), reference.get_xdata())
         np.testing.assert_allclose(drawn.get_ydata(), reference.get_ydata(), rtol=1e-14)
     points, line = without
-    assert len(points.get_ydata()) == len(line.get_ydata()) <= 400
+    assert len(points.get_ydata()) == len(line.get_ydata()) <= 400  # one piece: <= 500 points
 
 
 def test_plot_fit_uses_time_since_t0_without_datetime_ts(predicted):
@@ -392,3 +403,62 @@ def test_threshold_lines_are_named_alert_and_error_on_both_sides_with_units(pred
     ]
     assert spec.y_label == "axis1 residual [A]"
     assert _with_unit(spec, None) is spec
+
+
+def test_write_plots_draws_each_figure_as_if_alone(tmp_path, predicted):
+    """write_plots reuses one figure for the series: every PNG equals the figure drawn alone,
+    across datetime and seconds axes, an empty axis, a single point and levels off the data."""
+    from ModelEvaluation.figures import render_png
+    from ModelEvaluation.plots import _levels
+
+    dated = axis_plot_data(predicted, "axis1", max_points=400)
+    seconds = axis_plot_data(predicted.drop(columns="ts"), "Axis #1", max_points=400)
+    empty = axis_plot_data(predicted.assign(axis1=0.0, axis1_res=np.nan), "axis1")
+    single = axis_plot_data(predicted.iloc[:1], "axis1")
+    far = _levels(dated.residual, {"MinC": 25.0, "MaxC": 40.0, "MinC_low": -0.1})
+    series = [
+        dated,
+        replace(single, axis="single"),
+        replace(dated, axis="far", residual=far),
+        replace(seconds, axis="seconds"),
+        replace(empty, axis="empty"),
+        replace(dated, axis="again"),
+    ]
+    paths = write_plots(series, None, tmp_path)
+    alone = [render_png(spec) for item in series for spec in (item.fit, item.residual)]
+    assert [path.read_bytes() for path in paths] == alone
+
+
+def test_a_long_fitted_line_keeps_every_columns_extremes():
+    from ModelEvaluation.figures import LINE_COLUMNS, _column_envelope
+
+    rng = np.random.default_rng(3)
+    x = np.arange(20 * LINE_COLUMNS, dtype=float)
+    y = np.sin(x / 3.0) + rng.normal(0, 0.1, x.size)
+    kept_x, kept_y = _column_envelope(x, y)
+    assert 2 * LINE_COLUMNS <= kept_x.size <= 4 * LINE_COLUMNS
+    assert np.all(np.diff(kept_x) > 0)  # a subset, in order
+    np.testing.assert_array_equal(kept_y, y[np.searchsorted(x, kept_x)])
+    column = np.minimum((x * (LINE_COLUMNS / x[-1])).astype(int), LINE_COLUMNS - 1)
+    kept_column = column[np.searchsorted(x, kept_x)]
+    for c in (0, 1, LINE_COLUMNS // 2, LINE_COLUMNS - 1):
+        inside = column == c
+        assert set(kept_y[kept_column == c]) >= {
+            y[inside][0],
+            y[inside][-1],
+            y[inside].min(),
+            y[inside].max(),
+        }
+    short = np.arange(100.0)
+    assert _column_envelope(short, short)[0] is short  # short lines are drawn as they are
+    backwards = x[::-1].copy()
+    assert _column_envelope(backwards, y)[0] is backwards  # not in x order: unchanged
+
+
+def test_save_figure_of_another_figure_keeps_its_canvas(tmp_path):
+    fig = Figure(figsize=(2, 1), dpi=50)
+    fig.add_subplot().plot([0, 1], [1, 0])
+    canvas = fig.canvas
+    path = save_figure(fig, tmp_path / "other.png")
+    assert _png_size(path) == (200, 100)  # written at 100 dpi
+    assert fig.canvas is canvas and fig.dpi == 50
