@@ -11,16 +11,13 @@ series of figures on one figure and axes, replacing the plotted artists each tim
 axes, their ticks and grid lines are built once rather than once per figure (the same pixels
 as a new figure: every draw starts from the same limits and makes the same calls), and
 locates and formats date ticks once per time range; a long fitted line is drawn as its
-per-column envelope, in pieces (:func:`_column_envelope`, :func:`_line_pieces`); the PNG is
-written unfiltered with zlib level 1 (Pillow's adaptive row filters took most of the
-encoding time and made these mostly-white images larger, not smaller).
+per-column envelope, in pieces (:func:`_column_envelope`, :func:`_line_pieces`); Pillow
+writes the PNG at zlib level 1.
 """
 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,9 +41,8 @@ FIGSIZE = (10.0, 4.5)
 DATA_COLOUR = PALETTE["data"]
 FIT_COLOUR = PALETTE["expected"]
 PNG_COMPRESS_LEVEL = 1
-"""zlib level of the PNG data: unfiltered rows at level 1 are the fastest to write and, for
-these plots, smaller than Pillow's filtered level 3 (~120 kB against ~150 kB)."""
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+"""zlib level Pillow writes the PNG with: level 1 takes half the time of the default 6 on
+these mostly-white plots (~18 ms against ~38), at a somewhat larger file."""
 
 
 class Painter:
@@ -222,51 +218,15 @@ def draw(spec: PlotSpec) -> Figure:
     return Painter().draw(spec)
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of an RGBA image: RGB when it is opaque, unfiltered rows, :data:`DPI` set."""
-    height, width = pixels.shape[:2]
-    opaque = bool((pixels[..., 3] == 255).all())
-    channels = pixels[..., :3] if opaque else pixels
-    rows = np.empty((height, 1 + width * channels.shape[2]), dtype=np.uint8)
-    rows[:, 0] = 0  # filter type "none"
-    rows[:, 1:] = channels.reshape(height, -1)
-    per_metre = round(DPI / 0.0254)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2 if opaque else 6, 0, 0, 0)
-    return b"".join(
-        (
-            _PNG_SIGNATURE,
-            chunk(b"IHDR", header),
-            chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
-            chunk(b"IDAT", zlib.compress(rows.data, PNG_COMPRESS_LEVEL)),
-            chunk(b"IEND", b""),
-        )
-    )
-
-
 def save_png(fig: Figure, target: Path | io.BytesIO) -> None:
-    """Write ``fig`` as a PNG at :data:`DPI` (no metadata: the bytes depend only on the pixels)."""
-    original_canvas, original_dpi = fig.canvas, fig.dpi
-    agg = isinstance(original_canvas, FigureCanvasAgg)
-    canvas = original_canvas if agg else FigureCanvasAgg(fig)  # as savefig: for this save only
-    try:
-        if original_dpi != DPI:
-            fig.set_dpi(DPI)
-        canvas.draw()
-        image = _png(np.asarray(canvas.buffer_rgba()))
-    finally:
-        if fig.dpi != original_dpi:
-            fig.set_dpi(original_dpi)
-        if canvas is not original_canvas:
-            fig.set_canvas(original_canvas)
-    if isinstance(target, io.BytesIO):
-        target.write(image)
-    else:
-        Path(target).write_bytes(image)
+    """Write ``fig`` as a PNG at :data:`DPI` (no software tag: the bytes depend only on it)."""
+    fig.savefig(
+        target,
+        format="png",
+        dpi=DPI,
+        metadata={"Software": None},
+        pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL},
+    )
 
 
 def render_png(spec: PlotSpec) -> bytes:
