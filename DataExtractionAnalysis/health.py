@@ -310,8 +310,12 @@ def _run_length(values: np.ndarray, value: float) -> int:
     or a missing reading is no frozen one; as :func:`_longest_flat` counts)."""
     if value == 0 or np.isnan(value):
         return 0
-    differs = values != value
-    return int(np.argmax(differs)) if differs.any() else int(values.size)
+    # Block by block from the start: a run usually ends long before the window does.
+    for lo in range(0, values.size, _BLOCK_ROWS):
+        differs = values[lo : lo + _BLOCK_ROWS] != value
+        if differs.any():
+            return lo + int(np.argmax(differs))
+    return int(values.size)
 
 
 def _flat_finding(
@@ -543,9 +547,13 @@ def count_out_of_range(
         if axis not in values:
             continue
         column = np.asarray(values[axis], dtype=np.float64)
-        active = (column > 0) | (column < 0)
-        outside = active & ((column < low) | (column > high))
-        counts[axis] = (int(np.count_nonzero(outside)), int(np.count_nonzero(active)))
+        out = seen = 0
+        for lo in range(0, column.size, _BLOCK_ROWS):  # cache-sized masks, not full-length ones
+            block = column[lo : lo + _BLOCK_ROWS]
+            active = (block > 0) | (block < 0)
+            out += int(np.count_nonzero(active & ((block < low) | (block > high))))
+            seen += int(np.count_nonzero(active))
+        counts[axis] = (out, seen)
     return counts
 
 
