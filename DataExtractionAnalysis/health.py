@@ -160,6 +160,9 @@ def _worst(findings: list[Finding]) -> str:
 
 def epoch_seconds(ts: pd.Series) -> np.ndarray:
     """A ``ts`` column (UTC datetimes, naive = UTC, or float epoch seconds) as float seconds."""
+    if getattr(ts.dtype, "unit", None) == "ns" and pd.api.types.is_datetime64_any_dtype(ts):
+        # Nanoseconds already, aware or naive (= UTC): the int64 instants as they are.
+        return ts.array.asi8 / 1e9
     if pd.api.types.is_datetime64_any_dtype(ts):
         stamps = pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]")
         return stamps.to_numpy("datetime64[ns]").view("int64") / 1e9
@@ -612,7 +615,8 @@ class ScoredHealth:
     def add(self, seconds: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
         """Add one scored window (``seconds``: epoch seconds; ``values``: axis → value)."""
         if len(seconds) > 1:
-            self._intervals.append(float(np.median(np.diff(seconds))))
+            # The differences are our own: the median may reorder them instead of a copy.
+            self._intervals.append(float(np.median(np.diff(seconds), overwrite_input=True)))
         for axis, (out, seen) in count_out_of_range(values, self.ranges).items():
             before = self._outside.get(axis, (0, 0))
             self._outside[axis] = (before[0] + out, before[1] + seen)
