@@ -24,6 +24,7 @@ never a loop over samples or blocks.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -199,7 +200,7 @@ def block_sums(seconds: np.ndarray, z: Mapping[str, ZSource], block_seconds: flo
     cuts = np.r_[cuts[cuts < starts.size], starts.size]
     sums: dict[str, list[np.ndarray]] = {axis: [] for axis in z}
     counts: dict[str, list[np.ndarray]] = {axis: [] for axis in z}
-    for begin, stop in zip(cuts[:-1], cuts[1:], strict=True):
+    for begin, stop in itertools.pairwise(cuts):
         lo = int(starts[begin])
         hi = int(starts[stop]) if stop < starts.size else size
         local = starts[begin:stop] - lo
