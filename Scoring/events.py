@@ -323,12 +323,24 @@ class _Details:
         # json.dumps([{"axis": name, "share": round(share, 4)}, ...]) of each event, with the
         # names encoded once: a machine channel can have tens of thousands of events. The
         # shares are finite (nan_to_num), and JSON writes a finite float as its repr.
-        encoded = [json.dumps(name) for name in names]
+        encoded = np.array([json.dumps(name) for name in names], dtype=object)
+        labels = encoded[top].tolist()  # per event, its top axes' names and their shares
+        chosen = np.take_along_axis(row_shares, top, axis=1).tolist()
+        if top.shape[1] == 3:  # the usual case, written out: no generator per event
+            return [
+                f'[{{"axis": {a}, "share": {round(x, 4)!r}}}, '
+                f'{{"axis": {b}, "share": {round(y, 4)!r}}}, '
+                f'{{"axis": {c}, "share": {round(z, 4)!r}}}]'
+                for (a, b, c), (x, y, z) in zip(labels, chosen, strict=True)
+            ]
         return [
             "["
-            + ", ".join(f'{{"axis": {encoded[i]}, "share": {round(part[i], 4)!r}}}' for i in best)
+            + ", ".join(
+                f'{{"axis": {name}, "share": {round(share, 4)!r}}}'
+                for name, share in zip(names_of, shares_of, strict=True)
+            )
             + "]"
-            for part, best in zip(row_shares.tolist(), top.tolist(), strict=True)
+            for names_of, shares_of in zip(labels, chosen, strict=True)
         ]
 
 
