@@ -15,7 +15,7 @@ from Thresholding import smooth, ssr_score, ssr_shares
 from ._time import TimeAxis, time_axis
 from .errors import ScoringInputError
 from .events import extract_events, sensor_events
-from .levels import assign_levels, level_labels, mark_sensor_faults
+from .levels import active_mask, assign_levels, level_labels, mark_sensor_faults
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 
 __all__ = ["MachineShares", "ScoreResult", "lookahead_samples", "lookback_samples", "score_frame"]
@@ -328,7 +328,7 @@ def score_frame(
         values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
         raw = source[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
         compared = smooth(raw, rule.smoothing)
-        active = (values > 0) | (values < 0)
+        active = active_mask(values)
         if machine_off is not None:
             active &= ~machine_off
         full_codes.append(
