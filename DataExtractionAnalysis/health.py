@@ -160,6 +160,9 @@ def _worst(findings: list[Finding]) -> str:
 
 def epoch_seconds(ts: pd.Series) -> np.ndarray:
     """A ``ts`` column (UTC datetimes, naive = UTC, or float epoch seconds) as float seconds."""
+    if getattr(ts.dtype, "unit", None) == "ns" and pd.api.types.is_datetime64_any_dtype(ts):
+        # Nanoseconds already, aware or naive (= UTC): the int64 instants as they are.
+        return ts.array.asi8 / 1e9
     if pd.api.types.is_datetime64_any_dtype(ts):
         stamps = pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]")
         return stamps.to_numpy("datetime64[ns]").view("int64") / 1e9
@@ -310,8 +313,12 @@ def _run_length(values: np.ndarray, value: float) -> int:
     or a missing reading is no frozen one; as :func:`_longest_flat` counts)."""
     if value == 0 or np.isnan(value):
         return 0
-    differs = values != value
-    return int(np.argmax(differs)) if differs.any() else int(values.size)
+    # Block by block from the start: a run usually ends long before the window does.
+    for lo in range(0, values.size, _BLOCK_ROWS):
+        differs = values[lo : lo + _BLOCK_ROWS] != value
+        if differs.any():
+            return lo + int(np.argmax(differs))
+    return int(values.size)
 
 
 def _flat_finding(
@@ -543,9 +550,13 @@ def count_out_of_range(
         if axis not in values:
             continue
         column = np.asarray(values[axis], dtype=np.float64)
-        active = (column > 0) | (column < 0)
-        outside = active & ((column < low) | (column > high))
-        counts[axis] = (int(np.count_nonzero(outside)), int(np.count_nonzero(active)))
+        out = seen = 0
+        for lo in range(0, column.size, _BLOCK_ROWS):  # cache-sized masks, not full-length ones
+            block = column[lo : lo + _BLOCK_ROWS]
+            active = (block > 0) | (block < 0)
+            out += int(np.count_nonzero(active & ((block < low) | (block > high))))
+            seen += int(np.count_nonzero(active))
+        counts[axis] = (out, seen)
     return counts
 
 
@@ -604,7 +615,8 @@ class ScoredHealth:
     def add(self, seconds: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
         """Add one scored window (``seconds``: epoch seconds; ``values``: axis → value)."""
         if len(seconds) > 1:
-            self._intervals.append(float(np.median(np.diff(seconds))))
+            # The differences are our own: the median may reorder them instead of a copy.
+            self._intervals.append(float(np.median(np.diff(seconds), overwrite_input=True)))
         for axis, (out, seen) in count_out_of_range(values, self.ranges).items():
             before = self._outside.get(axis, (0, 0))
             self._outside[axis] = (before[0] + out, before[1] + seen)

@@ -66,9 +66,23 @@ def _residual(values: np.ndarray, predicted: np.ndarray, *, out: bool = False) -
 
     With ``out`` the result is written over ``predicted`` (which must be our own array).
     """
-    residual = np.subtract(values, predicted, out=predicted if out else None)
-    np.copyto(residual, np.nan, where=values == 0.0)
+    if values.ndim != 1 or values.shape != predicted.shape:
+        residual = np.subtract(values, predicted, out=predicted if out else None)
+        np.copyto(residual, np.nan, where=values == 0.0)
+        return residual
+    residual = predicted if out else np.empty(values.size, np.result_type(values, predicted))
+    # Block by block: each block of values is still in the CPU cache when it is compared with 0,
+    # and the idle mask is a block, not a full-length array.
+    for lo in range(0, values.size, _RESIDUAL_BLOCK):
+        part = slice(lo, lo + _RESIDUAL_BLOCK)
+        block = values[part]
+        done = np.subtract(block, predicted[part], out=residual[part])
+        np.copyto(done, np.nan, where=block == 0.0)
     return residual
+
+
+_RESIDUAL_BLOCK = 1 << 15
+"""Rows per block of :func:`_residual`."""
 
 
 FamilySpec = tuple[str, Mapping[str, Any]]

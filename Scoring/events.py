@@ -17,15 +17,13 @@ also name the axes that contributed most at the peak, with their share of it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from Thresholding import run_bounds
 
 from ._time import TimeAxis, time_axis
 from .errors import ScoringInputError
@@ -152,8 +150,9 @@ def extract_events(
         codes = _level_codes(_column(levels, axis, "levels", n_rows), axis)
         series = np.asarray(_column(residuals, axis, "residuals", n_rows), dtype=np.float64)
         rule = rules[axis]
+        changes = _changes(codes)
         for severity_number, level in enumerate((Level.ALERT, Level.ERROR)):
-            starts, ends = run_bounds(codes >= level)
+            starts, ends = _level_runs(codes, changes, lambda c, at=level: c >= at)
             if starts.size == 0:
                 continue
             found.append(
@@ -178,6 +177,27 @@ def extract_events(
         n_rows,
         _Details(residuals, rules, values, expected, contributions, raw_residuals),
     )
+
+
+def _changes(codes: np.ndarray) -> np.ndarray:
+    """Rows ``k`` whose level differs from row ``k + 1``'s (one pass over the codes)."""
+    return np.flatnonzero(codes[1:] != codes[:-1])
+
+
+def _level_runs(
+    codes: np.ndarray, changes: np.ndarray, flags: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``run_bounds(flags(codes))`` from the rows where the codes change (:func:`_changes`):
+    a run of flagged rows can only begin or end where the level changes, so only those rows
+    are looked at, not the whole window once per severity."""
+    flips = flags(codes[changes]) != flags(codes[changes + 1])
+    edges = changes[flips].astype(np.int64, copy=False)
+    edges += 1
+    if codes.size and flags(codes[:1])[0]:
+        edges = np.concatenate(([0], edges))
+    if codes.size and flags(codes[-1:])[0]:
+        edges = np.concatenate((edges, [codes.size]))
+    return edges[0::2], edges[1::2]
 
 
 def _deviation(series: np.ndarray, rule: AxisRule) -> np.ndarray:
@@ -303,12 +323,24 @@ class _Details:
         # json.dumps([{"axis": name, "share": round(share, 4)}, ...]) of each event, with the
         # names encoded once: a machine channel can have tens of thousands of events. The
         # shares are finite (nan_to_num), and JSON writes a finite float as its repr.
-        encoded = [json.dumps(name) for name in names]
+        encoded = np.array([json.dumps(name) for name in names], dtype=object)
+        labels = encoded[top].tolist()  # per event, its top axes' names and their shares
+        chosen = np.take_along_axis(row_shares, top, axis=1).tolist()
+        if top.shape[1] == 3:  # the usual case, written out: no generator per event
+            return [
+                f'[{{"axis": {a}, "share": {round(x, 4)!r}}}, '
+                f'{{"axis": {b}, "share": {round(y, 4)!r}}}, '
+                f'{{"axis": {c}, "share": {round(z, 4)!r}}}]'
+                for (a, b, c), (x, y, z) in zip(labels, chosen, strict=True)
+            ]
         return [
             "["
-            + ", ".join(f'{{"axis": {encoded[i]}, "share": {round(part[i], 4)!r}}}' for i in best)
+            + ", ".join(
+                f'{{"axis": {name}, "share": {round(share, 4)!r}}}'
+                for name, share in zip(names_of, shares_of, strict=True)
+            )
             + "]"
-            for part, best in zip(row_shares.tolist(), top.tolist(), strict=True)
+            for names_of, shares_of in zip(labels, chosen, strict=True)
         ]
 
 
@@ -471,7 +503,7 @@ def sensor_events(
     parts = []
     for axis in axes:
         codes = _level_codes(_column(levels, axis, "levels", n_rows), axis)
-        starts, ends = run_bounds(codes == Level.SENSOR)
+        starts, ends = _level_runs(codes, _changes(codes), lambda c: c == Level.SENSOR)
         if not starts.size:
             continue
         last = ends - 1

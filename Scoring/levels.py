@@ -130,30 +130,66 @@ def assign_levels(
                 f"assign_levels: {name} must be an integer >= 1 (samples), got {steps!r}"
             )
 
-    # NaN compares False both ways, so the default is "value is neither 0 nor NaN" in two passes.
-    active = (values > 0) | (values < 0) if active is None else np.asarray(active, dtype=bool)
+    active = active_mask(values) if active is None else np.asarray(active, dtype=bool)
     # Work on the positions beyond each threshold (a small share of the samples), not on masks.
     sides: list[tuple[np.ufunc, float, float]] = []
     if upper:
         sides.append((np.greater, minc, maxc))
     if minc_low is not None and maxc_low is not None:
         sides.append((np.less, minc_low, maxc_low))
+    # Beyond the error level implies beyond the alert level (the usual case): the error rows
+    # are looked for among the alert rows only; otherwise they are a scan of their own.
+    implied = [bool(beyond(error, alert) or error == alert) for beyond, alert, error in sides]
+    scans = [(beyond, alert) for beyond, alert, _ in sides]
+    for (beyond, _, error), inside in zip(sides, implied, strict=True):
+        if not inside:
+            scans.append((beyond, error))
+    found = iter(_active_rows_beyond(residuals, active, scans))
+    alerts = [next(found) for _ in sides]
     codes = active.astype(np.int8)  # IDLE 0, OK 1
     errors: list[np.ndarray] = []
-    for beyond, alert_level, error_level in sides:
-        alert_rows = np.flatnonzero(beyond(residuals, alert_level))
-        alert_rows = alert_rows[active[alert_rows]]
-        if beyond(error_level, alert_level) or error_level == alert_level:
-            # Beyond the error level implies beyond the alert level: look among those only.
-            error_rows = alert_rows[beyond(residuals[alert_rows], error_level)]
-        else:
-            error_rows = np.flatnonzero(beyond(residuals, error_level))
-            error_rows = error_rows[active[error_rows]]
+    for (beyond, _, error_level), alert_rows, inside in zip(sides, alerts, implied, strict=True):
+        error_rows = (
+            alert_rows[beyond(residuals[alert_rows], error_level)] if inside else next(found)
+        )
         codes[sustained_rows(alert_rows, int(t_long))] = Level.ALERT
         errors.append(sustained_rows(error_rows, int(t_short)))
     for rows in errors:
         codes[rows] = Level.ERROR
     return codes
+
+
+_BLOCK_ROWS = 1 << 15
+"""Rows per block of the scans of values and residuals: a block's masks stay in the CPU cache,
+so each input is read from memory once and no full-length temporary is made."""
+
+
+def active_mask(values: np.ndarray) -> np.ndarray:
+    """Whether each value is active: neither 0 nor NaN (NaN compares False both ways)."""
+    values = np.asarray(values)
+    out = np.empty(values.shape, dtype=bool)
+    if values.ndim != 1:
+        return np.logical_or(values > 0, values < 0, out=out)
+    for lo in range(0, values.size, _BLOCK_ROWS):
+        block = values[lo : lo + _BLOCK_ROWS]
+        mask = np.greater(block, 0, out=out[lo : lo + _BLOCK_ROWS])
+        mask |= block < 0
+    return out
+
+
+def _active_rows_beyond(
+    residuals: np.ndarray, active: np.ndarray, scans: list[tuple[np.ufunc, float]]
+) -> list[np.ndarray]:
+    """Per (comparison, level) of ``scans``: the sorted active rows whose residual is beyond the
+    level (``np.flatnonzero(beyond(residuals, level) & active)``), all in one pass."""
+    found: list[list[np.ndarray]] = [[] for _ in scans]
+    for lo in range(0, residuals.size, _BLOCK_ROWS):
+        block = residuals[lo : lo + _BLOCK_ROWS]
+        on = active[lo : lo + _BLOCK_ROWS]
+        for parts, (beyond, level) in zip(found, scans, strict=True):
+            rows = np.flatnonzero(beyond(block, level))
+            parts.append(rows[on[rows]] + lo)
+    return [np.concatenate(parts) if parts else np.empty(0, np.intp) for parts in found]
 
 
 def mark_sensor_faults(codes: np.ndarray, active: list[np.ndarray], steps: int) -> list[np.ndarray]:

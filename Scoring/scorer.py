@@ -12,10 +12,10 @@ import pandas as pd
 
 from Thresholding import smooth, ssr_score, ssr_shares
 
-from ._time import time_axis
+from ._time import TimeAxis, time_axis
 from .errors import ScoringInputError
 from .events import extract_events, sensor_events
-from .levels import assign_levels, level_labels, mark_sensor_faults
+from .levels import active_mask, assign_levels, level_labels, mark_sensor_faults
 from .rules import MACHINE_CHANNEL, AxisRule, parse_thresholds
 
 __all__ = ["MachineShares", "ScoreResult", "lookahead_samples", "lookback_samples", "score_frame"]
@@ -190,10 +190,11 @@ class ScoreResult:
     ) -> pd.DataFrame:
         """The events of the window rows; see :func:`Scoring.extract_events`; then, with
         ``sensor_steps``, the ``sensor`` events (:func:`Scoring.sensor_events`)."""
-        alarms = self._alarm_events(merge_gap_seconds, cooldown_seconds)
+        times = time_axis(self.frame["ts"])  # validated once, for both kinds of event
+        alarms = self._alarm_events(times, merge_gap_seconds, cooldown_seconds)
         if self.sensor_steps is None:
             return alarms
-        faults = sensor_events(self.frame["ts"], self.level_codes, self.axes, self.sensor_steps)
+        faults = sensor_events(times, self.level_codes, self.axes, self.sensor_steps)
         if faults.empty:
             return alarms
         if alarms.empty:
@@ -201,9 +202,11 @@ class ScoreResult:
         joined = pd.concat([alarms, faults], ignore_index=True)
         return joined.sort_values("start", kind="stable").reset_index(drop=True)
 
-    def _alarm_events(self, merge_gap_seconds: float, cooldown_seconds: float) -> pd.DataFrame:
+    def _alarm_events(
+        self, times: TimeAxis, merge_gap_seconds: float, cooldown_seconds: float
+    ) -> pd.DataFrame:
         return extract_events(
-            self.frame["ts"],
+            times,
             self.residuals,
             self.level_codes,
             {name: rule.model_dump(by_alias=True) for name, rule in self.rules.items()},
@@ -325,7 +328,7 @@ def score_frame(
         values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
         raw = source[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
         compared = smooth(raw, rule.smoothing)
-        active = (values > 0) | (values < 0)
+        active = active_mask(values)
         if machine_off is not None:
             active &= ~machine_off
         full_codes.append(

@@ -24,8 +24,9 @@ never a loop over samples or blocks.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,27 +166,72 @@ class BlockSums:
         return int(self.ids.size)
 
 
-def block_sums(seconds: np.ndarray, z: Mapping[str, np.ndarray], block_seconds: float) -> BlockSums:
+_CHUNK_ROWS = 1 << 16
+"""Rows per piece of :func:`block_sums`: the piece's scratch arrays stay in the CPU cache instead
+of several full-length temporaries per axis (a piece is whole blocks, so every block's sum is
+the same ``np.add.reduceat`` over the same values)."""
+
+ZSource = np.ndarray | Callable[[int, int], np.ndarray]
+"""An axis's standardised residuals: the array, or a function giving rows ``lo`` to ``hi``."""
+
+
+def block_sums(seconds: np.ndarray, z: Mapping[str, ZSource], block_seconds: float) -> BlockSums:
     """Group time-sorted samples into epoch-aligned blocks of ``block_seconds``.
 
     Args:
         seconds: epoch seconds of the samples, sorted.
-        z: axis → standardised residual per sample (NaN: idle or missing, left out).
+        z: axis → standardised residual per sample (NaN: idle or missing, left out), or a
+            function ``(lo, hi) -> array`` of those of rows ``lo`` to ``hi`` (computed piece by
+            piece, never whole).
         block_seconds: block length.
     """
     seconds = np.asarray(seconds, dtype=np.float64)
-    ids = np.floor(seconds / block_seconds).astype(np.int64)
-    if not ids.size:
+    if not seconds.size:
+        ids = np.floor(seconds / block_seconds).astype(np.int64)
         empty = np.empty(0)
         return BlockSums(
             ids, empty, empty, {a: empty for a in z}, {a: empty.astype(np.int64) for a in z}
         )
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], ids.size] - 1
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, np.ndarray] = {}
-    for axis, values in z.items():
-        missing = np.isnan(values)
-        sums[axis] = np.add.reduceat(np.where(missing, 0.0, values), starts)
-        counts[axis] = (ends - starts + 1) - np.add.reduceat(missing, starts, dtype=np.int64)
-    return BlockSums(ids[starts], seconds[starts], seconds[ends], sums, counts)
+    ids, starts = _block_starts(seconds, block_seconds)
+    size = seconds.size
+    ends = np.r_[starts[1:], size] - 1
+    # Pieces of whole blocks, about _CHUNK_ROWS rows each (a longer block is a piece alone).
+    cuts = np.unique(np.r_[0, np.searchsorted(starts, np.arange(_CHUNK_ROWS, size, _CHUNK_ROWS))])
+    cuts = np.r_[cuts[cuts < starts.size], starts.size]
+    sums: dict[str, list[np.ndarray]] = {axis: [] for axis in z}
+    counts: dict[str, list[np.ndarray]] = {axis: [] for axis in z}
+    for begin, stop in itertools.pairwise(cuts):
+        lo = int(starts[begin])
+        hi = int(starts[stop]) if stop < starts.size else size
+        local = starts[begin:stop] - lo
+        lengths = ends[begin:stop] - starts[begin:stop] + 1
+        for axis, source in z.items():
+            values = source(lo, hi) if callable(source) else source[lo:hi]
+            missing = np.isnan(values)
+            sums[axis].append(np.add.reduceat(np.where(missing, 0.0, values), local))
+            counts[axis].append(lengths - np.add.reduceat(missing, local, dtype=np.int64))
+    return BlockSums(
+        ids,
+        seconds[starts],
+        seconds[ends],
+        {axis: np.concatenate(parts) for axis, parts in sums.items()},
+        {axis: np.concatenate(parts) for axis, parts in counts.items()},
+    )
+
+
+def _block_starts(seconds: np.ndarray, block_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """The id of every block of the (non-empty, sorted) samples and its first row, piece by
+    piece."""
+    starts: list[np.ndarray] = []
+    ids: list[np.ndarray] = []
+    previous: np.int64 | None = None
+    for lo in range(0, seconds.size, _CHUNK_ROWS):
+        block = np.floor(seconds[lo : lo + _CHUNK_ROWS] / block_seconds).astype(np.int64)
+        new = np.empty(block.size, dtype=bool)
+        new[0] = previous is None or block[0] != previous
+        np.not_equal(block[1:], block[:-1], out=new[1:])
+        at = np.flatnonzero(new)
+        starts.append(at + lo)
+        ids.append(block[at])
+        previous = block[-1]
+    return np.concatenate(ids), np.concatenate(starts)

@@ -12,7 +12,7 @@ back-to-back windows give the state and episodes of their union.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -234,18 +234,27 @@ class DriftTracker:
         residuals: Mapping[str, np.ndarray],
         values: Mapping[str, np.ndarray] | None,
         first: int,
-    ) -> np.ndarray:
+    ) -> Callable[[int, int], np.ndarray]:
+        """The axis's standardised residuals of rows ``first + lo`` to ``first + hi``, computed
+        piece by piece by :func:`block_sums` (never a full-length array)."""
         base = self.baselines.axes[axis]
+        clip = self.params.clip
         if axis not in residuals:
-            return np.full(len(residuals[next(iter(residuals))]) - first, np.nan)
-        value = None if values is None or axis not in values else np.asarray(values[axis])
-        return standardise(
-            np.asarray(residuals[axis])[first:],
-            base.center,
-            base.scale,
-            self.params.clip,
-            None if value is None else value[first:],
-        )
+            len(residuals[next(iter(residuals))])  # no residuals at all: fails as it always did
+            return lambda lo, hi: np.full(hi - lo, np.nan)
+        residual = np.asarray(residuals[axis])[first:]
+        value = None if values is None or axis not in values else np.asarray(values[axis])[first:]
+
+        def rows(lo: int, hi: int) -> np.ndarray:
+            return standardise(
+                residual[lo:hi],
+                base.center,
+                base.scale,
+                clip,
+                None if value is None else value[lo:hi],
+            )
+
+        return rows
 
     def _with_open_block(self, blocks: BlockSums) -> BlockSums:
         """The new blocks with the stored open block in front (joined to the first new block
