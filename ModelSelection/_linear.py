@@ -194,7 +194,11 @@ class LinearTrend(FamilyBase):
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         """``coef_ * time_s + intercept_`` for every row (NaN where ``time_s`` is NaN)."""
         check_fitted(self, "coef_")
-        return self.coef_ * as_float_column(frame, TIME_COLUMN) + self.intercept_
+        # The sum in place: one new full-length array, not two (on 10 M rows a fresh 80 MB
+        # array costs ~0.1 s of page faults on the benchmark VM); the same values.
+        expected = self.coef_ * as_float_column(frame, TIME_COLUMN)
+        expected += self.intercept_
+        return expected
 
     def to_dict(self) -> dict[str, Any]:
         """``{"family": "linear", "coef": a, "intercept": b}`` with plain floats."""
