@@ -3,15 +3,18 @@
 The training window ``[start, end)`` is applied in SQL. Table and column names from config
 are validated identifiers that SQLAlchemy quotes; values are bound parameters (server-side on
 the generic path; on the PostgreSQL fast path, COPY cannot take parameters, so the typed
-datetime/float bounds are rendered as literals by SQLAlchemy's dialect — never config text).
+datetime/float bounds and the asset value are rendered as quoted literals by SQLAlchemy's
+dialect — never pasted text).
 
 Result contract: column ``ts`` (``datetime64[ns, UTC]``, or float epoch seconds when the
 source column is numeric), then one float64 column per axis, sorted by time. Rows that share
 a timestamp are handled by ``data.duplicates`` (default: refused).
 
-Speed: the fast path keeps the window in the Arrow buffers the driver filled (one chunk, NULL
-sent as NaN by the server, so no copy); PostgreSQL pivots LONG windows itself (GROUP BY time),
-so 8x fewer rows cross the wire; sorted, distinct timestamps are confirmed in one pass.
+Speed: on PostgreSQL a WIDE window of a timestamp and DOUBLE PRECISION axes arrives by binary
+COPY, parsed by NumPy (:mod:`.pgcopy`; a large one in time ranges over two connections);
+other windows through ADBC, kept in the Arrow buffers the driver filled (one chunk, NULL sent
+as NaN by the server, so no copy); PostgreSQL pivots LONG windows itself (GROUP BY time), so
+8x fewer rows cross the wire; sorted, distinct timestamps are confirmed in one pass.
 """
 
 from __future__ import annotations
@@ -433,9 +436,15 @@ def _arrow_frame(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
+_LITERAL_DIALECT = postgresql.dialect(paramstyle="named")
+"""PostgreSQL text for a driver that takes no parameters: with the default ``pyformat`` style
+SQLAlchemy doubles every ``%`` (``'line%1'`` would be sent as ``'line%%1'``)."""
+
+
 def _literal_sql(stmt: sa.Select) -> str:
-    """``stmt`` as PostgreSQL text with its (typed, program-computed) bounds as literals."""
-    return str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    """``stmt`` as PostgreSQL text with its bound values (the typed, program-computed window
+    bounds; the asset, quoted as a string literal) rendered as literals."""
+    return str(stmt.compile(dialect=_LITERAL_DIALECT, compile_kwargs={"literal_binds": True}))
 
 
 def _read_arrow(target: DatabaseTarget, stmt: sa.Select) -> pa.Table:
@@ -502,7 +511,11 @@ def _read_copy(
         stmt = _statement(plan, data, first, last, nan_for_null=True, asset=asset)
         return _literal_sql(stmt)
 
-    return read_window(target, sql_for, ["ts", *plan.selected], start, end)
+    time_range = sa.select(sa.func.min(plan.time), sa.func.max(plan.time)).where(
+        *_window_filter(plan, start, end, asset)
+    )
+    labels = ["ts", *plan.selected]
+    return read_window(target, sql_for, _literal_sql(time_range), labels, start, end)
 
 
 def _numbers_with_nan(column: pa.ChunkedArray) -> np.ndarray:
@@ -764,7 +777,8 @@ def extract_window(
         data: the ``data`` config section.
         start: inclusive window start (aware datetime, UTC); None = from the first row.
         end: exclusive window end; None = through the last row.
-        fast_path: on PostgreSQL, read through ADBC (binary COPY → Arrow).
+        fast_path: on PostgreSQL, read by binary COPY (parsed by NumPy, or by ADBC into
+            Arrow: see the module docstring).
         allow_missing_axes: LONG only: an axis id without rows in the window becomes an
             all-NaN column (scoring: an axis offline for a while) instead of an error.
         asset: with ``data.asset_col``, the asset to read (``WHERE asset_col = :asset``,

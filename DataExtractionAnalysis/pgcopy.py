@@ -11,8 +11,8 @@ work is the limit again.
 A large window is read as :data:`PARTS` consecutive time ranges over :data:`THREADS`
 connections at once: on the 2-core benchmark machine, the database's work for one part
 overlaps the client's for another. The parts are cut at equal time steps (half-open, so a
-timestamp falls in exactly one), each sorted by the database; joined in order they are the
-window sorted as one query would give it.
+timestamp falls in exactly one; an open end stays open), each sorted by the database, all
+read in one exported snapshot; joined in order they are the window as one query gives it.
 
 Anything that does not fit the fixed layout (a NULL where NaN was expected, a timestamp that
 is ``infinity`` or outside pandas' nanosecond range) makes :func:`read_window` return None,
@@ -56,8 +56,9 @@ _BLOCK_ROWS = 8192
 the per-column passes."""
 _PG_EPOCH_US = 946_684_800_000_000
 """2000-01-01T00:00:00Z (PostgreSQL's timestamp origin) in microseconds since 1970."""
-_NS_LIMIT_US = np.iinfo(np.int64).max // 1000 - _PG_EPOCH_US
-"""Microseconds since 2000 beyond which a time does not fit ``datetime64[ns]``."""
+_NS_MAX_US = np.iinfo(np.int64).max // 1000 - _PG_EPOCH_US
+_NS_MIN_US = -(np.iinfo(np.int64).max // 1000) - _PG_EPOCH_US
+"""Microseconds since 2000 within which a time fits ``datetime64[ns]`` (1677-2262)."""
 
 
 def _row_type(columns: int) -> np.dtype:
@@ -100,38 +101,54 @@ def parse_copy(data: memoryview | bytes, columns: int) -> list[np.ndarray] | Non
                 return None
             out[k][first : first + len(block)] = block[f"val{k}"]
     ticks = out[0]
-    if ticks.size and (ticks.min() < -_NS_LIMIT_US or ticks.max() > _NS_LIMIT_US):
+    if ticks.size and (ticks.min() < _NS_MIN_US or ticks.max() > _NS_MAX_US):
         return None  # 'infinity', '-infinity' or beyond 1677-2262
     ticks += _PG_EPOCH_US
     ticks *= 1000
     return out
 
 
-def _parts(
-    start: dt.datetime | None, end: dt.datetime | None, estimate: Callable[[], float]
+def _cuts(
+    low: dt.datetime, high: dt.datetime, start: dt.datetime | None, end: dt.datetime | None
 ) -> list[tuple[dt.datetime | None, dt.datetime | None]]:
-    """``[start, end)`` as consecutive ranges: :data:`PARTS` of equal length when both ends
-    are known and the window is estimated at :data:`SPLIT_ROWS` rows or more, else itself."""
-    if start is None or end is None or end <= start or estimate() < SPLIT_ROWS:
+    """``[start, end)`` as :data:`PARTS` consecutive ranges, cut at equal steps of ``[low,
+    high]`` (the window's first and last time); the outer ends stay ``start`` and ``end``
+    (None = open), so no row falls outside the parts."""
+    if high <= low:
         return [(start, end)]
-    cuts = [start + (end - start) * k / PARTS for k in range(PARTS + 1)]
-    cuts[-1] = end
-    return list(itertools.pairwise(cuts))
+    inner = [low + (high - low) * k / PARTS for k in range(1, PARTS)]
+    return list(itertools.pairwise([start, *inner, end]))
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    """A time the driver returned, as an aware UTC datetime (a naive one holds UTC)."""
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
 
 
 def read_window(
     target: DatabaseTarget,
     sql_for: Callable[[dt.datetime | None, dt.datetime | None], str],
+    range_sql: str,
     labels: Sequence[str],
     start: dt.datetime | None,
     end: dt.datetime | None,
 ) -> pd.DataFrame | None:
     """The window ``[start, end)`` as a frame ``ts`` (``datetime64[ns, UTC]``) + ``labels[1:]``.
 
+    A window the planner estimates at :data:`SPLIT_ROWS` rows or more is cut into
+    :data:`PARTS` time ranges (at equal steps between its first and last time when an end is
+    open) read over :data:`THREADS` connections, all in one snapshot: the first connection
+    exports its ``REPEATABLE READ`` snapshot and every part imports it, so rows written
+    meanwhile change no part. Where a snapshot cannot be exported (a standby), the window is
+    read as one part.
+
     Args:
         target: a PostgreSQL database.
         sql_for: the SELECT of ``[a, b)`` (literal SQL: COPY takes no parameters), sorted by
             time, its columns ``labels``: the time, then DOUBLE PRECISION values without NULL.
+        range_sql: a SELECT of the window's first and last time (one row, two columns).
         labels: the output columns, ``"ts"`` first.
         start, end: the window; None = open.
 
@@ -145,38 +162,61 @@ def read_window(
 
     def connect() -> Any:
         conn = psycopg2.connect(target.libpq_uri)
-        conn.autocommit = True  # no transaction stays open; each COPY is one snapshot anyway
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         return conn
 
-    def estimate(conn: Any) -> float:
+    def plan(conn: Any) -> tuple[list[tuple[dt.datetime | None, dt.datetime | None]], str]:
+        """The parts, and the snapshot they are read in ("" for one part)."""
+        whole = [(start, end)]
         with conn.cursor() as cursor:
             cursor.execute("EXPLAIN (FORMAT JSON) " + sql_for(start, end))
-            return float(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
+            if float(cursor.fetchone()[0][0]["Plan"]["Plan Rows"]) < SPLIT_ROWS:
+                return whole, ""
+            low, high = start, end
+            if low is None or high is None:
+                cursor.execute(range_sql)
+                first_time, last_time = (_utc(value) for value in cursor.fetchone())
+                low, high = low or first_time, high or last_time
+            if low is None or high is None:
+                return whole, ""
+            try:
+                cursor.execute("SELECT pg_export_snapshot()")
+            except psycopg2.Error as exc:
+                logger.info("no snapshot to share (%s): the window is read as one part", exc)
+                conn.rollback()
+                return whole, ""
+            return _cuts(low, high, start, end), cursor.fetchone()[0]
 
-    def read(bounds: tuple[dt.datetime | None, dt.datetime | None], conn: Any = None) -> Any:
+    def read(sql: str, snapshot: str, conn: Any = None) -> list[np.ndarray] | None:
         received = io.BytesIO()
         with closing(conn or connect()) as own, own.cursor() as cursor:
-            cursor.copy_expert(f"COPY ({sql_for(*bounds)}) TO STDOUT (FORMAT binary)", received)
+            if snapshot:
+                cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+            cursor.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", received)
         with received.getbuffer() as data:
-            return parse_copy(data, len(labels))
+            try:
+                return parse_copy(data, len(labels))
+            except ValueError:
+                return None
 
     try:
-        first = connect()
-        try:
-            parts = _parts(start, end, lambda: estimate(first))
-        except BaseException:
-            first.close()
-            raise
-        if len(parts) == 1:
-            results = [read(parts[0], first)]
-        else:
-            first.close()
-            with ThreadPoolExecutor(THREADS, thread_name_prefix="copy") as pool:
-                results = list(pool.map(read, parts))
+        with closing(connect()) as first:
+            parts, snapshot = plan(first)
+            queries = [sql_for(*bounds) for bounds in parts]
+            if len(parts) == 1:
+                results = [read(queries[0], "", first)]
+            else:
+                # The first connection holds the exported snapshot until every part is read.
+                pool = ThreadPoolExecutor(THREADS, thread_name_prefix="copy")
+                try:
+                    futures = [pool.submit(read, sql, snapshot) for sql in queries]
+                    results = [future.result() for future in futures]
+                finally:  # a failed part: the parts not yet started are not read
+                    pool.shutdown(wait=True, cancel_futures=True)
     except psycopg2.Error as exc:
         detail = scrub(" ".join(str(exc).split()), target.url)
         raise DatabaseError(
-            f"reading the training window ({target.display}) through COPY failed: {detail}"
+            f"reading the window ({target.display}) through COPY failed: {detail}"
         ) from None
     if any(result is None for result in results):
         logger.info("the window does not have the fixed COPY layout: read the general way")

@@ -58,11 +58,19 @@ def test_parse_copy_skips_a_header_extension_and_reads_no_rows() -> None:
         [_row(2**63 - 1, 1.0, 2.0)],  # 'infinity'
         [_row(-(2**63), 1.0, 2.0)],  # '-infinity'
         [_row(9_300_000_000_000_000, 1.0, 2.0)],  # year ~2294: beyond datetime64[ns]
+        [_row(-10_200_000_000_000_000, 1.0, 2.0)],  # 1676: before datetime64[ns] begins
     ],
-    ids=["null", "null-later", "infinity", "minus-infinity", "beyond-ns"],
+    ids=["null", "null-later", "infinity", "minus-infinity", "beyond-ns", "before-ns"],
 )
 def test_parse_copy_refuses_what_is_not_the_fixed_layout(rows: list[bytes]) -> None:
     assert parse_copy(HEADER + b"".join(rows) + TRAILER, 3) is None
+
+
+def test_parse_copy_keeps_times_back_to_1677() -> None:
+    micros = -9_000_000_000_000_000  # 1714-10-20 08:00 UTC
+    got = parse_copy(HEADER + _row(micros, 1.0) + TRAILER, 2)
+    assert got is not None
+    assert got[0].view("datetime64[ns]")[0] == np.datetime64("1714-10-20T08:00:00")
 
 
 def test_parse_copy_refuses_a_field_count_that_is_not_the_columns() -> None:
@@ -97,9 +105,9 @@ def test_a_window_read_in_parts_equals_the_generic_read(
     start = frame["ts"].iloc[100].to_pydatetime()
     end = frame["ts"].iloc[3700].to_pydatetime()  # 3600 s: cuts every 900 s
     cuts: list[tuple[dt.datetime | None, dt.datetime | None]] = []
-    split = pgcopy._parts
+    split = pgcopy._cuts
     monkeypatch.setattr(pgcopy, "SPLIT_ROWS", 1)  # any window is "large"
-    monkeypatch.setattr(pgcopy, "_parts", lambda *a: cuts.extend(split(*a)) or split(*a))
+    monkeypatch.setattr(pgcopy, "_cuts", lambda *a: cuts.extend(split(*a)) or split(*a))
 
     fast = extract_window(pg_db.engine, pg_db.target, config, start=start, end=end)
     generic = extract_window(
@@ -116,15 +124,97 @@ def test_a_window_read_in_parts_equals_the_generic_read(
 @pytest.mark.postgres
 def test_a_small_window_is_one_query(pg_db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
     frame, config = _parts_window(pg_db, 500)
-    seen: list[int] = []
-    split = pgcopy._parts
-    monkeypatch.setattr(pgcopy, "_parts", lambda *a: seen.append(len(split(*a))) or split(*a))
+    split: list[object] = []
+    monkeypatch.setattr(pgcopy, "_cuts", lambda *a: split.append(a))  # never called
     start, end = frame["ts"].iloc[0].to_pydatetime(), frame["ts"].iloc[-1].to_pydatetime()
 
     got = extract_window(pg_db.engine, pg_db.target, config, start=start, end=end)
 
-    assert seen == [1]  # 499 rows, far below SPLIT_ROWS
+    assert split == []  # 499 rows, far below SPLIT_ROWS
     assert got.source.reader == "copy" and len(got.frame) == 499
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("time_type", ["timestamptz", "timestamp"])
+def test_an_open_window_is_cut_between_its_first_and_last_time(
+    pg_db: Db, monkeypatch: pytest.MonkeyPatch, time_type: str
+) -> None:
+    rows = 3601
+    ts = pd.Timestamp("2026-02-01", tz="UTC") + pd.to_timedelta(np.arange(rows), unit="s")
+    values = np.random.default_rng(8).normal(0, 1, rows)
+    frame = pd.DataFrame({"ts": ts, "axis1": values, "axis2": -values})
+    stored = frame.assign(ts=ts.tz_localize(None)) if time_type == "timestamp" else frame
+    kind = sa.DateTime(timezone=time_type == "timestamptz")
+    types = {"ts": kind, "axis1": sa.Float(53), "axis2": sa.Float(53)}
+    write_chunks(pg_db.engine, pg_db.target, pg_db.table("open"), types, [stored])
+    config = DataConfig(table=pg_db.table("open"), axes=["axis1", "axis2"])
+    parts: list[tuple[dt.datetime | None, dt.datetime | None]] = []
+    split = pgcopy._cuts
+    monkeypatch.setattr(pgcopy, "SPLIT_ROWS", 1)
+    monkeypatch.setattr(pgcopy, "_cuts", lambda *a: parts.extend(split(*a)) or split(*a))
+
+    fast = extract_window(pg_db.engine, pg_db.target, config)  # no start, no end
+    generic = extract_window(pg_db.engine, pg_db.target, config, fast_path=False)
+
+    first = dt.datetime(2026, 2, 1, tzinfo=UTC)
+    step = dt.timedelta(seconds=900)  # the 3600 s from the first to the last time, in 4
+    assert parts == [
+        (None, first + step),
+        (first + step, first + 2 * step),
+        (first + 2 * step, first + 3 * step),
+        (first + 3 * step, None),
+    ]
+    assert fast.source.reader == "copy" and len(fast.frame) == rows
+    pd.testing.assert_frame_equal(fast.frame, generic.frame, check_exact=True)
+
+
+@pytest.mark.postgres
+def test_the_parts_of_a_window_are_read_in_one_snapshot(
+    pg_db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row committed after the window's snapshot was taken is in no part: without the
+    shared snapshot, the part that covers its time would read it."""
+    frame, config = _parts_window(pg_db, 1000)
+    start, end = frame["ts"].iloc[0].to_pydatetime(), frame["ts"].iloc[-1].to_pydatetime()
+    split = pgcopy._cuts
+
+    def cut_then_write(*args: object) -> object:
+        with pg_db.engine.begin() as conn:  # another session, committed now
+            conn.execute(
+                sa.text(f"INSERT INTO {pg_db.schema}.parts (ts, axis1, axis2) VALUES (:t, 7, 7)"),
+                {"t": start + dt.timedelta(seconds=500.5)},
+            )
+        return split(*args)
+
+    monkeypatch.setattr(pgcopy, "SPLIT_ROWS", 1)
+    monkeypatch.setattr(pgcopy, "_cuts", cut_then_write)
+
+    got = extract_window(pg_db.engine, pg_db.target, config, start=start, end=end)
+
+    assert got.source.reader == "copy"
+    assert len(got.frame) == 999 and 7.0 not in got.frame["axis1"].to_numpy()
+    later = extract_window(pg_db.engine, pg_db.target, config, start=start, end=end)
+    assert len(later.frame) == 1000  # the row is there for the next read
+
+
+@pytest.mark.postgres
+def test_an_asset_with_a_percent_sign_is_read_as_written(pg_db: Db) -> None:
+    ts = pd.Timestamp("2026-02-01", tz="UTC") + pd.to_timedelta(np.arange(20), unit="s")
+    frame = pd.DataFrame(
+        {
+            "asset": ["line%1"] * 10 + ["line%%1"] * 10,
+            "ts": np.r_[ts[:10], ts[:10]],
+            "axis1": np.arange(20.0),
+        }
+    )
+    types = {"asset": sa.Text(), "ts": sa.DateTime(timezone=True), "axis1": sa.Float(53)}
+    write_chunks(pg_db.engine, pg_db.target, pg_db.table("fleet"), types, [frame])
+    config = DataConfig(table=pg_db.table("fleet"), axes=["axis1"], asset_col="asset")
+
+    got = extract_window(pg_db.engine, pg_db.target, config, asset="line%1")
+
+    assert got.source.reader == "copy"
+    assert got.frame["axis1"].tolist() == [float(k) for k in range(10)]
 
 
 @pytest.mark.postgres
@@ -147,14 +237,22 @@ def test_an_infinite_time_is_refused_as_on_the_general_reader(pg_db: Db) -> None
     assert got.source.reader == "copy" and len(got.frame) == 10
 
 
-@pytest.mark.postgres
-def test_a_failing_copy_is_a_database_error_without_the_password(pg_db: Db) -> None:
-    # Nothing listens on port 1: connecting fails, and libpq's message repeats the host.
-    url = pg_db.target.url.set(password="s3cret-pw", port=1)
+def test_a_failing_copy_is_a_database_error_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import psycopg2
+
+    url = sa.make_url("postgresql://robot:p@ss w%rd@db.example:5432/plant")
     target = DatabaseTarget(url=url, embedded=False)
 
-    with pytest.raises(DatabaseError, match="through COPY failed") as caught:
-        pgcopy.read_window(target, lambda a, b: "SELECT 1", ["ts", "axis1"], None, None)
+    def refuse(dsn: str, *args: object, **kwargs: object) -> None:
+        # A driver message that repeats the connection string, password and all.
+        raise psycopg2.OperationalError(f"could not connect with {dsn} (password p@ss w%rd)")
 
-    assert "s3cret-pw" not in str(caught.value)
-    assert target.display in str(caught.value)
+    monkeypatch.setattr(psycopg2, "connect", refuse)
+    with pytest.raises(DatabaseError, match="through COPY failed") as caught:
+        pgcopy.read_window(target, lambda a, b: "SELECT 1", "SELECT 1, 2", ["ts", "a"], None, None)
+
+    message = str(caught.value)
+    assert "p@ss w%rd" not in message and "p%40ss%20w%25rd" not in message
+    assert "***" in message and target.display in message
