@@ -161,7 +161,8 @@ def _worst(findings: list[Finding]) -> str:
 def epoch_seconds(ts: pd.Series) -> np.ndarray:
     """A ``ts`` column (UTC datetimes, naive = UTC, or float epoch seconds) as float seconds."""
     if getattr(ts.dtype, "unit", None) == "ns" and pd.api.types.is_datetime64_any_dtype(ts):
-        # Nanoseconds already, aware or naive (= UTC): the int64 instants as they are.
+        # Aware nanoseconds already (the extraction's contract): the int64 instants as they
+        # are. A naive column has no ``unit`` on its NumPy dtype and takes the path below.
         return ts.array.asi8 / 1e9
     if pd.api.types.is_datetime64_any_dtype(ts):
         stamps = pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]")
