@@ -33,7 +33,8 @@ class DatabaseConfig(BaseModel):
     )
     fast_path: bool = Field(
         True,
-        description="On PostgreSQL, read through the Arrow-native ADBC driver (binary COPY) "
+        description="On PostgreSQL, read windows by binary COPY (parsed by NumPy for WIDE "
+        "timestamp + DOUBLE PRECISION tables, else through the Arrow-native ADBC driver) "
         "instead of row-by-row DB-API fetching.",
     )
     connect_timeout_s: int = Field(
