@@ -360,9 +360,7 @@ def test_out_of_fold_machine_scores_skip_idle_and_masked_rows(machine):
     expected_nan = np.zeros(200, dtype=bool)
     expected_nan[[20, 21, 150, *range(100, 105)]] = True
     np.testing.assert_array_equal(np.isnan(held.machine), expected_nan)
-    np.testing.assert_array_equal(
-        machine_rows(frame, ["a", "b", "c"], where), ~expected_nan
-    )
+    np.testing.assert_array_equal(machine_rows(frame, ["a", "b", "c"], where), ~expected_nan)
 
 
 def test_the_validation_tail_keeps_at_least_the_last_running_row() -> None:
