@@ -66,6 +66,8 @@ class DatabaseTarget:
 
     url: URL
     embedded: bool
+    connect_timeout_s: int | None = None
+    """``database.connect_timeout_s``: also given to the fast readers' own connections."""
 
     @property
     def dialect(self) -> str:
@@ -94,9 +96,12 @@ class DatabaseTarget:
         host = f"[{url.host}]" if url.host and ":" in url.host else url.host or ""
         port = f":{url.port}" if url.port else ""
         database = "/" + quote(url.database, safe="") if url.database else ""
-        query = "&".join(
-            f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in _query_items(url)
-        )
+        items = list(_query_items(url))
+        if self.connect_timeout_s is not None and all(
+            name != "connect_timeout" for name, _ in items
+        ):  # the fast readers connect on their own: the same timeout as the engine's
+            items.append(("connect_timeout", str(self.connect_timeout_s)))
+        query = "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in items)
         return f"postgresql://{userinfo}{host}{port}{database}" + (f"?{query}" if query else "")
 
 
@@ -138,7 +143,7 @@ def resolve_target(
     if url.drivername == "postgresql":
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2.
         url = url.set(drivername="postgresql+psycopg2")
-    return DatabaseTarget(url=url, embedded=False)
+    return DatabaseTarget(url=url, embedded=False, connect_timeout_s=config.connect_timeout_s)
 
 
 _SECRET_KEY = re.compile(r"password|passwd|pwd|secret|token", re.IGNORECASE)

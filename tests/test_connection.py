@@ -72,7 +72,18 @@ def test_the_driver_gets_every_part_percent_encoded() -> None:
     )
     assert target.libpq_uri == (
         "postgresql://ro%20bot:p%40ss%2Fw%2Bx@db:5432/my%20db?password=a%26b%20c&sslmode=require"
+        "&connect_timeout=10"  # database.connect_timeout_s, for the fast readers' connections
     )
+
+
+def test_the_fast_readers_take_the_configured_connect_timeout_unless_the_url_has_one() -> None:
+    config = DatabaseConfig(connect_timeout_s=3)
+    target = resolve_target(config, Path("."), {"DB_URL": "postgresql://robot@db/plant"})
+    assert target.libpq_uri == "postgresql://robot@db/plant?connect_timeout=3"
+    own = resolve_target(
+        config, Path("."), {"DB_URL": "postgresql://robot@db/plant?connect_timeout=25"}
+    )
+    assert own.libpq_uri == "postgresql://robot@db/plant?connect_timeout=25"
 
 
 @pytest.mark.parametrize(
