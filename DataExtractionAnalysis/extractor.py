@@ -511,11 +511,11 @@ def _read_copy(
         stmt = _statement(plan, data, first, last, nan_for_null=True, asset=asset)
         return _literal_sql(stmt)
 
-    time_range = sa.select(sa.func.min(plan.time), sa.func.max(plan.time)).where(
-        *_window_filter(plan, start, end, asset)
-    )
-    labels = ["ts", *plan.selected]
-    return read_window(target, sql_for, _literal_sql(time_range), labels, start, end)
+    def range_sql() -> str:
+        first_and_last = sa.select(sa.func.min(plan.time), sa.func.max(plan.time))
+        return _literal_sql(first_and_last.where(*_window_filter(plan, start, end, asset)))
+
+    return read_window(target, sql_for, range_sql, ["ts", *plan.selected], start, end)
 
 
 def _numbers_with_nan(column: pa.ChunkedArray) -> np.ndarray:

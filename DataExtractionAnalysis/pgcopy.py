@@ -130,7 +130,7 @@ def _utc(value: Any) -> dt.datetime | None:
 def read_window(
     target: DatabaseTarget,
     sql_for: Callable[[dt.datetime | None, dt.datetime | None], str],
-    range_sql: str,
+    range_sql: Callable[[], str],
     labels: Sequence[str],
     start: dt.datetime | None,
     end: dt.datetime | None,
@@ -148,7 +148,8 @@ def read_window(
         target: a PostgreSQL database.
         sql_for: the SELECT of ``[a, b)`` (literal SQL: COPY takes no parameters), sorted by
             time, its columns ``labels``: the time, then DOUBLE PRECISION values without NULL.
-        range_sql: a SELECT of the window's first and last time (one row, two columns).
+        range_sql: the SELECT of the window's first and last time (one row, two columns);
+            built only when a large window has an open end.
         labels: the output columns, ``"ts"`` first.
         start, end: the window; None = open.
 
@@ -165,16 +166,18 @@ def read_window(
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         return conn
 
+    whole_sql = sql_for(start, end)
+
     def plan(conn: Any) -> tuple[list[tuple[dt.datetime | None, dt.datetime | None]], str]:
         """The parts, and the snapshot they are read in ("" for one part)."""
         whole = [(start, end)]
         with conn.cursor() as cursor:
-            cursor.execute("EXPLAIN (FORMAT JSON) " + sql_for(start, end))
+            cursor.execute("EXPLAIN (FORMAT JSON) " + whole_sql)
             if float(cursor.fetchone()[0][0]["Plan"]["Plan Rows"]) < SPLIT_ROWS:
                 return whole, ""
             low, high = start, end
             if low is None or high is None:
-                cursor.execute(range_sql)
+                cursor.execute(range_sql())
                 first_time, last_time = (_utc(value) for value in cursor.fetchone())
                 low, high = low or first_time, high or last_time
             if low is None or high is None:
@@ -202,10 +205,10 @@ def read_window(
     try:
         with closing(connect()) as first:
             parts, snapshot = plan(first)
-            queries = [sql_for(*bounds) for bounds in parts]
             if len(parts) == 1:
-                results = [read(queries[0], "", first)]
+                results = [read(whole_sql, "", first)]
             else:
+                queries = [sql_for(*bounds) for bounds in parts]
                 # The first connection holds the exported snapshot until every part is read.
                 pool = ThreadPoolExecutor(THREADS, thread_name_prefix="copy")
                 try:

@@ -251,7 +251,7 @@ def test_a_failing_copy_is_a_database_error_without_the_password(
 
     monkeypatch.setattr(psycopg2, "connect", refuse)
     with pytest.raises(DatabaseError, match="through COPY failed") as caught:
-        pgcopy.read_window(target, lambda a, b: "SELECT 1", "SELECT 1, 2", ["ts", "a"], None, None)
+        pgcopy.read_window(target, lambda a, b: "SELECT 1", lambda: "", ["ts", "a"], None, None)
 
     message = str(caught.value)
     assert "p@ss w%rd" not in message and "p%40ss%20w%25rd" not in message
