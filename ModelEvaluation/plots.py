@@ -362,11 +362,11 @@ def _draw(spec: PlotSpec) -> Figure:
 
 
 def _render_pngs(specs: Sequence[PlotSpec]) -> list[bytes]:
-    """PNG bytes of every spec, drawn one after another on one reused figure."""
+    """PNG bytes of every spec, drawn one after another on one reused figure (and encoded
+    while the next is drawn)."""
     from .figures import Painter
 
-    painter = Painter()
-    return [painter.render_png(spec) for spec in specs]
+    return Painter().render_pngs(specs)
 
 
 def write_plots(
