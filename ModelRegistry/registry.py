@@ -579,12 +579,21 @@ class ModelRegistry:
         with self._storage_errors("read", _READ_FIX):
             return read_aliases(self.root_dir, self._is_version_dir)
 
-    def promote(self, version: str, *, decision: Mapping[str, Any] | None = None) -> Aliases:
+    def promote(
+        self,
+        version: str,
+        *,
+        decision: Mapping[str, Any] | None = None,
+        published: PublishedVersion | None = None,
+    ) -> Aliases:
         """Make ``version`` the champion; the champion before it becomes ``previous``.
 
-        The version is verified (every file against its manifest) first; the aliases change
-        under the registry lock, each file replaced atomically. ``decision`` (the gate's
-        figures and reason) is recorded in ``aliases/decisions/<version>.json``.
+        The version is verified (every file against its manifest) first, unless ``published``
+        is what :meth:`publish` returned for it in this process: its manifest holds the hashes
+        of the very bytes publish wrote, moments ago (a fleet publishes and promotes a version
+        per asset), and scoring verifies it again on every load. The aliases change under the
+        registry lock, each file replaced atomically. ``decision`` (the gate's figures and
+        reason) is recorded in ``aliases/decisions/<version>.json``.
 
         Raises
         ------
@@ -594,8 +603,9 @@ class ModelRegistry:
             As :meth:`publish`.
         """
         path = self.resolve(version)
-        with self._storage_errors("read", _READ_FIX):
-            verify_version(path)  # every file against its manifest, before it goes live
+        if published is None or published.path != path:
+            with self._storage_errors("read", _READ_FIX):
+                verify_version(path)  # every file against its manifest, before it goes live
         tag = path.name
         with self._storage_errors("promote a version in", _WRITE_FIX), self._registry_lock():
             self._still_there(tag)
@@ -606,7 +616,10 @@ class ModelRegistry:
                 write_alias(self.root_dir, PREVIOUS, current.champion)
                 write_alias(self.root_dir, CHAMPION, tag)
             logger.info("%s: champion -> %s (previous: %s)", self.root_dir, tag, current.champion)
-            return read_aliases(self.root_dir, self._is_version_dir)
+            # Under the lock, the aliases are what was just written: no need to read them back.
+            if current.champion == tag:
+                return current
+            return Aliases(champion=tag, previous=current.champion, pins=current.pins)
 
     def record_decision(self, version: str, decision: Mapping[str, Any]) -> Path:
         """Record why ``version`` was not promoted (``aliases/decisions/<version>.json``)."""

@@ -60,7 +60,13 @@ from ModelEvaluation import (
     metrics_frame,
     write_plots,
 )
-from ModelRegistry import ModelRegistry, RegistryError, VersionExistsError, VersionNotFoundError
+from ModelRegistry import (
+    ModelRegistry,
+    PublishedVersion,
+    RegistryError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, HeldOut, machine_rows, out_of_fold
 from Reports import DigestSection, VersionReport, render_version_report
@@ -163,6 +169,8 @@ class RunState:
     version: str | None = None
     artifact_dir: Path | None = None
     published_at: dt.datetime | None = None
+    published: PublishedVersion | None = None
+    """What ``register`` published (``version``, ``artifact_dir``, ``published_at``)."""
     live_before: str | None = None
     """The version scoring used before this run published (None: the lineage's first)."""
     promotion: dict[str, Any] | None = None
@@ -957,7 +965,7 @@ def _register(state: RunState) -> None:
         run_id=state.run_id,
     )
     state.version, state.artifact_dir = published.version, published.path
-    state.published_at = published.created_at
+    state.published_at, state.published = published.created_at, published
 
 
 def _live_version(registry: ModelRegistry) -> str | None:
@@ -980,6 +988,7 @@ def _promote(state: RunState) -> None:
         state.live_before,
         asset=state.asset,
         labels=state.labels,
+        published=state.published,
     )
 
 
