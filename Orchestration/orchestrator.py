@@ -902,6 +902,16 @@ def _report_sections(state: RunState) -> list[DigestSection]:
     return found
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict(orient="records")`` (the same Python values) from one ``tolist`` per
+    column: pandas builds records row by row, ~4x slower on a metrics table."""
+    columns = list(frame.columns)
+    return [
+        dict(zip(columns, row, strict=True))
+        for row in zip(*(frame[column].tolist() for column in columns), strict=True)
+    ]
+
+
 def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, Any]) -> bytes:
     """``report.html`` of the version being registered (see :mod:`Reports.version`)."""
     assert state.profile is not None and state.metrics is not None
@@ -918,7 +928,7 @@ def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, An
         run_id=state.run_id,
         profile=state.profile.to_dict(),
         selection=_selection_record(state),
-        metrics=state.metrics.to_dict(orient="records"),
+        metrics=_records(state.metrics),
         families={axis: family for axis, (family, _) in state.families.items()},
         thresholds=state.thresholds,
         previous=state.previous or _previous_thresholds(registry),
