@@ -928,8 +928,9 @@ def _write_artifacts(
     each = not can_sync_filesystem()  # else one flush of the whole file system at the end
     for name, source in sources.items():
         destination = payload / name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        folders.add(destination.parent)
+        if destination.parent not in folders:  # each folder once, not a failing mkdir per file
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(destination.parent)
         if isinstance(source, Path):
             checksums[name] = copy_synced(source, destination, sync=each)
         else:
