@@ -48,7 +48,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
 from filelock import FileLock, Timeout
 
 from ._fs import (
@@ -59,6 +58,7 @@ from ._fs import (
     sync_filesystem,
     write_bytes_synced,
 )
+from ._meta import check_meta, dump_meta
 from .aliases import (
     Aliases,
     read_alias,
@@ -117,10 +117,7 @@ LOCK_FILE = ".lock"
 STAGING_DIR = ".staging"
 WRITER_LOCK = ".writer.lock"
 PAYLOAD_DIR = "version"
-RESERVED_META_KEYS = ("version", "run_id", "created_at")
 
-_SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-"""libyaml's emitter when PyYAML has it (same output, ~4x faster: a fleet writes thousands)."""
 _POINTER_LEFTOVER = re.compile(r"\.(?:latest|LATEST)\.(?:tmp|old)-[0-9a-f]{32}")
 _MAX_LISTED = 10
 _WRITE_FIX = (
@@ -131,8 +128,6 @@ _READ_FIX = (
     "Check the folder's permissions and its disk, or set registry.root_dir to the folder that "
     "holds your versions."
 )
-# scheme://user:password@ with a password that is not masked as '***'
-_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?!\*+@)[^/\s@]+@")
 
 
 class ModelRegistry:
@@ -236,7 +231,7 @@ class ModelRegistry:
         tag = validate_version_tag(version_tag, allow_auto=True)
         run_id = _check_run_id(run_id)
         sources = _check_files(files)
-        caller_meta = _check_meta(meta)
+        caller_meta = check_meta(meta)
         if tag != AUTO_TAG and os.path.lexists(self.root_dir / tag):
             raise self._exists_error(tag)  # fail before writing; re-checked under the lock
         with self._storage_errors("publish a version to", _WRITE_FIX):
@@ -328,7 +323,7 @@ class ModelRegistry:
         # The caller's part was dumped once when it was checked: a block mapping's entries
         # are dumped one after the other, so the header's text followed by it is the text of
         # the whole document.
-        text = _dump_meta(header) + caller_meta[1]
+        text = dump_meta(header) + caller_meta[1]
         each = not can_sync_filesystem()  # else one flush of the file system below
         meta_hash = write_bytes_synced(payload / META_FILE, text.encode("utf-8"), sync=each)
         manifest = render_manifest({**checksums, META_FILE: meta_hash})
@@ -584,12 +579,21 @@ class ModelRegistry:
         with self._storage_errors("read", _READ_FIX):
             return read_aliases(self.root_dir, self._is_version_dir)
 
-    def promote(self, version: str, *, decision: Mapping[str, Any] | None = None) -> Aliases:
+    def promote(
+        self,
+        version: str,
+        *,
+        decision: Mapping[str, Any] | None = None,
+        published: PublishedVersion | None = None,
+    ) -> Aliases:
         """Make ``version`` the champion; the champion before it becomes ``previous``.
 
-        The version is verified (every file against its manifest) first; the aliases change
-        under the registry lock, each file replaced atomically. ``decision`` (the gate's
-        figures and reason) is recorded in ``aliases/decisions/<version>.json``.
+        The version is verified (every file against its manifest) first, unless ``published``
+        is what :meth:`publish` returned for it in this process: its manifest holds the hashes
+        of the very bytes publish wrote, moments ago (a fleet publishes and promotes a version
+        per asset), and scoring verifies it again on every load. The aliases change under the
+        registry lock, each file replaced atomically. ``decision`` (the gate's figures and
+        reason) is recorded in ``aliases/decisions/<version>.json``.
 
         Raises
         ------
@@ -599,8 +603,9 @@ class ModelRegistry:
             As :meth:`publish`.
         """
         path = self.resolve(version)
-        with self._storage_errors("read", _READ_FIX):
-            verify_version(path)  # every file against its manifest, before it goes live
+        if published is None or published.path != path:
+            with self._storage_errors("read", _READ_FIX):
+                verify_version(path)  # every file against its manifest, before it goes live
         tag = path.name
         with self._storage_errors("promote a version in", _WRITE_FIX), self._registry_lock():
             self._still_there(tag)
@@ -611,7 +616,10 @@ class ModelRegistry:
                 write_alias(self.root_dir, PREVIOUS, current.champion)
                 write_alias(self.root_dir, CHAMPION, tag)
             logger.info("%s: champion -> %s (previous: %s)", self.root_dir, tag, current.champion)
-            return read_aliases(self.root_dir, self._is_version_dir)
+            # Under the lock, the aliases are what was just written: no need to read them back.
+            if current.champion == tag:
+                return current
+            return Aliases(champion=tag, previous=current.champion, pins=current.pins)
 
     def record_decision(self, version: str, decision: Mapping[str, Any]) -> Path:
         """Record why ``version`` was not promoted (``aliases/decisions/<version>.json``)."""
@@ -912,96 +920,6 @@ def _check_files(files: object) -> dict[str, bytes | bytearray | Path]:
     return dict(sorted(sources.items()))
 
 
-def _dump_meta(document: Mapping[str, Any]) -> str:
-    """``meta.yaml``'s text of ``document`` (block style, key order kept)."""
-    return yaml.dump(
-        document,
-        Dumper=_SAFE_DUMPER,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-    )
-
-
-def _check_meta(meta: object) -> tuple[dict[str, Any], str]:
-    """The caller's meta as plain dicts and lists, and its ``meta.yaml`` text (empty for no
-    keys), or the MetadataError saying what cannot be stored."""
-
-    if not isinstance(meta, Mapping):
-        raise MetadataError(
-            f"meta must be a mapping (dict) of metadata, got {type(meta).__name__}; pass e.g. "
-            f"{{'config': {{...}}, 'data': {{'rows': 100}}}}."
-        )
-    reserved = [key for key in RESERVED_META_KEYS if key in meta]
-    if reserved:
-        raise MetadataError(
-            f"meta keys {reserved} are reserved: the registry writes version, run_id, created_at "
-            f"and artifacts itself; remove them from meta (pass run_id as its own argument)."
-        )
-    plain = _plain(meta)
-    try:
-        text = _dump_meta(plain) if plain else ""
-    except yaml.YAMLError as exc:
-        where, value = _find_unrepresentable(plain, "meta") or ("meta", meta)
-        raise MetadataError(
-            f"{where} has type {type(value).__name__} ({value!r:.60}), which meta.yaml cannot "
-            f"store; convert it to str, int, float, bool, None, a list or a dict first (e.g. "
-            f"float(x), x.isoformat(), str(x))."
-        ) from exc
-    secret = _find_secret(plain, "meta")
-    if secret is not None:
-        # The value itself is deliberately not repeated in the message.
-        raise MetadataError(
-            f"{secret} looks like a password or a URL with credentials; meta.yaml must never "
-            f"hold secrets. Record the database dialect and table instead of the URL, mask the "
-            f"password as '***', and drop password keys from the config you pass."
-        )
-    return plain, text
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _find_unrepresentable(value: Any, where: str) -> tuple[str, Any] | None:
-    """Return (location, value) of the first key or value YAML safe_dump cannot write."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if type(key) not in yaml.SafeDumper.yaml_representers:
-                return f"key {key!r} of {where}", key
-            if found := _find_unrepresentable(item, f"{where}.{key}"):
-                return found
-        return None
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := _find_unrepresentable(item, f"{where}[{index}]"):
-                return found
-        return None
-    return None if type(value) in yaml.SafeDumper.yaml_representers else (where, value)
-
-
-def _find_secret(value: Any, where: str) -> str | None:
-    """Return the location of the first password key or credential-bearing URL, if any."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            masked = item is None or (isinstance(item, str) and not item.strip("*"))
-            if isinstance(key, str) and "password" in key.lower() and not masked:
-                return f"{where}.{key}"
-            if found := _find_secret(item, f"{where}.{key}"):
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := _find_secret(item, f"{where}[{index}]"):
-                return found
-    elif isinstance(value, str) and _URL_CREDENTIALS.search(value):
-        return where
-    return None
-
-
 def _write_artifacts(
     payload: Path, sources: Mapping[str, bytes | bytearray | Path]
 ) -> dict[str, str]:
@@ -1010,8 +928,9 @@ def _write_artifacts(
     each = not can_sync_filesystem()  # else one flush of the whole file system at the end
     for name, source in sources.items():
         destination = payload / name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        folders.add(destination.parent)
+        if destination.parent not in folders:  # each folder once, not a failing mkdir per file
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(destination.parent)
         if isinstance(source, Path):
             checksums[name] = copy_synced(source, destination, sync=each)
         else:

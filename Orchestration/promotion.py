@@ -29,7 +29,7 @@ import pandas as pd
 
 from DataExtractionAnalysis import newest_time
 from Labels import DetectionReport
-from ModelRegistry import ModelRegistry, RegistryError
+from ModelRegistry import ModelRegistry, PublishedVersion, RegistryError
 from Scoring import ScoringInputError
 
 from .config import LoadedConfig
@@ -269,11 +269,14 @@ def decide_promotion(
     *,
     asset: Any = None,
     labels: pd.DataFrame | None = None,
+    published: PublishedVersion | None = None,
 ) -> dict[str, Any]:
     """Apply ``registry.promote`` to the version ``candidate`` just published.
 
     Args:
         champion: the version live before ``candidate`` was published (None: the first).
+        published: what publishing ``candidate`` returned, when this process published it
+            (then promoting it does not read its files again: see ``ModelRegistry.promote``).
 
     Returns:
         The decision (``promoted``, ``reason``, ``policy``, ``champion``, the gate's figures);
@@ -302,7 +305,7 @@ def decide_promotion(
     }
     of = "" if asset is None else f"asset {asset}: "
     if decision["promoted"]:
-        registry.promote(candidate, decision=decision)
+        registry.promote(candidate, decision=decision, published=published)
         logger.info("%s%s promoted to champion: %s", of, candidate, decision["reason"])
     else:
         registry.keep_champion(champion)

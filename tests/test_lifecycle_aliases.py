@@ -97,6 +97,31 @@ def test_a_promoted_version_that_fails_verification_is_refused(tmp_path: Path) -
     assert registry.aliases().champion == "v1"
 
 
+def test_the_version_a_process_just_published_is_promoted_on_its_publish_hashes(
+    tmp_path: Path,
+) -> None:
+    """``published`` (what publish returned in this process) stands for the verification of
+    that version only: its files are not read again; any other version is verified."""
+    registry = ModelRegistry(tmp_path / "registry")
+    first = registry.publish({"thresholds.json": b"{}"}, meta={}, run_id="r1")
+    second = registry.publish({"thresholds.json": b"{}"}, meta={}, run_id="r2")
+    assert registry.promote("v1", published=first).to_dict() == {
+        "champion": "v1",
+        "previous": None,
+        "pins": [],
+    }
+    (second.path / "thresholds.json").write_text('{"edited": 1}')
+    with pytest.raises(ValueError, match=r"failed verification .*modified: thresholds\.json"):
+        registry.promote("v2", published=first)  # first names v1: v2 is verified
+    with pytest.raises(ValueError, match=r"failed verification .*modified: thresholds\.json"):
+        registry.promote("v2")
+    assert registry.aliases().champion == "v1"
+    registry.promote("v2", published=second)  # its publish hashes are trusted
+    assert registry.aliases().to_dict() == {"champion": "v2", "previous": "v1", "pins": []}
+    with pytest.raises(ValueError, match=r"failed verification"):
+        registry.load("champion")  # scoring's load still refuses the edited file
+
+
 @pytest.mark.parametrize("tag", ["champion", "Previous", "aliases"])
 def test_alias_names_are_not_version_tags(tag: str) -> None:
     with pytest.raises(ValueError, match="reserved for the registry's aliases"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from clitools import make_project
 from PIL import Image
 
 from Database import build_demo_database
+from ModelEvaluation import metrics_frame
 from ModelRegistry import ChecksumError, ModelRegistry
 from Orchestration import load_config, orchestrator, run_training
 from Reports import DigestSection, VersionReport, render_version_report, threshold_changes
@@ -144,3 +146,21 @@ def test_each_version_has_a_verified_report(
     (second.artifact_dir / "report.html").write_text(page.replace("axis3", "axis9"))
     with pytest.raises(ChecksumError, match=r"report\.html"):
         registry.load(second.version)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_metrics_records_are_those_of_pandas(count: int) -> None:
+    """The page's metrics rows, one ``tolist`` per column, hold the very values (and types)
+    of ``DataFrame.to_dict(orient="records")``, NaN and a 0-sample axis included."""
+    rows = [
+        ("axis0", 9489, -2.4e-05, 0.48, 0.61),
+        ("axis1", 0, math.nan, math.nan, math.nan),
+        ("axis2", 3, 1.0, 0.0, 1e-300),
+    ][:count]
+    frame = metrics_frame(rows)
+    records, expected = orchestrator._records(frame), frame.to_dict(orient="records")
+    assert len(records) == len(expected) == count
+    for got, want in zip(records, expected, strict=True):
+        assert list(got) == list(want) == ["axis", "n", "r2", "mae", "rmse"]
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+        assert repr(got) == repr(want)
