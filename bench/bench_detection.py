@@ -64,6 +64,8 @@ def _model_options(family: str) -> list[str]:
     """``--set`` options training one family (``auto`` chooses; ``seed`` is the seed preset)."""
     keys = SEED_PRESET if family == "seed" else (f"model.type={family}",)
     return [option for key in keys for option in ("--set", key)]
+
+
 TRAIN_ROWS, TEST_ROWS, FAULT_START = 500, 960, 160
 HARD_FAULTS = (3, 9, 15)
 START = pd.Timestamp("2026-01-01T00:00:00Z")
