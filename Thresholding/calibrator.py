@@ -63,7 +63,7 @@ from pydantic import ValidationError
 
 from .config import SEED_POLICY, ThresholdPolicy
 from .runs import row_runs, sustained_rows
-from .selection import domain_median, domain_percentiles
+from .selection import domain_median, domain_percentiles, percentiles_of, quantiles_of
 from .smoothing import smooth
 from .ssr import ssr_score
 
@@ -238,7 +238,7 @@ def steps_from_runs(runs: np.ndarray, quantile: float, default: int) -> int:
     """Return ``max(default, ceil(np.quantile(runs, quantile)))``, or ``default`` with no runs."""
     if runs.size == 0:
         return int(default)
-    observed = float(np.quantile(runs, quantile))
+    observed = quantiles_of(runs, [quantile])[0]
     return max(int(default), math.ceil(observed - _FLOAT_SLACK))
 
 
@@ -673,7 +673,7 @@ class ThresholdCalibrator:
         records = dict(zip(series, self._map(record_of, list(series)), strict=True))
         if channel is not None:
             finite = channel.values[np.isfinite(channel.values)]
-            minc, maxc = np.percentile(
+            minc, maxc = percentiles_of(
                 finite, [policy_used.minc_percentile, policy_used.maxc_percentile]
             )
             record = AxisThreshold(
@@ -713,7 +713,7 @@ class ThresholdCalibrator:
             largest = z if largest is None else np.fmax(largest, z, out=largest)
         assert largest is not None  # at least one axis
         largest = np.compress(np.isfinite(largest), largest)
-        k_alert, k_error = np.percentile(largest, [policy.minc_percentile, policy.maxc_percentile])
+        k_alert, k_error = percentiles_of(largest, [policy.minc_percentile, policy.maxc_percentile])
         k_alert = max(float(k_alert), 0.0)
         return k_alert, max(float(k_error), k_alert)
 

@@ -14,6 +14,14 @@ partitioning all the values.
 The values are given as a *domain*: a function of a row index (a slice or an array of rows)
 that returns the finite values of those rows, e.g. the positive residuals, or the absolute
 deviations from a median, so that no full-length array of them is ever built.
+
+Up to :data:`SMALL` values the opposite holds: NumPy's vectorised sort of a few thousand
+values costs a third of the partition ``np.median`` and ``np.percentile`` run (and of their
+fixed cost per call), so :func:`median_of`, :func:`quantiles_of` and :func:`percentiles_of`
+read the statistics off a sorted copy with NumPy's arithmetic, and one sort serves several
+percentiles of the same values. Zeros of both signs are the exception: they compare equal, so
+which of them a rank holds depends on the algorithm; when a percentile reads a zero and the
+values hold both, NumPy computes it (a median has no such case: NumPy's turns -0.0 into 0.0).
 """
 
 from __future__ import annotations
@@ -23,7 +31,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Domain", "domain_median", "domain_percentiles"]
+__all__ = [
+    "Domain",
+    "domain_median",
+    "domain_percentiles",
+    "median_of",
+    "percentiles_of",
+    "quantiles_of",
+]
 
 Domain = Callable[[slice | np.ndarray], np.ndarray]
 """Rows → the finite values of those rows (any number of them, in any order)."""
@@ -32,7 +47,7 @@ BLOCK_ROWS = 1 << 15
 """Rows per block of the counting pass: its temporaries stay in the CPU cache."""
 
 SMALL = 1 << 17
-"""Up to this many values are gathered and handed to NumPy as they are."""
+"""Up to this many values are gathered and sorted (beyond, sorting costs more than selecting)."""
 
 SAMPLE = 1 << 16
 """Rows sampled to place the brackets."""
@@ -86,12 +101,99 @@ def _order_statistics(domain: Domain, rows: int, count: int, ranks: Sequence[int
     return [found[r] for r in ranks]
 
 
+def _mixed_zeros(values: np.ndarray) -> bool:
+    """Whether ``values`` hold both 0.0 and -0.0. They compare equal, so which of them lands on
+    a rank depends on the algorithm (NumPy's vectorised sort and partition may even turn one
+    into the other); with zeros of one sign, every algorithm leaves that sign."""
+    negative = np.signbit(values[values == 0])
+    return bool(negative.any()) and not bool(negative.all())
+
+
+def _sorted_quantiles(ordered: np.ndarray, quantiles: Sequence[float]) -> tuple[list[float], bool]:
+    """``np.quantile`` (method ``"linear"``) of the finite values sorted in ``ordered`` (at
+    least one), at each of ``quantiles`` (0-1), with NumPy's arithmetic to the last bit: the
+    virtual index ``(n - 1) * q`` between its floor and the next rank, the last rank (index
+    -1) beyond ``n - 1``, and the two-sided interpolation of
+    ``numpy.lib._function_base_impl._lerp``; and whether a rank it read holds a zero (with
+    zeros of both signs among the values, NumPy's pick may not be the sort's).
+    """
+    size = ordered.size
+    out = []
+    zero = False
+    for quantile in quantiles:
+        virtual = (size - 1) * float(quantile)
+        if virtual >= size - 1:
+            previous = following = -1
+        else:
+            previous = math.floor(virtual)
+            following = previous + 1
+        gamma = virtual - previous
+        low, high = float(ordered[previous]), float(ordered[following])
+        zero = zero or low == 0.0 or high == 0.0
+        difference = high - low
+        if gamma >= 0.5:
+            out.append(high - difference * (1 - gamma))
+        else:
+            out.append(low + difference * gamma)
+    return out, zero
+
+
+def _quantiles(percentiles: Sequence[float]) -> list[float]:
+    """The percentiles over 100, as NumPy turns them into quantiles."""
+    return [float(p) / 100 for p in percentiles]
+
+
+def median_of(values: np.ndarray) -> float:
+    """``np.median`` of the finite 1-D ``values`` (not modified), to the last bit; NaN when
+    empty. Up to :data:`SMALL` values, read off a sorted copy: the middle value, or the two
+    middle values' sum over 2, as ``np.median`` computes their mean."""
+    size = values.size
+    if size == 0:
+        return math.nan
+    if size <= SMALL:
+        ordered = np.sort(values)
+        half = size // 2
+        # NumPy's mean of the middle value(s) adds them to 0.0: a zero comes out as 0.0,
+        # whatever its sign.
+        if size % 2:
+            return float(ordered[half]) + 0.0
+        return (float(ordered[half - 1]) + float(ordered[half]) + 0.0) / 2
+    return float(np.median(values))
+
+
+def quantiles_of(values: np.ndarray, quantiles: Sequence[float]) -> list[float]:
+    """``np.quantile`` (method ``"linear"``) of the finite 1-D ``values`` (not modified) at each
+    of ``quantiles`` (0-1), to the last bit; NaN when empty. Up to :data:`SMALL` values, read
+    off a sorted copy."""
+    if values.size == 0:
+        return [math.nan] * len(quantiles)
+    if values.size <= SMALL:
+        ordered = np.sort(values)
+        found, zero = _sorted_quantiles(ordered, quantiles)
+        if not (zero and _mixed_zeros(values)):
+            return found
+    return [float(q) for q in np.quantile(values, list(quantiles))]
+
+
+def percentiles_of(values: np.ndarray, percentiles: Sequence[float]) -> list[float]:
+    """``np.percentile`` (method ``"linear"``) of the finite 1-D ``values`` (not modified) at
+    each of ``percentiles`` (0-100), as :func:`quantiles_of` takes quantiles."""
+    if values.size == 0:
+        return [math.nan] * len(percentiles)
+    if values.size <= SMALL:
+        ordered = np.sort(values)
+        found, zero = _sorted_quantiles(ordered, _quantiles(percentiles))
+        if not (zero and _mixed_zeros(values)):
+            return found
+    return [float(p) for p in np.percentile(values, list(percentiles))]
+
+
 def domain_median(domain: Domain, rows: int, count: int) -> float:
     """``np.median`` of the ``count`` values of ``domain`` over ``rows`` (NaN when none)."""
     if count == 0:
         return math.nan
     if count <= SMALL:
-        return float(np.median(_gather(domain, rows), overwrite_input=True))
+        return median_of(_gather(domain, rows))
     half = count // 2
     ranks = [half] if count % 2 else [half - 1, half]
     # The mean of the middle value(s), computed as np.median computes it.
@@ -113,9 +215,16 @@ def domain_percentiles(
         return [math.nan] * len(percentiles)
     if count <= SMALL:
         values = _gather(domain, rows)
-        if size < count:
-            values = np.partition(values, size - 1)[:size]
-        return [float(p) for p in np.percentile(values, list(percentiles), overwrite_input=True)]
+        if size == count:
+            return percentiles_of(values, percentiles)
+        # The `size` smallest values, sorted; NumPy picks them by partitioning (with zeros
+        # of both signs at the cut, perhaps others).
+        ordered = np.sort(values)
+        found, zero = _sorted_quantiles(ordered[:size], _quantiles(percentiles))
+        if not (zero and _mixed_zeros(values)):
+            return found
+        kept = np.partition(values, size - 1)[:size]
+        return [float(p) for p in np.percentile(kept, list(percentiles), overwrite_input=True)]
     # NumPy's "linear" method: virtual index (n - 1) * q between its floor and the next rank,
     # clipped to the ends, and its two-sided interpolation (numpy.lib._function_base_impl).
     # The k-th smallest of the `size` smallest values is the k-th smallest of all of them.
