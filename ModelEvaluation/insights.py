@@ -89,9 +89,10 @@ def _finite(value: float) -> float | None:
 
 def _level_change(seconds: np.ndarray, values: np.ndarray, median: float) -> float | None:
     """Relative change of the daily median over the window (None: under 3 days or no level)."""
-    days = np.floor((seconds - seconds[0]) / _DAY)
-    if days.size == 0 or days[-1] < 2 or median == 0:
+    # The last day first: most windows span fewer than 3 days, and need no day of each sample.
+    if seconds.size == 0 or np.floor((seconds[-1] - seconds[0]) / _DAY) < 2 or median == 0:
         return None
+    days = np.floor((seconds - seconds[0]) / _DAY)
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])  # seconds are sorted
     ids = days[starts]
     medians = np.array([median_of(part) for part in np.split(values, starts[1:])])
