@@ -12,11 +12,14 @@ assets of a fleet by headroom (the tightest is the hardest to keep quiet);
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from Thresholding import median_of, percentiles_of
 
 __all__ = [
     "AxisInsight",
@@ -52,6 +55,12 @@ def _every(n: int) -> np.ndarray:
     return np.linspace(0, n - 1, min(n, _MAX_ROWS)).astype(np.intp) if n else np.empty(0, np.intp)
 
 
+def _evenly(array: np.ndarray) -> np.ndarray:
+    """``array`` at the positions :func:`_every` picks: all of them (the array itself, not a
+    copy) up to :data:`_MAX_ROWS`."""
+    return array if array.size <= _MAX_ROWS else array[_every(array.size)]
+
+
 @dataclass(frozen=True)
 class AxisInsight:
     """One axis's profile (``None`` where it cannot be computed)."""
@@ -80,12 +89,13 @@ def _finite(value: float) -> float | None:
 
 def _level_change(seconds: np.ndarray, values: np.ndarray, median: float) -> float | None:
     """Relative change of the daily median over the window (None: under 3 days or no level)."""
-    days = np.floor((seconds - seconds[0]) / _DAY)
-    if days.size == 0 or days[-1] < 2 or median == 0:
+    # The last day first: most windows span fewer than 3 days, and need no day of each sample.
+    if seconds.size == 0 or np.floor((seconds[-1] - seconds[0]) / _DAY) < 2 or median == 0:
         return None
+    days = np.floor((seconds - seconds[0]) / _DAY)
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])  # seconds are sorted
     ids = days[starts]
-    medians = np.array([np.median(part) for part in np.split(values, starts[1:])])
+    medians = np.array([median_of(part) for part in np.split(values, starts[1:])])
     slope = _theil_sen_slope(ids, medians)
     return slope * float(ids[-1] - ids[0]) / abs(median)
 
@@ -96,7 +106,7 @@ def _theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float:
     first, second = np.triu_indices(x.size, 1)
     run = x[second] - x[first]
     keep = run != 0
-    return float(np.median((y[second] - y[first])[keep] / run[keep]))
+    return median_of((y[second] - y[first])[keep] / run[keep])
 
 
 def axis_insight(
@@ -111,22 +121,20 @@ def axis_insight(
     values = np.asarray(values, dtype=np.float64)
     seconds = np.asarray(seconds, dtype=np.float64)
     span = float(seconds[-1] - seconds[0]) / _DAY if len(seconds) > 1 else 0.0
-    rows = _every(values.size)
-    picked = values[rows]
+    picked = _evenly(values)
     sampled = (picked > 0) | (picked < 0)  # active
     live = picked[sampled]
-    res = np.asarray(residuals, dtype=np.float64)
-    res = res[_every(res.size)]
+    res = _evenly(np.asarray(residuals, dtype=np.float64))
     res = res[np.isfinite(res)]
     if live.size:
-        p5, p50, p95 = (float(v) for v in np.percentile(live, [5, 50, 95]))
+        p5, p50, p95 = percentiles_of(live, [5, 50, 95])
         mean, std = float(live.mean()), float(live.std())
-        change = _level_change(seconds[rows][sampled], live, p50)
+        change = _level_change(_evenly(seconds)[sampled], live, p50)
     else:
         p5 = p50 = p95 = mean = std = change = None
     if res.size > 1:
-        med, sigma = float(np.median(res)), float(res.std())
-        p95_abs = float(np.percentile(np.abs(res), 95))
+        med, sigma = median_of(res), float(res.std())
+        p95_abs = percentiles_of(np.abs(res), [95])[0]
         headroom = _finite((maxc - med) / sigma) if sigma > 0 else None
     else:
         med = sigma = p95_abs = headroom = None
@@ -154,18 +162,21 @@ def correlated_pairs(
     names = list(columns)
     if len(names) < 2:
         return []
-    rows = _every(len(next(iter(columns.values()))))
-    table = np.column_stack([np.asarray(columns[a], dtype=np.float64)[rows] for a in names])
-    usable = np.all(np.isfinite(table) & (table != 0), axis=1)
+    arrays = [_evenly(np.asarray(columns[a], dtype=np.float64)) for a in names]
+    # The rows where every axis is active, one axis at a time (no reduction along short rows).
+    usable = np.isfinite(arrays[0]) & (arrays[0] != 0)
+    for array in arrays[1:]:
+        usable &= np.isfinite(array) & (array != 0)
     if np.count_nonzero(usable) < 3:
         return []
+    table = np.column_stack([array[usable] for array in arrays])
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(table[usable], rowvar=False)
+        corr = np.corrcoef(table, rowvar=False).tolist()
     pairs = [
-        (names[i], names[j], float(corr[i, j]))
+        (names[i], names[j], corr[i][j])
         for i in range(len(names))
         for j in range(i + 1, len(names))
-        if np.isfinite(corr[i, j]) and abs(corr[i, j]) >= threshold
+        if math.isfinite(corr[i][j]) and abs(corr[i][j]) >= threshold
     ]
     return sorted(pairs, key=lambda pair: -abs(pair[2]))
 

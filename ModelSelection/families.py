@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from Thresholding import domain_median
+from Thresholding import domain_median, median_of
 from Thresholding.selection import SMALL
 
 from ._base import (
@@ -157,9 +157,9 @@ class ConstantLevel(FamilyBase):
     ) -> Iterator[ConstantLevel]:
         """For each block ``edges[i]:edges[i + 1]`` in turn, the level of the rows of ``where``
         outside it: the same as ``fit`` with those rows. The usable values are gathered once,
-        block by block, and each fold takes the median of the others' (up to
-        :data:`Thresholding.selection.SMALL` values, where ``fit`` hands NumPy a gathered copy
-        as well; beyond, each fold is fitted as ``fit`` does, without copies).
+        block by block, and each fold takes the median of the others', sorted (up to
+        :data:`Thresholding.selection.SMALL` values, where ``fit`` sorts a gathered copy as
+        well; beyond, each fold is fitted as ``fit`` does, without copies).
 
         Raises
         ------
@@ -179,7 +179,7 @@ class ConstantLevel(FamilyBase):
             kept = [block for number, block in enumerate(blocks) if number != left_out]
             _require_rows(sum(block.size for block in kept), 1, self.family, axis)
             model = ConstantLevel()
-            model.level_ = float(np.median(np.concatenate(kept), overwrite_input=True))
+            model.level_ = median_of(np.concatenate(kept))
             yield model
 
     def predict(self, frame: pd.DataFrame, axis: str) -> np.ndarray:

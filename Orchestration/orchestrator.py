@@ -686,20 +686,23 @@ def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) ->
     seconds = frame["time_s"].to_numpy(dtype=np.float64)
     params = config.drift.parameters()
 
+    axes = list(residuals)
+    # Each axis's values, taken from the frame once for its profile and the correlations.
+    columns = {axis: frame[axis].to_numpy(dtype=np.float64) for axis in axes}
+
     def axis_figures(axis: str) -> tuple[dict[str, Any], Any]:
         values = residuals[axis]
         baseline = fit_drift_baselines({axis: values}, params).axes if config.drift.enabled else {}
         rule = state.thresholds.get(axis, {})
         insight = axis_insight(
             seconds,
-            frame[axis].to_numpy(dtype=np.float64),
+            columns[axis],
             values,
             maxc=float(rule.get("MaxC", np.nan)),
             alert_events_per_day=rule.get("expected_events_per_day"),
         )
         return baseline, insight
 
-    axes = list(residuals)
     if state.threads > 1 and len(axes) > 1:
         with ThreadPoolExecutor(max_workers=state.threads) as pool:
             results = list(pool.map(axis_figures, axes))
@@ -712,14 +715,13 @@ def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) ->
         per_axis[axis] = insight
     if config.drift.enabled:
         state.drift = DriftBaselines(params, baselines)
-    state.insights = _insight_summary(state, per_axis)
+    state.insights = _insight_summary(per_axis, columns)
 
 
-def _insight_summary(state: RunState, per_axis: dict[str, Any]) -> dict[str, Any]:
-    """Correlated axes and the sentences about the axes' profiles."""
-    assert state.prepared is not None
-    frame = state.prepared.frame
-    pairs = correlated_pairs({axis: frame[axis].to_numpy() for axis in per_axis})
+def _insight_summary(per_axis: dict[str, Any], columns: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Correlated axes (from each axis's ``columns`` values) and the sentences about the axes'
+    profiles."""
+    pairs = correlated_pairs({axis: columns[axis] for axis in per_axis})
     sentences = insight_sentences(per_axis, pairs)
     for sentence in sentences:
         logger.info("insight: %s", sentence)

@@ -11,7 +11,13 @@ from .calibrator import (
 from .config import SEED_POLICY, LearnedPolicy, SmoothingConfig, ThresholdPolicy
 from .learned import LearnedRule, Outcomes, apply_learned, outcome_rows, search_rule
 from .runs import row_runs, run_bounds, run_lengths, sustained, sustained_rows
-from .selection import domain_median, domain_percentiles
+from .selection import (
+    domain_median,
+    domain_percentiles,
+    median_of,
+    percentiles_of,
+    quantiles_of,
+)
 from .smoothing import smooth
 from .ssr import ssr_score, ssr_shares
 
@@ -30,7 +36,10 @@ __all__ = [
     "apply_learned",
     "domain_median",
     "domain_percentiles",
+    "median_of",
     "outcome_rows",
+    "percentiles_of",
+    "quantiles_of",
     "robust_scale",
     "row_runs",
     "run_bounds",

@@ -63,7 +63,14 @@ from pydantic import ValidationError
 
 from .config import SEED_POLICY, ThresholdPolicy
 from .runs import row_runs, sustained_rows
-from .selection import domain_median, domain_percentiles
+from .selection import (
+    SMALL,
+    domain_median,
+    domain_percentiles,
+    median_of,
+    percentiles_of,
+    quantiles_of,
+)
 from .smoothing import smooth
 from .ssr import ssr_score
 
@@ -104,19 +111,27 @@ def robust_scale(values: np.ndarray) -> tuple[float, float]:
     """(median, tail scale) of the finite ``values``: the 95th percentile of ``|v − median|``
     over 1.96, which is the standard deviation for normal data and, unlike the MAD, sees the
     jumps of a sample-and-hold signal; the std (or 1e-12) when it is 0."""
-    count = int(np.count_nonzero(np.isfinite(values)))
-    if count == 0:
-        return math.nan, math.nan
+    if values.size <= SMALL:
+        # A short series: its finite values, gathered once.
+        finite_values = values[np.isfinite(values)]
+        if finite_values.size == 0:
+            return math.nan, math.nan
+        center = median_of(finite_values)
+        deviation = percentiles_of(np.abs(finite_values - center), [95.0])
+    else:
+        count = int(np.count_nonzero(np.isfinite(values)))
+        if count == 0:
+            return math.nan, math.nan
 
-    def finite(rows: slice | np.ndarray) -> np.ndarray:
-        block = values[rows]
-        return block[np.isfinite(block)]
+        def finite(rows: slice | np.ndarray) -> np.ndarray:
+            block = values[rows]
+            return block[np.isfinite(block)]
 
-    # Selected block by block (Thresholding.selection): no copy of the residuals.
-    center = domain_median(finite, values.size, count)
-    deviation = domain_percentiles(
-        lambda rows: np.abs(finite(rows) - center), values.size, count, [95.0]
-    )
+        # Selected block by block (Thresholding.selection): no copy of the residuals.
+        center = domain_median(finite, values.size, count)
+        deviation = domain_percentiles(
+            lambda rows: np.abs(finite(rows) - center), values.size, count, [95.0]
+        )
     scale = deviation[0] / TAIL_SCALE
     if not scale > 0:
         scale = float(np.compress(np.isfinite(values), values).std())
@@ -238,7 +253,7 @@ def steps_from_runs(runs: np.ndarray, quantile: float, default: int) -> int:
     """Return ``max(default, ceil(np.quantile(runs, quantile)))``, or ``default`` with no runs."""
     if runs.size == 0:
         return int(default)
-    observed = float(np.quantile(runs, quantile))
+    observed = quantiles_of(runs, [quantile])[0]
     return max(int(default), math.ceil(observed - _FLOAT_SLACK))
 
 
@@ -673,7 +688,7 @@ class ThresholdCalibrator:
         records = dict(zip(series, self._map(record_of, list(series)), strict=True))
         if channel is not None:
             finite = channel.values[np.isfinite(channel.values)]
-            minc, maxc = np.percentile(
+            minc, maxc = percentiles_of(
                 finite, [policy_used.minc_percentile, policy_used.maxc_percentile]
             )
             record = AxisThreshold(
@@ -713,7 +728,7 @@ class ThresholdCalibrator:
             largest = z if largest is None else np.fmax(largest, z, out=largest)
         assert largest is not None  # at least one axis
         largest = np.compress(np.isfinite(largest), largest)
-        k_alert, k_error = np.percentile(largest, [policy.minc_percentile, policy.maxc_percentile])
+        k_alert, k_error = percentiles_of(largest, [policy.minc_percentile, policy.maxc_percentile])
         k_alert = max(float(k_alert), 0.0)
         return k_alert, max(float(k_error), k_alert)
 

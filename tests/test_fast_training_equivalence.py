@@ -5,10 +5,13 @@ brackets (``Thresholding.selection``) instead of partitioning copies of everythi
 lengths and alarms are counted on the positions beyond a threshold instead of on masks; the
 moments of the linear families skip a row check NumPy did slowly. Each test runs one of those
 against plain NumPy on random data with ties, NaNs and infinities, above the size where the
-fast path starts.
+fast path starts. Below it, the statistics are read off sorted copies (faster than NumPy's
+partition there); those tests compare the bits of the results with NumPy's.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -22,6 +25,9 @@ from Thresholding import (
     alarm_mask,
     domain_median,
     domain_percentiles,
+    median_of,
+    percentiles_of,
+    quantiles_of,
     robust_scale,
     run_lengths,
     sustained,
@@ -165,3 +171,100 @@ def test_the_constant_family_is_numpys_median_of_the_usable_rows():
     frame = pd.DataFrame({"time_s": np.arange(values.size, dtype=float), "a": values})
     usable = np.isfinite(values) & (values != 0) & where
     assert ConstantLevel().fit(frame, "a", where=where).level_ == np.median(values[usable])
+
+
+def _bits(values) -> list[str]:
+    return [float(value).hex() for value in values]
+
+
+def _spread(size: int, seed: int) -> np.ndarray:
+    """Values over many magnitudes, a quarter rounded (ties): NumPy's interpolation from below
+    and from above differ in the last bit on a good share of their percentiles."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0.3, 2.0, size) * np.exp(rng.normal(0, 3, size))
+    ties = rng.random(size) < 0.25
+    values[ties] = np.round(values[ties], 1)
+    return values
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 50, 501, 10_000])
+def test_statistics_of_sorted_copies_have_numpys_bits(size):
+    values = _spread(size, size)
+    original = values.copy()
+    quantiles = [*PERCENTILES, *np.random.default_rng(size).uniform(0, 100, 500).tolist()]
+    assert _bits(percentiles_of(values, quantiles)) == _bits(np.percentile(values, quantiles))
+    assert _bits(percentiles_of(values, [95])) == _bits([np.percentile(values, 95)])
+    shares = [q / 100 for q in quantiles]
+    assert _bits(quantiles_of(values, shares)) == _bits(np.quantile(values, shares))
+    assert _bits([median_of(values)]) == _bits([np.median(values)])
+    np.testing.assert_array_equal(values, original)  # not modified
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("size", [7, 64, 399, 10_000])
+def test_zeros_of_both_signs_on_a_rank_are_numpys(seed, size):
+    # 0.0 and -0.0 compare equal: which one NumPy's partition leaves on a rank is not the sort's
+    # (its vectorised sort may even turn one into the other).
+    rng = np.random.default_rng(seed)
+    values = rng.choice([-1.5, -0.0, 0.0, 2.5], size=size)
+    assert _bits([median_of(values)]) == _bits([np.median(values)])
+    assert _bits(percentiles_of(values, MANY)) == _bits(np.percentile(values, MANY))
+    finite = _finite(values)
+    keep = values.size - 3
+    trimmed = np.partition(values, keep - 1)[:keep]
+    got = domain_percentiles(finite, values.size, values.size, MANY, smallest=keep)
+    assert _bits(got) == _bits(np.percentile(trimmed, MANY))
+
+
+def test_quantiles_of_run_lengths_are_numpys():
+    runs = np.random.default_rng(3).integers(1, 40, 333)
+    for quantile in (0.5, 0.8, 0.95, 0.999):
+        assert quantiles_of(runs, [quantile]) == [np.quantile(runs, quantile)]
+
+
+def test_statistics_beyond_the_sorted_size_are_numpys():
+    values = _values(11)
+    finite = values[np.isfinite(values)]
+    assert finite.size > selection.SMALL
+    assert median_of(finite) == np.median(finite)
+    assert percentiles_of(finite, PERCENTILES) == np.percentile(finite, PERCENTILES).tolist()
+    assert quantiles_of(finite, [0.5, 0.9]) == np.quantile(finite, [0.5, 0.9]).tolist()
+
+
+def test_empty_values_give_nan():
+    empty = np.empty(0)
+    assert np.isnan(median_of(empty))
+    assert np.isnan(percentiles_of(empty, [50.0])[0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_small_domains_and_robust_scale_have_numpys_bits(seed):
+    values = _values(200 + seed, 9_999 + seed)
+    finite = values[np.isfinite(values)]
+    assert _bits([domain_median(_finite(values), values.size, finite.size)]) == _bits(
+        [np.median(finite)]
+    )
+    got = domain_percentiles(_finite(values), values.size, finite.size, MANY)
+    assert _bits(got) == _bits(np.percentile(finite, MANY))
+    keep = finite.size - 97
+    trimmed = np.partition(finite, keep - 1)[:keep]
+    got = domain_percentiles(_finite(values), values.size, finite.size, MANY, smallest=keep)
+    assert _bits(got) == _bits(np.percentile(trimmed, MANY))
+    assert _bits(robust_scale(values)) == _bits(_plain_robust_scale(values))
+
+
+def test_constant_folds_are_numpys_median_of_the_other_blocks():
+    import pandas as pd
+
+    values = _values(12, 10_000)
+    values[::50] = 0.0  # idle
+    values[~np.isfinite(values)] = np.nan
+    where = np.random.default_rng(13).random(values.size) < 0.9
+    frame = pd.DataFrame({"time_s": np.arange(values.size, dtype=float), "a": values})
+    usable = np.isfinite(values) & (values != 0) & where
+    edges = [0, 2_000, 4_000, 6_000, 8_000, 10_000]
+    folds = ConstantLevel().fit_folds(frame, "a", where, edges)
+    for (lo, hi), model in zip(itertools.pairwise(edges), folds, strict=True):
+        kept = usable.copy()
+        kept[lo:hi] = False
+        assert _bits([model.level_]) == _bits([np.median(values[kept])])

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from Thresholding import median_of
+
 from .stats import (
     BlockSums,
     DriftParameters,
@@ -111,8 +113,8 @@ def fit_drift_baselines(
         if finite.size < 2:
             logger.info("drift: axis %s has fewer than 2 residuals, not followed", axis)
             continue
-        center = float(np.median(finite))
-        scale = _MAD_TO_SIGMA * float(np.median(np.abs(finite - center)))
+        center = median_of(finite)
+        scale = _MAD_TO_SIGMA * median_of(np.abs(finite - center))
         if not scale > 0:
             scale = float(np.std(finite))
         if not scale > 0:
