@@ -59,6 +59,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TimeKind = Literal["timestamp", "timestamptz", "iso_text", "epoch"]
+Reader = Literal["copy", "adbc", "sqlalchemy"]
 
 
 class ExtractionError(ValueError):
@@ -76,7 +77,7 @@ class SourceInfo:
     table: str
     dialect: str
     time_kind: TimeKind
-    reader: Literal["copy", "adbc", "sqlalchemy"]
+    reader: Reader
     layout: Literal["wide", "long"]
 
 
@@ -97,6 +98,7 @@ class _Plan:
     selected: dict[str, sa.ColumnClause]  # output label -> source column
     doubles: frozenset[str]  # labels of DOUBLE PRECISION columns
     asset: sa.ColumnClause | None = None  # data.asset_col, when the table holds a fleet
+    asset_bytes: int = 0  # its width when it is a smallint, integer or bigint; else 0
 
 
 def _time_kind(column_type: sa.types.TypeEngine, dialect: str) -> TimeKind:
@@ -179,8 +181,9 @@ class _ReuseCache:
     """(table, asset) → its newest sample time, as :func:`newest_time` returns it."""
     expected: dict[tuple[Any, ...], list[_Window]] = field(default_factory=dict)
     """Table → the windows still to be read, in the order they will be asked for."""
-    windows: dict[_Window, pd.DataFrame] = field(default_factory=dict)
-    """Windows read together ahead of their turn: the raw result of each one's own query."""
+    windows: dict[_Window, tuple[pd.DataFrame, Reader]] = field(default_factory=dict)
+    """Windows read together ahead of their turn: the raw result of each one's own query,
+    and the reader that read it."""
     rows_read: int = 0
     windows_read: int = 0
 
@@ -266,7 +269,17 @@ def _new_plan(engine: Engine, target: DatabaseTarget, data: DataConfig) -> _Plan
         selected=selected,
         doubles=doubles,
         asset=None if asset_name is None else table.c[asset_name],
+        asset_bytes=0 if asset_name is None else _integer_bytes(columns[asset_name]),
     )
+
+
+def _integer_bytes(column_type: sa.types.TypeEngine) -> int:
+    """The width of an integer column (``smallint`` 2, ``integer`` 4, ``bigint`` 8); 0 for
+    any other type."""
+    for kind, width in ((sa.BigInteger, 8), (sa.SmallInteger, 2), (sa.Integer, 4)):
+        if isinstance(column_type, kind):
+            return width
+    return 0
 
 
 def _bound(value: dt.datetime, kind: TimeKind, name: str) -> sa.BindParameter:
@@ -722,6 +735,20 @@ def _pivot(frame: pd.DataFrame, data: DataConfig, allow_missing_axes: bool) -> p
     return wide.reset_index().rename_axis(columns=None)
 
 
+def _in_contract(raw: pd.DataFrame, data: DataConfig) -> bool:
+    """Whether a WIDE window is already what :func:`_normalise` makes of it: UTC nanosecond
+    times, strictly increasing, float64 axes (the fast readers' common case). Checked on the
+    dtypes and one pass over the times: pandas' per-column conversions and checks cost tens
+    of microseconds each, as much as the rest of a 10,000-row window's extraction."""
+    dtypes = raw.dtypes
+    if dtypes.get("ts") != _UTC_NANOSECONDS:
+        return False
+    if not all(dtypes.get(axis) == np.float64 for axis in data.axis_columns):
+        return False
+    ticks = raw["ts"].array.asi8
+    return bool(np.all(ticks[1:] > ticks[:-1]))
+
+
 def _normalise(
     raw: pd.DataFrame,
     plan: _Plan,
@@ -730,6 +757,8 @@ def _normalise(
     pivoted: bool = False,
     allow_missing_axes: bool = False,
 ) -> tuple[pd.DataFrame, int]:
+    if not pivoted and data.layout == "wide" and _in_contract(raw, data):
+        return raw[["ts", *data.axis_columns]].reset_index(drop=True), 0
     frame = _pivoted_frame(raw, plan, data, allow_missing_axes) if pivoted else raw
     where = f"data.time_col {data.time_col!r} of table {data.table!r}"
     frame["ts"] = _to_time(frame["ts"], plan.time_kind, where)
@@ -805,8 +834,11 @@ def extract_window(
         and len(data.axes) <= _MAX_PIVOT_AXES
     )
     make_statement = _pivot_statement if pivoted else _statement
-    raw = None if pivoted else _read_ahead(engine, target, data, use_adbc, asset, start, end)
-    reader = "adbc" if use_adbc else "sqlalchemy"
+    reader: Reader = "adbc" if use_adbc else "sqlalchemy"
+    ahead = None if pivoted else _read_ahead(engine, target, data, use_adbc, asset, start, end)
+    raw = None
+    if ahead is not None:
+        raw, reader = ahead
     # A fleet's small windows keep to the one ADBC connection of the block: a new
     # connection per window would cost more than the COPY parser saves on it.
     reusing = _REUSE.get() is not None
@@ -901,9 +933,14 @@ def _read_ahead(
     asset: Any,
     start: dt.datetime | None,
     end: dt.datetime | None,
-) -> pd.DataFrame | None:
+) -> tuple[pd.DataFrame, Reader] | None:
     """The raw result of this window's query, read ahead with others (see
-    :func:`expect_windows`); None when it was not announced or is read on its own."""
+    :func:`expect_windows`), and the reader that read it; None when it was not announced or
+    is read on its own.
+
+    On the fast path, a group of fixed-width rows (:func:`_fixed_width`, an integer asset
+    column) arrives by binary COPY parsed by NumPy (:func:`_read_group_copy`), ~3x less
+    client CPU than ADBC's decoder; other groups through ADBC."""
     cache = _REUSE.get()
     if cache is None or asset is None:
         return None
@@ -925,8 +962,15 @@ def _read_ahead(
         return None
     plan = _plan(engine, target, data)
     stmt = _read_ahead_statement(plan, group, nan_for_null=use_adbc)
+    reader: Reader = "adbc" if use_adbc else "sqlalchemy"
     try:
-        if use_adbc:
+        columns = None
+        if use_adbc and plan.asset_bytes and _fixed_width(plan, data):
+            columns = _read_group_copy(target, plan, stmt)
+        if columns is not None:
+            reader = "copy"
+            parts = _split_columns(columns, ["ts", *plan.selected], group)
+        elif use_adbc:
             parts = _split_arrow(_read_arrow(target, stmt), group)
         else:
             parts = _split_frame(_read_sqlalchemy(engine, target, stmt), group)
@@ -938,8 +982,48 @@ def _read_ahead(
         return None
     for window, part in parts.items():
         _count_read(len(part))
-        cache.windows[window] = part
+        cache.windows[window] = part, reader
     return cache.windows.pop(wanted)
+
+
+def _read_group_copy(
+    target: DatabaseTarget, plan: _Plan, stmt: sa.Select
+) -> list[np.ndarray] | None:
+    """A read-ahead group's rows by binary COPY on the block's kept psycopg2 connection
+    (:func:`.pgcopy.copy_columns`): the time, the axes, then the asset id; None when the
+    rows do not have the fixed layout (a NULL where NaN was expected, a time beyond
+    ``datetime64[ns]``).
+
+    Raises:
+        DatabaseError: connecting or reading failed (the connection is dropped).
+    """
+    import psycopg2
+
+    from .pgcopy import copy_columns
+
+    cache = _REUSE.get()
+    assert cache is not None
+    key = "copy:" + target.libpq_uri
+    try:
+        if key not in cache.connections:
+            conn = psycopg2.connect(target.libpq_uri)
+            conn.set_session(readonly=True, autocommit=True)
+            cache.connections[key] = conn
+        columns = copy_columns(
+            cache.connections[key], _literal_sql(stmt), 1 + len(plan.selected), plan.asset_bytes
+        )
+    except psycopg2.Error as exc:
+        broken = cache.connections.pop(key, None)
+        if broken is not None:
+            with contextlib.suppress(Exception):
+                broken.close()
+        detail = scrub(" ".join(str(exc).split()), target.url)
+        raise DatabaseError(
+            f"reading the training windows ({target.display}) through COPY failed: {detail}"
+        ) from None
+    if columns is None:
+        logger.info("the windows do not have the fixed COPY layout: read through ADBC")
+    return columns
 
 
 def _read_ahead_statement(plan: _Plan, group: list[_Window], *, nan_for_null: bool) -> sa.Select:
@@ -1002,6 +1086,30 @@ def _split_arrow(table: pa.Table, group: list[_Window]) -> dict[_Window, pd.Data
         window: _arrow_frame(table.slice(rows.start, rows.stop - rows.start))
         for window, rows in slices.items()
     }
+
+
+def _split_columns(
+    columns: list[np.ndarray], labels: list[str], group: list[_Window]
+) -> dict[_Window, pd.DataFrame] | None:
+    """A read-ahead result of :func:`_read_group_copy` (``labels``' columns, then the asset
+    id) cut into each window's frame, as :func:`.pgcopy.read_window` makes it (views)."""
+    *values, ids = columns
+    found = _asset_runs(ids, group)
+    if found is None:
+        return None
+    order, slices = found
+    if order is not None:
+        values = [column[order] for column in values]
+    times = values[0].view("datetime64[ns]")
+    frames = {}
+    for window, rows in slices.items():
+        frame = {labels[0]: pd.Series(times[rows], copy=False).dt.tz_localize("UTC")}
+        frame.update(
+            (label, pd.Series(column[rows], copy=False))
+            for label, column in zip(labels[1:], values[1:], strict=True)
+        )
+        frames[window] = pd.DataFrame(frame, copy=False)
+    return frames
 
 
 def _split_frame(frame: pd.DataFrame, group: list[_Window]) -> dict[_Window, pd.DataFrame] | None:

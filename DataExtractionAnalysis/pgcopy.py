@@ -35,7 +35,7 @@ import pandas as pd
 
 from Database import DatabaseError, DatabaseTarget, scrub
 
-__all__ = ["PARTS", "SPLIT_ROWS", "THREADS", "parse_copy", "read_window"]
+__all__ = ["PARTS", "SPLIT_ROWS", "THREADS", "copy_columns", "parse_copy", "read_window"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,22 +61,33 @@ _NS_MIN_US = -(np.iinfo(np.int64).max // 1000) - _PG_EPOCH_US
 """Microseconds since 2000 within which a time fits ``datetime64[ns]`` (1677-2262)."""
 
 
-def _row_type(columns: int) -> np.dtype:
+def _row_type(columns: int, key_bytes: int = 0) -> np.dtype:
     """A binary COPY row: field count, then (length, big-endian value) per column; the first
-    column is the time (int64 microseconds since 2000), the others float64."""
+    column is the time (int64 microseconds since 2000), the others float64, then, with
+    ``key_bytes``, an integer of that many bytes."""
     fields: list[tuple[str, str]] = [("count", ">i2")]
     for k in range(columns):
         fields += [(f"len{k}", ">i4"), (f"val{k}", ">i8" if k == 0 else ">f8")]
+    if key_bytes:
+        fields += [(f"len{columns}", ">i4"), (f"val{columns}", f">i{key_bytes}")]
     return np.dtype(fields)
 
 
-def parse_copy(data: memoryview | bytes, columns: int) -> list[np.ndarray] | None:
-    """The columns of a binary COPY of a time column and ``columns - 1`` float64 columns.
+KEY_BYTES = (2, 4, 8)
+"""Widths of the integer key column :func:`parse_copy` can read after the values
+(``smallint``, ``integer``, ``bigint``)."""
+
+
+def parse_copy(
+    data: memoryview | bytes, columns: int, key_bytes: int = 0
+) -> list[np.ndarray] | None:
+    """The columns of a binary COPY of a time column and ``columns - 1`` float64 columns
+    (then, with ``key_bytes``, an integer column of that width: see :data:`KEY_BYTES`).
 
     Returns:
         ``[time, value, ...]``: the time as int64 nanoseconds since 1970 (UTC), the values
-        as float64; None when the bytes are not such rows (a NULL, another width, a time that
-        ``datetime64[ns]`` cannot hold).
+        as float64 (then the key as int64); None when the bytes are not such rows (a NULL,
+        another width, a time that ``datetime64[ns]`` cannot hold).
 
     Raises:
         ValueError: the bytes are not a binary COPY at all (no signature or trailer).
@@ -87,17 +98,22 @@ def parse_copy(data: memoryview | bytes, columns: int) -> list[np.ndarray] | Non
     head = len(_SIGNATURE)  # then 4 bytes of flags and the 4-byte length of an extension
     start = head + 8 + int.from_bytes(view[head + 4 : head + 8], "big")
     body = view[start:-2]
-    row = _row_type(columns)
+    row = _row_type(columns, key_bytes)
     if len(body) % row.itemsize:
         return None
     rows = np.frombuffer(body, dtype=row)
-    out = [np.empty(len(rows), dtype=np.int64 if k == 0 else np.float64) for k in range(columns)]
+    fields = columns + (1 if key_bytes else 0)
+    widths = [8] * columns + ([key_bytes] if key_bytes else [])
+    out = [
+        np.empty(len(rows), dtype=np.int64 if k in (0, columns) else np.float64)
+        for k in range(fields)
+    ]
     for first in range(0, len(rows), _BLOCK_ROWS):
         block = rows[first : first + _BLOCK_ROWS]
-        if not (block["count"] == columns).all():
+        if not (block["count"] == fields).all():
             return None
-        for k in range(columns):
-            if not (block[f"len{k}"] == 8).all():
+        for k in range(fields):
+            if not (block[f"len{k}"] == widths[k]).all():
                 return None
             out[k][first : first + len(block)] = block[f"val{k}"]
     ticks = out[0]
@@ -106,6 +122,23 @@ def parse_copy(data: memoryview | bytes, columns: int) -> list[np.ndarray] | Non
     ticks += _PG_EPOCH_US
     ticks *= 1000
     return out
+
+
+def copy_columns(conn: Any, sql: str, columns: int, key_bytes: int = 0) -> list[np.ndarray] | None:
+    """``sql`` (literal SQL) read by binary COPY on ``conn`` (a psycopg2 connection) and
+    parsed by :func:`parse_copy`; None when the rows do not have its fixed layout.
+
+    Raises:
+        psycopg2.Error: the read failed.
+    """
+    received = io.BytesIO()
+    with conn.cursor() as cursor:
+        cursor.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", received)
+    with received.getbuffer() as data:
+        try:
+            return parse_copy(data, columns, key_bytes)
+        except ValueError:
+            return None
 
 
 def _cuts(
@@ -191,16 +224,11 @@ def read_window(
             return _cuts(low, high, start, end), cursor.fetchone()[0]
 
     def read(sql: str, snapshot: str, conn: Any = None) -> list[np.ndarray] | None:
-        received = io.BytesIO()
-        with closing(conn or connect()) as own, own.cursor() as cursor:
+        with closing(conn or connect()) as own:
             if snapshot:
-                cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
-            cursor.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", received)
-        with received.getbuffer() as data:
-            try:
-                return parse_copy(data, len(labels))
-            except ValueError:
-                return None
+                with own.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+            return copy_columns(own, sql, len(labels))
 
     try:
         with closing(connect()) as first:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from conftest import Db
 from fleet_helpers import T0, asset_frame, write_fleet
 
+from Database import write_chunks
 from DataExtractionAnalysis import (
     DataConfig,
     EmptyWindowError,
@@ -129,6 +130,49 @@ def test_text_ids_read_ahead_on_postgresql(pg_db, fast_path):
             assert ours == theirs
         else:
             pd.testing.assert_frame_equal(ours, theirs)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("asset_type", [sa.SmallInteger(), sa.Integer(), sa.BigInteger()])
+def test_integer_ids_read_ahead_by_copy_on_postgresql(pg_db, asset_type):
+    frames = []
+    for number, asset in enumerate(ASSETS):
+        frame = asset_frame(asset, 40 + 10 * number, seed=number)
+        frame.loc[frame.index % 5 == 2, "b"] = np.nan  # NULL: sent as NaN, the layout holds
+        frames.append(frame)
+    frames = [pd.concat(frames).sort_values(["ts", "asset"], kind="stable")]
+    columns = {
+        "ts": sa.DateTime(timezone=True),
+        "asset": asset_type,
+        "a": sa.Float(53),
+        "b": sa.Float(53),
+    }
+    write_chunks(pg_db.engine, pg_db.target, pg_db.table("fleet"), columns, frames)
+    data = _data(pg_db)
+    windows = _windows(list(ASSETS), shared=False)
+    alone = _read_each(pg_db, data, windows, fast_path=True)
+    readers = []
+    with reusing_connections():
+        expect_windows(pg_db.engine, data, windows)
+        together = []
+        for asset, start, end in windows:
+            try:
+                extraction = extract_window(
+                    pg_db.engine, pg_db.target, data, start=start, end=end, asset=asset
+                )
+            except EmptyWindowError as exc:
+                together.append(str(exc))
+                continue
+            together.append(extraction.frame)
+            readers.append(extraction.source.reader)
+    # The first window alone through ADBC (the block's connection), the others by COPY.
+    assert readers == ["adbc"] + ["copy"] * (len(ASSETS) - 2)
+    for ours, theirs in zip(together, alone, strict=True):
+        if isinstance(theirs, str):
+            assert ours == theirs
+        else:
+            pd.testing.assert_frame_equal(ours, theirs)
+            assert ours["b"].isna().any()
 
 
 def test_a_window_asked_out_of_turn_is_read_on_its_own(sqlite_db):

@@ -42,6 +42,23 @@ def test_parse_copy_gives_epoch_nanoseconds_and_the_values() -> None:
     assert got[2].tolist() == [-2.0, 3e300]
 
 
+@pytest.mark.parametrize(("width", "code"), [(2, ">h"), (4, ">i"), (8, ">q")])
+def test_parse_copy_reads_an_integer_key_after_the_values(width: int, code: str) -> None:
+    def keyed(micros: int, value: float, key: int) -> bytes:
+        row = _row(micros, value)
+        return struct.pack(">h", 3) + row[2:] + struct.pack(">i", width) + struct.pack(code, key)
+
+    data = HEADER + keyed(0, 1.5, -7) + keyed(1, 2.5, 2**15 - 1) + TRAILER
+
+    got = parse_copy(data, 2, width)
+
+    assert got is not None
+    assert got[1].tolist() == [1.5, 2.5]
+    assert got[2].dtype == np.int64 and got[2].tolist() == [-7, 2**15 - 1]
+    assert parse_copy(data, 2, 8 if width != 8 else 4) is None  # another width: not these rows
+    assert parse_copy(data, 2) is None  # a field more than the columns
+
+
 def test_parse_copy_skips_a_header_extension_and_reads_no_rows() -> None:
     header = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 3) + b"abc"
     got = parse_copy(header + TRAILER, 2)
