@@ -218,10 +218,11 @@ def _axis_profiles(
     at a time: NumPy releases the GIL per block)."""
 
     def one(axis: str) -> tuple[AxisProfile, AxisHealth | None]:
-        stats = _axis_profile(frame[axis].to_numpy(dtype="float64"), axis)
+        column = frame[axis]  # once: a column's lookup costs as much as a statistic
+        stats = _axis_profile(column.to_numpy(dtype="float64"), axis)
         if health is None or window is None:
             return stats, None
-        values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         return stats, grade_values(values, window, dt_seconds, health)
 
     if len(axes) < 2 or len(frame) < _BLOCK_ROWS:

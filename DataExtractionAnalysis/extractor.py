@@ -740,7 +740,7 @@ def _in_contract(raw: pd.DataFrame, data: DataConfig) -> bool:
     times, strictly increasing, float64 axes (the fast readers' common case). Checked on the
     dtypes and one pass over the times: pandas' per-column conversions and checks cost tens
     of microseconds each, as much as the rest of a 10,000-row window's extraction."""
-    dtypes = raw.dtypes
+    dtypes = dict(zip(raw.columns, raw.dtypes, strict=True))
     if dtypes.get("ts") != _UTC_NANOSECONDS:
         return False
     if not all(dtypes.get(axis) == np.float64 for axis in data.axis_columns):
@@ -758,7 +758,11 @@ def _normalise(
     allow_missing_axes: bool = False,
 ) -> tuple[pd.DataFrame, int]:
     if not pivoted and data.layout == "wide" and _in_contract(raw, data):
-        return raw[["ts", *data.axis_columns]].reset_index(drop=True), 0
+        if list(raw.columns) != ["ts", *data.axis_columns]:
+            raw = raw[["ts", *data.axis_columns]]
+        if not raw.index.equals(pd.RangeIndex(len(raw))):
+            raw = raw.reset_index(drop=True)
+        return raw, 0
     frame = _pivoted_frame(raw, plan, data, allow_missing_axes) if pivoted else raw
     where = f"data.time_col {data.time_col!r} of table {data.table!r}"
     frame["ts"] = _to_time(frame["ts"], plan.time_kind, where)
@@ -1272,8 +1276,20 @@ def newest_time(
             value = conn.execute(newest).scalar_one_or_none()
     if value is None:
         return None
+    if (
+        plan.time_kind in ("timestamp", "timestamptz")
+        and isinstance(value, dt.datetime)
+        and _NS_YEARS[0] <= value.year <= _NS_YEARS[1]
+    ):  # what the conversion below gives, without a Series for one value
+        if value.tzinfo is None:  # a naive column holds UTC
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
     found = _to_time(pd.Series([value]), plan.time_kind, data.time_col).iloc[0]
     return float(found) if plan.time_kind == "epoch" else found.to_pydatetime()
+
+
+_NS_YEARS = (1678, 2261)
+"""Years whose every instant ``datetime64[ns]`` holds."""
 
 
 def newest_times(

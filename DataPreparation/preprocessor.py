@@ -245,13 +245,9 @@ def prepare(
     filled = _interpolate(prepared, axes, time_s) if config.interpolate else {}
     if filled:
         logger.info("interpolated NaN gaps: %s", filled)
-    prepared = pd.concat(
-        [
-            prepared.drop(columns="time_s", errors="ignore"),
-            _column_frame("time_s", time_s, prepared),
-        ],
-        axis=1,
-    )
+    if "time_s" in prepared.columns:  # a frame prepared before: time_s is made anew
+        prepared = prepared.drop(columns="time_s")
+    prepared = pd.concat([prepared, _column_frame("time_s", time_s, prepared)], axis=1)
     origin_value = origin if isinstance(origin, pd.Timestamp) else float(origin)
     return PreparedData(
         frame=prepared, t0=origin_value, dt_seconds=float(dt_seconds), interpolated=filled

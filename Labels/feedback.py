@@ -16,6 +16,7 @@ severity of the event and its window ``[start_ts, end_ts]`` when it was labelled
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -99,26 +100,9 @@ class FeedbackStore:
     """
 
     def __init__(self, engine: Engine, target: DatabaseTarget, events_table: str) -> None:
-        schema, name = split_table_name(feedback_table_name(events_table))
         self.engine = engine
         self.target = target
-        self.table = sa.Table(
-            name,
-            sa.MetaData(schema=schema),
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("source_table", sa.String(255), nullable=False),
-            sa.Column("asset", sa.String(128), nullable=False),
-            sa.Column("axis", sa.String(128), nullable=False),
-            sa.Column("severity", sa.String(8), nullable=False),
-            sa.Column("start_ts", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("end_ts", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("verdict", sa.String(16), nullable=False),
-            sa.Column("note", sa.Text, nullable=True),
-            sa.Column("event_id", sa.Integer, nullable=True),
-            sa.Column("model_version", sa.String(64), nullable=True),
-            sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-            sa.UniqueConstraint(*KEY_COLUMNS, "start_ts", name=f"uq_{name}"[:63]),
-        )
+        self.table = _feedback_table(*split_table_name(feedback_table_name(events_table)))
 
     def read(self, source_table: str | None = None, asset: str | None = None) -> pd.DataFrame:
         """Stored verdicts (of one source table and asset when given), oldest update first."""
@@ -207,10 +191,40 @@ class FeedbackStore:
             frame = self.read(source_table, asset)
         else:
             frame = stored[stored["asset"] == asset]
-            frame = _empty() if frame.empty else frame  # as read() gives it
-        frame = frame[frame["verdict"].isin(list(verdicts))]
-        columns = ["start_ts", "end_ts", "axis", "severity", "verdict"]
-        return frame[columns].sort_values("start_ts", kind="stable").reset_index(drop=True)
+        if frame.empty:  # most assets: no verdicts, the frame made once (as read() gives it)
+            return _NO_WINDOWS.copy()
+        return _windows(frame, verdicts)
+
+
+def _windows(frame: pd.DataFrame, verdicts: Sequence[str]) -> pd.DataFrame:
+    """The windows of ``frame`` (verdicts as :meth:`FeedbackStore.read` gives them) with one
+    of ``verdicts``, by start."""
+    frame = frame[frame["verdict"].isin(list(verdicts))]
+    columns = ["start_ts", "end_ts", "axis", "severity", "verdict"]
+    return frame[columns].sort_values("start_ts", kind="stable").reset_index(drop=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _feedback_table(schema: str | None, name: str) -> sa.Table:
+    """The feedback table's definition, built once per name (a fleet opens a store per
+    asset; building the table costs more than filtering its verdicts)."""
+    return sa.Table(
+        name,
+        sa.MetaData(schema=schema),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("source_table", sa.String(255), nullable=False),
+        sa.Column("asset", sa.String(128), nullable=False),
+        sa.Column("axis", sa.String(128), nullable=False),
+        sa.Column("severity", sa.String(8), nullable=False),
+        sa.Column("start_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end_ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("verdict", sa.String(16), nullable=False),
+        sa.Column("note", sa.Text, nullable=True),
+        sa.Column("event_id", sa.Integer, nullable=True),
+        sa.Column("model_version", sa.String(64), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint(*KEY_COLUMNS, "start_ts", name=f"uq_{name}"[:63]),
+    )
 
 
 def _empty() -> pd.DataFrame:
@@ -227,3 +241,5 @@ def _build_empty() -> pd.DataFrame:
 
 
 _EMPTY = _build_empty()
+_NO_WINDOWS = _windows(_EMPTY, VERDICTS)
+"""What :meth:`FeedbackStore.verdict_windows` gives for no verdicts (a copy each time)."""

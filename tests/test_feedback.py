@@ -382,3 +382,7 @@ def test_verdict_windows_from_a_read_of_every_asset_equal_each_assets_own_read(
         shared = store.verdict_windows(table, asset, VERDICTS, stored=stored)
         pd.testing.assert_frame_equal(shared, own)
         assert len(own) == {"r1": 1, "r2": len(by_asset["r2"]), "r3": 0}[asset]
+    # No verdicts: each call gets a frame of its own (the empty one is made once).
+    none = store.verdict_windows(table, "r3", VERDICTS, stored=stored)
+    none.loc[0] = [ts(1), ts(2), "a", "alert", "confirmed"]
+    assert store.verdict_windows(table, "r3", VERDICTS, stored=stored).empty
