@@ -24,9 +24,9 @@ import contextvars
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -843,11 +843,13 @@ def extract_window(
     raw = None
     if ahead is not None:
         raw, reader = ahead
-    # A fleet's small windows keep to the one ADBC connection of the block: a new
-    # connection per window would cost more than the COPY parser saves on it.
-    reusing = _REUSE.get() is not None
-    if raw is None and use_adbc and not pivoted and _fixed_width(plan, data) and not reusing:
-        raw = _read_copy(target, plan, data, start, end, asset)
+    if raw is None and use_adbc and not pivoted and _fixed_width(plan, data):
+        # A fleet's windows keep to the block's kept connection: a new connection per
+        # window would cost more than the COPY parser saves on it.
+        if _REUSE.get() is None:
+            raw = _read_copy(target, plan, data, start, end, asset)
+        else:
+            raw = _read_copy_kept(target, plan, data, start, end, asset)
         reader = "adbc" if raw is None else "copy"
         if raw is not None:
             _count_read(len(raw))
@@ -993,7 +995,7 @@ def _read_ahead(
 def _read_group_copy(
     target: DatabaseTarget, plan: _Plan, stmt: sa.Select
 ) -> list[np.ndarray] | None:
-    """A read-ahead group's rows by binary COPY on the block's kept psycopg2 connection
+    """A read-ahead group's rows by binary COPY on the block's kept connection
     (:func:`.pgcopy.copy_columns`): the time, the axes, then the asset id; None when the
     rows do not have the fixed layout (a NULL where NaN was expected, a time beyond
     ``datetime64[ns]``).
@@ -1001,9 +1003,56 @@ def _read_group_copy(
     Raises:
         DatabaseError: connecting or reading failed (the connection is dropped).
     """
-    import psycopg2
-
     from .pgcopy import copy_columns
+
+    sql = _literal_sql(stmt)
+    columns = _on_kept_copy_connection(
+        target,
+        "the training windows",
+        lambda conn: copy_columns(conn, sql, 1 + len(plan.selected), plan.asset_bytes),
+    )
+    if columns is None:
+        logger.info("the windows do not have the fixed COPY layout: read through ADBC")
+    return columns
+
+
+def _read_copy_kept(
+    target: DatabaseTarget,
+    plan: _Plan,
+    data: DataConfig,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    asset: Any,
+) -> pd.DataFrame | None:
+    """A window read on its own within a :func:`reusing_connections` block, by binary COPY on
+    the block's kept connection (:func:`.pgcopy.read_small_window`); None when it must be
+    read otherwise (estimated at :data:`.pgcopy.SPLIT_ROWS` rows or more, or not of the
+    fixed layout).
+
+    Raises:
+        DatabaseError: connecting or reading failed (the connection is dropped).
+    """
+    from .pgcopy import read_small_window
+
+    sql = _literal_sql(_statement(plan, data, start, end, nan_for_null=True, asset=asset))
+    labels = ["ts", *plan.selected]
+    return _on_kept_copy_connection(
+        target, "the training window", lambda conn: read_small_window(conn, sql, labels)
+    )
+
+
+_T = TypeVar("_T")
+
+
+def _on_kept_copy_connection(target: DatabaseTarget, what: str, read: Callable[[Any], _T]) -> _T:
+    """``read`` on the :func:`reusing_connections` block's psycopg2 connection to ``target``
+    (autocommit, read-only; opened on first use, closed with the block's others).
+
+    Raises:
+        DatabaseError: connecting or reading failed; the connection is dropped, so the next
+            read opens a new one.
+    """
+    import psycopg2
 
     cache = _REUSE.get()
     assert cache is not None
@@ -1013,9 +1062,7 @@ def _read_group_copy(
             conn = psycopg2.connect(target.libpq_uri)
             conn.set_session(readonly=True, autocommit=True)
             cache.connections[key] = conn
-        columns = copy_columns(
-            cache.connections[key], _literal_sql(stmt), 1 + len(plan.selected), plan.asset_bytes
-        )
+        return read(cache.connections[key])
     except psycopg2.Error as exc:
         broken = cache.connections.pop(key, None)
         if broken is not None:
@@ -1023,11 +1070,8 @@ def _read_group_copy(
                 broken.close()
         detail = scrub(" ".join(str(exc).split()), target.url)
         raise DatabaseError(
-            f"reading the training windows ({target.display}) through COPY failed: {detail}"
+            f"reading {what} ({target.display}) through COPY failed: {detail}"
         ) from None
-    if columns is None:
-        logger.info("the windows do not have the fixed COPY layout: read through ADBC")
-    return columns
 
 
 def _read_ahead_statement(plan: _Plan, group: list[_Window], *, nan_for_null: bool) -> sa.Select:

@@ -35,7 +35,15 @@ import pandas as pd
 
 from Database import DatabaseError, DatabaseTarget, scrub
 
-__all__ = ["PARTS", "SPLIT_ROWS", "THREADS", "copy_columns", "parse_copy", "read_window"]
+__all__ = [
+    "PARTS",
+    "SPLIT_ROWS",
+    "THREADS",
+    "copy_columns",
+    "parse_copy",
+    "read_small_window",
+    "read_window",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -252,6 +260,30 @@ def read_window(
     if any(result is None for result in results):
         logger.info("the window does not have the fixed COPY layout: read the general way")
         return None
+    return _frame(labels, results)
+
+
+def read_small_window(conn: Any, sql: str, labels: Sequence[str]) -> pd.DataFrame | None:
+    """The window of ``sql`` (as for :func:`read_window`) in one COPY on ``conn``, a kept
+    psycopg2 connection, when the planner estimates it under :data:`SPLIT_ROWS` rows.
+
+    Returns:
+        The frame as :func:`read_window` gives it; None when the window is estimated larger
+        (its parts want their own connections) or the rows do not have the fixed layout.
+
+    Raises:
+        psycopg2.Error: the read failed.
+    """
+    with conn.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
+        if float(cursor.fetchone()[0][0]["Plan"]["Plan Rows"]) >= SPLIT_ROWS:
+            return None
+    columns = copy_columns(conn, sql, len(labels))
+    return None if columns is None else _frame(labels, [columns])
+
+
+def _frame(labels: Sequence[str], results: list[list[np.ndarray]]) -> pd.DataFrame:
+    """The parts' columns (:func:`parse_copy`) joined in order, as a frame ``labels``."""
     columns: dict[str, object] = {}
     for k, label in enumerate(labels):
         joined = np.concatenate([result[k] for result in results]) if len(results) > 1 else None
