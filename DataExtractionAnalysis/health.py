@@ -175,12 +175,22 @@ _BLOCK_ROWS = 1 << 15
 a handful of full-length temporaries per axis (each one new memory to touch)."""
 
 
+def _utc_nanoseconds(ts: pd.Series) -> np.ndarray:
+    """The UTC instants of a time zone aware ``datetime64[ns]`` column as int64, read-only,
+    without a copy (what ``ts.dt.tz_convert(None).to_numpy()`` holds, without building it)."""
+    values = ts.array.asi8.view()
+    values.flags.writeable = False
+    return values
+
+
 def ticks(ts: pd.Series) -> tuple[np.ndarray, float]:
     """Sample times as exact int64 nanoseconds (datetimes) or float seconds (epoch), and the
     number of those units per second; ``ticks / per_second`` equals :func:`epoch_seconds`.
     No copy for ``datetime64[ns]`` columns."""
     if not pd.api.types.is_datetime64_any_dtype(ts):
         return ts.to_numpy(dtype="float64"), 1.0
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) and ts.dtype.unit == "ns":
+        return _utc_nanoseconds(ts), 1e9
     naive = ts.dt.tz_convert(None) if getattr(ts.dtype, "tz", None) is not None else ts
     values = naive.to_numpy()
     if np.datetime_data(values.dtype)[0] != "ns":
@@ -206,8 +216,8 @@ class _Runs:
         if not at.size:
             return
         cut = np.flatnonzero(np.diff(at) != 1) + 1
-        first = at[np.r_[0, cut]] + lo
-        last = at[np.r_[cut - 1, at.size - 1]] + lo + 1
+        first = at[np.concatenate(([0], cut))] + lo  # not np.r_: ~10 µs a call
+        last = at[np.concatenate((cut - 1, [at.size - 1]))] + lo + 1
         starts, ends = self._starts, self._ends
         if ends and ends[-1][-1] == first[0]:  # the previous block's last run goes on
             first[0] = starts[-1][-1]
@@ -485,7 +495,7 @@ def _modes(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
     full = counts > policy.mode_gap * counts.max()
     starts, lengths = _runs(full)
     # Humps divided by fewer than _MODE_GAP_BINS bins are one mode seen through quantisation.
-    wide = np.r_[True, starts[1:] - (starts[:-1] + lengths[:-1]) >= _MODE_GAP_BINS]
+    wide = np.concatenate(([True], starts[1:] - (starts[:-1] + lengths[:-1]) >= _MODE_GAP_BINS))
     starts, lengths = _merge_runs(starts, lengths, wide)
     mass = np.add.reduceat(counts, starts) / active.size if starts.size else np.empty(0)
     keep = (mass >= policy.mode_share) & (lengths > 1)  # one-bin humps: quantised levels

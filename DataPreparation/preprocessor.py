@@ -78,6 +78,10 @@ def _ticks(ts: pd.Series) -> np.ndarray:
 
     A column without a time zone is taken as UTC, as extraction does.
     """
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) and ts.dtype.unit == "ns":
+        values = ts.array.asi8.view()  # the instants as they are: no converted column
+        values.flags.writeable = False  # as the converted column's would be
+        return values
     naive = ts.dt.tz_convert(None) if getattr(ts.dtype, "tz", None) is not None else ts
     values = naive.to_numpy()
     if np.datetime_data(values.dtype)[0] != "ns":

@@ -15,6 +15,7 @@ from DataExtractionAnalysis import (
     out_of_range,
     profile,
 )
+from DataExtractionAnalysis.health import ticks
 
 POLICY = HealthPolicy(flat_steps=10)
 
@@ -208,3 +209,16 @@ def test_a_flat_run_is_not_joined_across_a_time_gap() -> None:
     joined.add(np.arange(17.0, 37.0), {"a": np.full(20, 3.5)})
     joined.add(np.arange(38.0, 43.0), {"a": np.full(5, 3.5)})  # one sample missing: 2 s
     assert joined.findings()["a"].findings[0].reason.startswith("the value 3.5 repeats for 32")
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", None])
+def test_ticks_are_the_utc_instants_in_nanoseconds_read_only(zone):
+    stamps = pd.Series(["2026-01-01T00:00:00Z", "2026-01-01T00:00:01.500Z"])
+    stamps = pd.to_datetime(stamps, format="ISO8601").astype("datetime64[ns, UTC]")
+    stamps = stamps.dt.tz_convert(zone)  # None: naive UTC
+
+    got, per_second = ticks(stamps)
+
+    assert per_second == 1e9
+    assert got.dtype == np.int64 and not got.flags.writeable
+    assert got.tolist() == [1_767_225_600 * 10**9, 1_767_225_601 * 10**9 + 500_000_000]
