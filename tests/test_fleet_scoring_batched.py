@@ -87,7 +87,7 @@ def test_fleet_scoring_reading_ahead_equals_each_asset_reading_its_own(
     assert _store(use_db, "events").continuations(ASSETS) == dict.fromkeys(ASSETS)
 
     reads: list[str] = []  # window queries (each asset's own, or several assets' at once)
-    for name in ("_read_sqlalchemy", "_read_arrow"):
+    for name in ("_read_sqlalchemy", "_read_arrow", "_on_kept_copy_connection"):
         reader = getattr(extractor, name)
         monkeypatch.setattr(
             extractor, name, lambda *a, _read=reader, **k: reads.append("read") or _read(*a, **k)
