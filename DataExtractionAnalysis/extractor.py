@@ -1054,12 +1054,15 @@ def _on_kept_copy_connection(target: DatabaseTarget, what: str, read: Callable[[
     """
     import psycopg2
 
+    from .pgcopy import tune_session
+
     cache = _REUSE.get()
     assert cache is not None
     key = "copy:" + target.libpq_uri
     try:
         if key not in cache.connections:
             conn = psycopg2.connect(target.libpq_uri)
+            tune_session(conn)
             conn.set_session(readonly=True, autocommit=True)
             cache.connections[key] = conn
         return read(cache.connections[key])

@@ -260,5 +260,8 @@ def test_kept_connections_serve_the_next_block_and_are_closed_by_close(pg_db):
         connections.append(next(iter(kept.connections.values())))
         assert len(kept.connections) == 1 and len(kept.plans) == 1
     assert connections[0] is connections[1] is connections[2]
+    with connections[0].cursor() as cursor:  # a COPY reader's session (pgcopy.tune_session)
+        cursor.execute("SELECT current_setting('jit'), current_setting('transaction_read_only')")
+        assert cursor.fetchone() == ("off", "on")
     kept.close()
     assert kept.connections == {} and kept.plans == {}

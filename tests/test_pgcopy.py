@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
@@ -273,3 +274,49 @@ def test_a_failing_copy_is_a_database_error_without_the_password(
     message = str(caught.value)
     assert "p@ss w%rd" not in message and "p%40ss%20w%25rd" not in message
     assert "***" in message and target.display in message
+
+
+def _settings(conn: object) -> tuple[str, str]:
+    with conn.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute("SHOW jit")
+        jit = cursor.fetchone()[0]
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        return jit, cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_a_reading_session_has_no_jit_and_no_parallel_workers(
+    pg_db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg2
+
+    with closing(psycopg2.connect(pg_db.target.libpq_uri)) as conn:
+        default = _settings(conn)
+        conn.rollback()
+        # A setting this server does not know is skipped; the others still apply.
+        monkeypatch.setattr(
+            pgcopy, "BULK_READ_SETTINGS", (("no_such_setting", "1"), *pgcopy.BULK_READ_SETTINGS)
+        )
+        pgcopy.tune_session(conn)
+        assert conn.autocommit and _settings(conn) == ("off", "0")
+    assert default == ("on", "2")  # the server's own defaults (PostgreSQL 15's)
+
+
+@pytest.mark.postgres
+def test_every_connection_of_a_window_read_in_parts_is_tuned(
+    pg_db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame, config = _parts_window(pg_db, 2000)
+    seen: list[tuple[str, str]] = []
+    tune = pgcopy.tune_session
+    monkeypatch.setattr(pgcopy, "SPLIT_ROWS", 1)
+    monkeypatch.setattr(
+        pgcopy, "tune_session", lambda conn: tune(conn) or seen.append(_settings(conn))
+    )
+    start, end = frame["ts"].iloc[0].to_pydatetime(), frame["ts"].iloc[-1].to_pydatetime()
+
+    got = extract_window(pg_db.engine, pg_db.target, config, start=start, end=end)
+
+    assert got.source.reader == "copy" and len(got.frame) == 1999
+    # The planning connection, then one per part.
+    assert seen == [("off", "0")] * (1 + pgcopy.PARTS)
