@@ -124,6 +124,8 @@ def axis_insight(
     picked = _evenly(values)
     sampled = (picked > 0) | (picked < 0)  # active
     live = picked[sampled]
+    # Every value picked: its active ones are counted already.
+    active = live.size if picked is values else _active_count(values)
     res = _evenly(np.asarray(residuals, dtype=np.float64))
     res = res[np.isfinite(res)]
     if live.size:
@@ -144,7 +146,7 @@ def axis_insight(
         p95=p95,
         mean=mean,
         std=std,
-        idle_share=1.0 - _active_count(values) / values.size if values.size else 0.0,
+        idle_share=1.0 - active / values.size if values.size else 0.0,
         residual_median=med,
         residual_p95_abs=p95_abs,
         residual_std=sigma,

@@ -50,6 +50,7 @@ Expected alarm rate
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -62,7 +63,7 @@ from numpy.typing import ArrayLike
 from pydantic import ValidationError
 
 from .config import SEED_POLICY, ThresholdPolicy
-from .runs import row_runs, sustained_rows
+from .runs import row_runs
 from .selection import (
     SMALL,
     domain_median,
@@ -374,11 +375,41 @@ class _Crossings:
     def of(cls, residuals: np.ndarray, record: AxisThreshold) -> _Crossings:
         return cls(_beyond(residuals, record, "alert"), _beyond(residuals, record, "error"))
 
+    @functools.cached_property
+    def alert_lengths(self) -> list[np.ndarray]:
+        """The run lengths of each side's alert positions (found once: the sustain steps and
+        the alarm rate both read them)."""
+        return [_lengths(rows) for rows in self.alert]
+
+    @functools.cached_property
+    def error_lengths(self) -> list[np.ndarray]:
+        """As :attr:`alert_lengths`, beyond the error level."""
+        return [_lengths(rows) for rows in self.error]
+
+
+def _lengths(rows: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of consecutive positions in sorted, distinct ``rows``."""
+    starts, ends = row_runs(rows)
+    return ends - starts
+
+
+def _sustained(rows: np.ndarray, lengths: np.ndarray, min_length: int) -> np.ndarray:
+    """:func:`~Thresholding.runs.sustained_rows` of ``rows`` from their run ``lengths``."""
+    if min_length <= 1 or rows.size == 0:
+        return rows
+    return rows[np.repeat(lengths >= min_length, lengths)]
+
 
 def _alarm_rows(crossings: _Crossings, record: AxisThreshold) -> np.ndarray:
     """Sorted positions of the samples at alert level or worse (see :func:`alarm_mask`)."""
-    parts = [sustained_rows(rows, record.t_long_steps) for rows in crossings.alert]
-    parts += [sustained_rows(rows, record.t_short_steps) for rows in crossings.error]
+    parts = [
+        _sustained(rows, lengths, record.t_long_steps)
+        for rows, lengths in zip(crossings.alert, crossings.alert_lengths, strict=True)
+    ]
+    parts += [
+        _sustained(rows, lengths, record.t_short_steps)
+        for rows, lengths in zip(crossings.error, crossings.error_lengths, strict=True)
+    ]
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.intp)
 
 
@@ -389,20 +420,12 @@ def alarm_mask(residuals: np.ndarray, record: AxisThreshold) -> np.ndarray:
     return out
 
 
-def _run_lengths(rows: list[np.ndarray]) -> np.ndarray:
-    """Lengths of the runs of consecutive positions, side after side."""
-    lengths = []
-    for positions in rows:
-        starts, ends = row_runs(positions)
-        lengths.append(ends - starts)
-    return np.concatenate(lengths)
-
-
 def _steps(crossings: _Crossings, record: AxisThreshold, dt_seconds: float) -> AxisThreshold:
     """``record`` with the sustain steps learned from the runs beyond its thresholds."""
     policy = record.policy
-    alert_runs = _run_lengths(crossings.alert)
-    error_runs = _run_lengths(crossings.error)
+    # Side after side.
+    alert_runs = np.concatenate(crossings.alert_lengths)
+    error_runs = np.concatenate(crossings.error_lengths)
     t_long = steps_from_runs(
         alert_runs,
         policy.alert_quantile,
