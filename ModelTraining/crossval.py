@@ -118,6 +118,17 @@ class _FoldFits:
         return fit_family(build_model(family, params), self.view, axis, fit_rows, self.shared[fold])
 
 
+def _columns(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``frame[names]``, the same frame, with the columns' positions looked up in a dict:
+    pandas' own look-up in a string column index costs ~0.2 ms. Duplicate or missing names
+    go through ``frame[names]`` as before."""
+    labels = frame.columns.tolist()
+    where = {label: position for position, label in enumerate(labels)}
+    if len(where) != len(labels) or any(name not in where for name in names):
+        return frame[names]
+    return frame.take(np.array([where[name] for name in names], dtype=np.intp), axis=1)
+
+
 def out_of_fold(
     frame: pd.DataFrame,
     specs: Mapping[str, FamilySpec],
@@ -162,7 +173,7 @@ def out_of_fold(
             "or lower model.folds"
         )
     axes = list(specs)
-    view = window[[TIME_COLUMN, *axes]]
+    view = _columns(window, [TIME_COLUMN, *axes])
     edges = np.linspace(0, n, folds + 1).round().astype(int)
     residuals = {axis: np.full(n, np.nan) for axis in axes}
     machine_cls = machine_model(machine)
