@@ -116,8 +116,13 @@ def axis_insight(
     *,
     maxc: float,
     alert_events_per_day: float | None = None,
+    residual_median: float | None = None,
 ) -> AxisInsight:
-    """The profile of one axis from its values and calibration residuals (NaN = left out)."""
+    """The profile of one axis from its values and calibration residuals (NaN = left out).
+
+    ``residual_median``, when known, is the median of the finite ``residuals`` (at most
+    200,000 evenly spaced ones, as a drift baseline's centre takes them): it is not computed
+    again."""
     values = np.asarray(values, dtype=np.float64)
     seconds = np.asarray(seconds, dtype=np.float64)
     span = float(seconds[-1] - seconds[0]) / _DAY if len(seconds) > 1 else 0.0
@@ -135,7 +140,8 @@ def axis_insight(
     else:
         p5 = p50 = p95 = mean = std = change = None
     if res.size > 1:
-        med, sigma = median_of(res), float(res.std())
+        med = median_of(res) if residual_median is None else residual_median
+        sigma = float(res.std())
         p95_abs = percentiles_of(np.abs(res), [95])[0]
         headroom = _finite((maxc - med) / sigma) if sigma > 0 else None
     else:

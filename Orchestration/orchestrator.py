@@ -694,12 +694,15 @@ def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) ->
         values = residuals[axis]
         baseline = fit_drift_baselines({axis: values}, params).axes if config.drift.enabled else {}
         rule = state.thresholds.get(axis, {})
+        # A baseline's centre is the median of the same finite residuals the insight takes.
+        followed = baseline.get(axis)
         insight = axis_insight(
             seconds,
             columns[axis],
             values,
             maxc=float(rule.get("MaxC", np.nan)),
             alert_events_per_day=rule.get("expected_events_per_day"),
+            residual_median=None if followed is None else followed.center,
         )
         return baseline, insight
 

@@ -121,3 +121,21 @@ def test_coinciding_alarms_take_timestamps() -> None:
     ends = [s + pd.Timedelta(minutes=1) for s in starts]
     (pair,) = coinciding_alarms(["x"] * 3 + ["y"] * 3, starts, ends)
     assert (pair["axes"], pair["share"]) == (["x", "y"], 1.0)
+
+
+@pytest.mark.parametrize("size", [5_001, 250_001])
+def test_a_drift_baselines_centre_is_the_insights_residual_median(size: int) -> None:
+    # The orchestrator hands the baseline's centre to axis_insight instead of a second median:
+    # both take the same (evenly spaced, finite) residuals.
+    from Scoring.drift import DriftParameters, fit_drift_baselines
+
+    rng = np.random.default_rng(11)
+    residuals = rng.standard_t(3, size)
+    residuals[rng.random(size) < 0.1] = np.nan
+    seconds = np.arange(size, dtype=float)
+    values = rng.normal(5.0, 1.0, size)
+    centre = fit_drift_baselines({"x": residuals}, DriftParameters()).axes["x"].center
+    plain = axis_insight(seconds, values, residuals, maxc=4.0)
+    given = axis_insight(seconds, values, residuals, maxc=4.0, residual_median=centre)
+    assert plain.residual_median == centre
+    assert given == plain
