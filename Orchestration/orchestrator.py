@@ -569,7 +569,7 @@ def _threshold(state: RunState) -> None:
     state.thresholds = calibrator.to_dict()
     if config.thresholds.mode == "learned":
         state.thresholds = _learned_thresholds(state, held)
-    _drift_and_insights(state, residuals)
+    _drift_and_insights(state, residuals, calibrator.residual_medians_)
     state.alarm_budget = {
         **calibrator.budget_,
         "expected_events_per_day": round(calibrator.expected_events_per_day_, 6),
@@ -675,10 +675,15 @@ def _learned_thresholds(state: RunState, held: HeldOut | None) -> dict[str, dict
     return records
 
 
-def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) -> None:
+def _drift_and_insights(
+    state: RunState,
+    residuals: Mapping[str, np.ndarray],
+    medians: Mapping[str, float] | None = None,
+) -> None:
     """Drift baselines and insights from the calibration residuals, in one pass over the axes
     (two at a time): a computed mapping (``in_sample``) computes each axis's residuals once,
-    and holds only the axes in flight."""
+    and holds only the axes in flight. ``medians``: the median of an axis's finite residuals
+    where the calibrator found it already."""
     assert state.prepared is not None
     config = state.loaded.config
     frame = state.prepared.frame
@@ -692,7 +697,11 @@ def _drift_and_insights(state: RunState, residuals: Mapping[str, np.ndarray]) ->
 
     def axis_figures(axis: str) -> tuple[dict[str, Any], Any]:
         values = residuals[axis]
-        baseline = fit_drift_baselines({axis: values}, params).axes if config.drift.enabled else {}
+        baseline = (
+            fit_drift_baselines({axis: values}, params, medians).axes
+            if config.drift.enabled
+            else {}
+        )
         rule = state.thresholds.get(axis, {})
         # A baseline's centre is the median of the same finite residuals the insight takes.
         followed = baseline.get(axis)

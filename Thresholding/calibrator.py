@@ -521,6 +521,9 @@ class ThresholdCalibrator:
         Estimated false alert events per day of the whole machine (all channels).
     budget_ : dict
         ``max_events_per_day``, the changes it made, and whether it was met.
+    residual_medians_ : dict[str, float]
+        The median of each axis's finite residuals as given (``np.median``, to the last bit),
+        for the axes whose residuals were not smoothed, up to ``SMALL`` samples.
     """
 
     def __init__(self, policy: ThresholdPolicy | None = None, *, n_jobs: int | None = None) -> None:
@@ -609,10 +612,15 @@ class ThresholdCalibrator:
             logger.info("one axis: no ssr machine channel (it would repeat the axis)")
             machine = "none"
 
+        unsmoothed: set[str] = set()
+
         def prepare(axis: str) -> _Series:
             # Looked up here, so a mapping that computes residuals on access does so in
             # the worker, and only the axes in flight are in memory.
-            values = smooth(_as_residuals(residuals[axis], axis), policy.smoothing)
+            given = _as_residuals(residuals[axis], axis)
+            values = smooth(given, policy.smoothing)
+            if values is given:
+                unsmoothed.add(axis)
             if not np.isfinite(values).any():
                 raise CalibrationError(
                     f"axis {axis!r} has no finite residuals ({values.size} samples, all idle "
@@ -621,6 +629,9 @@ class ThresholdCalibrator:
             return _Series(values, *robust_scale(values))
 
         series = dict(zip(axes, self._map(prepare, axes), strict=True))
+        self.residual_medians_ = {
+            a: s.center for a, s in series.items() if a in unsmoothed and s.values.size <= SMALL
+        }
         sizes = {s.values.size for s in series.values()}
         pooled = policy.pooling == "machine" or machine != "none"
         if pooled and len(sizes) > 1:

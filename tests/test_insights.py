@@ -139,3 +139,19 @@ def test_a_drift_baselines_centre_is_the_insights_residual_median(size: int) -> 
     given = axis_insight(seconds, values, residuals, maxc=4.0, residual_median=centre)
     assert plain.residual_median == centre
     assert given == plain
+
+
+@pytest.mark.parametrize("size", [5_001, 250_001])
+def test_drift_baselines_take_a_known_median_only_over_every_residual(size: int) -> None:
+    from Scoring.drift import DriftParameters, fit_drift_baselines
+
+    rng = np.random.default_rng(12)
+    residuals = rng.normal(0.2, 1.0, size)
+    residuals[rng.random(size) < 0.1] = np.nan
+    plain = fit_drift_baselines({"x": residuals}, DriftParameters())
+    median = float(np.median(residuals[np.isfinite(residuals)]))
+    known = fit_drift_baselines({"x": residuals}, DriftParameters(), {"x": median})
+    assert known.axes == plain.axes
+    # Beyond 200,000 residuals the baseline takes evenly spaced ones: a given median is unused.
+    marked = fit_drift_baselines({"x": residuals}, DriftParameters(), {"x": 1e9})
+    assert (marked.axes["x"].center == 1e9) == (size <= 200_000)

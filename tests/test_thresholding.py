@@ -457,3 +457,20 @@ def test_from_dict_rejects_mixed_policies():
     second = _record(ONE_TO_HUNDRED, minc_percentile=50)
     with pytest.raises(CalibrationError, match="axis 'b' were learned with a different policy"):
         ThresholdCalibrator.from_dict({"a": first, "b": second})
+
+
+def test_residual_medians_are_the_medians_of_unsmoothed_finite_residuals() -> None:
+    # The orchestrator hands them to the drift baselines and insights (no second median).
+    rng = np.random.default_rng(5)
+    a = rng.standard_t(3, 4_001)
+    a[rng.random(a.size) < 0.2] = np.nan
+    b = rng.normal(size=4_000)
+    plain = ThresholdCalibrator(ThresholdPolicy(**BASE)).fit({"a": a, "b": b}, 1.0)
+    assert plain.residual_medians_ == {
+        "a": float(np.median(a[np.isfinite(a)])),
+        "b": float(np.median(b)),
+    }
+    smoothed = ThresholdCalibrator(
+        ThresholdPolicy(**{**BASE, "smoothing": {"method": "ewma", "alpha": 0.3}})
+    ).fit({"a": a}, 1.0)
+    assert smoothed.residual_medians_ == {}

@@ -98,22 +98,27 @@ medians to three digits at a fiftieth of the cost)."""
 
 
 def fit_drift_baselines(
-    residuals: Mapping[str, np.ndarray], params: DriftParameters
+    residuals: Mapping[str, np.ndarray],
+    params: DriftParameters,
+    medians: Mapping[str, float] | None = None,
 ) -> DriftBaselines:
     """Each axis's residual centre and σ from its calibration residuals (NaN = left out).
 
     An axis without two distinct finite residuals gets no baseline (it is not followed).
+    ``medians``: the median of an axis's finite residuals where already known (the
+    calibrator's), taken as its centre when every residual is used (not computed again).
     """
     axes: dict[str, AxisBaseline] = {}
     for axis, values in residuals.items():
         finite = np.asarray(values, dtype=np.float64)
+        known = None if medians is None or finite.size > _MAX_BASELINE_ROWS else medians.get(axis)
         if finite.size > _MAX_BASELINE_ROWS:  # evenly spaced: the same centre and σ, cheaper
             finite = finite[np.linspace(0, finite.size - 1, _MAX_BASELINE_ROWS).astype(np.intp)]
         finite = finite[np.isfinite(finite)]
         if finite.size < 2:
             logger.info("drift: axis %s has fewer than 2 residuals, not followed", axis)
             continue
-        center = median_of(finite)
+        center = median_of(finite) if known is None else known
         scale = _MAD_TO_SIGMA * median_of(np.abs(finite - center))
         if not scale > 0:
             scale = float(np.std(finite))
