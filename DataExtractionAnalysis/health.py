@@ -25,6 +25,7 @@ Scoring adds ``out of range`` (:func:`count_out_of_range`, :func:`out_of_range`)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -483,28 +484,84 @@ def _merge_runs(
     return first, last - first
 
 
+_MODE_BINS = 64
+"""Bins of the modes check's histogram of the active values."""
+
+
+def _histogram(values: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(values, bins=_MODE_BINS, range=(low, high))`` of finite ``values`` whose
+    minimum and maximum are ``low`` < ``high``: the same bins and counts, bit for bit (NumPy's
+    uniform-bin path: a scaled index, corrected by one against the edges), without its range
+    checks, range mask and blocks (~40 % of its time on a window of 10,000 samples)."""
+    if high - low < 1e-290:  # near the subnormals, edges may coincide: NumPy's own checks
+        return np.histogram(values, bins=_MODE_BINS, range=(low, high))
+    edges = np.linspace(low, high, _MODE_BINS + 1)
+    # Every value lies in [low, high]: its index is 0..64, and 64 only for ``high`` itself.
+    index = np.subtract(values, low)
+    index /= np.subtract(high, low)
+    index *= _MODE_BINS
+    bins = index.astype(np.intp)
+    np.minimum(bins, _MODE_BINS - 1, out=bins)  # the last bin holds its right edge
+    # Corrections are rare (a value within an ulp of an edge): index only where one is due.
+    down = values < edges.take(bins)
+    if down.any():
+        bins[down] -= 1
+    # The last bin has no upper neighbour: its upper edge is +inf here, which no value reaches.
+    up = values >= np.append(edges[1:-1], np.inf).take(bins)
+    if up.any():
+        bins[up] += 1
+    return np.bincount(bins, minlength=_MODE_BINS), edges
+
+
+def _humps(counts: list[int], size: int, policy: HealthPolicy) -> list[tuple[int, int]]:
+    """First bin and bins of the separate modes of a histogram of ``size`` values.
+
+    Humps are runs of bins above ``mode_gap`` x the highest; those divided by fewer than
+    :data:`_MODE_GAP_BINS` bins are one mode seen through quantisation. A mode's mass runs up
+    to the next one's first bin; it needs ``mode_share`` of the values and more than one bin
+    (one-bin humps: quantised levels). A loop over the 64 bins, not array passes: a handful
+    of tiny NumPy calls cost more than the loop.
+    """
+    floor = policy.mode_gap * max(counts)
+    humps: list[list[int]] = []  # [first bin, end] of each mode
+    end = None  # the end of the last run of full bins
+    for at, count in enumerate(counts):
+        if count <= floor:
+            continue
+        if end is not None and at - end < _MODE_GAP_BINS:  # the run goes on, or a narrow divide
+            end = humps[-1][1] = at + 1
+        else:
+            humps.append([at, at + 1])
+            end = at + 1
+    firsts = [first for first, _ in humps]
+    ends = [*firsts[1:], len(counts)]
+    masses = [sum(counts[a:b]) / size for a, b in zip(firsts, ends, strict=True)]
+    return [
+        (first, last - first)
+        for (first, last), mass in zip(humps, masses, strict=True)
+        if mass >= policy.mode_share and last - first > 1
+    ]
+
+
 def _modes(active: np.ndarray, policy: HealthPolicy) -> Finding | None:
-    active = active[np.isfinite(active)]
     if active.size < 100:
         return None
     low, high = float(active.min()), float(active.max())
+    if not (math.isfinite(low) and math.isfinite(high)):  # +-inf among the readings
+        active = active[np.isfinite(active)]
+        if active.size < 100:
+            return None
+        low, high = float(active.min()), float(active.max())
     with np.errstate(over="ignore"):
         if not np.isfinite(high - low) or (high - low) <= 1e-12 * max(abs(low), abs(high)):
             return None  # one value, or a range beyond float64 (the window's checks speak)
-    counts, edges = np.histogram(active, bins=64, range=(low, high))
-    full = counts > policy.mode_gap * counts.max()
-    starts, lengths = _runs(full)
-    # Humps divided by fewer than _MODE_GAP_BINS bins are one mode seen through quantisation.
-    wide = np.concatenate(([True], starts[1:] - (starts[:-1] + lengths[:-1]) >= _MODE_GAP_BINS))
-    starts, lengths = _merge_runs(starts, lengths, wide)
-    mass = np.add.reduceat(counts, starts) / active.size if starts.size else np.empty(0)
-    keep = (mass >= policy.mode_share) & (lengths > 1)  # one-bin humps: quantised levels
-    if np.count_nonzero(keep) < 2:
-        return None
+    counts, edges = _histogram(active, low, high)
     modes = [
         f"{edges[s]:.4g}..{edges[s + n]:.4g}"
-        for s, n in zip(starts[keep], lengths[keep], strict=True)
+        for s, n in _humps(counts.tolist(), active.size, policy)
     ]
+    if len(modes) < 2:
+        return None
     return Finding(
         "several modes",
         "medium",

@@ -140,7 +140,9 @@ class ConstantLevel(FamilyBase):
             If the column is missing or has no usable row.
         """
         values = as_float_column(frame, axis)
-        rows = usable(values) & _mask(where, values.size)
+        rows = usable(values)  # a fresh mask: narrowed in place
+        if where is not None:
+            rows &= _mask(where, values.size)
         count = int(np.count_nonzero(rows))
         _require_rows(count, 1, self.family, axis)
         # np.median of values[rows], without copying them (see Thresholding.selection).

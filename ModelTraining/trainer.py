@@ -52,6 +52,15 @@ def _missing_columns_error(frame: pd.DataFrame, missing: Sequence[str], purpose:
     )
 
 
+def _columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame[columns]`` (the same frame: columns, index, shared values), taken by position:
+    a list lookup in a string column index costs ~0.1 ms more than the positions' lookups."""
+    at = [frame.columns.get_loc(column) for column in columns]
+    if not all(isinstance(position, int) for position in at):  # a duplicated name
+        return frame[columns]
+    return frame.iloc[:, at]
+
+
 def _column_as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
     try:
         return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -275,7 +284,7 @@ class AxisModelSet:
                 f"where must have one flag per row ({len(frame)}), got shape {allowed.shape}"
             )
         # The models see the time and the configured axes only, whatever else the frame holds.
-        view = frame[[TIME_COLUMN, *axes]]
+        view = _columns(frame, [TIME_COLUMN, *axes])
         shared = SharedMoments(view, axes, allowed)
 
         def fit_axis(axis: str) -> tuple[AxisModel | None, dict[str, int]]:
@@ -288,13 +297,15 @@ class AxisModelSet:
                 )
             is_nan = np.isnan(values)
             is_zero = values == 0.0
-            usable_rows = ~(is_nan | is_zero)
-            if allowed is not None:
-                usable_rows &= allowed
+            nan, zero = int(np.count_nonzero(is_nan)), int(np.count_nonzero(is_zero))
+            if allowed is None:  # NaN and 0 never coincide: the rest are usable
+                fitted = values.size - nan - zero
+            else:
+                fitted = int(np.count_nonzero(allowed & ~(is_nan | is_zero)))
             counts = {
-                "rows_fitted": int(np.count_nonzero(usable_rows)),
-                "rows_excluded_zero": int(np.count_nonzero(is_zero)),
-                "rows_excluded_nan": int(np.count_nonzero(is_nan)),
+                "rows_fitted": fitted,
+                "rows_excluded_zero": zero,
+                "rows_excluded_nan": nan,
             }
             if counts["rows_fitted"] < self.min_rows:
                 return None, counts

@@ -222,3 +222,24 @@ def test_ticks_are_the_utc_instants_in_nanoseconds_read_only(zone):
     assert per_second == 1e9
     assert got.dtype == np.int64 and not got.flags.writeable
     assert got.tolist() == [1_767_225_600 * 10**9, 1_767_225_601 * 10**9 + 500_000_000]
+
+
+def test_mode_histogram_matches_numpy_bin_for_bin() -> None:
+    """The modes check's histogram is np.histogram's, values on the edges included."""
+    from DataExtractionAnalysis.health import _histogram
+
+    rng = np.random.default_rng(3)
+    samples = [
+        rng.normal(size=5000) * 1e-7 + 3.0,
+        np.linspace(-2.2, 7.7, 4097),  # many values exactly on or next to the edges
+        rng.choice(np.linspace(-3.3, 7.7, 65), 3000),
+        np.round(rng.normal(size=3000) * 50) / 7,
+        np.concatenate([rng.normal(0, 1, 2000), rng.normal(40, 1, 2000)]) * 1e300,
+    ]
+    for values in samples:
+        low, high = float(values.min()), float(values.max())
+        counts, edges = _histogram(values, low, high)
+        want_counts, want_edges = np.histogram(values, bins=64, range=(low, high))
+        assert counts.dtype == want_counts.dtype
+        assert counts.tolist() == want_counts.tolist()
+        assert edges.tobytes() == want_edges.tobytes()
