@@ -1144,6 +1144,8 @@ def _split_columns(
 ) -> dict[_Window, pd.DataFrame] | None:
     """A read-ahead result of :func:`_read_group_copy` (``labels``' columns, then the asset
     id) cut into each window's frame, as :func:`.pgcopy.read_window` makes it (views)."""
+    from .pgcopy import columns_frame
+
     *values, ids = columns
     found = _asset_runs(ids, group)
     if found is None:
@@ -1151,16 +1153,10 @@ def _split_columns(
     order, slices = found
     if order is not None:
         values = [column[order] for column in values]
-    times = values[0].view("datetime64[ns]")
-    frames = {}
-    for window, rows in slices.items():
-        frame = {labels[0]: pd.Series(times[rows], copy=False).dt.tz_localize("UTC")}
-        frame.update(
-            (label, pd.Series(column[rows], copy=False))
-            for label, column in zip(labels[1:], values[1:], strict=True)
-        )
-        frames[window] = pd.DataFrame(frame, copy=False)
-    return frames
+    return {
+        window: columns_frame(labels, [[column[rows] for column in values]])
+        for window, rows in slices.items()
+    }
 
 
 def _split_frame(frame: pd.DataFrame, group: list[_Window]) -> dict[_Window, pd.DataFrame] | None:

@@ -40,6 +40,7 @@ __all__ = [
     "PARTS",
     "SPLIT_ROWS",
     "THREADS",
+    "columns_frame",
     "copy_columns",
     "parse_copy",
     "read_small_window",
@@ -287,7 +288,7 @@ def read_window(
     if any(result is None for result in results):
         logger.info("the window does not have the fixed COPY layout: read the general way")
         return None
-    return _frame(labels, results)
+    return columns_frame(labels, results)
 
 
 def read_small_window(conn: Any, sql: str, labels: Sequence[str]) -> pd.DataFrame | None:
@@ -306,10 +307,10 @@ def read_small_window(conn: Any, sql: str, labels: Sequence[str]) -> pd.DataFram
         if float(cursor.fetchone()[0][0]["Plan"]["Plan Rows"]) >= SPLIT_ROWS:
             return None
     columns = copy_columns(conn, sql, len(labels))
-    return None if columns is None else _frame(labels, [columns])
+    return None if columns is None else columns_frame(labels, [columns])
 
 
-def _frame(labels: Sequence[str], results: list[list[np.ndarray]]) -> pd.DataFrame:
+def columns_frame(labels: Sequence[str], results: list[list[np.ndarray]]) -> pd.DataFrame:
     """The parts' columns (:func:`parse_copy`) joined in order, as a frame ``labels``."""
     columns: dict[str, object] = {}
     for k, label in enumerate(labels):
