@@ -157,9 +157,16 @@ class FleetStateStore:
         with self._transaction("the fleet state", keys) as (locked, previous):
             for row in rows:
                 last = previous.get(row["asset"])
+                # Every row has every predictor column (one insert takes rows of one shape): a
+                # new asset's are empty, a stored one's are carried over.
+                row.update(
+                    {
+                        column: None if last is None else last[column]
+                        for column in _PREDICTOR_COLUMNS
+                    }
+                )
                 if last is None:
                     continue
-                row.update({column: last[column] for column in _PREDICTOR_COLUMNS})
                 if row["trained"]:
                     continue
                 for column in _KEPT_FROM_LAST_GOOD:  # it keeps scoring with its last good version

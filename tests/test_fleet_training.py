@@ -13,7 +13,7 @@ from conftest import Db
 from fleet_helpers import FAST, T0, asset_frame, cli_sets, fleet_config, write_fleet
 
 from DataExtractionAnalysis import DataConfig, parse_relative
-from Fleet import FleetStateStore, asset_folder, asset_from_folder
+from Fleet import AssetOutcome, FleetStateStore, PredictorState, asset_folder, asset_from_folder
 from ModelRegistry import ModelRegistry
 from Orchestration.fleet import run_fleet_training
 
@@ -358,3 +358,35 @@ def test_profile_reads_one_asset_of_a_fleet(sqlite_db: Db, tmp_path: Path) -> No
     assert one.code == 0, one.stderr
     assert one.json()["profile"]["rows"] == 30
     assert unnamed.code == 2 and "name the asset to profile with --asset ID" in unnamed.stderr
+
+
+def test_the_state_of_a_fleet_that_grows_is_written_with_the_new_assets(use_db: Db) -> None:
+    # The stored rows' predictor columns are carried over; a new asset has none. One insert of
+    # rows with and without them failed ("a value is required for bind parameter
+    # 'predictor_status'"): a fleet that gained an asset lost its whole state write.
+    store = FleetStateStore(
+        use_db.engine, use_db.target, use_db.table("fleet_state"), use_db.table("fleet")
+    )
+    store.write([AssetOutcome(asset="r1", status="trained", version="v1", samples=50)], "run-1")
+    store.write_predictors(
+        [PredictorState(asset="r1", status="trained", version="p1", auc=0.875)], "run-p"
+    )
+
+    store.write(
+        [
+            AssetOutcome(asset="r1", status="trained", version="v2", samples=60),
+            AssetOutcome(asset="r2", status="needs-data", samples=10, missing=30),
+        ],
+        "run-2",
+    )
+
+    state = _state(use_db)
+    assert sorted(state.index) == ["r1", "r2"]
+    assert state.loc["r1", ["version", "samples", "run_id"]].tolist() == ["v2", 60, "run-2"]
+    assert state.loc["r1", ["predictor_status", "predictor_version"]].tolist() == [
+        "trained",
+        "p1",
+    ]
+    assert state.loc["r1", "predictor_auc"] == 0.875
+    assert state.loc["r2", ["status", "missing"]].tolist() == ["needs-data", 30]
+    assert pd.isna(state.loc["r2", "predictor_status"])
