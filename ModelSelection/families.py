@@ -706,7 +706,9 @@ class PCAReconstruction(FamilyBase):
         self.columns_ = tuple(str(c) for c in columns)
         self.mean_ = moments.mean.copy()
         self.scale_ = scale
-        self.loadings_ = vectors[:, order]
+        # C order, as from_dict rebuilds it: NumPy multiplies other layouts in another order
+        # (the last bits of a prediction would differ between training and scoring).
+        self.loadings_ = np.ascontiguousarray(vectors[:, order])
         self.variance_ = variance[order]
         return self
 
