@@ -67,8 +67,8 @@ def lookback_samples(
     ScoringInputError
         If ``thresholds`` is empty or an entry is invalid.
     """
-    runs = _longest_run(thresholds, sensor_steps) - 1
-    rules = parse_thresholds(thresholds)
+    rules = parse_thresholds(thresholds)  # validated once for both bounds
+    runs = _longest_run(rules, sensor_steps) - 1
     # The machine channel reads every axis's smoothed residual, so the widest span counts.
     span = max(rule.smoothing.span for rule in rules.values()) - 1
     return runs + span + int(model_lookback)
@@ -78,12 +78,11 @@ def lookahead_samples(
     thresholds: Mapping[str, Mapping[str, Any]], sensor_steps: int | None = None
 ) -> int:
     """Rows after a window that make its levels final: ``T - 1`` (see :func:`lookback_samples`)."""
-    return _longest_run(thresholds, sensor_steps) - 1
+    return _longest_run(parse_thresholds(thresholds), sensor_steps) - 1
 
 
-def _longest_run(thresholds: Mapping[str, Mapping[str, Any]], sensor_steps: int | None) -> int:
+def _longest_run(rules: Mapping[str, AxisRule], sensor_steps: int | None) -> int:
     """``T``: the longest run any rule needs, sensor faults (``sensor_steps``) included."""
-    rules = parse_thresholds(thresholds)
     return max(max(rule.longest_run for rule in rules.values()), sensor_steps or 1)
 
 
@@ -323,10 +322,12 @@ def score_frame(
     compared_all: list[np.ndarray] = []
     actives: list[np.ndarray] = []
     full_codes: list[np.ndarray] = []
+    residual_columns: list[pd.Series] = []  # looked up once (a column lookup costs ~30 µs)
     for axis in axes:
         rule = rules[axis]
         values = frame[axis].to_numpy(dtype=np.float64, na_value=np.nan)
-        raw = source[f"{axis}_res"].to_numpy(dtype=np.float64, na_value=np.nan)
+        residual_columns.append(source[f"{axis}_res"])
+        raw = residual_columns[-1].to_numpy(dtype=np.float64, na_value=np.nan)
         compared = smooth(raw, rule.smoothing)
         active = active_mask(values)
         if machine_off is not None:
@@ -352,12 +353,14 @@ def score_frame(
     if sensor_steps is not None:
         mark_sensor_faults(full_codes, actives, sensor_steps)
     active_any = np.zeros(n_rows, dtype=bool)
-    for axis, codes, active, compared in zip(axes, full_codes, actives, compared_all, strict=True):
+    for axis, codes, active, compared, residual in zip(
+        axes, full_codes, actives, compared_all, residual_columns, strict=True
+    ):
         active_any |= active
         codes = codes[window]
         codes.flags.writeable = False
         level_codes[axis] = codes
-        columns[f"{axis}_residual"] = _residual_column(source[f"{axis}_res"], compared, window)
+        columns[f"{axis}_residual"] = _residual_column(residual, compared, window)
         columns[f"{axis}_level"] = level_labels(codes)
     shares = None
     if MACHINE_CHANNEL in rules:
