@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,9 @@ class AxisInsight:
     alert_events_per_day: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The fields are numbers or None: dataclasses.asdict's recursive deep copy (~25 µs, eight
+        # per asset) gives the same dict.
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
 def _finite(value: float) -> float | None:

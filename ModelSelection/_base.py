@@ -215,12 +215,15 @@ def blocked_moments(
     width: int,
     first: int = 0,
     end: int | None = None,
+    *,
+    finite: bool = False,
 ) -> Moments:
     """Moments of ``features(start, stop)`` over the rows where ``rows`` and every column is finite.
 
     ``features(start, stop)`` returns a ``(stop - start, width)`` float64 block (NaN marks an
     unusable entry); the last column is the target. Only rows ``first`` to ``end`` (default
-    all) are read.
+    all) are read. ``finite``: ``rows`` already leaves out every row with a non-finite entry
+    (a mask of usable rows does), so the blocks' columns are not checked again.
     """
     moments = Moments(width)
     end = rows.size if end is None else end
@@ -230,10 +233,11 @@ def blocked_moments(
         if not keep.any():
             continue
         block = features(start, stop)
-        # Column by column: NumPy reduces along short rows slowly.
-        keep = keep.copy()
-        for column in block.T:
-            keep &= np.isfinite(column)
+        if not finite:
+            # Column by column: NumPy reduces along short rows slowly.
+            keep = keep.copy()
+            for column in block.T:
+                keep &= np.isfinite(column)
         moments.add(block if keep.all() else block[keep])
     return moments
 
@@ -243,13 +247,17 @@ def fold_moments(
     rows: np.ndarray,
     width: int,
     edges: Sequence[int],
+    *,
+    finite: bool = False,
 ) -> list[Moments]:
     """For each block ``edges[i]:edges[i + 1]``, the :func:`blocked_moments` of the rows outside
     it: one pass gives the moments of each block, and each fold merges the others' (the
     normal equations of every out-of-fold fit for the price of one in-sample fit).
+    ``finite`` as for :func:`blocked_moments`.
     """
     blocks = [
-        blocked_moments(features, rows, width, lo, hi) for lo, hi in itertools.pairwise(edges)
+        blocked_moments(features, rows, width, lo, hi, finite=finite)
+        for lo, hi in itertools.pairwise(edges)
     ]
     folds = []
     for left_out in range(len(blocks)):
@@ -322,7 +330,9 @@ class SharedMoments:
             with lock:
                 if not computed:
                     arrays, rows = cls._columns(frame, axes, where)
-                    computed.append(fold_moments(stacker(arrays), rows, len(arrays), edges))
+                    computed.append(
+                        fold_moments(stacker(arrays), rows, len(arrays), edges, finite=True)
+                    )
             return computed[0]
 
         return [
@@ -350,13 +360,14 @@ class SharedMoments:
         if self._source is not None:
             return self._source()
         arrays, rows = self._columns(self.frame, self.axes, self.where)
-        return blocked_moments(stacker(arrays), rows, len(arrays))
+        return blocked_moments(stacker(arrays), rows, len(arrays), finite=True)
 
     @staticmethod
     def _columns(
         frame: pd.DataFrame, axes: Sequence[str], where: np.ndarray | None
     ) -> tuple[list[np.ndarray], np.ndarray]:
-        """The axes' values and the shared rows: within ``where``, every axis usable."""
+        """The axes' values and the shared rows: within ``where``, every axis usable (so
+        finite)."""
         arrays = [as_float_column(frame, axis) for axis in axes]
         rows = np.ones(arrays[0].size, dtype=bool)
         if where is not None:

@@ -312,14 +312,24 @@ class PiecewiseLinear(FamilyBase):
         return model
 
 
-def _shifted(array: np.ndarray, lag: int, start: int, stop: int) -> np.ndarray:
-    """``array[start - lag : stop - lag]``, NaN where that reaches before the first row."""
-    if lag == 0:
-        return array[start:stop]
-    out = np.full(stop - start, np.nan)
+def _shift_into(out: np.ndarray, array: np.ndarray, lag: int, start: int) -> None:
+    """Write ``array[start - lag : start - lag + out.size]`` into ``out`` (a column of a block),
+    NaN where that reaches before the first row: no temporary column per input."""
+    stop = start + out.size
     first = max(start - lag, 0)
-    if first < stop - lag:
-        out[out.size - (stop - lag - first) :] = array[first : stop - lag]
+    head = min(first - (start - lag), out.size)  # rows before the first row of ``array``
+    out[:head] = np.nan
+    if head < out.size:
+        out[head:] = array[first : stop - lag]
+
+
+def _usable_lagged(flags: np.ndarray, lag: int) -> np.ndarray:
+    """Per row, whether the value ``lag`` rows earlier is usable (``flags``: per row, whether its
+    own value is), False where that reaches before the first row."""
+    if lag == 0:
+        return flags
+    out = np.zeros(flags.size, dtype=bool)
+    out[lag:] = flags[: max(flags.size - lag, 0)]
     return out
 
 
@@ -406,7 +416,11 @@ class _Regression(FamilyBase):
             and all(lag == 0 for _, lag in inputs)
             and shared[0].covers(names)
         )
-        folds = None if joint else fold_moments(*self._design(frame, axis, inputs, where), edges)
+        folds = (
+            None
+            if joint
+            else fold_moments(*self._design(frame, axis, inputs, where), edges, finite=True)
+        )
         for fold in range(len(edges) - 1):
             model = copy.copy(self)
             assert folds is not None or shared is not None
@@ -422,7 +436,7 @@ class _Regression(FamilyBase):
         where: np.ndarray | None,
     ) -> Moments:
         """The moments of the fitted rows: within ``where``, target and inputs usable."""
-        return blocked_moments(*_Regression._design(frame, axis, inputs, where))
+        return blocked_moments(*_Regression._design(frame, axis, inputs, where), finite=True)
 
     @staticmethod
     def _design(
@@ -435,14 +449,24 @@ class _Regression(FamilyBase):
         target = as_float_column(frame, axis)
         size = target.size
         rows = usable(target) & _mask(where, size)
+        flags: dict[
+            int, np.ndarray
+        ] = {}  # usable() of each input column, once (AR's lags share one)
         for array, lag in inputs:
-            rows &= usable(_shifted(array, lag, 0, size)) if lag else usable(array)
+            if id(array) not in flags:
+                flags[id(array)] = usable(array)
+            rows &= _usable_lagged(flags[id(array)], lag)
+        width = len(inputs) + 1
 
         def block(start: int, stop: int) -> np.ndarray:
-            columns = [_shifted(array, lag, start, stop) for array, lag in inputs]
-            return np.column_stack([*columns, target[start:stop]])
+            # The inputs' columns, then the target's (what np.column_stack of them gives).
+            out = np.empty((stop - start, width))
+            for column, (array, lag) in enumerate(inputs):
+                _shift_into(out[:, column], array, lag, start)
+            out[:, -1] = target[start:stop]
+            return out
 
-        return block, rows, len(inputs) + 1
+        return block, rows, width
 
     def _predict_ridge(self, frame: pd.DataFrame, axis: str) -> np.ndarray:
         check_fitted(self, "coef_")
@@ -456,7 +480,7 @@ class _Regression(FamilyBase):
             stop = min(start + BLOCK_ROWS, size)
             block = buffer[: stop - start]
             for column, (array, lag) in enumerate(inputs):
-                block[:, column] = _shifted(array, lag, start, stop)
+                _shift_into(block[:, column], array, lag, start)
             np.copyto(block, self.fill_, where=~usable(block))
             out[start:stop] = block @ self.coef_ + self.intercept_
         return out

@@ -370,3 +370,45 @@ def test_the_validation_tail_keeps_at_least_the_last_running_row() -> None:
     assert _tail_start(frame, ["a"], np.ones(4, dtype=bool), 0.0001) == 1
     assert _tail_start(frame, ["a"], np.ones(4, dtype=bool), 0.5) == 1
     assert _tail_start(frame, ["a"], np.array([True, False, True, True]), 0.5) == 2  # fallback
+
+
+def test_shift_into_writes_the_lagged_rows_with_nan_before_the_first():
+    from ModelSelection.families import _shift_into
+
+    array = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    cases = [
+        (0, 1, 3, [2.0, 3.0, 4.0]),  # no lag: the rows themselves
+        (2, 1, 3, [np.nan, 1.0, 2.0]),  # reaches one row before the first
+        (1, 3, 2, [3.0, 4.0]),  # all inside
+        (4, 0, 3, [np.nan, np.nan, np.nan]),  # every row before the first
+        (9, 2, 3, [np.nan, np.nan, np.nan]),  # a lag longer than the array
+    ]
+    for lag, start, size, expected in cases:
+        block = np.full((size, 2), -1.0)
+        _shift_into(block[:, 0], array, lag, start)
+        np.testing.assert_array_equal(block[:, 0], expected)
+        np.testing.assert_array_equal(block[:, 1], -1.0)  # the other column untouched
+
+
+def test_usable_lagged_shifts_the_flags_and_is_false_before_the_first_row():
+    from ModelSelection.families import _usable_lagged
+
+    flags = np.array([True, False, True, True])
+    assert _usable_lagged(flags, 0) is flags
+    np.testing.assert_array_equal(_usable_lagged(flags, 1), [False, True, False, True])
+    np.testing.assert_array_equal(_usable_lagged(flags, 3), [False, False, False, True])
+    np.testing.assert_array_equal(_usable_lagged(flags, 6), [False] * 4)
+
+
+def test_blocked_moments_of_finite_rows_skip_no_row_the_check_would_keep():
+    from ModelSelection._base import blocked_moments, stacker
+
+    rng = np.random.default_rng(3)
+    arrays = [rng.normal(size=50), rng.normal(size=50)]
+    arrays[0][[4, 9]] = np.nan
+    rows = np.isfinite(arrays[0]) & (np.arange(50) % 7 != 0)
+    checked = blocked_moments(stacker(arrays), rows, 2)
+    trusted = blocked_moments(stacker(arrays), rows, 2, finite=True)
+    assert checked.n == trusted.n == int(np.count_nonzero(rows))
+    np.testing.assert_array_equal(checked.mean, trusted.mean)
+    np.testing.assert_array_equal(checked.comoment, trusted.comoment)

@@ -155,3 +155,14 @@ def test_drift_baselines_take_a_known_median_only_over_every_residual(size: int)
     # Beyond 200,000 residuals the baseline takes evenly spaced ones: a given median is unused.
     marked = fit_drift_baselines({"x": residuals}, DriftParameters(), {"x": 1e9})
     assert (marked.axes["x"].center == 1e9) == (size <= 200_000)
+
+
+def test_insight_to_dict_is_dataclasses_asdict() -> None:
+    from dataclasses import asdict
+
+    seconds = np.arange(6.0)
+    values = np.array([0.0, 1.0, 2.0, 3.0, 4.0, np.nan])
+    residuals = np.array([np.nan, -1.0, 1.0, -1.0, 1.0, np.nan])
+    item = axis_insight(seconds, values, residuals, maxc=3.0, alert_events_per_day=None)
+    assert list(item.to_dict().items()) == list(asdict(item).items())
+    assert item.to_dict()["change_share"] is None
