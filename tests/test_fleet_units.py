@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import logging
 import socket
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fleet_helpers import fleet_config
+from pool_tasks import freeze_counts
 
 import Orchestration.fleet as fleet
 from Fleet import (
@@ -120,6 +122,25 @@ def test_an_unreachable_scheduler_is_one_clear_error() -> None:
         ),
     ):
         run_tasks(str, None, [[1]], config=config, progress=progress, on_error=lambda b, e: [])
+
+
+def test_local_pool_workers_freeze_what_the_fork_server_preloaded() -> None:
+    # Their garbage collections then walk only what the tasks create; this process is left
+    # as it is.
+    before = gc.get_freeze_count()
+    with Progress(2, "tasks", stream=io.StringIO()) as progress:
+        counts = run_tasks(
+            freeze_counts,
+            None,
+            [[1], [2]],
+            config=FleetConfig(workers=2),
+            progress=progress,
+            on_error=lambda batch, exc: pytest.fail(f"the task failed: {exc}"),
+        )
+
+    assert len(counts) == 2
+    assert min(counts) > 10_000  # at least the interpreter's own modules' objects
+    assert gc.get_freeze_count() == before
 
 
 def test_a_local_pool_worker_keeps_its_database_for_the_next_task_of_the_run(
