@@ -16,6 +16,8 @@ COLUMNS = {
     "robot": sa.String(32),
     "cycle": sa.BigInteger(),
     "value": sa.Float(precision=53),
+    "local": sa.DateTime(timezone=True),
+    "old": sa.DateTime(),
 }
 
 
@@ -30,6 +32,17 @@ def _frame() -> pd.DataFrame:
             "robot": ["r1", None, "r-ü", "r2"],
             "cycle": pd.array([1, None, 3, 2**40], dtype="Int64"),
             "value": [1.5, np.nan, -0.0, 1e308],
+            # Stored as its own clock reads (SQLAlchemy's SQLite DATETIME drops the zone).
+            "local": pd.to_datetime(
+                ["2026-03-29 01:59:59.5", None, None, "2026-03-29 03:00"], format="ISO8601"
+            )
+            .tz_localize("UTC")
+            .tz_convert("Europe/Berlin"),
+            # Before 1970 with a sub-microsecond part: formatted by the processor, value by value.
+            "old": pd.to_datetime(
+                ["1969-12-31 23:59:59.9999995", "1900-01-01", None, "2026-01-01 00:00:00.000001"],
+                format="ISO8601",
+            ),
         }
     )
 
@@ -45,7 +58,7 @@ def _stored(path: Path, positional: bool, monkeypatch) -> list[tuple]:
     assert (result.rows, result.skipped) == (5, 0)
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT ts, typeof(ts), robot, cycle, typeof(cycle), value, typeof(value) "
+            "SELECT ts, typeof(ts), robot, cycle, typeof(cycle), value, typeof(value), local, old "
             "FROM samples ORDER BY rowid"
         ).all()
     engine.dispose()
@@ -58,12 +71,24 @@ def test_the_positional_insert_stores_what_sqlalchemy_stores(tmp_path: Path, mon
     reference = _stored(tmp_path / "reference.sqlite", False, monkeypatch)
 
     assert fast == reference
-    assert fast[0] == ("2026-01-05 00:00:00.000000", "text", "r1", 1, "integer", 1.5, "real")
+    assert fast[0][:7] == ("2026-01-05 00:00:00.000000", "text", "r1", 1, "integer", 1.5, "real")
     assert fast[1][:5] == ("2026-01-05 00:00:01.891000", "text", None, None, "null")
-    assert fast[1][5:] == (None, "null")  # NaN is stored as NULL
+    assert fast[1][5:7] == (None, "null")  # NaN is stored as NULL
     assert fast[2][:2] == (None, "null") and fast[2][2] == "r-ü"
     assert fast[3][3:6] == (2**40, "integer", 1e308)
     assert fast[4] == fast[1]
+    assert [row[7] for row in fast[:4]] == [
+        "2026-03-29 03:59:59.500000",
+        None,
+        None,
+        "2026-03-29 05:00:00.000000",
+    ]
+    assert [row[8] for row in fast[:4]] == [
+        "1969-12-31 23:59:59.999999",
+        "1900-01-01 00:00:00.000000",
+        None,
+        "2026-01-01 00:00:00.000001",
+    ]
 
 
 def test_drivers_with_named_parameters_keep_sqlalchemys_path(tmp_path: Path) -> None:
@@ -76,3 +101,20 @@ def test_drivers_with_named_parameters_keep_sqlalchemys_path(tmp_path: Path) -> 
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 4
     engine.dispose()
+
+
+def test_datetime_columns_are_formatted_at_once_where_numpy_writes_the_processors_text() -> None:
+    engine = sa.create_engine("sqlite://")
+    process = sa.DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+    frame = _frame()
+
+    assert tables._datetime_texts(frame["ts"], process) == [
+        "2026-01-05 00:00:00.000000",
+        "2026-01-05 00:00:01.891000",
+        None,
+        "2026-01-05 00:00:03.000000",
+    ]
+    assert tables._datetime_texts(frame["local"], process)[0] == "2026-03-29 03:59:59.500000"
+    assert tables._datetime_texts(frame["old"], process) is None  # pre-1970, sub-microsecond
+    assert tables._datetime_texts(frame["value"], process) is None  # not a time
+    assert tables._datetime_texts(frame["ts"], lambda value: "other") is None  # checked
