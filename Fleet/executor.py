@@ -142,9 +142,9 @@ def in_local_pool() -> bool:
 def _set_environment(variables: Mapping[str, str | None]) -> None:
     """Pool worker start-up: take over the parent's current values of ``variables``, and move
     what the fork server preloaded (the modules of pandas, SQLAlchemy, the pipeline: objects
-    that live as long as the worker) out of the garbage collector's reach (``gc.freeze``, as
-    the ``gc`` documentation advises for forked workers): its full collections then walk only
-    what the tasks create (~4 ms less per collection, ~2 ms of CPU per asset)."""
+    that live as long as the worker) into the garbage collector's permanent generation
+    (``gc.freeze``): its full collections then walk only what the tasks create (~4 ms less per
+    collection, ~2 ms of CPU per asset)."""
     global _IN_LOCAL_POOL
     _IN_LOCAL_POOL = True
     gc.freeze()

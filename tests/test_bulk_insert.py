@@ -18,6 +18,8 @@ COLUMNS = {
     "value": sa.Float(precision=53),
     "local": sa.DateTime(timezone=True),
     "old": sa.DateTime(),
+    "far": sa.DateTime(),
+    "flag": sa.Boolean(),
 }
 
 
@@ -43,6 +45,12 @@ def _frame() -> pd.DataFrame:
                 ["1969-12-31 23:59:59.9999995", "1900-01-01", None, "2026-01-01 00:00:00.000001"],
                 format="ISO8601",
             ),
+            # Microseconds (as pandas 3 parses ISO text): years beyond the nanosecond range.
+            "far": pd.Series(
+                ["2026-01-01", "2800-01-01", "1500-06-01 12:00:00.5", "2026-01-02"],
+                dtype="datetime64[us]",
+            ),
+            "flag": pd.array([True, None, False, True], dtype="boolean"),
         }
     )
 
@@ -58,7 +66,8 @@ def _stored(path: Path, positional: bool, monkeypatch) -> list[tuple]:
     assert (result.rows, result.skipped) == (5, 0)
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT ts, typeof(ts), robot, cycle, typeof(cycle), value, typeof(value), local, old "
+            "SELECT ts, typeof(ts), robot, cycle, typeof(cycle), value, typeof(value), local, old, "
+            "far, flag "
             "FROM samples ORDER BY rowid"
         ).all()
     engine.dispose()
@@ -89,6 +98,13 @@ def test_the_positional_insert_stores_what_sqlalchemy_stores(tmp_path: Path, mon
         None,
         "2026-01-01 00:00:00.000001",
     ]
+    assert [row[9] for row in fast[:4]] == [
+        "2026-01-01 00:00:00.000000",
+        "2800-01-01 00:00:00.000000",
+        "1500-06-01 12:00:00.500000",
+        "2026-01-02 00:00:00.000000",
+    ]
+    assert [row[10] for row in fast[:4]] == [1, None, 0, 1]
 
 
 def test_drivers_with_named_parameters_keep_sqlalchemys_path(tmp_path: Path) -> None:
@@ -118,3 +134,21 @@ def test_datetime_columns_are_formatted_at_once_where_numpy_writes_the_processor
     assert tables._datetime_texts(frame["old"], process) is None  # pre-1970, sub-microsecond
     assert tables._datetime_texts(frame["value"], process) is None  # not a time
     assert tables._datetime_texts(frame["ts"], lambda value: "other") is None  # checked
+    assert tables._datetime_texts(frame["far"], process)[1] == "2800-01-01 00:00:00.000000"
+
+
+def test_object_columns_keep_sqlalchemys_path(tmp_path: Path) -> None:
+    # Their cells may be NumPy scalars, which the driver cannot bind; SQLAlchemy's path unboxes.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'objects.sqlite'}")
+    table = define_table("samples", {"cycle": sa.BigInteger(), "value": sa.Float(precision=53)})
+    frame = pd.DataFrame(
+        {"cycle": pd.Series([np.int64(7), None], dtype=object), "value": [0.5, 1.5]}
+    )
+    with engine.begin() as conn:
+        table.create(conn)
+        assert tables._insert_positional(conn, table, frame) is False
+        assert insert_chunks(conn, table, [frame]).rows == 2
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT cycle, value FROM samples ORDER BY rowid").all()
+    assert [tuple(row) for row in rows] == [(7, 0.5), (None, 1.5)]
+    engine.dispose()
