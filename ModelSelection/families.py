@@ -449,9 +449,8 @@ class _Regression(FamilyBase):
         target = as_float_column(frame, axis)
         size = target.size
         rows = usable(target) & _mask(where, size)
-        flags: dict[
-            int, np.ndarray
-        ] = {}  # usable() of each input column, once (AR's lags share one)
+        # usable() of each input column, once (AR's lags share one)
+        flags: dict[int, np.ndarray] = {}
         for array, lag in inputs:
             if id(array) not in flags:
                 flags[id(array)] = usable(array)
