@@ -145,12 +145,13 @@ def _datetime_texts(series: pd.Series, process: Callable[[Any], Any]) -> list[st
     present = ~np.isnat(stamps)
     if not present.any():
         return None
-    if np.datetime_data(stamps.dtype)[0] == "ns":
+    unit = np.datetime_data(stamps.dtype)[0]
+    if unit not in ("s", "ms", "us", "ns"):
+        return None
+    if unit == "ns":
         nanoseconds = stamps[present].view(np.int64)
         if (nanoseconds < 0).any() and (nanoseconds % 1000 != 0).any():
             return None
-    elif np.datetime_data(stamps.dtype)[0] not in ("s", "ms", "us"):
-        return None
     text = np.char.replace(
         np.datetime_as_string(stamps.astype("datetime64[us]"), unit="us"), "T", " "
     )
