@@ -2,7 +2,11 @@
 
 import sys
 
-from Orchestration import main
+from numpy_setup import configure_numpy
+
+configure_numpy()  # before NumPy loads: see numpy_setup
+
+from Orchestration import main  # noqa: E402 - after configure_numpy
 
 if __name__ == "__main__":
     sys.exit(main())
