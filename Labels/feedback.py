@@ -189,6 +189,8 @@ class FeedbackStore:
         """
         if stored is None:
             frame = self.read(source_table, asset)
+        elif stored.empty:  # no verdicts at all: no filter (~0.15 ms a fleet asset)
+            frame = stored
         else:
             frame = stored[stored["asset"] == asset]
         if frame.empty:  # most assets: no verdicts, the frame made once (as read() gives it)

@@ -54,6 +54,7 @@ from ._fs import (
     can_sync_filesystem,
     copy_synced,
     fsync_dir,
+    lock_file_mode,
     replace_text_synced,
     sync_filesystem,
     write_bytes_synced,
@@ -266,7 +267,7 @@ class ModelRegistry:
             self._remove_abandoned(staging_root)
             safe_run = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40]
             staging = Path(tempfile.mkdtemp(prefix=f"{safe_run}-", dir=staging_root))
-            writer_lock = FileLock(staging / WRITER_LOCK)
+            writer_lock = FileLock(staging / WRITER_LOCK, mode=lock_file_mode())
             try:
                 writer_lock.acquire(blocking=False)
             except Timeout as exc:
@@ -282,7 +283,7 @@ class ModelRegistry:
         for entry in sorted(staging_root.iterdir()):
             if not entry.is_dir() or entry.is_symlink():
                 continue
-            probe = FileLock(entry / WRITER_LOCK)
+            probe = FileLock(entry / WRITER_LOCK, mode=lock_file_mode())
             try:
                 probe.acquire(blocking=False)
             except Timeout:
@@ -412,7 +413,7 @@ class ModelRegistry:
     @contextlib.contextmanager
     def _registry_lock(self) -> Iterator[None]:
         path = self.root_dir / LOCK_FILE
-        lock = FileLock(path, timeout=self.lock_timeout)
+        lock = FileLock(path, timeout=self.lock_timeout, mode=lock_file_mode())
         try:
             lock.acquire()
         except Timeout as exc:

@@ -345,7 +345,8 @@ def _mask_known_windows(state: RunState) -> None:
         VERDICTS,
         stored=state.feedback,
     )
-    confirmed = state.verdicts[state.verdicts["verdict"] == "confirmed"]
+    verdicts = state.verdicts
+    confirmed = verdicts if verdicts.empty else verdicts[verdicts["verdict"] == "confirmed"]
     calendar = None
     if labels.calendar_table is not None:
         calendar = read_labels(
