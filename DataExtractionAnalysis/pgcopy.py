@@ -25,10 +25,11 @@ import datetime as dt
 import io
 import itertools
 import logging
+import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,9 @@ __all__ = [
     "SPLIT_ROWS",
     "THREADS",
     "columns_frame",
+    "copy_arrays",
     "copy_columns",
+    "parse_array_copy",
     "parse_copy",
     "read_small_window",
     "read_window",
@@ -96,33 +99,28 @@ def tune_session(conn: Any) -> None:
                 logger.debug("the server keeps its %s: %s", name, exc)
 
 
-def _row_type(columns: int, key_bytes: int = 0) -> np.dtype:
+def _row_type(columns: int) -> np.dtype:
     """A binary COPY row: field count, then (length, big-endian value) per column; the first
-    column is the time (int64 microseconds since 2000), the others float64, then, with
-    ``key_bytes``, an integer of that many bytes."""
+    column is the time (int64 microseconds since 2000), the others float64."""
     fields: list[tuple[str, str]] = [("count", ">i2")]
     for k in range(columns):
         fields += [(f"len{k}", ">i4"), (f"val{k}", ">i8" if k == 0 else ">f8")]
-    if key_bytes:
-        fields += [(f"len{columns}", ">i4"), (f"val{columns}", f">i{key_bytes}")]
     return np.dtype(fields)
 
 
-KEY_BYTES = (2, 4, 8)
-"""Widths of the integer key column :func:`parse_copy` can read after the values
-(``smallint``, ``integer``, ``bigint``)."""
+_ELEMENTS = (
+    np.dtype([("len", ">i4"), ("val", ">i8")]),
+    np.dtype([("len", ">i4"), ("val", ">f8")]),
+)
+"""An array's elements on the wire: (length, big-endian value); the time's, then a value's."""
+_ARRAY_HEADER = struct.Struct(">iiiii")
+"""A one-dimensional array's header: dimensions, flags (1: it holds a NULL), element type,
+length, lower bound."""
 
 
-def parse_copy(
-    data: memoryview | bytes, columns: int, key_bytes: int = 0
-) -> list[np.ndarray] | None:
-    """The columns of a binary COPY of a time column and ``columns - 1`` float64 columns
-    (then, with ``key_bytes``, an integer column of that width: see :data:`KEY_BYTES`).
-
-    Returns:
-        ``[time, value, ...]``: the time as int64 nanoseconds since 1970 (UTC), the values
-        as float64 (then the key as int64); None when the bytes are not such rows (a NULL,
-        another width, a time that ``datetime64[ns]`` cannot hold).
+def _body(data: memoryview | bytes) -> memoryview:
+    """The rows of a binary COPY stream (after the header and its extension, before the
+    trailer).
 
     Raises:
         ValueError: the bytes are not a binary COPY at all (no signature or trailer).
@@ -132,46 +130,134 @@ def parse_copy(
         raise ValueError("not a PostgreSQL binary COPY stream (signature or trailer missing)")
     head = len(_SIGNATURE)  # then 4 bytes of flags and the 4-byte length of an extension
     start = head + 8 + int.from_bytes(view[head + 4 : head + 8], "big")
-    body = view[start:-2]
-    row = _row_type(columns, key_bytes)
+    return view[start:-2]
+
+
+def _to_nanoseconds(ticks: np.ndarray) -> bool:
+    """Turn microseconds since 2000 into nanoseconds since 1970, in place; False (and
+    ``ticks`` unusable) when one is 'infinity', '-infinity' or beyond 1677-2262."""
+    if ticks.size and (ticks.min() < _NS_MIN_US or ticks.max() > _NS_MAX_US):
+        return False
+    ticks += _PG_EPOCH_US
+    ticks *= 1000
+    return True
+
+
+def parse_copy(data: memoryview | bytes, columns: int) -> list[np.ndarray] | None:
+    """The columns of a binary COPY of a time column and ``columns - 1`` float64 columns.
+
+    Returns:
+        ``[time, value, ...]``: the time as int64 nanoseconds since 1970 (UTC), the values
+        as float64; None when the bytes are not such rows (a NULL, another width, a time that
+        ``datetime64[ns]`` cannot hold).
+
+    Raises:
+        ValueError: the bytes are not a binary COPY at all (no signature or trailer).
+    """
+    body = _body(data)
+    row = _row_type(columns)
     if len(body) % row.itemsize:
         return None
     rows = np.frombuffer(body, dtype=row)
-    fields = columns + (1 if key_bytes else 0)
-    widths = [8] * columns + ([key_bytes] if key_bytes else [])
-    out = [
-        np.empty(len(rows), dtype=np.int64 if k in (0, columns) else np.float64)
-        for k in range(fields)
-    ]
+    out = [np.empty(len(rows), dtype=np.int64 if k == 0 else np.float64) for k in range(columns)]
     for first in range(0, len(rows), _BLOCK_ROWS):
         block = rows[first : first + _BLOCK_ROWS]
-        if not (block["count"] == fields).all():
+        if not (block["count"] == columns).all():
             return None
-        for k in range(fields):
-            if not (block[f"len{k}"] == widths[k]).all():
+        for k in range(columns):
+            if not (block[f"len{k}"] == 8).all():
                 return None
             out[k][first : first + len(block)] = block[f"val{k}"]
-    ticks = out[0]
-    if ticks.size and (ticks.min() < _NS_MIN_US or ticks.max() > _NS_MAX_US):
-        return None  # 'infinity', '-infinity' or beyond 1677-2262
-    ticks += _PG_EPOCH_US
-    ticks *= 1000
-    return out
+    return out if _to_nanoseconds(out[0]) else None
 
 
-def copy_columns(conn: Any, sql: str, columns: int, key_bytes: int = 0) -> list[np.ndarray] | None:
+def parse_array_copy(
+    data: memoryview | bytes, columns: int
+) -> list[tuple[int, list[np.ndarray]]] | None:
+    """The rows of a binary COPY of an integer key and ``columns`` one-dimensional arrays of
+    the same length: a time array, then float64 arrays (``array_agg`` of a window's rows per
+    asset, see :func:`copy_arrays`).
+
+    Returns:
+        Per row, its key and ``[time, value, ...]`` as :func:`parse_copy` gives them; None
+        when a row is not of that layout (a NULL key, array or element, other widths, arrays
+        of different lengths, a time that ``datetime64[ns]`` cannot hold).
+
+    Raises:
+        ValueError: the bytes are not a binary COPY at all (no signature or trailer).
+    """
+    body = _body(data)
+    found: list[tuple[int, list[np.ndarray]]] = []
+    at, size = 0, len(body)
+    try:
+        while at < size:
+            count = int.from_bytes(body[at : at + 2], "big", signed=True)
+            width = int.from_bytes(body[at + 2 : at + 6], "big", signed=True)
+            if count != columns + 1 or width not in (2, 4, 8):
+                return None
+            key = int.from_bytes(body[at + 6 : at + 6 + width], "big", signed=True)
+            at += 6 + width
+            values: list[np.ndarray] = []
+            for k in range(columns):
+                length = int.from_bytes(body[at : at + 4], "big", signed=True)
+                dims, flags, _, items, _ = _ARRAY_HEADER.unpack_from(body, at + 4)
+                element = _ELEMENTS[min(k, 1)]
+                if (dims, flags) != (1, 0) or length != _ARRAY_HEADER.size + items * 12:
+                    return None
+                if values and items != values[0].size:
+                    return None
+                cells = np.frombuffer(
+                    body, dtype=element, count=items, offset=at + 4 + _ARRAY_HEADER.size
+                )
+                if not (cells["len"] == 8).all():
+                    return None
+                values.append(cells["val"].astype(np.int64 if k == 0 else np.float64))
+                at += 4 + length
+            if not _to_nanoseconds(values[0]):
+                return None
+            found.append((key, values))
+    except (struct.error, ValueError):  # cut short: an array or a field past the end
+        return None
+    return found
+
+
+def copy_columns(conn: Any, sql: str, columns: int) -> list[np.ndarray] | None:
     """``sql`` (literal SQL) read by binary COPY on ``conn`` (a psycopg2 connection) and
     parsed by :func:`parse_copy`; None when the rows do not have its fixed layout.
 
     Raises:
         psycopg2.Error: the read failed.
     """
+    return _copied(conn, sql, lambda data: parse_copy(data, columns))
+
+
+def copy_arrays(conn: Any, sql: str, columns: int) -> list[tuple[int, list[np.ndarray]]] | None:
+    """``sql`` (literal SQL: an integer key and ``columns`` arrays per row) read by binary COPY
+    on ``conn`` and parsed by :func:`parse_array_copy`; None when the rows do not have its
+    layout.
+
+    One row per asset instead of one per sample: the driver hands every COPY row to Python
+    on its own (~0.25 µs each), so a read-ahead group of 250,000 samples cost ~60 ms of the
+    client's CPU as rows, ~14 ms as 25 rows of arrays, for the same work of the server.
+
+    Raises:
+        psycopg2.Error: the read failed.
+    """
+    return _copied(conn, sql, lambda data: parse_array_copy(data, columns))
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def _copied(conn: Any, sql: str, parse: Callable[[memoryview], _Parsed | None]) -> _Parsed | None:
+    """``parse`` of what ``COPY (sql) TO STDOUT (FORMAT binary)`` sends; None when it is not a
+    binary COPY stream."""
     received = io.BytesIO()
     with conn.cursor() as cursor:
         cursor.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", received)
     with received.getbuffer() as data:
         try:
-            return parse_copy(data, columns, key_bytes)
+            return parse(data)
         except ValueError:
             return None
 

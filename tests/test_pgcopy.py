@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import Db
 
+from conftest import Db
 from Database import DatabaseError, DatabaseTarget, write_chunks
 from DataExtractionAnalysis import DataConfig, ExtractionError, extract_window, pgcopy
-from DataExtractionAnalysis.pgcopy import parse_copy
+from DataExtractionAnalysis.pgcopy import parse_array_copy, parse_copy
 
 UTC = dt.timezone.utc
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -43,21 +43,97 @@ def test_parse_copy_gives_epoch_nanoseconds_and_the_values() -> None:
     assert got[2].tolist() == [-2.0, 3e300]
 
 
+def _array(code: str, values: list, *, null: bool = False) -> bytes:
+    """A one-dimensional array field: its length, header and (length, value) elements."""
+    body = struct.pack(">iiiii", 1, int(null), 701, len(values), 1)
+    for value in values:
+        body += struct.pack(">i", -1) if value is None else struct.pack(">i" + code[1], 8, value)
+    return struct.pack(">i", len(body)) + body
+
+
+def _keyed(key: bytes, *arrays: bytes) -> bytes:
+    return struct.pack(">h", 1 + len(arrays)) + key + b"".join(arrays)
+
+
 @pytest.mark.parametrize(("width", "code"), [(2, ">h"), (4, ">i"), (8, ">q")])
-def test_parse_copy_reads_an_integer_key_after_the_values(width: int, code: str) -> None:
-    def keyed(micros: int, value: float, key: int) -> bytes:
-        row = _row(micros, value)
-        return struct.pack(">h", 3) + row[2:] + struct.pack(">i", width) + struct.pack(code, key)
+def test_parse_array_copy_gives_each_key_its_columns(width: int, code: str) -> None:
+    key = struct.pack(">i", width)
+    first = _keyed(
+        key + struct.pack(code, -7),
+        _array(">q", [0, 1_000_000]),
+        _array(">d", [1.5, float("nan")]),
+        _array(">d", [-2.0, 3e300]),
+    )
+    second = _keyed(
+        key + struct.pack(code, 2**15 - 1),
+        _array(">q", [5]),
+        _array(">d", [7.0]),
+        _array(">d", [8.0]),
+    )
 
-    data = HEADER + keyed(0, 1.5, -7) + keyed(1, 2.5, 2**15 - 1) + TRAILER
+    got = parse_array_copy(HEADER + first + second + TRAILER, 3)
 
-    got = parse_copy(data, 2, width)
+    assert got is not None and [key for key, _ in got] == [-7, 2**15 - 1]
+    (_, one), (_, two) = got
+    assert one[0].dtype == np.int64
+    assert one[0].tolist() == [946_684_800 * 10**9, 946_684_801 * 10**9]
+    assert one[1].tolist() == [1.5, pytest.approx(float("nan"), nan_ok=True)]
+    assert one[2].tolist() == [-2.0, 3e300]
+    assert [column.tolist() for column in two] == [[946_684_800 * 10**9 + 5000], [7.0], [8.0]]
+    assert parse_array_copy(HEADER + TRAILER, 3) == []
 
-    assert got is not None
-    assert got[1].tolist() == [1.5, 2.5]
-    assert got[2].dtype == np.int64 and got[2].tolist() == [-7, 2**15 - 1]
-    assert parse_copy(data, 2, 8 if width != 8 else 4) is None  # another width: not these rows
-    assert parse_copy(data, 2) is None  # a field more than the columns
+
+KEY = struct.pack(">ii", 4, 1)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        _keyed(KEY, _array(">q", [0, 1]), _array(">d", [1.0, None])),  # a NULL element
+        _keyed(KEY, _array(">q", [0]), _array(">d", [1.0], null=True)),  # flagged NULLs
+        _keyed(KEY, _array(">q", [0, 1]), _array(">d", [1.0])),  # arrays of other lengths
+        _keyed(KEY, _array(">q", [0]), struct.pack(">i", -1)),  # a NULL array
+        _keyed(struct.pack(">i", -1), _array(">q", [0]), _array(">d", [1.0])),  # a NULL key
+        _keyed(KEY, _array(">q", [0])),  # a field short
+        _keyed(KEY, _array(">q", [2**63 - 1]), _array(">d", [1.0])),  # 'infinity'
+        _keyed(KEY, _array(">q", [0]), _array(">d", [1.0]))[:-4],  # cut short
+    ],
+    ids=["null", "null-flag", "lengths", "null-array", "null-key", "fields", "inf", "short"],
+)
+def test_parse_array_copy_refuses_what_is_not_its_layout(row: bytes) -> None:
+    assert parse_array_copy(HEADER + row + TRAILER, 2) is None
+
+
+def test_arrays_of_a_real_copy_line_up_with_its_rows(pg_db: Db) -> None:
+    """PostgreSQL's own bytes: array_agg of each column per key, in one order for all."""
+    table = pg_db.table("arrays")
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "asset_id": np.repeat([3, 1, 2], 400).astype(np.int32),
+            "ts": pd.Timestamp("2026-03-01", tz="UTC")
+            + pd.to_timedelta(np.tile(np.arange(400), 3) * 2, unit="s"),
+            "v": rng.normal(0, 1, 1200),
+        }
+    )
+    types = {"asset_id": sa.Integer(), "ts": sa.DateTime(timezone=True), "v": sa.Float()}
+    write_chunks(pg_db.engine, pg_db.target, table, types, [frame])
+    sql = (
+        f"SELECT asset_id, array_agg(ts), array_agg(v) FROM (SELECT * FROM {table} "
+        f"ORDER BY asset_id) AS rows_ GROUP BY asset_id"
+    )
+    import psycopg2
+
+    with closing(psycopg2.connect(pg_db.target.libpq_uri)) as conn:
+        got = pgcopy.copy_arrays(conn, sql, 2)
+
+    assert got is not None and sorted(key for key, _ in got) == [1, 2, 3]
+    for key, (ticks, values) in got:
+        mine = frame[frame["asset_id"] == key]
+        pairs = sorted(zip(ticks.tolist(), values.tolist(), strict=True))
+        assert pairs == sorted(
+            zip(mine["ts"].dt.as_unit("ns").array.asi8.tolist(), mine["v"].tolist(), strict=True)
+        )
 
 
 def test_parse_copy_skips_a_header_extension_and_reads_no_rows() -> None:
