@@ -7,6 +7,10 @@ fails them, so CI can never pass by silently skipping.
 
 from __future__ import annotations
 
+from numpy_setup import configure_numpy
+
+configure_numpy()  # before anything imports NumPy, as the entry points do (numpy_setup)
+
 import os
 import uuid
 from collections.abc import Iterator

@@ -145,8 +145,8 @@ def test_the_entry_points_choose_before_numpy_loads() -> None:
 
 
 def test_pool_workers_dispatch_as_the_process_that_starts_them() -> None:
-    """The fleet's local pool workers inherit the choice (this test process made it in the
-    root conftest.py, as the entry points do)."""
+    """The fleet's local pool workers inherit the choice (this test process made it in
+    tests/conftest.py, as the entry points do)."""
     from numpy._core import _multiarray_umath
 
     mine = (os.environ.get(VARIABLE), _multiarray_umath.__cpu_features__.get("X86_V4"))

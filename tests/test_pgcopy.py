@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-
 from conftest import Db
+
 from Database import DatabaseError, DatabaseTarget, write_chunks
 from DataExtractionAnalysis import DataConfig, ExtractionError, extract_window, pgcopy
 from DataExtractionAnalysis.pgcopy import parse_array_copy, parse_copy
