@@ -2,11 +2,14 @@
 
 import sys
 
+from fork_server import warm_fork_server
 from numpy_setup import configure_numpy
 
 configure_numpy()  # before NumPy loads: see numpy_setup
+if __name__ == "__main__":  # a fleet's pool server loads while this process does
+    warm_fork_server(sys.argv[1:])
 
-from Orchestration import main  # noqa: E402 - after configure_numpy
+from Orchestration import main  # noqa: E402 - after the two calls above
 
 if __name__ == "__main__":
     sys.exit(main())

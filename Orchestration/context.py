@@ -27,6 +27,7 @@ from .config import LoadedConfig
 __all__ = [
     "DatabaseSession",
     "database_secrets",
+    "env_file_names",
     "load_environment",
     "mask_in_logs",
     "open_database",
@@ -78,6 +79,11 @@ def mask_in_logs(secrets: Sequence[str]) -> None:
     """Give every handler of the root logger a filter masking ``secrets`` and credentials."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactingFilter(secrets))
+
+
+def env_file_names(loaded: LoadedConfig) -> list[str]:
+    """The names of the variables ``.env`` next to the config sets (none without one)."""
+    return list(dotenv_values(loaded.base_dir / ".env"))
 
 
 def task_environment(loaded: LoadedConfig) -> dict[str, str]:

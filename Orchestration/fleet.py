@@ -67,6 +67,7 @@ from .config import LoadedConfig
 from .context import (
     DatabaseSession,
     database_secrets,
+    env_file_names,
     mask_in_logs,
     open_database,
     task_environment,
@@ -525,10 +526,11 @@ def prepare_process(loaded: LoadedConfig) -> dict[str, str]:
 
 
 def worker_environment(loaded: LoadedConfig) -> dict[str, str | None]:
-    """What local pool workers take over from this process: the database URL variable and
-    libpq's password, as they are now (None: unset)."""
-    names = (loaded.config.database.url_env, "PGPASSWORD")
-    return {name: os.environ.get(name) for name in names}
+    """What local pool workers take over from this process: the database URL variable,
+    libpq's password and every variable ``.env`` names, as they are now (None: unset). Their
+    fork server may have started before this process loaded ``.env`` (``fork_server``)."""
+    names = {loaded.config.database.url_env, "PGPASSWORD", *env_file_names(loaded)}
+    return {name: os.environ.get(name) for name in sorted(names)}
 
 
 def select_assets(task: _TrainTask, batch: list[Any]) -> list[tuple[str, Any]]:

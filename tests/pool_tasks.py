@@ -19,3 +19,11 @@ def numpy_dispatch_seen(shared: Any, batch: list[Any]) -> list[tuple[str | None,
 
     features = _multiarray_umath.__cpu_features__
     return [(os.environ.get("NPY_DISABLE_CPU_FEATURES"), features.get("X86_V4")) for _ in batch]
+
+
+def preloaded(shared: Any, batch: list[Any]) -> list[bool]:
+    """Per item, whether the worker has ``Orchestration.fleet`` without importing it itself
+    (its fork server preloaded it)."""
+    import sys
+
+    return ["Orchestration.fleet" in sys.modules for _ in batch]
