@@ -9,6 +9,7 @@ progress reporting. ``Orchestration.fleet`` runs the per-asset tasks on them.
 from .config import DEFAULT_MIN_SAMPLES, FleetConfig
 from .executor import (
     ExecutorError,
+    TaskPool,
     batches_of,
     in_local_pool,
     pool_size,
@@ -32,6 +33,7 @@ __all__ = [
     "FleetStateStore",
     "PredictorState",
     "Progress",
+    "TaskPool",
     "asset_folder",
     "asset_from_folder",
     "batches_of",

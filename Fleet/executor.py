@@ -27,6 +27,7 @@ from .progress import Progress
 
 __all__ = [
     "ExecutorError",
+    "TaskPool",
     "batches_of",
     "in_local_pool",
     "pool_size",
@@ -101,24 +102,66 @@ def run_tasks(
     Raises:
         OSError, TimeoutError: the Dask scheduler cannot be reached.
     """
-    results: list[list[Result] | None] = [None] * len(batches)
-    workers = pool_size(config)
-    if config.executor == "dask":
-        _run_on_dask(task, shared, batches, config, progress, on_error, results)
-    elif runs_in_process(config, len(batches)):
-        for index, batch in enumerate(batches):
-            results[index] = task(shared, batch)
-            progress.update(len(batch))
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([task.__module__])
-        size = min(workers, len(batches))
-        with ProcessPoolExecutor(
-            max_workers=size,
-            mp_context=context,
-            initializer=_set_environment,
-            initargs=(dict(environment or {}),),
-        ) as pool:
+    with TaskPool(config, environment) as pool:
+        return pool.run(task, shared, batches, progress=progress, on_error=on_error)
+
+
+class TaskPool:
+    """Where :func:`run_tasks` runs its tasks, kept for several calls of :meth:`run`: the
+    phases of one run (a fleet's family vote, then its training) share the local pool's
+    workers (their start, their database connections) or the Dask client. The pool or the
+    client is opened by the first :meth:`run` that needs it and closed when the ``with``
+    block ends.
+
+    Args:
+        config: the ``fleet`` section (executor, workers, scheduler address).
+        environment: as for :func:`run_tasks`.
+    """
+
+    def __init__(
+        self, config: FleetConfig, environment: Mapping[str, str | None] | None = None
+    ) -> None:
+        self.config = config
+        self.environment = dict(environment or {})
+        self._pool: ProcessPoolExecutor | None = None
+        self._client: Any = None
+
+    def __enter__(self) -> TaskPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the local pool down (waiting for its workers) and close the Dask client."""
+        pool, client, self._pool, self._client = self._pool, self._client, None, None
+        try:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        finally:
+            if client is not None:
+                client.close()
+
+    def run(
+        self,
+        task: Callable[[Any, list[Item]], list[Result]],
+        shared: Any,
+        batches: list[list[Item]],
+        *,
+        progress: Progress,
+        on_error: Callable[[list[Item], BaseException], list[Result]],
+    ) -> list[Result]:
+        """:func:`run_tasks` of ``task`` on this pool."""
+        results: list[list[Result] | None] = [None] * len(batches)
+        if self.config.executor == "dask":
+            client, address = self._dask(), self.config.scheduler_address
+            _run_on_dask(client, address, task, shared, batches, progress, on_error, results)
+        elif runs_in_process(self.config, len(batches)):
+            for index, batch in enumerate(batches):
+                results[index] = task(shared, batch)
+                progress.update(len(batch))
+        else:
+            pool = self._local(task.__module__)
             futures: dict[Future[list[Result]], int] = {
                 pool.submit(task, shared, batch): index for index, batch in enumerate(batches)
             }
@@ -126,7 +169,44 @@ def run_tasks(
                 index = futures[future]
                 results[index] = _result(future, batches[index], on_error)
                 progress.update(len(batches[index]))
-    return [result for batch in results for result in batch or []]
+        return [result for batch in results for result in batch or []]
+
+    def _local(self, module: str) -> ProcessPoolExecutor:
+        """The local pool; its workers start as tasks arrive (at most ``pool_size``), forked
+        from a server that preloads ``module`` (unless one already runs)."""
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([module])
+            self._pool = ProcessPoolExecutor(
+                max_workers=pool_size(self.config),
+                mp_context=context,
+                initializer=_set_environment,
+                initargs=(self.environment,),
+            )
+        return self._pool
+
+    def _dask(self) -> Any:
+        """The Dask client of ``fleet.scheduler_address``.
+
+        Raises:
+            ExecutorError: the scheduler cannot be reached.
+        """
+        if self._client is None:
+            from distributed import Client
+
+            address = self.config.scheduler_address
+            assert address is not None
+            timeout = self.config.scheduler_timeout_s
+            try:
+                self._client = Client(address, timeout=f"{timeout}s")
+            except (OSError, TimeoutError) as exc:
+                raise ExecutorError(
+                    f"the Dask scheduler at fleet.scheduler_address {address} cannot be reached "
+                    f"within fleet.scheduler_timeout_s {timeout:g} s ({exc}); "
+                    f"start it with `dask scheduler` (and workers with `dask worker {address}`)"
+                    ", or set fleet.executor: local"
+                ) from None
+        return self._client
 
 
 _IN_LOCAL_POOL = False
@@ -168,49 +248,37 @@ def _result(
 
 
 def _run_on_dask(
+    client: Any,
+    address: str | None,
     task: Callable[[Any, list[Item]], list[Result]],
     shared: Any,
     batches: list[list[Item]],
-    config: FleetConfig,
     progress: Progress,
     on_error: Callable[[list[Item], BaseException], list[Result]],
     results: list[list[Result] | None],
 ) -> None:
-    from distributed import Client
     from distributed import as_completed as dask_completed
 
-    assert config.scheduler_address is not None
-    address = config.scheduler_address
+    logger.info(
+        "running %d tasks on the Dask cluster at %s (%d workers)",
+        len(batches),
+        address,
+        len(client.scheduler_info().get("workers", {})),
+    )
     try:
-        client = Client(address, timeout=f"{config.scheduler_timeout_s}s")
-    except (OSError, TimeoutError) as exc:
+        scattered = client.scatter(shared, broadcast=True)
+    except Exception as exc:  # the workers cannot even take the config
         raise ExecutorError(
-            f"the Dask scheduler at fleet.scheduler_address {address} cannot be reached "
-            f"within fleet.scheduler_timeout_s {config.scheduler_timeout_s:g} s ({exc}); "
-            f"start it with `dask scheduler` (and workers with `dask worker {address}`)"
-            ", or set fleet.executor: local"
+            f"the Dask workers of {address} cannot take the fleet's tasks ({exc}); start "
+            "`dask worker` in the project folder (or with it on PYTHONPATH), with the same "
+            "code and the config at the same path, as the README says"
         ) from None
-    with client:
-        logger.info(
-            "running %d tasks on the Dask cluster at %s (%d workers)",
-            len(batches),
-            address,
-            len(client.scheduler_info().get("workers", {})),
-        )
-        try:
-            scattered = client.scatter(shared, broadcast=True)
-        except Exception as exc:  # the workers cannot even take the config
-            raise ExecutorError(
-                f"the Dask workers of {address} cannot take the fleet's tasks ({exc}); start "
-                "`dask worker` in the project folder (or with it on PYTHONPATH), with the same "
-                "code and the config at the same path, as the README says"
-            ) from None
-        futures = [client.submit(task, scattered, batch, pure=False) for batch in batches]
-        index_of = {future.key: index for index, future in enumerate(futures)}
-        for future in dask_completed(futures):
-            index = index_of[future.key]
-            results[index] = _result(future, batches[index], on_error)
-            progress.update(len(batches[index]))
+    futures = [client.submit(task, scattered, batch, pure=False) for batch in batches]
+    index_of = {future.key: index for index, future in enumerate(futures)}
+    for future in dask_completed(futures):
+        index = index_of[future.key]
+        results[index] = _result(future, batches[index], on_error)
+        progress.update(len(batches[index]))
 
 
 def runs_in_process(config: FleetConfig, batches: int) -> bool:

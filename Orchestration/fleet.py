@@ -53,11 +53,11 @@ from Fleet import (
     AssetOutcome,
     FleetStateStore,
     Progress,
+    TaskPool,
     asset_folder,
     batches_of,
     in_local_pool,
     pool_size,
-    run_tasks,
     runs_in_process,
 )
 from Labels import FeedbackStore
@@ -568,7 +568,7 @@ def select_assets(task: _TrainTask, batch: list[Any]) -> list[tuple[str, Any]]:
 
 
 def _shared_families(
-    loaded: LoadedConfig, assets: list[Any], task: _TrainTask
+    loaded: LoadedConfig, assets: list[Any], task: _TrainTask, pool: TaskPool
 ) -> tuple[dict[str, tuple[str, dict[str, Any]]], str] | None:
     """Each axis's family chosen once for the fleet: the choice most of a sample make.
 
@@ -583,14 +583,12 @@ def _shared_families(
     # (its database connections, ~0.1 s) costs half an asset's choice.
     batches = batches_of(sample, config.fleet, pool_size(config.fleet), tasks_per_worker=1)
     with Progress(len(sample), "choosing families") as progress:
-        votes = run_tasks(
+        votes = pool.run(
             select_assets,
             task,
             batches,
-            config=config.fleet,
             progress=progress,
             on_error=lambda batch, exc: [(str(a), None) for a in batch],
-            environment=worker_environment(loaded),
         )
     voters = [(asset, families) for asset, families in votes if families]
     if not voters:
@@ -683,28 +681,24 @@ def run_fleet_training(
         wanted if isinstance(wanted, str) else tuple(wanted),
         threads=RunState.threads if in_process else 1,
     )
-    if config.model.type == "auto" and config.fleet.selection == "shared" and assets:
-        shared = _shared_families(loaded, assets, task)
-        if shared is not None:
-            task = dataclasses.replace(task, families=shared[0], chosen_by=shared[1])
-    logger.info(
-        "fleet training run %s: %d assets of %s in %d tasks (%s)",
-        run_id,
-        len(assets),
-        config.data.table,
-        len(batches),
-        "this process" if in_process else config.fleet.executor,
-    )
-    with Progress(len(assets), "training") as progress:
-        outcomes = run_tasks(
-            train_assets,
-            task,
-            batches,
-            config=config.fleet,
-            progress=progress,
-            on_error=_failed_batch,
-            environment=worker_environment(loaded),
+    # The family vote and the training share the pool: its workers and their connections.
+    with TaskPool(config.fleet, worker_environment(loaded)) as pool:
+        if config.model.type == "auto" and config.fleet.selection == "shared" and assets:
+            shared = _shared_families(loaded, assets, task, pool)
+            if shared is not None:
+                task = dataclasses.replace(task, families=shared[0], chosen_by=shared[1])
+        logger.info(
+            "fleet training run %s: %d assets of %s in %d tasks (%s)",
+            run_id,
+            len(assets),
+            config.data.table,
+            len(batches),
+            "this process" if in_process else config.fleet.executor,
         )
+        with Progress(len(assets), "training") as progress:
+            outcomes = pool.run(
+                train_assets, task, batches, progress=progress, on_error=_failed_batch
+            )
     missing = config.fleet.min_samples
     outcomes += [
         AssetOutcome(

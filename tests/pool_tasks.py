@@ -27,3 +27,8 @@ def preloaded(shared: Any, batch: list[Any]) -> list[bool]:
     import sys
 
     return ["Orchestration.fleet" in sys.modules for _ in batch]
+
+
+def worker_pid(shared: Any, batch: list[Any]) -> list[int]:
+    """Per item, the process that ran it."""
+    return [os.getpid() for _ in batch]

@@ -6,12 +6,13 @@ import dataclasses
 import gc
 import io
 import logging
+import os
 import socket
 from pathlib import Path
 
 import pytest
 from fleet_helpers import fleet_config
-from pool_tasks import freeze_counts
+from pool_tasks import freeze_counts, worker_pid
 
 import Orchestration.fleet as fleet
 from Fleet import (
@@ -23,7 +24,7 @@ from Fleet import (
     batches_of,
     executor,
 )
-from Fleet.executor import run_tasks
+from Fleet.executor import TaskPool, run_tasks
 from Orchestration import ConfigError, load_config
 from Orchestration.fleet import _check_folders
 
@@ -141,6 +142,26 @@ def test_local_pool_workers_freeze_what_the_fork_server_preloaded() -> None:
     assert len(counts) == 2
     assert min(counts) > 10_000  # at least the interpreter's own modules' objects
     assert gc.get_freeze_count() == before
+
+
+def test_a_task_pool_serves_several_runs_with_the_same_workers() -> None:
+    """A fleet's family vote and its training share one pool: the second run's tasks go to
+    the workers the first one started, none other, and they are gone after the block."""
+    on_error = lambda batch, exc: pytest.fail(f"the task failed: {exc}")  # noqa: E731
+    with TaskPool(FleetConfig(workers=2)) as pool:
+        with Progress(2, "vote", stream=io.StringIO()) as progress:
+            first = pool.run(worker_pid, None, [[1], [2]], progress=progress, on_error=on_error)
+        with Progress(8, "train", stream=io.StringIO()) as progress:
+            second = pool.run(
+                worker_pid, None, [[k] for k in range(8)], progress=progress, on_error=on_error
+            )
+    assert os.getpid() not in first
+    # Two pools would have started up to four workers; one has at most fleet.workers.
+    assert len(first) == 2 and len(second) == 8
+    assert 1 <= len(set(first) | set(second)) <= 2
+    for pid in set(first) | set(second):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_a_local_pool_worker_keeps_its_database_for_the_next_task_of_the_run(
