@@ -100,7 +100,8 @@ def run_tasks(
             environment of its own start, which can be older. Dask workers keep their own.
 
     Raises:
-        OSError, TimeoutError: the Dask scheduler cannot be reached.
+        ExecutorError: the Dask scheduler cannot be reached, or its workers cannot take the
+            tasks.
     """
     with TaskPool(config, environment) as pool:
         return pool.run(task, shared, batches, progress=progress, on_error=on_error)
