@@ -1,5 +1,6 @@
 """Nightly training: ``python main.py [--config PATH] [--set KEY=VALUE ...]``."""
 
+import gc
 import sys
 
 from fork_server import warm_fork_server
@@ -12,4 +13,8 @@ if __name__ == "__main__":  # a fleet's pool server loads while this process doe
 from Orchestration import main_train  # noqa: E402 - after the two calls above
 
 if __name__ == "__main__":
-    sys.exit(main_train())
+    code = main_train()
+    # The process ends here: what is alive stays out of the interpreter's last garbage
+    # collection, which walks pandas', SQLAlchemy's and the pipeline's objects (~0.2 s).
+    gc.freeze()
+    sys.exit(code)
