@@ -21,7 +21,6 @@ __all__ = [
     "can_sync_filesystem",
     "copy_synced",
     "fsync_dir",
-    "lock_file_mode",
     "replace_text_synced",
     "sha256_file",
     "sync_filesystem",
@@ -108,27 +107,6 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def lock_file_mode() -> int:
-    """The permissions to create a lock file with: what ``filelock`` gives one when told no
-    mode (0o666 less this process's umask), or -1 (its default) where the umask cannot be
-    read without changing it (not Linux).
-
-    Told no mode, ``filelock`` asks for group and other write access, and before it creates
-    such a file it creates an anonymous probe file to learn whether the folder supports
-    ``flock``: ~0.15 ms of CPU and an inode for every new lock file (a fleet creates one or
-    two per asset version). With the umask's mode given, the lock file gets the same
-    permissions, and a probe is only made where the umask leaves group or other write access.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return -1
 
 
 def replace_text_synced(path: Path, text: str) -> None:

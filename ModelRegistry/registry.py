@@ -54,7 +54,6 @@ from ._fs import (
     can_sync_filesystem,
     copy_synced,
     fsync_dir,
-    lock_file_mode,
     replace_text_synced,
     sync_filesystem,
     write_bytes_synced,
@@ -267,7 +266,7 @@ class ModelRegistry:
             self._remove_abandoned(staging_root)
             safe_run = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40]
             staging = Path(tempfile.mkdtemp(prefix=f"{safe_run}-", dir=staging_root))
-            writer_lock = FileLock(staging / WRITER_LOCK, mode=lock_file_mode())
+            writer_lock = FileLock(staging / WRITER_LOCK)
             try:
                 writer_lock.acquire(blocking=False)
             except Timeout as exc:
@@ -283,7 +282,7 @@ class ModelRegistry:
         for entry in sorted(staging_root.iterdir()):
             if not entry.is_dir() or entry.is_symlink():
                 continue
-            probe = FileLock(entry / WRITER_LOCK, mode=lock_file_mode())
+            probe = FileLock(entry / WRITER_LOCK)
             try:
                 probe.acquire(blocking=False)
             except Timeout:
@@ -413,7 +412,7 @@ class ModelRegistry:
     @contextlib.contextmanager
     def _registry_lock(self) -> Iterator[None]:
         path = self.root_dir / LOCK_FILE
-        lock = FileLock(path, timeout=self.lock_timeout, mode=lock_file_mode())
+        lock = FileLock(path, timeout=self.lock_timeout)
         try:
             lock.acquire()
         except Timeout as exc:

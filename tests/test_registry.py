@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -37,7 +36,6 @@ from ModelRegistry import (
     VersionExistsError,
     VersionNotFoundError,
 )
-from ModelRegistry._fs import lock_file_mode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "registry_helpers" / "publish_worker.py"
@@ -406,23 +404,6 @@ def test_lock_timeout_must_be_positive(tmp_path: Path) -> None:
     for bad in (0, -1, float("nan"), float("inf"), True):
         with pytest.raises(ValueError, match="lock_timeout must be a positive, finite number"):
             ModelRegistry(tmp_path, lock_timeout=bad)
-
-
-@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
-def test_lock_files_get_the_permissions_the_umask_gives(
-    registry: ModelRegistry, umask: int
-) -> None:
-    """The registry gives filelock the umask's mode (sparing its probe file where the mode
-    grants no group or other write): the lock file has 0o666 less the umask, as filelock's
-    own default gives it, and a group-writable umask still makes a group-writable lock."""
-    previous = os.umask(umask)
-    try:
-        assert lock_file_mode() == 0o666 & ~umask
-        registry.publish({"models.json": MODELS_JSON}, meta={}, run_id="run-umask")
-    finally:
-        os.umask(previous)
-    assert stat.S_IMODE((registry.root_dir / ".lock").stat().st_mode) == 0o666 & ~umask
-    assert registry.load().version == "v1"
 
 
 # ---------------------------------------------------------------------- concurrency and crashes
