@@ -20,6 +20,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from .config import FleetConfig
@@ -162,15 +163,33 @@ class TaskPool:
                 results[index] = task(shared, batch)
                 progress.update(len(batch))
         else:
-            pool = self._local(task.__module__)
-            futures: dict[Future[list[Result]], int] = {
-                pool.submit(task, shared, batch): index for index, batch in enumerate(batches)
-            }
+            futures = self._submit(task, shared, batches)
             for future in as_completed(futures):
                 index = futures[future]
                 results[index] = _result(future, batches[index], on_error)
                 progress.update(len(batches[index]))
         return [result for batch in results for result in batch or []]
+
+    def _submit(
+        self,
+        task: Callable[[Any, list[Item]], list[Result]],
+        shared: Any,
+        batches: list[list[Item]],
+    ) -> dict[Future[list[Result]], int]:
+        """Every batch submitted to the local pool; a pool that a dead worker broke in an
+        earlier run (its tasks were reported failed then) is replaced by a new one."""
+
+        def submitted(pool: ProcessPoolExecutor) -> dict[Future[list[Result]], int]:
+            return {pool.submit(task, shared, batch): index for index, batch in enumerate(batches)}
+
+        try:
+            return submitted(self._local(task.__module__))
+        except BrokenProcessPool:
+            logger.warning("a worker of the pool died in an earlier run: starting a new pool")
+            broken, self._pool = self._pool, None
+            if broken is not None:
+                broken.shutdown(wait=False)
+            return submitted(self._local(task.__module__))
 
     def _local(self, module: str) -> ProcessPoolExecutor:
         """The local pool; its workers start as tasks arrive (at most ``pool_size``), forked
@@ -215,8 +234,8 @@ _IN_LOCAL_POOL = False
 
 def in_local_pool() -> bool:
     """Whether this process is a worker of :func:`run_tasks`' local pool: it lives for one
-    :func:`run_tasks` call, so its tasks may keep what they open (database connections) for
-    the next task, closed when the worker exits."""
+    :func:`run_tasks` call (or one :class:`TaskPool` block), so its tasks may keep what they
+    open (database connections) for the next task, closed when the worker exits."""
     return _IN_LOCAL_POOL
 
 

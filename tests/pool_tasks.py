@@ -32,3 +32,8 @@ def preloaded(shared: Any, batch: list[Any]) -> list[bool]:
 def worker_pid(shared: Any, batch: list[Any]) -> list[int]:
     """Per item, the process that ran it."""
     return [os.getpid() for _ in batch]
+
+
+def die(shared: Any, batch: list[Any]) -> list[int]:
+    """Kill the worker (as an out-of-memory kill would): its pool breaks."""
+    os._exit(1)

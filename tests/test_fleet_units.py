@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fleet_helpers import fleet_config
-from pool_tasks import freeze_counts, worker_pid
+from pool_tasks import die, freeze_counts, worker_pid
 
 import Orchestration.fleet as fleet
 from Fleet import (
@@ -162,6 +162,26 @@ def test_a_task_pool_serves_several_runs_with_the_same_workers() -> None:
     for pid in set(first) | set(second):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_pool_a_dead_worker_broke_is_replaced_for_the_next_run() -> None:
+    """A worker killed during the family vote fails the vote's tasks (reported), and the
+    training that follows on the same TaskPool gets a new pool instead of a crash."""
+    with TaskPool(FleetConfig(workers=2)) as pool:
+        with Progress(2, "vote", stream=io.StringIO()) as progress:  # two tasks: a pool
+            vote = pool.run(
+                die, None, [[1], [2]], progress=progress, on_error=lambda b, e: [type(e).__name__]
+            )
+        with Progress(4, "train", stream=io.StringIO()) as progress:
+            trained = pool.run(
+                worker_pid,
+                None,
+                [[k] for k in range(4)],
+                progress=progress,
+                on_error=lambda b, e: pytest.fail(f"the task failed: {e}"),
+            )
+    assert vote == ["BrokenProcessPool"] * 2
+    assert len(trained) == 4 and os.getpid() not in trained
 
 
 def test_a_local_pool_worker_keeps_its_database_for_the_next_task_of_the_run(
