@@ -17,8 +17,10 @@ suite call it first, and the processes they start (the fleet's pool workers, a D
 ``LocalCluster``'s workers) inherit the variable. It changes nothing when the variable is set
 already (even to an empty value: your choice wins), when NumPy is loaded already (the process
 and its workers would then differ), for a NumPy older than 2.4 (whose targets have other
-names), or off Linux. Workers of a Dask cluster started elsewhere (``dask worker``) take the
-variable from their own environment.
+names) or not from a ``manylinux`` wheel (:func:`stock_build`), or off Linux. It runs before
+``.env`` is loaded, so a value set there does not count: set it in the environment. Workers
+of a Dask cluster started elsewhere (``dask worker``) take the variable from their own
+environment.
 
 Sorting gives the same values either way: an order statistic is one value whatever the
 algorithm. The AVX2 kernels of ``np.sin``, ``np.cos`` and ``np.log`` may differ from the
@@ -36,7 +38,14 @@ from collections.abc import MutableMapping
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["AVX512_TARGETS", "VARIABLE", "configure_numpy", "is_zen4", "numpy_dispatch"]
+__all__ = [
+    "AVX512_TARGETS",
+    "VARIABLE",
+    "configure_numpy",
+    "is_zen4",
+    "numpy_dispatch",
+    "stock_build",
+]
 
 VARIABLE = "NPY_DISABLE_CPU_FEATURES"
 AVX512_TARGETS = "X86_V4 AVX512_ICL AVX512_SPR"
@@ -62,6 +71,17 @@ def is_zen4(cpuinfo: str) -> bool:
     )
 
 
+def stock_build(wheel: str) -> bool:
+    """Whether NumPy's ``WHEEL`` metadata names a ``manylinux``/``musllinux`` wheel: NumPy's
+    own builds, whose baseline is far below AVX-512. A build of one's own (e.g. with
+    ``-Dcpu-baseline=native``) may have AVX-512 in its baseline, and NumPy refuses to load
+    when a baseline feature is disabled: those are left alone."""
+    return any(
+        line.startswith("Tag:") and ("manylinux" in line or "musllinux" in line)
+        for line in wheel.splitlines()
+    )
+
+
 def numpy_dispatch(cpuinfo: str, numpy_version: str) -> str | None:
     """The ``NPY_DISABLE_CPU_FEATURES`` value for this CPU and NumPy release (None: NumPy's
     own choice)."""
@@ -77,6 +97,7 @@ def configure_numpy(
     cpuinfo: Path = CPUINFO,
     numpy_loaded: bool | None = None,
     numpy_version: str | None = None,
+    numpy_wheel: str | None = None,
 ) -> str | None:
     """Set ``NPY_DISABLE_CPU_FEATURES`` in ``environ`` where :func:`numpy_dispatch` gives a
     value and nothing else decided yet (see the module docstring).
@@ -86,6 +107,7 @@ def configure_numpy(
         cpuinfo: the file describing the CPU.
         numpy_loaded: whether NumPy is imported already (default: look in ``sys.modules``).
         numpy_version: the installed NumPy's version (default: read from its metadata).
+        numpy_wheel: its ``WHEEL`` metadata (default: read; see :func:`stock_build`).
 
     Returns:
         The value set, or None when nothing was set.
@@ -96,10 +118,15 @@ def configure_numpy(
         return None
     try:
         text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-        version = numpy_version or metadata.version("numpy")
+        if numpy_version is None or numpy_wheel is None:
+            installed = metadata.distribution("numpy")
+            numpy_version = numpy_version or installed.version
+            numpy_wheel = installed.read_text("WHEEL") if numpy_wheel is None else numpy_wheel
     except (OSError, metadata.PackageNotFoundError):
         return None
-    value = numpy_dispatch(text, version)
+    if not stock_build(numpy_wheel or ""):
+        return None
+    value = numpy_dispatch(text, numpy_version)
     if value is not None:
         environ[VARIABLE] = value
     return value

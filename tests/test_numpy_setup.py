@@ -22,6 +22,7 @@ from numpy_setup import (
     configure_numpy,
     is_zen4,
     numpy_dispatch,
+    stock_build,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,7 @@ ZEN4 = _cpuinfo("AuthenticAMD", 25, 17, "fpu sse2 avx2 avx512f avx512dq avx512vl
 ZEN3 = _cpuinfo("AuthenticAMD", 25, 1, "fpu sse2 avx2 fma")
 ZEN5 = _cpuinfo("AuthenticAMD", 26, 2, "fpu sse2 avx2 avx512f avx512vl")
 INTEL = _cpuinfo("GenuineIntel", 6, 106, "fpu sse2 avx2 avx512f avx512dq avx512vl")
+WHEEL = "Wheel-Version: 1.0\nGenerator: meson\nTag: cp311-cp311-manylinux_2_28_x86_64\n"
 LOOKALIKE = _cpuinfo("AuthenticAMD", 25, 17, "fpu sse2 avx2 avx512foo")  # no avx512f itself
 
 
@@ -77,7 +79,7 @@ def test_it_sets_the_variable_on_zen4_and_leaves_every_earlier_choice_alone(
     zen4, intel = tmp_path / "zen4", tmp_path / "intel"
     zen4.write_text(ZEN4)
     intel.write_text(INTEL)
-    settings = {"numpy_loaded": False, "numpy_version": "2.4.6"}
+    settings = {"numpy_loaded": False, "numpy_version": "2.4.6", "numpy_wheel": WHEEL}
 
     environ: dict[str, str] = {"PATH": "/bin"}
     assert configure_numpy(environ, cpuinfo=zen4, **settings) == AVX512_TARGETS
@@ -92,7 +94,13 @@ def test_it_sets_the_variable_on_zen4_and_leaves_every_earlier_choice_alone(
     assert environ == {VARIABLE: ""}
 
     environ = {}  # NumPy loaded already: this process could not follow its workers
-    assert configure_numpy(environ, cpuinfo=zen4, numpy_loaded=True, numpy_version="2.4.6") is None
+    loaded = {**settings, "numpy_loaded": True}
+    assert configure_numpy(environ, cpuinfo=zen4, **loaded) is None
+    assert environ == {}
+
+    # A NumPy built here (its baseline may hold AVX-512: disabling that fails its import).
+    built = {**settings, "numpy_wheel": WHEEL.replace("manylinux_2_28", "linux")}
+    assert configure_numpy(environ, cpuinfo=zen4, **built) is None
     assert environ == {}
 
     assert configure_numpy(environ, cpuinfo=tmp_path / "missing", **settings) is None
@@ -133,7 +141,12 @@ def test_numpy_loaded_after_it_dispatches_no_avx512(tmp_path: Path) -> None:
 def test_the_entry_points_choose_before_numpy_loads() -> None:
     """``orchestrate.py`` and ``main.py``, imported in a new process, leave the variable as
     this machine's CPU and NumPy call for, and NumPy loaded after it."""
-    wanted = numpy_dispatch(CPUINFO.read_text(), metadata.version("numpy"))
+    installed = metadata.distribution("numpy")
+    wanted = (
+        numpy_dispatch(CPUINFO.read_text(), installed.version)
+        if stock_build(installed.read_text("WHEEL") or "")
+        else None
+    )
     for entry in ("orchestrate.py", "main.py"):
         printed = _child(
             "import os, runpy, sys\n"
