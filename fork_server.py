@@ -98,7 +98,7 @@ def expected_pool_module(
         cwd: where a relative ``--config`` (and the default ``config.yaml``) is found.
     """
     command, values = _options(argv)
-    command = default_command or command
+    command = default_command or command or "train"  # orchestrate.py alone trains
     if command not in POOL_MODULES or values.get("--asset"):
         return None
     base = Path.cwd() if cwd is None else cwd

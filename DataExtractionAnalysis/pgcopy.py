@@ -202,7 +202,9 @@ def parse_array_copy(
                 length = int.from_bytes(body[at : at + 4], "big", signed=True)
                 dims, flags, _, items, _ = _ARRAY_HEADER.unpack_from(body, at + 4)
                 element = _ELEMENTS[min(k, 1)]
-                if (dims, flags) != (1, 0) or length != _ARRAY_HEADER.size + items * 12:
+                if (dims, flags) != (1, 0) or items < 0 or at + 4 + length > size:
+                    return None
+                if length != _ARRAY_HEADER.size + items * 12:
                     return None
                 if values and items != values[0].size:
                     return None

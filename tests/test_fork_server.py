@@ -32,6 +32,7 @@ TRAIN, SCORE = "Orchestration.fleet", "Orchestration.fleet_scoring"
             TRAIN,
         ),
         (FLEET, [], "train", TRAIN),  # main.py
+        (FLEET, ["--json"], None, TRAIN),  # orchestrate.py without a command trains
         (FLEET, ["score", "--asset", "r1"], None, None),  # one asset: no pool
         (FLEET, ["profile"], None, None),
         (FLEET, ["registry", "list"], None, None),

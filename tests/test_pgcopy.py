@@ -97,8 +97,21 @@ KEY = struct.pack(">ii", 4, 1)
         _keyed(KEY, _array(">q", [0])),  # a field short
         _keyed(KEY, _array(">q", [2**63 - 1]), _array(">d", [1.0])),  # 'infinity'
         _keyed(KEY, _array(">q", [0]), _array(">d", [1.0]))[:-4],  # cut short
+        _keyed(  # a negative length whose byte count adds up (20 - 12)
+            KEY, struct.pack(">iiiiii", 8, 1, 0, 1184, -1, 1), _array(">d", [1.0])
+        ),
     ],
-    ids=["null", "null-flag", "lengths", "null-array", "null-key", "fields", "inf", "short"],
+    ids=[
+        "null",
+        "null-flag",
+        "lengths",
+        "null-array",
+        "null-key",
+        "fields",
+        "inf",
+        "short",
+        "negative",
+    ],
 )
 def test_parse_array_copy_refuses_what_is_not_its_layout(row: bytes) -> None:
     assert parse_array_copy(HEADER + row + TRAILER, 2) is None
