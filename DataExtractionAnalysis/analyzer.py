@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from frames import float_column
+
 from .health import AxisHealth, HealthPolicy, WindowTimes, grade_values, ticks, window_times
 
 __all__ = ["GAP_FACTOR", "AxisProfile", "Profile", "ProfileError", "median_interval", "profile"]
@@ -219,11 +221,10 @@ def _axis_profiles(
     at a time: NumPy releases the GIL per block)."""
 
     def one(axis: str) -> tuple[AxisProfile, AxisHealth | None]:
-        column = frame[axis]  # once: a column's lookup costs as much as a statistic
-        stats = _axis_profile(column.to_numpy(dtype="float64"), axis)
+        values = float_column(frame, axis)
+        stats = _axis_profile(values, axis)
         if health is None or window is None:
             return stats, None
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         return stats, grade_values(values, window, dt_seconds, health)
 
     if len(axes) < 2 or len(frame) < _BLOCK_ROWS:

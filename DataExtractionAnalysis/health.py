@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from frames import float_column
+
 __all__ = [
     "GRADES",
     "AxisHealth",
@@ -577,9 +579,7 @@ def grade_axes(
     window = window_times(*ticks(frame["ts"]), dt_seconds, policy)
 
     def grade(axis: str) -> AxisHealth:
-        return grade_values(
-            frame[axis].to_numpy(dtype=np.float64, na_value=np.nan), window, dt_seconds, policy
-        )
+        return grade_values(float_column(frame, axis), window, dt_seconds, policy)
 
     # NumPy releases the GIL in these passes: two axes at a time on a 10 M-row window.
     with ThreadPoolExecutor(max_workers=max(1, min(2, len(axes)))) as pool:

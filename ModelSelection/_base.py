@@ -28,6 +28,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from frames import float_column
+
 __all__ = [
     "BLOCK_ROWS",
     "AxisModel",
@@ -157,7 +159,7 @@ def as_float_column(frame: pd.DataFrame, column: str) -> np.ndarray:
         available = ", ".join(repr(str(c)) for c in frame.columns) or "(none)"
         raise ModelError(f"column {column!r} is missing from the frame; available: {available}")
     try:
-        return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        return float_column(frame, column)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"column {column!r} must be numeric: {exc}") from exc
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from frames import float_column
 from ModelSelection import (
     AxisModel,
     ModelError,
@@ -74,7 +75,7 @@ def machine_rows(
     running = np.zeros(len(frame), dtype=bool)
     for axis in axes:
         with np.errstate(invalid="ignore"):
-            values = frame[axis].to_numpy(dtype=np.float64)
+            values = float_column(frame, axis)
             running |= np.isfinite(values) & (values != 0.0)
     return running if where is None else running & np.asarray(where, dtype=bool)
 
@@ -180,7 +181,7 @@ def out_of_fold(
     machine_scores = np.full(n, np.nan) if machine_cls is not None else None
     scored_rows = machine_rows(view, axes, allowed) if machine_cls is not None else None
     fits = _FoldFits(view, specs, allowed, edges.tolist())
-    actual = {axis: view[axis].to_numpy(dtype=np.float64) for axis in axes}
+    actual = {axis: float_column(view, axis) for axis in axes}
     with np.errstate(invalid="ignore"):
         scored = {axis: np.isfinite(v) & (v != 0.0) & allowed for axis, v in actual.items()}
     for fold, (lo, hi) in enumerate(itertools.pairwise(edges.tolist())):

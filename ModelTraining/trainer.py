@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from frames import float_column
 from ModelSelection import (
     AxisModel,
     ModelConfig,
@@ -63,7 +64,7 @@ def _columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def _column_as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
     try:
-        return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        return float_column(frame, column)
     except (TypeError, ValueError) as exc:
         raise TrainingError(
             f"column {column!r} must be numeric (float64); could not convert it: {exc}"

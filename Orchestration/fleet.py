@@ -60,6 +60,7 @@ from Fleet import (
     pool_size,
     runs_in_process,
 )
+from frames import float_column
 from Labels import FeedbackStore
 from ModelRegistry import ModelRegistry, RegistryError, VersionNotFoundError
 
@@ -181,7 +182,7 @@ def _usable_samples(frame: pd.DataFrame, axes: list[str]) -> int:
     """Rows where some axis is neither 0 (idle) nor missing: what a fit can learn from."""
     running = np.zeros(len(frame), dtype=bool)
     for axis in axes:  # column by column: no copy of the window
-        values = frame[axis].to_numpy(dtype=np.float64)
+        values = float_column(frame, axis)
         running |= (values != 0) & ~np.isnan(values)
     return int(np.count_nonzero(running))
 

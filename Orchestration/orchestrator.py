@@ -48,6 +48,7 @@ from DataExtractionAnalysis import (
     resolve_bound,
 )
 from DataPreparation import PreparedData, prepare
+from frames import float_column
 from Labels import VERDICTS, FeedbackStore, TrainingMask, read_labels, training_mask
 from ModelEvaluation import (
     AxisPlotData,
@@ -518,7 +519,7 @@ def _evaluate(state: RunState) -> None:
         residual = residuals[axis]
         if keep:
             kept[axis] = residual
-        metrics = axis_metrics(axis, frame[axis].to_numpy(dtype=np.float64), residual)
+        metrics = axis_metrics(axis, float_column(frame, axis), residual)
         return metrics, _plot_data(state, axis, residual) if plots_now else None
 
     if state.threads > 1:
@@ -689,12 +690,12 @@ def _drift_and_insights(
     config = state.loaded.config
     frame = state.prepared.frame
     # Seconds since the first training sample: the insights use differences of times only.
-    seconds = frame["time_s"].to_numpy(dtype=np.float64)
+    seconds = float_column(frame, "time_s")
     params = config.drift.parameters()
 
     axes = list(residuals)
     # Each axis's values, taken from the frame once for its profile and the correlations.
-    columns = {axis: frame[axis].to_numpy(dtype=np.float64) for axis in axes}
+    columns = {axis: float_column(frame, axis) for axis in axes}
 
     def axis_figures(axis: str) -> tuple[dict[str, Any], Any]:
         values = residuals[axis]
