@@ -188,7 +188,11 @@ class TaskPool:
             logger.warning("a worker of the pool died in an earlier run: starting a new pool")
             broken, self._pool = self._pool, None
             if broken is not None:
-                broken.shutdown(wait=False)
+                # Waiting lets the broken pool's manager thread finish closing its pipes
+                # before the new pool opens its own: without the wait, a late close could
+                # hit a new pipe that reused the number ("Bad file descriptor" when the new
+                # worker starts). Its workers are dead or killed: the wait is short.
+                broken.shutdown(wait=True)
             return submitted(self._local(task.__module__))
 
     def _local(self, module: str) -> ProcessPoolExecutor:
