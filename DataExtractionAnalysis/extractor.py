@@ -996,25 +996,34 @@ def _read_group_arrays(
     target: DatabaseTarget, plan: _Plan, stmt: sa.Select, group: list[_Window]
 ) -> dict[_Window, pd.DataFrame] | None:
     """A read-ahead group's windows by binary COPY on the block's kept connection, one row per
-    asset: its id and each column's ``array_agg`` (:func:`.pgcopy.copy_arrays`). The
-    aggregates of one row take its samples in the same order, so the arrays line up; they are
-    fed the rows by asset and time (an index on the two gives them so, with no sort), and each
-    window is still checked and sorted by time in the client, as any window is. None
-    when the rows do not have the fixed layout (a NULL where NaN was expected, a time beyond
-    ``datetime64[ns]``), or hold an id not asked for.
+    asset: its id and each column packed into one ``bytea`` (:func:`.pgcopy.copy_packed`:
+    ``string_agg`` of each value's binary form). The aggregates of one row take its samples
+    in the same order, so the columns line up; they are fed the rows by asset and time (an
+    index on the two gives them so, with no sort), and each window is still checked and
+    sorted by time in the client, as any window is. None when the rows do not have the fixed
+    layout (a time beyond ``datetime64[ns]``), or hold an id not asked for.
 
     Raises:
         DatabaseError: connecting or reading failed (the connection is dropped).
     """
-    from .pgcopy import columns_frame, copy_arrays
+    from .pgcopy import columns_frame, copy_packed
 
     labels = ["ts", *plan.selected]
     rows = stmt.order_by(plan.asset, plan.time).subquery("rows_")
     asset = rows.c[_ASSET_LABEL]
-    grouped = sa.select(asset, *(sa.func.array_agg(rows.c[label]) for label in labels))
+    # timestamp_send / timestamptz_send: int64 microseconds since 2000, as a COPY sends the
+    # column; float8send: the (NaN for NULL) value. Neither is NULL here (the time is filtered
+    # IS NOT NULL, the values coalesced), and string_agg would skip a NULL: so a column's
+    # bytes hold exactly one value per row.
+    send = sa.func.timestamptz_send if plan.time_kind == "timestamptz" else sa.func.timestamp_send
+    empty = sa.cast(sa.literal(""), sa.LargeBinary)
+    packed = [sa.func.string_agg(send(rows.c["ts"]), empty)] + [
+        sa.func.string_agg(sa.func.float8send(rows.c[label]), empty) for label in plan.selected
+    ]
+    grouped = sa.select(asset, *packed)
     sql = _literal_sql(grouped.group_by(asset))
     found = _on_kept_copy_connection(
-        target, "the training windows", lambda conn: copy_arrays(conn, sql, len(labels))
+        target, "the training windows", lambda conn: copy_packed(conn, sql, len(labels))
     )
     if found is None:
         logger.info("the windows do not have the fixed COPY layout: read through ADBC")
@@ -1026,8 +1035,11 @@ def _read_group_arrays(
         if window is None or window in columns:
             return None
         columns[window] = values
-    empty = [np.empty(0, dtype=np.int64)] + [np.empty(0) for _ in plan.selected]
-    return {window: columns_frame(labels, [columns.get(window, list(empty))]) for window in group}
+    empty_columns = [np.empty(0, dtype=np.int64)] + [np.empty(0) for _ in plan.selected]
+    return {
+        window: columns_frame(labels, [columns.get(window, list(empty_columns))])
+        for window in group
+    }
 
 
 def _read_copy_kept(

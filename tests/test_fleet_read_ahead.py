@@ -133,8 +133,17 @@ def test_text_ids_read_ahead_on_postgresql(pg_db, fast_path):
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("asset_type", [sa.SmallInteger(), sa.Integer(), sa.BigInteger()])
-def test_integer_ids_read_ahead_by_copy_on_postgresql(pg_db, asset_type):
+@pytest.mark.parametrize(
+    ("asset_type", "timezone"),
+    [
+        (sa.SmallInteger(), True),
+        (sa.Integer(), True),
+        (sa.BigInteger(), True),
+        (sa.Integer(), False),
+    ],
+    ids=["smallint", "integer", "bigint", "integer-timestamp-without-zone"],
+)
+def test_integer_ids_read_ahead_by_copy_on_postgresql(pg_db, asset_type, timezone):
     frames = []
     for number, asset in enumerate(ASSETS):
         frame = asset_frame(asset, 40 + 10 * number, seed=number)
@@ -142,7 +151,7 @@ def test_integer_ids_read_ahead_by_copy_on_postgresql(pg_db, asset_type):
         frames.append(frame)
     frames = [pd.concat(frames).sort_values(["ts", "asset"], kind="stable")]
     columns = {
-        "ts": sa.DateTime(timezone=True),
+        "ts": sa.DateTime(timezone=timezone),
         "asset": asset_type,
         "a": sa.Float(53),
         "b": sa.Float(53),

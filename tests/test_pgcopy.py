@@ -15,7 +15,7 @@ from conftest import Db
 
 from Database import DatabaseError, DatabaseTarget, write_chunks
 from DataExtractionAnalysis import DataConfig, ExtractionError, extract_window, pgcopy
-from DataExtractionAnalysis.pgcopy import parse_array_copy, parse_copy
+from DataExtractionAnalysis.pgcopy import parse_copy, parse_packed_copy
 
 UTC = dt.timezone.utc
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -43,44 +43,42 @@ def test_parse_copy_gives_epoch_nanoseconds_and_the_values() -> None:
     assert got[2].tolist() == [-2.0, 3e300]
 
 
-def _array(code: str, values: list, *, null: bool = False) -> bytes:
-    """A one-dimensional array field: its length, header and (length, value) elements."""
-    body = struct.pack(">iiiii", 1, int(null), 701, len(values), 1)
-    for value in values:
-        body += struct.pack(">i", -1) if value is None else struct.pack(">i" + code[1], 8, value)
+def _packed(code: str, values: list) -> bytes:
+    """A packed column field: its length, then each value's big-endian binary form."""
+    body = b"".join(struct.pack(code, value) for value in values)
     return struct.pack(">i", len(body)) + body
 
 
-def _keyed(key: bytes, *arrays: bytes) -> bytes:
-    return struct.pack(">h", 1 + len(arrays)) + key + b"".join(arrays)
+def _keyed(key: bytes, *columns: bytes) -> bytes:
+    return struct.pack(">h", 1 + len(columns)) + key + b"".join(columns)
 
 
 @pytest.mark.parametrize(("width", "code"), [(2, ">h"), (4, ">i"), (8, ">q")])
-def test_parse_array_copy_gives_each_key_its_columns(width: int, code: str) -> None:
+def test_parse_packed_copy_gives_each_key_its_columns(width: int, code: str) -> None:
     key = struct.pack(">i", width)
     first = _keyed(
         key + struct.pack(code, -7),
-        _array(">q", [0, 1_000_000]),
-        _array(">d", [1.5, float("nan")]),
-        _array(">d", [-2.0, 3e300]),
+        _packed(">q", [0, 1_000_000]),
+        _packed(">d", [1.5, float("nan")]),
+        _packed(">d", [-2.0, 3e300]),
     )
     second = _keyed(
         key + struct.pack(code, 2**15 - 1),
-        _array(">q", [5]),
-        _array(">d", [7.0]),
-        _array(">d", [8.0]),
+        _packed(">q", [5]),
+        _packed(">d", [7.0]),
+        _packed(">d", [8.0]),
     )
 
-    got = parse_array_copy(HEADER + first + second + TRAILER, 3)
+    got = parse_packed_copy(HEADER + first + second + TRAILER, 3)
 
     assert got is not None and [key for key, _ in got] == [-7, 2**15 - 1]
     (_, one), (_, two) = got
-    assert one[0].dtype == np.int64
+    assert one[0].dtype == np.int64 and one[1].dtype == np.float64
     assert one[0].tolist() == [946_684_800 * 10**9, 946_684_801 * 10**9]
     assert one[1].tolist() == [1.5, pytest.approx(float("nan"), nan_ok=True)]
     assert one[2].tolist() == [-2.0, 3e300]
     assert [column.tolist() for column in two] == [[946_684_800 * 10**9 + 5000], [7.0], [8.0]]
-    assert parse_array_copy(HEADER + TRAILER, 3) == []
+    assert parse_packed_copy(HEADER + TRAILER, 3) == []
 
 
 KEY = struct.pack(">ii", 4, 1)
@@ -89,37 +87,25 @@ KEY = struct.pack(">ii", 4, 1)
 @pytest.mark.parametrize(
     "row",
     [
-        _keyed(KEY, _array(">q", [0, 1]), _array(">d", [1.0, None])),  # a NULL element
-        _keyed(KEY, _array(">q", [0]), _array(">d", [1.0], null=True)),  # flagged NULLs
-        _keyed(KEY, _array(">q", [0, 1]), _array(">d", [1.0])),  # arrays of other lengths
-        _keyed(KEY, _array(">q", [0]), struct.pack(">i", -1)),  # a NULL array
-        _keyed(struct.pack(">i", -1), _array(">q", [0]), _array(">d", [1.0])),  # a NULL key
-        _keyed(KEY, _array(">q", [0])),  # a field short
-        _keyed(KEY, _array(">q", [2**63 - 1]), _array(">d", [1.0])),  # 'infinity'
-        _keyed(KEY, _array(">q", [0]), _array(">d", [1.0]))[:-4],  # cut short
-        _keyed(  # a negative length whose byte count adds up (20 - 12)
-            KEY, struct.pack(">iiiiii", 8, 1, 0, 1184, -1, 1), _array(">d", [1.0])
-        ),
+        _keyed(KEY, _packed(">q", [0, 1]), _packed(">d", [1.0])),  # columns of other lengths
+        _keyed(KEY, _packed(">q", [0]), struct.pack(">i", -1)),  # a NULL column
+        _keyed(struct.pack(">i", -1), _packed(">q", [0]), _packed(">d", [1.0])),  # a NULL key
+        _keyed(KEY, _packed(">q", [0])),  # a field short
+        _keyed(KEY, _packed(">q", [0]), _packed(">d", [1.0]), _packed(">d", [1.0])),  # one more
+        _keyed(KEY, _packed(">q", [2**63 - 1]), _packed(">d", [1.0])),  # 'infinity'
+        _keyed(KEY, _packed(">q", [0]), _packed(">d", [1.0]))[:-4],  # cut short
+        _keyed(KEY, _packed(">q", [0]), struct.pack(">i", 4) + b"abcd"),  # not whole values
+        _keyed(KEY, _packed(">q", [0]), struct.pack(">i", 16) + b"x" * 8),  # past the end
     ],
-    ids=[
-        "null",
-        "null-flag",
-        "lengths",
-        "null-array",
-        "null-key",
-        "fields",
-        "inf",
-        "short",
-        "negative",
-    ],
+    ids=["lengths", "null-column", "null-key", "fields", "extra", "inf", "short", "width", "end"],
 )
-def test_parse_array_copy_refuses_what_is_not_its_layout(row: bytes) -> None:
-    assert parse_array_copy(HEADER + row + TRAILER, 2) is None
+def test_parse_packed_copy_refuses_what_is_not_its_layout(row: bytes) -> None:
+    assert parse_packed_copy(HEADER + row + TRAILER, 2) is None
 
 
-def test_arrays_of_a_real_copy_line_up_with_its_rows(pg_db: Db) -> None:
-    """PostgreSQL's own bytes: array_agg of each column per key, in one order for all."""
-    table = pg_db.table("arrays")
+def test_packed_columns_of_a_real_copy_line_up_with_its_rows(pg_db: Db) -> None:
+    """PostgreSQL's own bytes: each column's values packed per key, in one order for all."""
+    table = pg_db.table("packed")
     rng = np.random.default_rng(5)
     frame = pd.DataFrame(
         {
@@ -132,13 +118,14 @@ def test_arrays_of_a_real_copy_line_up_with_its_rows(pg_db: Db) -> None:
     types = {"asset_id": sa.Integer(), "ts": sa.DateTime(timezone=True), "v": sa.Float()}
     write_chunks(pg_db.engine, pg_db.target, table, types, [frame])
     sql = (
-        f"SELECT asset_id, array_agg(ts), array_agg(v) FROM (SELECT * FROM {table} "
+        f"SELECT asset_id, string_agg(timestamptz_send(ts), ''::bytea), "
+        f"string_agg(float8send(v), ''::bytea) FROM (SELECT * FROM {table} "
         f"ORDER BY asset_id) AS rows_ GROUP BY asset_id"
     )
     import psycopg2
 
     with closing(psycopg2.connect(pg_db.target.libpq_uri)) as conn:
-        got = pgcopy.copy_arrays(conn, sql, 2)
+        got = pgcopy.copy_packed(conn, sql, 2)
 
     assert got is not None and sorted(key for key, _ in got) == [1, 2, 3]
     for key, (ticks, values) in got:
