@@ -9,11 +9,21 @@ needs no anchors (an object the representer would write once and then refer to).
 (dicts, lists, str, int, float, bool, None) never gets one, and every dict and list here is
 a fresh copy, so only a ``date``/``datetime`` leaf appearing twice could; metadata holding
 anything else than plain data and distinct dates is dumped as one document, as before.
+
+The keys that do change from asset to asset (``insights``, ``ranges``, ``health``...) are
+mostly mappings of numbers, which PyYAML's representer and resolver (Python, around libyaml's
+emitter) take ~5 µs a number to write. :func:`_text_of` writes such a key's text itself —
+block mappings and sequences of ``None``, bools, ints, floats and short strings without
+spaces, in PyYAML's own spelling of each — and hands any entry it does not write (a string
+with spaces, which PyYAML may fold; a list of mappings; an empty string...) to PyYAML at the
+same depth, so the text is PyYAML's in every case (the tests compare the two on generated
+documents).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import pickle
 import re
 from collections.abc import Mapping
@@ -136,8 +146,106 @@ def _entries(plain: dict[Any, Any], others: dict[Any, list[Any]]) -> list[_Entry
         if known is not None and known[0] == fingerprint:
             entries.append(_Entry(document, known[1], remembered=True))
         else:
-            entries.append(_Entry(document, dump_meta(document), fingerprint))
+            entries.append(_Entry(document, _text_of(document), fingerprint))
     return entries
+
+
+def _text_of(document: dict[Any, Any]) -> str:
+    """:func:`dump_meta` of ``document`` (plain data: dicts, lists and _SCALARS), written by
+    :func:`_block_entry` where it can."""
+    out: list[str] = []
+    for key, value in document.items():
+        _block_entry(out, key, value, 0)
+    return "".join(out)
+
+
+_SHORT = 60
+"""Longest string :func:`_text_of` writes itself (a key longer than 128 characters
+changes PyYAML's key style; a string is folded only at a space, and these have none)."""
+_checked: dict[tuple[str, str], bool] = {}
+"""(position, string) → whether PyYAML writes the string as it is (plain) there."""
+
+
+def _plain_string(text: str, position: str) -> bool:
+    """Whether PyYAML writes ``text`` as it is (no quotes) as a mapping ``key``, a mapping
+    ``value`` or a sequence ``item``; asked of PyYAML once per string."""
+    found = _checked.get((position, text))
+    if found is None:
+        if len(text) > _SHORT or not text or any(c.isspace() for c in text):
+            found = False
+        elif position == "key":
+            found = dump_meta({text: 0}) == f"{text}: 0\n"
+        elif position == "value":
+            found = dump_meta({"k": text}) == f"k: {text}\n"
+        else:
+            found = dump_meta({"k": [text]}) == f"k:\n- {text}\n"
+        if len(_checked) > 4096:
+            _checked.clear()
+        _checked[(position, text)] = found
+    return found
+
+
+def _scalar_text(value: Any, position: str) -> str | None:
+    """PyYAML's plain spelling of a scalar (SafeRepresenter), or None when not written here."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        if value != value:
+            return ".nan"
+        if value in (math.inf, -math.inf):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value).lower()
+        if "." not in text and "e" in text:
+            text = text.replace("e", ".0e", 1)
+        return text
+    if kind is str and _plain_string(value, position):
+        return value
+    return None
+
+
+def _block_entry(out: list[str], key: Any, value: Any, depth: int) -> None:
+    """Append the text of the mapping entry ``key: value`` at nesting ``depth`` (two spaces
+    each), as PyYAML's block style writes it."""
+    pad = "  " * depth
+    name = key if type(key) is str and _plain_string(key, "key") else None
+    if name is not None:
+        if type(value) is dict:
+            if value:
+                out.append(f"{pad}{name}:\n")
+                for inner, item in value.items():
+                    _block_entry(out, inner, item, depth + 1)
+                return
+            out.append(f"{pad}{name}: {{}}\n")
+            return
+        if type(value) is list:
+            if not value:
+                out.append(f"{pad}{name}: []\n")
+                return
+            items = [_scalar_text(item, "item") for item in value]
+            if None not in items:
+                out.append(f"{pad}{name}:\n")
+                out.extend(f"{pad}- {item}\n" for item in items)
+                return
+        else:
+            text = _scalar_text(value, "value")
+            if text is not None:
+                out.append(f"{pad}{name}: {text}\n")
+                return
+    # PyYAML writes it, at the same depth: nested under ``depth`` one-key mappings, whose
+    # lines are then dropped (a block mapping's entry is written the same at a given depth).
+    wrapped: Any = {key: value}
+    for _ in range(depth):
+        wrapped = {"_": wrapped}
+    text = dump_meta(wrapped)
+    head = "".join(f"{'  ' * level}_:\n" for level in range(depth))
+    if not text.startswith(head):  # not expected: PyYAML wrote the wrapper otherwise
+        raise yaml.YAMLError(f"unexpected YAML for a nested entry: {text[:80]!r}")
+    out.append(text[len(head) :])
 
 
 def _plain(value: Any, others: list[Any]) -> Any:

@@ -3,7 +3,9 @@ dump of the whole document; a remembered text never lets a secret or a changed v
 
 from __future__ import annotations
 
+import math
 import random
+import struct
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 import yaml
 
 from ModelRegistry import MetadataError
-from ModelRegistry._meta import _texts, check_meta, dump_meta
+from ModelRegistry._meta import _text_of, _texts, check_meta, dump_meta
 
 WHEN = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 CONFIG = {
@@ -81,6 +83,129 @@ def test_the_text_remembered_key_by_key_is_the_dump_of_the_whole_document(seed: 
     assert first == again == _whole(meta)
     assert "&id" not in first and "*id" not in first
     assert yaml.safe_load(first) == yaml.safe_load(_whole(meta))
+
+
+_SHORT_STRINGS = [
+    "axis1",
+    "p5",
+    "y",
+    "n",
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "~",
+    "-",
+    "--",
+    "0x1f",
+    "0o17",
+    "1_000",
+    "1:20",
+    ".5",
+    "+1",
+    "-1",
+    "1e3",
+    "1.0e+3",
+    ".nan",
+    ".inf",
+    "<<",
+    "=",
+    "!",
+    "!tag",
+    "&a",
+    "*a",
+    "%x",
+    "@x",
+    "`x",
+    "?",
+    "?x",
+    ":",
+    ":x",
+    "x:",
+    "{",
+    "[",
+    "]",
+    ",",
+    "#x",
+    "x#y",
+    "é",
+    "a\\b",
+    "'",
+    '"',
+    "null",
+    "Null",
+    "true",
+    "2026-01-01",
+    "12:30:00",
+    "0",
+    "007",
+    "x" * 61,
+    "x" * 60,
+    "-x",
+    "--- ",
+    "...",
+]
+
+
+def _number(rng: random.Random) -> float:
+    """A double of any magnitude and sign (from random bits), or a special one."""
+    special = [0.0, -0.0, 1e16, 1e17, 123456789012345678.0, 5e-324, 1e-05, float("nan")]
+    if rng.random() < 0.2:
+        return rng.choice(special)
+    value = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+    return value if math.isfinite(value) else rng.choice([float("inf"), float("-inf")])
+
+
+def _numbers_document(rng: random.Random, depth: int) -> Any:
+    """Mostly mappings of numbers, as the per-asset keys of meta.yaml, with every other
+    shape now and then."""
+    roll = rng.random()
+    if depth <= 0 or roll < 0.35:
+        pick = rng.random()
+        if pick < 0.5:
+            return _number(rng)
+        if pick < 0.6:
+            return rng.choice([None, True, False, 0, -3, 2**64])
+        if pick < 0.85:
+            return rng.choice(_SHORT_STRINGS)
+        return _random_value(rng, 0)
+    if roll < 0.55:
+        return [_numbers_document(rng, depth - 1) for _ in range(rng.randrange(4))]
+    keys = [*_SHORT_STRINGS, "residual median", 3, 2.5, None, True]
+    return {rng.choice(keys): _numbers_document(rng, depth - 1) for _ in range(rng.randrange(6))}
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_block_text_written_here_is_pyyaml_s(seed: int) -> None:
+    rng = random.Random(seed)
+    document = {rng.choice([*_SHORT_STRINGS, 7, "a key"]): _numbers_document(rng, 4)}
+    assert _text_of(document) == dump_meta(document)
+
+
+def test_a_mapping_of_numbers_is_written_with_no_help_from_pyyaml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The per-asset figures (a mapping of mappings of numbers) never reach PyYAML: its text is
+    spelled here, as PyYAML would (checked against it with PyYAML back)."""
+    document = {
+        "insights": {"axis1": {"p5": 12.5, "std": 1e-05, "change_share": None, "days": 2}},
+        "ranges": {"axis1": [0.0, 15.358264360394312], "axis2": []},
+        "health": {"axis1": {"grade": "high", "findings": []}},
+    }
+    expected = dump_meta(document)
+    _text_of(document)  # the strings checked with PyYAML once
+    import ModelRegistry._meta as meta_module
+
+    def refuse(_: Any) -> str:
+        raise AssertionError("PyYAML asked")
+
+    monkeypatch.setattr(meta_module, "dump_meta", refuse)
+    assert _text_of(document) == expected
+    assert expected == (
+        "insights:\n  axis1:\n    p5: 12.5\n    std: 1.0e-05\n    change_share: null\n"
+        "    days: 2\nranges:\n  axis1:\n  - 0.0\n  - 15.358264360394312\n  axis2: []\n"
+        "health:\n  axis1:\n    grade: high\n    findings: []\n"
+    )
 
 
 @pytest.mark.parametrize(
