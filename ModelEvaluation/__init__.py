@@ -1,7 +1,14 @@
 """Model evaluation: fit metrics per axis and the fit/residual plots."""
 
 from .config import PlotConfig
-from .evaluator import EvaluationError, MetricsRow, axis_metrics, evaluate, metrics_frame
+from .evaluator import (
+    EvaluationError,
+    MetricsRow,
+    axis_metrics,
+    evaluate,
+    metrics_csv,
+    metrics_frame,
+)
 from .insights import (
     AxisInsight,
     axis_insight,
@@ -41,6 +48,7 @@ __all__ = [
     "correlated_pairs",
     "evaluate",
     "insight_sentences",
+    "metrics_csv",
     "metrics_frame",
     "plot_file_stems",
     "plot_fit",

@@ -20,6 +20,7 @@ from .errors import (
     VersionExistsError,
     VersionNotFoundError,
 )
+from .jsontext import json_text
 from .naming import validate_version_tag
 from .registry import DEFAULT_LOCK_TIMEOUT_S, ModelRegistry, RemovedVersion
 from .versions import LoadedVersion, PublishedVersion, VersionSummary
@@ -44,5 +45,6 @@ __all__ = [
     "VersionExistsError",
     "VersionNotFoundError",
     "VersionSummary",
+    "json_text",
     "validate_version_tag",
 ]

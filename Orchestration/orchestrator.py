@@ -17,8 +17,6 @@ import dataclasses
 import datetime as dt
 import functools
 import importlib
-import io
-import json
 import logging
 import os
 import pickle
@@ -58,6 +56,7 @@ from ModelEvaluation import (
     axis_plot_data,
     correlated_pairs,
     insight_sentences,
+    metrics_csv,
     metrics_frame,
     write_plots,
 )
@@ -67,6 +66,7 @@ from ModelRegistry import (
     RegistryError,
     VersionExistsError,
     VersionNotFoundError,
+    json_text,
 )
 from ModelSelection import GRIDS, Selection, select_families
 from ModelTraining import AxisModelSet, FamilySpec, HeldOut, machine_rows, out_of_fold
@@ -961,18 +961,16 @@ def _version_report(state: RunState, registry: ModelRegistry, meta: dict[str, An
 def _register(state: RunState) -> None:
     assert state.models is not None and state.prepared is not None
     assert state.metrics is not None
-    metrics_csv = io.StringIO()
-    state.metrics.to_csv(metrics_csv, index=False)
     files: dict[str, bytes | Path] = {
-        "models.json": json.dumps(state.models.to_dict(), indent=2).encode(),
+        "models.json": json_text(state.models.to_dict()).encode(),
         "models.pkl": pickle.dumps(state.models),
-        "prep_stats.json": json.dumps(state.prepared.stats(), indent=2).encode(),
-        "thresholds.json": json.dumps(state.thresholds, indent=2).encode(),
-        "selection.json": json.dumps(_selection_record(state), indent=2).encode(),
-        "metrics.csv": metrics_csv.getvalue().encode(),
+        "prep_stats.json": json_text(state.prepared.stats()).encode(),
+        "thresholds.json": json_text(state.thresholds).encode(),
+        "selection.json": json_text(_selection_record(state)).encode(),
+        "metrics.csv": metrics_csv(state.metrics).encode(),
     }
     if state.drift is not None:
-        files["drift.json"] = json.dumps(state.drift.to_dict(), indent=2).encode()
+        files["drift.json"] = json_text(state.drift.to_dict()).encode()
     files.update({f"plots/{path.name}": path for path in state.plot_paths})
     config = state.loaded.config.registry
     root = state.registry_root or state.loaded.path(config.root_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
+import random
 import struct
 from dataclasses import replace
 
@@ -21,6 +23,7 @@ from ModelEvaluation import (
     axis_metrics,
     axis_plot_data,
     evaluate,
+    metrics_csv,
     metrics_frame,
     plot_file_stems,
     plot_fit,
@@ -476,3 +479,36 @@ def test_save_figure_of_another_figure_keeps_its_canvas(tmp_path):
     path = save_figure(fig, tmp_path / "other.png")
     assert _png_size(path) == (200, 100)  # written at 100 dpi
     assert fig.canvas is canvas and fig.dpi == 50
+
+
+def _random_double(rng: random.Random) -> float:
+    special = [0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1e16, 5e-324, 0.1, 1 / 3]
+    if rng.random() < 0.2:
+        return rng.choice(special)
+    value = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+    return value if math.isfinite(value) else math.nan
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_metrics_csv_is_pandas_to_csv(seed: int) -> None:
+    rng = random.Random(seed)
+    rows = [
+        (
+            rng.choice(["axis1", "b,c", 'q"x', "é", "*", " s ", ""]),
+            rng.randrange(-5, 10**12),
+            _random_double(rng),
+            _random_double(rng),
+            _random_double(rng),
+        )
+        for _ in range(rng.randrange(0, 9))
+    ]
+    frame = metrics_frame(rows)
+    assert metrics_csv(frame) == frame.to_csv(index=False)
+
+
+def test_metrics_csv_of_other_columns_goes_through_pandas() -> None:
+    frame = pd.DataFrame({"axis": ["a", None], "ok": [True, False], "x": [1.5, None]})
+    assert metrics_csv(frame) == frame.to_csv(index=False) == "axis,ok,x\na,True,1.5\n,False,\n"
+    assert metrics_csv(metrics_frame([("a", 3, 0.5, 1e-05, math.nan)])) == (
+        "axis,n,r2,mae,rmse\na,3,0.5,1e-05,\n"
+    )
