@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 __all__ = ["STATUSES", "AssetOutcome", "Status", "peak_rss_mib", "worker_name"]
@@ -84,5 +85,16 @@ class AssetOutcome:
         return self.status == "trained"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values for ``--json``."""
-        return asdict(self)
+        """Plain values for ``--json``: ``dataclasses.asdict``'s (fresh dicts and lists), built
+        field by field: asdict's generic deep copy cost ~0.1 ms an outcome, 0.1 s at the
+        end of a 1,000-asset run, with the workers done and one core idle."""
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["families"] = dict(self.families)
+        out["thresholds"] = {channel: dict(keys) for channel, keys in self.thresholds.items()}
+        out["attention"] = list(self.attention)
+        if self.promotion is not None:
+            out["promotion"] = copy.deepcopy(self.promotion)
+        return out
+
+
+_FIELDS = tuple(item.name for item in fields(AssetOutcome))

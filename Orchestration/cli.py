@@ -109,7 +109,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def _print_json(payload: dict[str, Any]) -> None:
-    print(json.dumps(_jsonable(payload), indent=2, allow_nan=False))
+    # json_text: json.dumps(indent=2)'s text, faster (a fleet's payload holds every asset);
+    # _jsonable left no NaN or infinity.
+    from ModelRegistry.jsontext import json_text
+
+    print(json_text(_jsonable(payload)))
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:

@@ -17,6 +17,7 @@ from pool_tasks import die, freeze_counts, worker_pid
 import Orchestration.fleet as fleet
 from Fleet import (
     AssetNameError,
+    AssetOutcome,
     ExecutorError,
     FleetConfig,
     Progress,
@@ -210,3 +211,29 @@ def test_a_local_pool_worker_keeps_its_database_for_the_next_task_of_the_run(
         assert fleet._WORKER_DATABASE == []
     finally:
         fleet._close_worker_database()
+
+
+def test_an_outcome_as_a_dict_is_asdict_s_and_its_own_copy() -> None:
+    outcome = AssetOutcome(
+        asset="r1",
+        status="trained",
+        samples=100,
+        version="v2",
+        families={"a": "ar"},
+        thresholds={"a": {"MinC": 1.5, "MaxC": None}},
+        attention=["a MinC 1 -> 1.5 (+50%)"],
+        promotion={"promoted": False, "figures": {"alarms": [1, 2]}},
+        plots=2,
+    )
+    plain = outcome.to_dict()
+    assert plain == dataclasses.asdict(outcome)
+    assert list(plain) == [field.name for field in dataclasses.fields(AssetOutcome)]
+    plain["thresholds"]["a"]["MinC"] = 0.0
+    plain["promotion"]["figures"]["alarms"].append(3)
+    plain["families"]["a"] = "constant"
+    plain["attention"].clear()
+    assert outcome == dataclasses.replace(outcome)  # untouched
+    assert outcome.thresholds["a"]["MinC"] == 1.5 and outcome.families == {"a": "ar"}
+    assert outcome.promotion == {"promoted": False, "figures": {"alarms": [1, 2]}}
+    assert outcome.attention == ["a MinC 1 -> 1.5 (+50%)"]
+    assert AssetOutcome("r2", "failed", reason="x").to_dict()["promotion"] is None
