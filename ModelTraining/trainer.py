@@ -62,6 +62,26 @@ def _columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.iloc[:, at]
 
 
+def model_view(frame: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """What the models see of ``frame``: ``time_s`` and ``axes``, whatever else it holds.
+
+    The families read their columns by name and take every float column but ``time_s`` and
+    their own as the other axes (``cross``, ``ar`` with exog, ``pca``), in the frame's order.
+    So where the frame's float columns are ``time_s`` and exactly ``axes`` in that order, and
+    any other column is not a float (a prepared window's datetime ``ts``), the frame itself
+    gives the same models: no sub-frame is built (taking ten columns costs pandas ~0.35 ms).
+    Otherwise the sub-frame of ``[time_s, *axes]``.
+    """
+    wanted = [TIME_COLUMN, *axes]
+    names = frame.columns.tolist()
+    if len(set(names)) == len(names) and set(wanted) <= set(names):
+        kinds = dict(zip(names, (dtype.kind for dtype in frame.dtypes.tolist()), strict=True))
+        floats = [name for name in names if kinds[name] == "f" and name != TIME_COLUMN]
+        if floats == list(axes) and kinds[TIME_COLUMN] == "f":
+            return frame
+    return _columns(frame, wanted)
+
+
 def _column_as_float(frame: pd.DataFrame, column: str) -> np.ndarray:
     try:
         return float_column(frame, column)
@@ -285,7 +305,7 @@ class AxisModelSet:
                 f"where must have one flag per row ({len(frame)}), got shape {allowed.shape}"
             )
         # The models see the time and the configured axes only, whatever else the frame holds.
-        view = _columns(frame, [TIME_COLUMN, *axes])
+        view = model_view(frame, axes)
         shared = SharedMoments(view, axes, allowed)
 
         def fit_axis(axis: str) -> tuple[AxisModel | None, dict[str, int]]:
