@@ -395,7 +395,11 @@ def read_small_window(conn: Any, sql: str, labels: Sequence[str]) -> pd.DataFram
 
 
 def columns_frame(labels: Sequence[str], results: list[list[np.ndarray]]) -> pd.DataFrame:
-    """The parts' columns (:func:`parse_copy`) joined in order, as a frame ``labels``."""
+    """The parts' columns (:func:`parse_copy`) joined in order, as a frame ``labels``.
+
+    Built from the arrays themselves (the time as a UTC ``DatetimeIndex`` over its int64
+    nanoseconds), each its own block, no copy: a Series per column first cost ~0.25 ms more
+    per frame, and a fleet builds one per asset."""
     columns: dict[str, object] = {}
     for k, label in enumerate(labels):
         joined = np.concatenate([result[k] for result in results]) if len(results) > 1 else None
@@ -403,9 +407,7 @@ def columns_frame(labels: Sequence[str], results: list[list[np.ndarray]]) -> pd.
         for result in results:
             result[k] = None  # free each part's column once it is joined
         if k == 0:
-            columns[label] = pd.Series(values.view("datetime64[ns]"), copy=False).dt.tz_localize(
-                "UTC"
-            )
+            columns[label] = pd.DatetimeIndex(values.view("datetime64[ns]")).tz_localize("UTC")
         else:
-            columns[label] = pd.Series(values, copy=False)
+            columns[label] = values
     return pd.DataFrame(columns, copy=False)
