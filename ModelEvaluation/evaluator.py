@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -169,7 +170,7 @@ def metrics_csv(frame: pd.DataFrame) -> str:
         else:
             return frame.to_csv(index=False)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=os.linesep)  # pandas' default line end
     writer.writerow([str(name) for name in frame.columns])
     writer.writerows(zip(*columns, strict=True))
     return out.getvalue()

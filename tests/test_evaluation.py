@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import random
 import struct
 from dataclasses import replace
@@ -511,4 +512,14 @@ def test_metrics_csv_of_other_columns_goes_through_pandas() -> None:
     assert metrics_csv(frame) == frame.to_csv(index=False) == "axis,ok,x\na,True,1.5\n,False,\n"
     assert metrics_csv(metrics_frame([("a", 3, 0.5, 1e-05, math.nan)])) == (
         "axis,n,r2,mae,rmse\na,3,0.5,1e-05,\n"
+    )
+
+
+def test_metrics_csv_ends_lines_as_pandas_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = metrics_frame([("a", 3, 0.5, 1e-05, math.nan)])
+    monkeypatch.setattr(os, "linesep", "\r\n")  # as on Windows
+    assert (
+        metrics_csv(frame)
+        == frame.to_csv(index=False)
+        == ("axis,n,r2,mae,rmse\r\na,3,0.5,1e-05,\r\n")
     )
