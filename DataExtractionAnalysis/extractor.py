@@ -945,8 +945,8 @@ def _read_ahead(
     is read on its own.
 
     On the fast path, a group of fixed-width rows (:func:`_fixed_width`, an integer asset
-    column) arrives by binary COPY as one row of arrays per asset, parsed by NumPy
-    (:func:`_read_group_arrays`), ~10x less client CPU than ADBC's decoder; other groups
+    column) arrives by binary COPY as one row of packed columns per asset, parsed by NumPy
+    (:func:`_read_group_packed`), ~10x less client CPU than ADBC's decoder; other groups
     through ADBC."""
     cache = _REUSE.get()
     if cache is None or asset is None:
@@ -973,7 +973,7 @@ def _read_ahead(
     try:
         parts = None
         if use_adbc and plan.asset_bytes and _fixed_width(plan, data):
-            parts = _read_group_arrays(target, plan, stmt, group)
+            parts = _read_group_packed(target, plan, stmt, group)
         if parts is not None:
             reader = "copy"
         elif use_adbc:
@@ -992,7 +992,7 @@ def _read_ahead(
     return cache.windows.pop(wanted)
 
 
-def _read_group_arrays(
+def _read_group_packed(
     target: DatabaseTarget, plan: _Plan, stmt: sa.Select, group: list[_Window]
 ) -> dict[_Window, pd.DataFrame] | None:
     """A read-ahead group's windows by binary COPY on the block's kept connection, one row per
