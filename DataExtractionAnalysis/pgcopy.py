@@ -236,7 +236,8 @@ def copy_packed(conn: Any, sql: str, columns: int) -> list[tuple[int, list[np.nd
 
     One row per asset instead of one per sample: the driver hands every COPY row to Python
     on its own (~0.25 µs each), so a read-ahead group of 250,000 samples cost ~60 ms of the
-    client's CPU as rows, ~8 ms as 25 rows of packed columns, for the same work of the server.
+    client's CPU as rows, ~12 ms as 25 rows of packed columns (0.05 s measured per 100
+    assets), for the same work of the server.
 
     Raises:
         psycopg2.Error: the read failed.
